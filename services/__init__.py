@@ -1,0 +1,1 @@
+"""The five lexcare services; each runs as `python -m services.<name>`."""

@@ -1,0 +1,1 @@
+"""Followup: the durable care schedule inside the firm's care windows."""

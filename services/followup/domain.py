@@ -1,0 +1,1 @@
+"""Followup's rules: pure functions, no I/O."""

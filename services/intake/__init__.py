@@ -1,0 +1,1 @@
+"""Intake: records every contact, resolves the customer, opens and classifies cases."""

@@ -1,0 +1,1 @@
+"""Routing: lawyers assigned by legal field and load, fees quoted."""

@@ -1,0 +1,1 @@
+"""Routing's rules: pure functions, no I/O."""

@@ -1,0 +1,1 @@
+"""Survey: NPS, CSAT and CES right after the interaction, validated and enriched."""

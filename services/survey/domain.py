@@ -1,0 +1,1 @@
+"""Survey's rules: pure functions, no I/O."""

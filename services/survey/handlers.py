@@ -1,0 +1,42 @@
+"""Survey's Kafka handlers: parse → domain → store → publish."""
+
+import structlog
+from faststream.kafka import KafkaRouter
+
+from services.survey.store import SurveyStore
+from shared import topics
+from shared.events import CaseAssigned, CaseClassified, CaseResolved, Event, SurveyAnswered
+from shared.kafka import make_router, subscriber_options
+from shared.settings import LexcareSettings
+
+log = structlog.get_logger("lexcare.survey")
+
+
+def build_router(settings: LexcareSettings, store: SurveyStore) -> KafkaRouter:
+    """Survey's subscribers and publishers."""
+    router = make_router(settings)
+    options = subscriber_options(settings)
+
+    async def record(event: Event) -> None:
+        if await store.processed.seen(event.event_id):
+            return
+        await store.processed.mark(event.event_id, event_type=event.event_type)
+        log.info("event_recorded", event_type=event.event_type)
+
+    @router.subscriber(topics.CASE_CLASSIFIED, **options)
+    async def on_case_classified(event: CaseClassified) -> None:
+        await record(event)
+
+    @router.subscriber(topics.CASE_ASSIGNED, **options)
+    async def on_case_assigned(event: CaseAssigned) -> None:
+        await record(event)
+
+    @router.subscriber(topics.CASE_RESOLVED, **options)
+    async def on_case_resolved(event: CaseResolved) -> None:
+        await record(event)
+
+    @router.subscriber(topics.SURVEY_ANSWERED, **options)
+    async def on_survey_answered(event: SurveyAnswered) -> None:
+        await record(event)
+
+    return router

@@ -1,0 +1,1 @@
+"""Plumbing and contracts every lexcare service uses: events, settings, logging, Kafka, MongoDB."""

@@ -1,0 +1,43 @@
+"""Events about outbound care contacts."""
+
+from typing import Literal
+
+from pydantic import AwareDatetime, Field
+
+from shared import topics
+
+from .base import Event
+from .contact import ContactPoint
+from .enums import CareKind, CareOutcome, Channel, Priority
+
+
+class CareContactRequested(Event):
+    """Followup asks the care team or an adapter to contact a customer at due_at."""
+
+    event_type: Literal["care.contact.requested"] = topics.CARE_CONTACT_REQUESTED
+    request_id: str = Field(
+        description="Id of this request; stable across redeliveries.", examples=["req-3f2a9c"]
+    )
+    case_id: str = Field(description="The case.", examples=["case-7d1c2a40"])
+    customer_id: str = Field(description="The customer.")
+    kind: CareKind = Field(description="Why the customer is contacted.")
+    channel: Channel = Field(description="Channel to use.")
+    contact: ContactPoint = Field(description="How to reach the customer.")
+    priority: Priority = Field(default=Priority.NORMAL, description="high for complaints.")
+    due_at: AwareDatetime = Field(description="When to make the contact.")
+    attempt: int = Field(default=1, ge=1, description="1 for the first try, then retries.")
+
+
+class CareContactCompleted(Event):
+    """An adapter or agent reports the result of a care contact."""
+
+    event_type: Literal["care.contact.completed"] = topics.CARE_CONTACT_COMPLETED
+    case_id: str = Field(description="The case.", examples=["case-7d1c2a40"])
+    request_id: str | None = Field(
+        default=None, max_length=200, description="The care.contact.requested it answers."
+    )
+    agent_id: str = Field(
+        min_length=1, max_length=200, description="Who made the contact.", examples=["agent-07"]
+    )
+    outcome: CareOutcome = Field(description="reached, no_answer, wrong_number, declined.")
+    note: str | None = Field(default=None, max_length=20_000, description="Free-text note.")

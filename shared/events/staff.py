@@ -1,0 +1,38 @@
+"""Events staff tools publish: contracts signed, cases resolved."""
+
+from typing import Literal
+
+from pydantic import Field
+
+from shared import topics
+
+from .base import Event
+from .enums import DeliveryMethod, ResolutionOutcome
+
+
+class ContractSigned(Event):
+    """The customer signed a service contract on a case."""
+
+    event_type: Literal["contract.signed"] = topics.CONTRACT_SIGNED
+    case_id: str = Field(description="The case the contract is for.", examples=["case-7d1c2a40"])
+    contract_id: str = Field(
+        min_length=1, max_length=200, description="The contract's id.", examples=["HD-2026-0142"]
+    )
+    amount_vnd: int = Field(
+        ge=0, le=10**13, description="Contract value in VND.", examples=[5_000_000]
+    )
+    delivery_method: DeliveryMethod = Field(description="How the advice is delivered.")
+
+
+class CaseResolved(Event):
+    """A case reached its end."""
+
+    event_type: Literal["case.resolved"] = topics.CASE_RESOLVED
+    case_id: str = Field(description="The case.", examples=["case-7d1c2a40"])
+    lawyer_id: str | None = Field(
+        default=None, max_length=200, description="Who resolved it.", examples=["law-land-01"]
+    )
+    outcome: ResolutionOutcome = Field(description="How it ended.")
+    summary: str | None = Field(
+        default=None, max_length=20_000, description="Free-text summary (personal data possible)."
+    )

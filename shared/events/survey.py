@@ -1,0 +1,81 @@
+"""Events of the satisfaction survey (NPS, CSAT, CES)."""
+
+from typing import Literal, Self
+
+from pydantic import AwareDatetime, Field, model_validator
+
+from shared import topics
+
+from .base import Event
+from .contact import ContactPoint
+from .enums import Channel, LegalField, Segment
+
+
+class SurveyRequested(Event):
+    """Survey asks an adapter to send the customer a survey."""
+
+    event_type: Literal["survey.requested"] = topics.SURVEY_REQUESTED
+    survey_id: str = Field(description="Id the answer must carry.", examples=["srv-91c0"])
+    case_id: str = Field(description="The case.", examples=["case-7d1c2a40"])
+    customer_id: str = Field(description="The customer.")
+    channel: Channel = Field(description="Channel to send it on (the case's channel).")
+    contact: ContactPoint = Field(description="How to reach the customer.")
+    questions: list[Literal["nps", "csat", "ces"]] = Field(
+        default_factory=lambda: ["nps", "csat", "ces"],
+        description="Scores asked for.",
+    )
+    expires_at: AwareDatetime = Field(description="Answers after this are rejected.")
+
+
+class SurveyReminded(Event):
+    """Survey asks an adapter to remind the customer of an unanswered survey."""
+
+    event_type: Literal["survey.reminded"] = topics.SURVEY_REMINDED
+    survey_id: str = Field(description="The survey.")
+    case_id: str = Field(description="The case.")
+    channel: Channel = Field(description="Channel to send the reminder on.")
+    contact: ContactPoint = Field(description="How to reach the customer.")
+    expires_at: AwareDatetime = Field(description="Answers after this are rejected.")
+
+
+class SurveyExpired(Event):
+    """A survey got no answer before it expired."""
+
+    event_type: Literal["survey.expired"] = topics.SURVEY_EXPIRED
+    survey_id: str = Field(description="The survey.")
+    case_id: str = Field(description="The case.")
+    channel: Channel = Field(description="Channel the survey went out on.")
+
+
+class SurveyAnswered(Event):
+    """A customer's answer to a survey (published by channel adapters)."""
+
+    event_type: Literal["survey.answered"] = topics.SURVEY_ANSWERED
+    survey_id: str = Field(min_length=1, max_length=200, description="The survey answered.")
+    nps: int | None = Field(default=None, ge=0, le=10, description="Likelihood to recommend.")
+    csat: int | None = Field(default=None, ge=1, le=5, description="Satisfaction.")
+    ces: int | None = Field(default=None, ge=1, le=7, description="Effort.")
+    comment: str | None = Field(default=None, max_length=20_000, description="Free text.")
+
+    @model_validator(mode="after")
+    def _at_least_one_score(self) -> Self:
+        if self.nps is None and self.csat is None and self.ces is None:
+            raise ValueError("a survey answer needs at least one of nps, csat, ces")
+        return self
+
+
+class SurveyScored(Event):
+    """A valid survey answer, enriched with the case's context for KPIs."""
+
+    event_type: Literal["survey.scored"] = topics.SURVEY_SCORED
+    survey_id: str = Field(description="The survey.")
+    case_id: str = Field(description="The case.")
+    customer_id: str = Field(description="The customer.")
+    channel: Channel = Field(description="The case's channel.")
+    legal_field: LegalField = Field(description="The case's legal field.")
+    lawyer_id: str | None = Field(default=None, description="Who handled the case.")
+    segment: Segment | None = Field(default=None, description="Customer segment.")
+    nps: int | None = Field(default=None, ge=0, le=10)
+    csat: int | None = Field(default=None, ge=1, le=5)
+    ces: int | None = Field(default=None, ge=1, le=7)
+    comment: str | None = Field(default=None, description="Free text (personal data possible).")

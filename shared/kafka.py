@@ -1,0 +1,124 @@
+"""Kafka plumbing: the broker every service uses, topic creation, subscriber defaults."""
+
+import contextlib
+import ssl
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker, KafkaRouter
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
+
+from shared import topics
+from shared.delivery import DeliveryGuard
+from shared.settings import LexcareSettings
+
+
+def _ssl_context(settings: LexcareSettings) -> ssl.SSLContext | None:
+    if not settings.kafka_security_protocol.endswith("SSL"):
+        return None
+    context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    if settings.kafka_ssl_certfile:
+        context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+    return context
+
+
+def broker_security(settings: LexcareSettings) -> BaseSecurity | None:
+    """FastStream security object for the configured protocol (None for PLAINTEXT)."""
+    context = _ssl_context(settings)
+    if settings.kafka_security_protocol.startswith("SASL"):
+        sasl = {
+            "SCRAM-SHA-256": SASLScram256,
+            "SCRAM-SHA-512": SASLScram512,
+            "PLAIN": SASLPlaintext,
+        }[settings.kafka_sasl_mechanism]
+        return sasl(
+            username=settings.kafka_sasl_username or "",
+            password=settings.kafka_sasl_password or "",
+            ssl_context=context,
+            use_ssl=context is not None,
+        )
+    if context is not None:
+        return BaseSecurity(ssl_context=context, use_ssl=True)
+    return None
+
+
+def admin_client_options(settings: LexcareSettings) -> dict[str, Any]:
+    """Connection options for a plain aiokafka client (admin, tools) matching the broker's."""
+    options: dict[str, Any] = {"bootstrap_servers": settings.kafka}
+    if settings.kafka_security_protocol != "PLAINTEXT":
+        options["security_protocol"] = settings.kafka_security_protocol
+        options["ssl_context"] = _ssl_context(settings)
+    if settings.kafka_security_protocol.startswith("SASL"):
+        options.update(
+            sasl_mechanism=settings.kafka_sasl_mechanism,
+            sasl_plain_username=settings.kafka_sasl_username,
+            sasl_plain_password=settings.kafka_sasl_password,
+        )
+    return options
+
+
+def make_broker(settings: LexcareSettings, logger: Any, guard: DeliveryGuard) -> KafkaBroker:
+    """The service's broker: durable producer, at-least-once consumption, DLQ guard."""
+    broker = KafkaBroker(
+        settings.kafka,
+        client_id=f"lexcare-{settings.service_name}",
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=settings.linger_ms,
+        allow_auto_create_topics=False,
+        graceful_timeout=settings.graceful_timeout_s,
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        middlewares=[guard],
+        security=broker_security(settings),
+        logger=logger,
+        # FastStream's per-message "Received"/"Processed" lines stay at debug level.
+        log_level=10,
+        description=f"lexcare {settings.service_name} service",
+    )
+    guard.bind(broker)
+    return broker
+
+
+def make_router(settings: LexcareSettings) -> KafkaRouter:
+    """A router whose subscribers and publishers live under the environment's topic prefix."""
+    return KafkaRouter(prefix=settings.topic_prefix)
+
+
+def subscriber_options(settings: LexcareSettings) -> dict[str, Any]:
+    """Keyword arguments every subscriber uses: group, start at the earliest, manual commits."""
+    return {
+        "group_id": settings.consumer_group,
+        "auto_offset_reset": "earliest",
+        "ack_policy": AckPolicy.NACK_ON_ERROR,
+        "max_poll_interval_ms": 300_000,
+        "session_timeout_ms": 10_000,
+        "heartbeat_interval_ms": 1_000,
+    }
+
+
+async def ensure_topics(settings: LexcareSettings) -> None:
+    """Create every lexcare topic that does not exist yet (metrics.kpi compacted)."""
+    admin = AIOKafkaAdminClient(**admin_client_options(settings))
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(
+                settings.topic(name),
+                num_partitions=settings.partitions,
+                replication_factor=settings.replication_factor,
+                topic_configs=(
+                    {"cleanup.policy": "compact"} if name in topics.COMPACTED_TOPICS else {}
+                ),
+            )
+            for name in topics.ALL_TOPICS
+            if settings.topic(name) not in existing
+        ]
+        # Another service may create the same topics at the same moment.
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
+    finally:
+        await admin.close()

@@ -1,0 +1,17 @@
+"""Prometheus instruments every service exposes on /metrics."""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+HANDLED = Counter("lexcare_events_handled_total", "Messages handled successfully.", ["topic"])
+FAILED = Counter("lexcare_events_failed_total", "Handler failures (each try).", ["topic"])
+DEAD_LETTERS = Counter("lexcare_dead_letters_total", "Messages sent to a DLQ.", ["topic"])
+LATENCY = Histogram(
+    "lexcare_handler_seconds",
+    "Handler latency.",
+    ["topic"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+CONSUMER_LAG = Gauge(
+    "lexcare_consumer_lag", "Messages behind the end of the partition.", ["topic", "partition"]
+)
+TIMERS_DUE = Gauge("lexcare_timers_due", "Durable timers due and not fired yet.")

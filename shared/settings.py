@@ -1,0 +1,57 @@
+"""Settings every service shares; each service extends them (env prefix LEXCARE_)."""
+
+from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LexcareSettings(BaseSettings):
+    """Connection, delivery and logging settings with local-run defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="LEXCARE_", extra="ignore")
+
+    service_name: str = "lexcare"
+    kafka: str = "127.0.0.1:9092"
+    """Kafka bootstrap servers, comma separated."""
+    mongo_url: str = "mongodb://127.0.0.1:27017"
+    mongo_db_prefix: str = "lexcare"
+    """Each service owns the database `<prefix>_<service>`."""
+    topic_prefix: str = ""
+    """Prepended to every topic name: lets environments or tests share one cluster."""
+    partitions: int = 3
+    replication_factor: int = 1
+    http_host: str = "127.0.0.1"
+    http_port: int = 8080
+    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    timezone: str = "Asia/Ho_Chi_Minh"
+
+    max_attempts: int = 3
+    """Tries of a failing message before it goes to the dead-letter topic."""
+    retry_backoff_s: float = 0.2
+    """Pause before a failed message is redelivered; doubles per try, capped at 5 s."""
+    graceful_timeout_s: float = 20.0
+    """On SIGTERM, how long in-flight handlers may run before they are cancelled."""
+    linger_ms: int = 5
+
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+
+    @property
+    def mongo_db(self) -> str:
+        """The database this service owns."""
+        return f"{self.mongo_db_prefix}_{self.service_name}"
+
+    def topic(self, name: str) -> str:
+        """The full name of topic `name` in this environment."""
+        return f"{self.topic_prefix}{name}"
+
+    @property
+    def consumer_group(self) -> str:
+        """Kafka consumer group of this service."""
+        return f"lexcare-{self.service_name}"

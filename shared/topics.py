@@ -1,0 +1,51 @@
+"""Kafka topic names: one per event type (SPEC §7); no topic literal lives anywhere else."""
+
+from typing import Final
+
+CONTACT_RECEIVED: Final = "contact.received"
+CASE_CLASSIFIED: Final = "case.classified"
+CUSTOMER_MERGED: Final = "customer.merged"
+CUSTOMER_SEGMENT_CHANGED: Final = "customer.segment_changed"
+CASE_ASSIGNED: Final = "case.assigned"
+FEE_QUOTED: Final = "fee.quoted"
+ROSTER_UPDATED: Final = "roster.updated"
+CONTRACT_SIGNED: Final = "contract.signed"
+CASE_RESOLVED: Final = "case.resolved"
+CARE_CONTACT_REQUESTED: Final = "care.contact.requested"
+CARE_CONTACT_COMPLETED: Final = "care.contact.completed"
+SURVEY_REQUESTED: Final = "survey.requested"
+SURVEY_REMINDED: Final = "survey.reminded"
+SURVEY_EXPIRED: Final = "survey.expired"
+SURVEY_ANSWERED: Final = "survey.answered"
+SURVEY_SCORED: Final = "survey.scored"
+METRICS_KPI: Final = "metrics.kpi"
+
+EVENT_TOPICS: Final = (
+    CONTACT_RECEIVED,
+    CASE_CLASSIFIED,
+    CUSTOMER_MERGED,
+    CUSTOMER_SEGMENT_CHANGED,
+    CASE_ASSIGNED,
+    FEE_QUOTED,
+    ROSTER_UPDATED,
+    CONTRACT_SIGNED,
+    CASE_RESOLVED,
+    CARE_CONTACT_REQUESTED,
+    CARE_CONTACT_COMPLETED,
+    SURVEY_REQUESTED,
+    SURVEY_REMINDED,
+    SURVEY_EXPIRED,
+    SURVEY_ANSWERED,
+    SURVEY_SCORED,
+)
+"""Every business event topic; each has a dead-letter twin."""
+
+COMPACTED_TOPICS: Final = (METRICS_KPI,)
+
+
+def dlq(topic: str) -> str:
+    """The dead-letter topic of `topic`."""
+    return f"{topic}.dlq"
+
+
+ALL_TOPICS: Final = (*EVENT_TOPICS, *COMPACTED_TOPICS, *(dlq(t) for t in EVENT_TOPICS))

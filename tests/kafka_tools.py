@@ -1,0 +1,80 @@
+"""Plain aiokafka clients for tests: publish and read topics the way outside parties do."""
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+
+class RawKafka:
+    """A raw producer plus topic readers, scoped to one test's topic prefix."""
+
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        self.bootstrap = bootstrap
+        self.prefix = prefix
+        self.producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all")
+        self._readers: dict[str, AIOKafkaConsumer] = {}
+        self.seen: dict[str, list[ConsumerRecord]] = {}
+
+    async def __aenter__(self) -> "RawKafka":
+        await self.producer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.producer.stop()
+        for reader in self._readers.values():
+            await reader.stop()
+
+    async def send(self, topic: str, value: bytes | dict[str, Any], *, key: str | None = None,
+                   partition: int | None = None) -> None:
+        """Publish raw bytes (or a dict as JSON) to `topic` under the test prefix."""
+        payload = value if isinstance(value, bytes) else orjson.dumps(value)
+        await self.producer.send_and_wait(
+            self.prefix + topic, payload, key=key.encode() if key else None, partition=partition
+        )
+
+    async def _reader(self, topic: str) -> AIOKafkaConsumer:
+        if topic not in self._readers:
+            reader = AIOKafkaConsumer(
+                self.prefix + topic,
+                bootstrap_servers=self.bootstrap,
+                group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
+                auto_offset_reset="earliest",
+                enable_auto_commit=False,
+            )
+            await reader.start()
+            self._readers[topic] = reader
+            self.seen[topic] = []
+        return self._readers[topic]
+
+    async def read(self, topic: str, *, until: Callable[[list[ConsumerRecord]], bool],
+                   timeout: float = 30.0) -> list[ConsumerRecord]:
+        """Collect `topic`'s records until `until(records)` holds; fail at the deadline."""
+        reader = await self._reader(topic)
+        records = self.seen[topic]
+        deadline = asyncio.get_running_loop().time() + timeout
+        while not until(records):
+            if asyncio.get_running_loop().time() > deadline:
+                raise AssertionError(f"{topic}: condition not met in {timeout}s, got {len(records)}")
+            batch = await reader.getmany(timeout_ms=200)
+            for messages in batch.values():
+                records.extend(messages)
+        return records
+
+    async def events(self, topic: str, *, count: int, timeout: float = 30.0) -> list[dict]:
+        """Wait for at least `count` events on `topic`; return them decoded."""
+        records = await self.read(topic, until=lambda r: len(r) >= count, timeout=timeout)
+        return [orjson.loads(r.value) for r in records]
+
+    async def settle(self, topic: str, *, quiet: float = 1.0) -> list[ConsumerRecord]:
+        """Read `topic` until nothing new arrives for `quiet` seconds; return all records."""
+        reader = await self._reader(topic)
+        while True:
+            batch = await reader.getmany(timeout_ms=int(quiet * 1000))
+            if not batch:
+                return self.seen[topic]
+            for messages in batch.values():
+                self.seen[topic].extend(messages)
