@@ -99,9 +99,7 @@ def _local_processes() -> Iterator[Infra]:
         )
     finally:
         for script, data in reversed(started):
-            subprocess.run(
-                ["bash", str(LOCAL / script), "stop", str(data), "--purge"], check=False
-            )
+            subprocess.run(["bash", str(LOCAL / script), "stop", str(data), "--purge"], check=False)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

@@ -28,8 +28,14 @@ class RawKafka:
         for reader in self._readers.values():
             await reader.stop()
 
-    async def send(self, topic: str, value: bytes | dict[str, Any], *, key: str | None = None,
-                   partition: int | None = None) -> None:
+    async def send(
+        self,
+        topic: str,
+        value: bytes | dict[str, Any],
+        *,
+        key: str | None = None,
+        partition: int | None = None,
+    ) -> None:
         """Publish raw bytes (or a dict as JSON) to `topic` under the test prefix."""
         payload = value if isinstance(value, bytes) else orjson.dumps(value)
         await self.producer.send_and_wait(
@@ -50,15 +56,18 @@ class RawKafka:
             self.seen[topic] = []
         return self._readers[topic]
 
-    async def read(self, topic: str, *, until: Callable[[list[ConsumerRecord]], bool],
-                   timeout: float = 30.0) -> list[ConsumerRecord]:
+    async def read(
+        self, topic: str, *, until: Callable[[list[ConsumerRecord]], bool], timeout: float = 30.0
+    ) -> list[ConsumerRecord]:
         """Collect `topic`'s records until `until(records)` holds; fail at the deadline."""
         reader = await self._reader(topic)
         records = self.seen[topic]
         deadline = asyncio.get_running_loop().time() + timeout
         while not until(records):
             if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"{topic}: condition not met in {timeout}s, got {len(records)}")
+                raise AssertionError(
+                    f"{topic}: condition not met in {timeout}s, got {len(records)}"
+                )
             batch = await reader.getmany(timeout_ms=200)
             for messages in batch.values():
                 records.extend(messages)

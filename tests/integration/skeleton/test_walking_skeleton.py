@@ -70,7 +70,7 @@ async def test_a_malformed_contact_goes_to_the_dlq_and_the_consumer_keeps_going(
 
         dead = await kafka.read("contact.received.dlq", until=lambda r: len(r) >= 3)
         reasons = [dict(r.headers)["x-error"].decode() for r in dead]
-        assert [r.value for r in dead][0] == b"{not json"
+        assert dead[0].value == b"{not json"
         assert reasons[0].startswith("not valid JSON")
         assert "channel" in reasons[1]
         assert "no way to reach the customer" in reasons[2]
