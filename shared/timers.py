@@ -1,14 +1,13 @@
 """Durable timers in MongoDB: scheduled once, claimed with a lease, fired once.
 
 A timer is a document {_id, due_at, kind, payload, state}. `schedule` is idempotent by
-timer id. A `TimerLoop` claims due timers with an atomic find-and-update (a lease), calls
-`fire`, then marks them done. A claim is won by inserting the unique key
-`<timer id>#<claim number>`: a unique-index insert has exactly one winner on MongoDB and on
-FerretDB alike, where a conditional find-and-update is not atomic under concurrency.
-A process killed between fire and done leaves a leased timer
-whose lease runs out; another instance (or the restarted one) fires it again with the same
-timer id, so a consumer that dedupes sees it once. Two instances never claim one timer at
-the same moment.
+timer id. A `TimerLoop` claims due timers with a lease, calls `fire`, then marks them done.
+A claim is won by inserting the unique key `<timer id>#<claim number>`: a unique-index
+insert has exactly one winner on MongoDB and on FerretDB alike, where a conditional
+find-and-update is not atomic under concurrency. A process killed between fire and done
+leaves a leased timer whose lease runs out; another instance (or the restarted one) fires it
+again with the same timer id, so a consumer that dedupes sees it once. Two instances never
+claim one timer at the same moment.
 """
 
 import asyncio
