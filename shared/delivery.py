@@ -56,8 +56,10 @@ def describe_error(error: BaseException, body: bytes | None = None) -> str:
         if not isinstance(decoded, dict):
             return f"not a JSON object: got {type(decoded).__name__}"
     if isinstance(error, ValidationError):
+        # Raised for a handler signature, the location starts with the parameter name.
+        skip = 1 if error.title[:1].islower() else 0
         problems = [
-            f"{'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+            f"{'.'.join(str(p) for p in e['loc'][skip:]) or '<root>'}: {e['msg']}"
             for e in error.errors()[:10]
         ]
         return "invalid event: " + "; ".join(problems)
