@@ -25,6 +25,16 @@ class SurveyRequested(Event):
         description="Scores asked for.",
     )
     expires_at: AwareDatetime = Field(description="Answers after this are rejected.")
+    legal_field: LegalField | None = Field(
+        default=None,
+        description="The case's legal field, so metrics can count requests by field.",
+        examples=["land"],
+    )
+    lawyer_id: str | None = Field(
+        default=None,
+        description="Who handled the case, so metrics can count requests by lawyer.",
+        examples=["law-land-01"],
+    )
 
 
 class SurveyReminded(Event):
@@ -45,6 +55,12 @@ class SurveyExpired(Event):
     survey_id: str = Field(description="The survey.")
     case_id: str = Field(description="The case.")
     channel: Channel = Field(description="Channel the survey went out on.")
+    legal_field: LegalField | None = Field(
+        default=None, description="The case's legal field.", examples=["land"]
+    )
+    lawyer_id: str | None = Field(
+        default=None, description="Who handled the case.", examples=["law-land-01"]
+    )
 
 
 class SurveyAnswered(Event):
