@@ -87,8 +87,16 @@ def _json_dumps(obj: Any, default: Any = None) -> str:
 def configure_logging(service: str, *, level: str = "INFO", fmt: str = "auto") -> Any:
     """Configure structlog and stdlib logging for `service`; return the logger to share."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+
+    def add_service(
+        _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        event_dict.setdefault("service", service)
+        return event_dict
+
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
+        add_service,
         _faststream_extra,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
@@ -122,4 +130,4 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "auto") -
     root.setLevel(level.upper())
     for noisy in ("aiokafka", "pymongo", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
-    return structlog.get_logger().bind(service=service)
+    return structlog.get_logger()

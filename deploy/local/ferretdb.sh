@@ -105,7 +105,8 @@ start() {
     log "already running (pid $(cat "$dir/ferretdb.pid"))"
     return 0
   fi
-  local args=(--listen-addr="127.0.0.1:$port" --state-dir="$dir" --telemetry=disable
+  # --debug-addr=-: no debug HTTP listener (its fixed default port clashes between instances).
+  local args=(--listen-addr="127.0.0.1:$port" --state-dir="$dir" --telemetry=disable --debug-addr=-
               --log-level="${LEXCARE_FERRETDB_LOG_LEVEL:-warn}")
   if [ "$BACKEND" = postgresql ]; then
     local pgport=$((port + 10000))

@@ -1,0 +1,98 @@
+"""`make run` end to end: the whole system starts, takes a contact, and Ctrl-C stops it all."""
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.infra import ROOT, free_port
+from tests.kafka_tools import RawKafka
+
+pytestmark = pytest.mark.e2e
+
+
+def _wait_for_line(log: Path, text: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text(errors="replace"):
+        assert proc.poll() is None, f"run.py exited early:\n{log.read_text()[-3000:]}"
+        assert time.monotonic() < deadline, f"no {text!r} in {timeout}s:\n{log.read_text()[-3000:]}"
+        time.sleep(0.3)
+
+
+def _pids_using(marker: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if marker in line and "ps -eo" not in line]
+
+
+async def test_the_whole_system_starts_takes_a_contact_and_stops_on_ctrl_c():
+    data = Path(tempfile.mkdtemp(prefix="lexcare-run-"))
+    kafka_port, mongo_port = free_port(span=2), free_port()
+    offset = free_port(span=6) - 8081
+    log = data / "run.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "deploy/local/run.py",
+                "--kafka-port",
+                str(kafka_port),
+                "--mongo-port",
+                str(mongo_port),
+                "--data",
+                str(data / "state"),
+                "--port-offset",
+                str(offset),
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "LEXCARE_LOG_FORMAT": "json"},
+        )
+    try:
+        _wait_for_line(log, "lexcare is running", proc, timeout=180)
+        async with RawKafka(f"127.0.0.1:{kafka_port}", "") as kafka:
+            event_id = str(uuid.uuid4())
+            await kafka.send(
+                "contact.received",
+                {
+                    "event_id": event_id,
+                    "event_type": "contact.received",
+                    "occurred_at": "2026-11-23T09:15:00+07:00",
+                    "producer": "e2e",
+                    "channel": "website",
+                    "sender_id": "web-42",
+                    "message": "xin tư vấn",
+                    "customer": {"email": "Khach.Hang@Example.VN"},
+                },
+                key="web-42",
+            )
+            events = await kafka.read(
+                "case.classified",
+                until=lambda records: any(event_id.encode() in r.value for r in records),
+                timeout=60,
+            )
+            assert any(event_id.encode() in r.value for r in events)
+    finally:
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(timeout=90)
+    text = log.read_text()
+    assert code == 0, text[-3000:]
+    assert "[run] stopped" in text
+    assert _pids_using(str(data)) == []
+    assert "Khach.Hang@Example.VN".lower() not in text.lower()
+    subprocess.run(
+        [
+            "bash",
+            str(ROOT / "deploy/local/ferretdb.sh"),
+            "stop",
+            str(data / "state" / "ferretdb"),
+            "--purge",
+        ],
+        check=False,
+    )
