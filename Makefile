@@ -62,6 +62,7 @@ test-faults: install ## the slower fault-injection tier
 
 schemas: $(UV) ## write JSON Schemas of every event and the AsyncAPI document to docs/
 	@$(UV) run --frozen python -m shared.schemas docs
+	@$(UV) run --frozen python -m services asyncapi docs
 
 bench: install ## benchmarks: prints a table, writes bench/results/*.json
 	@$(UV) run --frozen python -m bench

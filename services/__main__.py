@@ -1,0 +1,56 @@
+"""python -m services asyncapi [DIR]: one AsyncAPI document per service in DIR/asyncapi/."""
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from faststream.specification import AsyncAPI
+
+from services.followup.app import FollowupSettings
+from services.followup.app import create_app as create_followup
+from services.intake.app import IntakeSettings
+from services.intake.app import create_app as create_intake
+from services.metrics.app import MetricsSettings
+from services.metrics.app import create_app as create_metrics
+from services.routing.app import RoutingSettings
+from services.routing.app import create_app as create_routing
+from services.survey.app import SurveySettings
+from services.survey.app import create_app as create_survey
+
+SERVICES: dict[str, tuple[Callable[[Any], Any], type]] = {
+    "intake": (create_intake, IntakeSettings),
+    "routing": (create_routing, RoutingSettings),
+    "followup": (create_followup, FollowupSettings),
+    "survey": (create_survey, SurveySettings),
+    "metrics": (create_metrics, MetricsSettings),
+}
+
+DESCRIPTION = (
+    "Part of lexcare, the customer-care backbone of a Vietnamese law firm. Topics equal "
+    "event types; every message is a JSON event with the envelope event_id, event_type, "
+    "schema_version, occurred_at, producer, correlation_id, case_id; the Kafka key is the "
+    "case id. Dead letters go to <topic>.dlq with headers x-error and x-consumer."
+)
+
+
+def asyncapi_document(service: str) -> dict[str, Any]:
+    """AsyncAPI 3.0 of the topics `service` consumes and publishes (brokers not contacted)."""
+    create, settings_class = SERVICES[service]
+    app = create(settings_class())
+    spec = AsyncAPI(*app.brokers, title=f"lexcare {service}", version="1", description=DESCRIPTION)
+    return spec.to_specification().to_jsonable()
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] != ["asyncapi"]:
+        sys.exit(__doc__)
+    target = Path(sys.argv[2] if len(sys.argv) > 2 else "docs") / "asyncapi"
+    target.mkdir(parents=True, exist_ok=True)
+    for name in SERVICES:
+        document = asyncapi_document(name)
+        (target / f"{name}.json").write_text(
+            json.dumps(document, indent=2, ensure_ascii=False, sort_keys=True) + "\n"
+        )
+    print(f"wrote {len(SERVICES)} AsyncAPI documents to {target}")
