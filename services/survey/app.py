@@ -1,11 +1,17 @@
 """Survey's settings and wiring: the one place that builds its clients."""
 
-from faststream.asgi import AsgiFastStream
+from datetime import timedelta
 
+from faststream.asgi import AsgiFastStream
+from pydantic import Field
+
+from services.survey.domain import Question, SurveyPolicy
 from services.survey.handlers import build_router
 from services.survey.store import SurveyStore
+from shared.clock import Clock, SystemClock
 from shared.service import build_app, plumbing
 from shared.settings import LexcareSettings
+from shared.timers import TimerLoop
 
 
 class SurveySettings(LexcareSettings):
@@ -13,11 +19,39 @@ class SurveySettings(LexcareSettings):
 
     service_name: str = "survey"
     http_port: int = 8084
+    survey_reminder_after_hours: float = Field(default=24.0, gt=0)
+    """One reminder this long after the survey went out without an answer."""
+    survey_expires_after_days: float = Field(default=7.0, gt=0)
+    """Answers given later than this after the survey went out are rejected."""
+    survey_fatigue_days: float = Field(default=30.0, ge=0)
+    """No survey for a customer who answered one within this many days (0: always ask)."""
+    survey_questions: list[Question] = Field(default=["nps", "csat", "ces"], min_length=1)
+    """Scores a survey asks for (JSON list in the environment)."""
+    timer_interval_s: float = Field(default=0.5, gt=0)
+    """How often the reminder/expiry timer loop looks for due timers when idle."""
+
+    def policy(self) -> SurveyPolicy:
+        """The survey rules these settings describe."""
+        return SurveyPolicy(
+            reminder_after=timedelta(hours=self.survey_reminder_after_hours),
+            expires_after=timedelta(days=self.survey_expires_after_days),
+            fatigue_window=timedelta(days=self.survey_fatigue_days),
+            questions=tuple(self.survey_questions),
+        )
 
 
-def create_app(settings: SurveySettings) -> AsgiFastStream:
-    """Build survey: broker, database, handlers and HTTP endpoints."""
+def create_app(settings: SurveySettings, clock: Clock | None = None) -> AsgiFastStream:
+    """Build survey: broker, database, handlers, reminder/expiry timers, HTTP endpoints."""
+    clock = clock or SystemClock()
     parts = plumbing(settings)
     store = SurveyStore(parts.db)
-    parts.broker.include_router(build_router(settings, store))
-    return build_app(parts, on_startup=[store.prepare])
+    routing = build_router(settings, store, clock=clock, policy=settings.policy())
+    parts.broker.include_router(routing.router)
+    timers = TimerLoop(
+        store.timers, clock, routing.fire_timer, interval_s=settings.timer_interval_s
+    )
+    app = build_app(parts, on_startup=[store.prepare])
+    # Timers publish, so they run only while the broker is connected.
+    app.after_startup(timers.start)
+    app.on_shutdown(timers.stop)
+    return app

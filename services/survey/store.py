@@ -1,15 +1,125 @@
-"""The MongoDB collections survey owns."""
+"""The MongoDB collections survey owns: case context, surveys, outcomes, timers."""
 
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from pymongo import DESCENDING, ReturnDocument
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
+from services.survey.domain import ANSWERED, Outcome, Survey
 from shared.idempotency import ProcessedEvents
+from shared.timers import DurableTimers
+
+_SURVEY_FIELDS = [f.name for f in dataclasses.fields(Survey)]
+
+
+def _survey(doc: dict[str, Any]) -> Survey:
+    values = {name: doc.get(name) for name in _SURVEY_FIELDS}
+    return Survey(**{**values, "questions": tuple(doc["questions"])})
+
+
+def _outcome(doc: dict[str, Any]) -> Outcome:
+    return Outcome(
+        survey_id=doc["_id"],
+        outcome=doc["outcome"],
+        at=doc["at"],
+        answer_event_id=doc.get("answer_event_id"),
+    )
 
 
 class SurveyStore:
-    """Survey's state behind intention-named methods."""
+    """Case context, survey decisions and outcomes, behind intention-named methods.
+
+    `cases` holds what survey learnt from case.classified / case.assigned / case.resolved
+    (each handler sets only its own fields, so they never overwrite each other).
+    `surveys` holds one decision per case (first one wins, by unique id).
+    `survey_outcomes` holds how a survey ended: its unique id makes "answered" and "expired"
+    exclusive across instances (FerretDB's conditional updates are not atomic).
+    """
 
     def __init__(self, db: AsyncDatabase) -> None:
+        self.cases = db["cases"]
+        self.surveys = db["surveys"]
+        self.outcomes = db["survey_outcomes"]
         self.processed = ProcessedEvents(db)
+        self.timers = DurableTimers(db)
 
     async def prepare(self) -> None:
         """Create the indexes survey relies on."""
+        await self.outcomes.create_index([("customer_id", 1), ("at", DESCENDING)])
+        await self.timers.prepare()
+
+    async def _set_on_case(self, case_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        doc = await self.cases.find_one_and_update(
+            {"_id": case_id}, {"$set": fields}, upsert=True, return_document=ReturnDocument.AFTER
+        )
+        return doc or {"_id": case_id, **fields}
+
+    async def remember_context(self, case_id: str, context: dict[str, Any]) -> dict[str, Any]:
+        """Keep the case's latest context (customer, channel, field, segment, contact)."""
+        return await self._set_on_case(case_id, {"context": context})
+
+    async def remember_lawyer(self, case_id: str, lawyer_id: str) -> None:
+        """Keep the lawyer the case is assigned to."""
+        await self._set_on_case(case_id, {"assigned_lawyer_id": lawyer_id})
+
+    async def remember_resolution(self, case_id: str, resolution: dict[str, Any]) -> dict[str, Any]:
+        """Keep the case's resolution until its survey is decided; return the case."""
+        return await self._set_on_case(case_id, {"resolution": resolution})
+
+    async def mark_survey_decided(self, case_id: str) -> None:
+        """Note that the case's survey was decided and published (or skipped)."""
+        await self._set_on_case(case_id, {"survey_decided": True})
+
+    async def case(self, case_id: str) -> dict[str, Any] | None:
+        """The case document, or None when survey never heard of the case."""
+        return await self.cases.find_one({"_id": case_id})
+
+    async def last_answered_at(self, customer_id: str) -> datetime | None:
+        """When the customer last answered a survey, or None."""
+        doc = await self.outcomes.find_one(
+            {"customer_id": customer_id, "outcome": ANSWERED}, sort=[("at", DESCENDING)]
+        )
+        return doc["at"] if doc else None
+
+    async def save_survey(self, survey: Survey, *, cause_id: str) -> Survey | None:
+        """Store the case's survey decision unless one exists.
+
+        Returns the stored decision when it was made for `cause_id` (now or by an earlier
+        try), None when another resolution decided the case's survey first.
+        """
+        doc = {**dataclasses.asdict(survey), "_id": survey.survey_id, "cause_id": cause_id}
+        doc["questions"] = list(survey.questions)
+        try:
+            await self.surveys.insert_one(doc)
+        except DuplicateKeyError:
+            stored = await self.surveys.find_one({"_id": survey.survey_id})
+            if stored is None or stored.get("cause_id") != cause_id:
+                return None
+            return _survey(stored)
+        return survey
+
+    async def survey(self, survey_id: str) -> Survey | None:
+        """The survey decision, or None."""
+        doc = await self.surveys.find_one({"_id": survey_id})
+        return _survey(doc) if doc else None
+
+    async def claim_outcome(self, outcome: Outcome, *, customer_id: str) -> Outcome:
+        """Record how the survey ended unless it already ended; return the outcome that holds."""
+        doc = {**dataclasses.asdict(outcome), "_id": outcome.survey_id, "customer_id": customer_id}
+        del doc["survey_id"]
+        try:
+            await self.outcomes.insert_one(doc)
+        except DuplicateKeyError:
+            stored = await self.outcomes.find_one({"_id": outcome.survey_id})
+            if stored is not None:
+                return _outcome(stored)
+            raise
+        return outcome
+
+    async def outcome(self, survey_id: str) -> Outcome | None:
+        """How the survey ended, or None while it is open."""
+        doc = await self.outcomes.find_one({"_id": survey_id})
+        return _outcome(doc) if doc else None

@@ -1,0 +1,195 @@
+"""Survey over the real broker and database: request, remind, expire, score, reject."""
+
+from datetime import timedelta
+
+import orjson
+import pytest
+from pymongo import AsyncMongoClient
+
+from services.survey.app import SurveySettings, create_app
+from shared.clock import FakeClock
+from shared.events import Event, SurveyAnswered
+from tests.conftest import eventually
+from tests.kafka_tools import RawKafka
+from tests.unit.survey.factories import T0, answered, assigned, classified, resolved
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def survey(infra, settings_for, run_app):
+    """A running survey service on a fake clock, and a raw Kafka client in its namespace."""
+    settings = settings_for(SurveySettings, timer_interval_s=0.1)
+    clock = FakeClock(T0)
+    await run_app(create_app(settings, clock=clock))
+    async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
+        yield kafka, clock
+
+
+@pytest.fixture
+async def surveys(infra, settings_for, namespace):
+    """Survey's own surveys collection, to look at decisions that publish nothing."""
+    client = AsyncMongoClient(infra.mongo_url, tz_aware=True)
+    yield client[settings_for(SurveySettings).mongo_db]["surveys"]
+    await client.drop_database(settings_for(SurveySettings).mongo_db)
+    await client.close()
+
+
+async def send(kafka: RawKafka, event: Event) -> None:
+    """Publish `event` as its producer would: its topic, keyed by case (answers by survey)."""
+    key = event.survey_id if isinstance(event, SurveyAnswered) else event.partition_key().decode()
+    await kafka.send(event.event_type, event.to_bytes(), key=key)
+
+
+def reasons(records) -> dict[str, str]:
+    """The DLQ reason of each dead-lettered event, by its event id."""
+    return {orjson.loads(r.value)["event_id"]: dict(r.headers)["x-error"].decode() for r in records}
+
+
+async def test_a_resolved_case_is_surveyed_and_its_answer_scored_with_the_case_context(survey):
+    kafka, _ = survey
+    await send(kafka, classified("case-1"))
+    await send(kafka, assigned("case-1", "law-land-01"))
+    resolution = resolved("case-1")
+    await send(kafka, resolution)
+
+    [request] = await kafka.events("survey.requested", count=1)
+    assert request["case_id"] == "case-1"
+    assert request["customer_id"] == "cus-1"
+    assert request["channel"] == "zalo"
+    assert request["contact"]["sender_id"] == "zalo:42"
+    assert request["questions"] == ["nps", "csat", "ces"]
+    assert request["correlation_id"] == resolution.correlation_id
+    assert request["legal_field"] == "land"
+    assert request["expires_at"].startswith("2026-11-30T03:00:00")
+
+    answer = answered(request["survey_id"], nps=10, csat=5, comment="Rất hài lòng")
+    await send(kafka, answer)
+    [score] = await kafka.events("survey.scored", count=1)
+    assert score["survey_id"] == request["survey_id"]
+    assert (score["channel"], score["legal_field"], score["segment"]) == (
+        "zalo",
+        "land",
+        "potential",
+    )
+    assert score["lawyer_id"] == "law-land-01"
+    assert (score["nps"], score["csat"], score["ces"]) == (10, 5, None)
+    assert score["correlation_id"] == answer.correlation_id
+
+
+async def test_a_resolution_that_arrives_before_the_case_is_known_waits_for_its_context(survey):
+    kafka, _ = survey
+    resolution = resolved("case-early", lawyer_id="law-fam-02")
+    await send(kafka, resolution)
+    await send(kafka, classified("case-early", legal_field="family", channel="facebook"))
+
+    [request] = await kafka.events("survey.requested", count=1)
+    assert request["case_id"] == "case-early"
+    assert request["channel"] == "facebook"
+    assert request["lawyer_id"] == "law-fam-02"
+    assert request["correlation_id"] == resolution.correlation_id
+
+
+async def test_one_reminder_after_a_day_then_expiry_after_a_week_then_answers_are_late(survey):
+    kafka, clock = survey
+    await send(kafka, classified("case-2"))
+    await send(kafka, resolved("case-2"))
+    [request] = await kafka.events("survey.requested", count=1)
+
+    clock.advance(timedelta(hours=24))
+    [reminder] = await kafka.events("survey.reminded", count=1)
+    assert reminder["survey_id"] == request["survey_id"]
+    assert reminder["contact"]["sender_id"] == "zalo:42"
+
+    clock.advance(timedelta(days=6))
+    [expiry] = await kafka.events("survey.expired", count=1)
+    assert expiry["survey_id"] == request["survey_id"]
+    assert (expiry["channel"], expiry["legal_field"]) == ("zalo", "land")
+    assert len(kafka.seen["survey.reminded"]) == 1
+
+    in_time_but_seen_after_expiry = answered(request["survey_id"], at=T0 + timedelta(days=6))
+    await send(kafka, in_time_but_seen_after_expiry)
+    late = answered(request["survey_id"], at=T0 + timedelta(days=8))
+    await send(kafka, late)
+    dead = await kafka.read("survey.answered.dlq", until=lambda r: len(r) >= 2)
+    assert reasons(dead) == {
+        str(in_time_but_seen_after_expiry.event_id): (
+            f"Rejected: survey {request['survey_id']} expired at 2026-11-30T03:00:00+00:00"
+        ),
+        str(late.event_id): (
+            "Rejected: late answer: given at 2026-12-01T03:00:00+00:00, "
+            f"survey {request['survey_id']} expired at 2026-11-30T03:00:00+00:00"
+        ),
+    }
+
+
+async def test_an_answered_survey_is_neither_reminded_nor_expired(survey):
+    kafka, clock = survey
+    for case_id in ("case-3", "case-4"):
+        await send(kafka, classified(case_id, customer_id=f"cus-{case_id}"))
+        await send(kafka, resolved(case_id))
+    requests = await kafka.events("survey.requested", count=2)
+    [answered_case] = [r for r in requests if r["case_id"] == "case-3"]
+    await send(kafka, answered(answered_case["survey_id"]))
+    await kafka.events("survey.scored", count=1)
+
+    clock.advance(timedelta(days=8))
+    # Both surveys' timers fall due together: once case-4's expiry is out, case-3's would be.
+    await kafka.events("survey.expired", count=1)
+    reminders = await kafka.settle("survey.reminded", quiet=0.5)
+    expiries = await kafka.settle("survey.expired", quiet=0.5)
+    assert [orjson.loads(r.value)["case_id"] for r in reminders] == ["case-4"]
+    assert [orjson.loads(r.value)["case_id"] for r in expiries] == ["case-4"]
+
+
+async def test_duplicate_unknown_late_and_out_of_range_answers_are_rejected_with_reasons(survey):
+    kafka, _ = survey
+    await send(kafka, classified("case-5"))
+    await send(kafka, resolved("case-5"))
+    [request] = await kafka.events("survey.requested", count=1)
+    survey_id = request["survey_id"]
+
+    first = answered(survey_id, nps=3)
+    await send(kafka, first)
+    await send(kafka, first)  # redelivered: a no-op
+    second = answered(survey_id, nps=10)
+    await send(kafka, second)
+    stranger = answered("srv-nobody-asked")
+    await send(kafka, stranger)
+    late = answered(survey_id, at=T0 + timedelta(days=7, seconds=1))
+    await send(kafka, late)
+    out_of_range = {**answered(survey_id).model_dump(mode="json"), "nps": 11}
+    await kafka.send("survey.answered", out_of_range, key=survey_id)
+
+    dead = await kafka.read("survey.answered.dlq", until=lambda r: len(r) >= 4)
+    why = reasons(dead)
+    assert why[str(second.event_id)] == (
+        f"Rejected: survey {survey_id} already answered "
+        f"(event {first.event_id} at 2026-11-23T05:00:00+00:00)"
+    )
+    assert why[str(stranger.event_id)] == (
+        "Rejected: unknown survey: srv-nobody-asked was never requested"
+    )
+    assert why[str(late.event_id)].startswith(
+        "Rejected: late answer: given at 2026-11-30T03:00:01+00:00"
+    )
+    assert why[out_of_range["event_id"]] == (
+        "invalid event: nps: Input should be less than or equal to 10"
+    )
+    scores = await kafka.settle("survey.scored", quiet=0.5)
+    assert [orjson.loads(r.value)["nps"] for r in scores] == [3]
+
+
+async def test_a_customer_who_answered_recently_is_not_surveyed_again(survey, surveys):
+    kafka, _ = survey
+    await send(kafka, classified("case-6", customer_id="cus-6"))
+    await send(kafka, resolved("case-6"))
+    [request] = await kafka.events("survey.requested", count=1)
+    await send(kafka, answered(request["survey_id"]))
+    await kafka.events("survey.scored", count=1)
+
+    await send(kafka, classified("case-7", customer_id="cus-6"))
+    await send(kafka, resolved("case-7"))
+    decision = await eventually(lambda: surveys.find_one({"case_id": "case-7"}))
+    assert decision["skipped"] == "recently_answered"
+    assert len(await kafka.settle("survey.requested", quiet=0.5)) == 1
