@@ -10,21 +10,21 @@ LEXCARE_MONGO_PORT ?= 27017
 PYTEST_ARGS ?=
 export PYTHONPATH := $(CURDIR)
 
-UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+UV := python3 -m uv
 
-.PHONY: help install tools run infra-up infra-down test test-unit test-integration \
+.PHONY: help uv install tools run infra-up infra-down test test-unit test-integration \
         test-faults lint format schemas bench bench-large kpi clean
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
-$(UV):
-	python3 -m pip install --quiet --user "uv==$(UV_VERSION)" || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+uv: ## install uv (the Python package manager) if missing
+	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 
 tools: ## check/install java, maven, go (Debian packages where missing)
 	@bash deploy/local/ensure-tools.sh
 
-install: $(UV) tools ## install Python deps, fetch Kafka jars, build FerretDB (cached)
+install: uv tools ## install Python deps, fetch Kafka jars, build FerretDB (cached)
 	@$(UV) sync --frozen --quiet
 	@bash deploy/local/kafka.sh fetch
 	@bash deploy/local/ferretdb.sh fetch
@@ -40,11 +40,11 @@ infra-down: ## stop what infra-up started
 	@bash deploy/local/ferretdb.sh stop $(RUN_DIR)/ferretdb
 	@bash deploy/local/kafka.sh stop $(RUN_DIR)/kafka
 
-lint: $(UV) ## ruff lint and format check
+lint: uv ## ruff lint and format check
 	@$(UV) run --frozen ruff check .
 	@$(UV) run --frozen ruff format --check .
 
-format: $(UV) ## ruff fix and format
+format: uv ## ruff fix and format
 	@$(UV) run --frozen ruff check --fix .
 	@$(UV) run --frozen ruff format .
 
@@ -60,7 +60,7 @@ test-integration: install ## integration and e2e tests over the real broker and 
 test-faults: install ## the slower fault-injection tier
 	@$(UV) run --frozen pytest tests/faults $(PYTEST_ARGS)
 
-schemas: $(UV) ## write JSON Schemas of every event and the AsyncAPI document to docs/
+schemas: uv ## write JSON Schemas of every event and the AsyncAPI document to docs/
 	@$(UV) run --frozen python -m shared.schemas docs
 	@$(UV) run --frozen python -m services asyncapi docs
 
@@ -70,7 +70,7 @@ bench: install ## benchmarks: prints a table, writes bench/results/*.json
 bench-large: install ## benchmarks including the 1M-event cost-growth run
 	@$(UV) run --frozen python -m bench --large
 
-kpi: $(UV) ## today's and this month's KPIs as a table (needs a running metrics service)
+kpi: uv ## today's and this month's KPIs as a table (needs a running metrics service)
 	@$(UV) run --frozen python -m services.metrics kpi
 
 clean: infra-down ## stop local infra and delete its data
