@@ -1,11 +1,20 @@
-"""Metrics's settings and wiring: the one place that builds its clients."""
+"""Metrics' settings and wiring: the one place that builds its clients."""
+
+from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from faststream.asgi import AsgiFastStream
 
+from services.metrics.api import kpi_routes
+from services.metrics.engine import MetricsEngine
 from services.metrics.handlers import build_router
+from services.metrics.live import Checkpointer, KpiPublisher
 from services.metrics.store import MetricsStore
+from shared.calendar import load_calendar
 from shared.service import build_app, plumbing
 from shared.settings import LexcareSettings
+
+DEFAULT_CALENDAR = Path(__file__).resolve().parents[2] / "deploy" / "config" / "care_windows.yaml"
 
 
 class MetricsSettings(LexcareSettings):
@@ -13,11 +22,36 @@ class MetricsSettings(LexcareSettings):
 
     service_name: str = "metrics"
     http_port: int = 8085
+    publish_interval_s: float = 1.0
+    """metrics.kpi gets at most one message per key per this many seconds."""
+    care_calendar_path: Path = DEFAULT_CALENDAR
+    """YAML care calendar: FRT in business time counts only time inside its windows."""
+
+
+def build_engine(settings: MetricsSettings) -> MetricsEngine:
+    """An empty engine with the firm's timezone and care calendar."""
+    calendar = load_calendar(settings.care_calendar_path)
+    return MetricsEngine(ZoneInfo(settings.timezone), business_seconds=calendar.business_seconds)
 
 
 def create_app(settings: MetricsSettings) -> AsgiFastStream:
     """Build metrics: broker, database, handlers and HTTP endpoints."""
     parts = plumbing(settings)
     store = MetricsStore(parts.db)
-    parts.broker.include_router(build_router(settings, store))
-    return build_app(parts, on_startup=[store.prepare])
+    engine = build_engine(settings)
+    checkpointer = Checkpointer(engine, store)
+    router, publish = build_router(settings, engine, checkpointer)
+    parts.broker.include_router(router)
+    publisher = KpiPublisher(checkpointer, publish, settings.publish_interval_s)
+
+    async def start() -> None:
+        await store.prepare()
+        await checkpointer.restore()
+        await checkpointer.start()
+        await publisher.start()
+
+    async def stop() -> None:
+        await checkpointer.stop()
+        await publisher.stop()
+
+    return build_app(parts, on_startup=[start], on_shutdown=[stop], routes=kpi_routes(engine))

@@ -1,6 +1,342 @@
-"""Metrics' rules: pure KPI arithmetic, no I/O."""
+"""Metrics' rules: what each event records about its case, and which KPI facts a case yields.
+
+A case's *sheet* is the set of its entries (one per event, keyed by event id, so a
+duplicate changes nothing). `case_facts(sheet)` is a pure function of that set: the KPI
+contributions of the case. The engine keeps the facts it last added for each case and
+applies only the difference, so arrival order never matters and a late event moves its
+contribution into the window of its own occurred_at.
+"""
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from shared.events import (
+    CareContactCompleted,
+    CareOutcome,
+    CaseAssigned,
+    CaseClassified,
+    CaseResolved,
+    ContractSigned,
+    CustomerMerged,
+    Event,
+    FeeQuoted,
+    Segment,
+    SurveyExpired,
+    SurveyReminded,
+    SurveyRequested,
+    SurveyScored,
+)
+
+BusinessSeconds = Callable[[datetime, datetime], float]
+"""Seconds between two instants counted only inside the care windows."""
+
+RETURNING_SEGMENTS = frozenset({Segment.CUSTOMER, Segment.LOYAL, Segment.LAPSED})
+"""Segments of a customer who had signed a contract before the case opened."""
+
+FRT_BUCKETS: tuple[tuple[str, int], ...] = (
+    ("0-1h", 3_600_000),
+    ("1-4h", 4 * 3_600_000),
+    ("4-8h", 8 * 3_600_000),
+    ("8-24h", 24 * 3_600_000),
+)
+"""FRT buckets by their exclusive upper bound in milliseconds; longer is `>24h`."""
 
 
-def ratio(numerator: float, denominator: float) -> float | None:
-    """numerator / denominator, or None when the denominator is zero."""
-    return numerator / denominator if denominator else None
+def frt_bucket(ms: int) -> str:
+    """The FRT bucket a first-response time falls in."""
+    return next((name for name, bound in FRT_BUCKETS if ms < bound), ">24h")
+
+
+class EntryKind(StrEnum):
+    """What an event records on its case's sheet."""
+
+    CONTACT = "contact"
+    ASSIGNED = "assigned"
+    QUOTED = "quoted"
+    CONTRACT = "contract"
+    RESOLVED = "resolved"
+    REACHED = "reached"
+    SURVEY_REQUESTED = "survey_requested"
+    SURVEY_REMINDED = "survey_reminded"
+    SURVEY_EXPIRED = "survey_expired"
+    SURVEY_SCORED = "survey_scored"
+
+
+@dataclass(frozen=True)
+class CaseEntry:
+    """One event's KPI-relevant content (no personal data), recorded on its case."""
+
+    id: str
+    case_id: str
+    kind: EntryKind
+    at: datetime
+    channel: str | None = None
+    legal_field: str | None = None
+    lawyer_id: str | None = None
+    customer_id: str | None = None
+    segment: str | None = None
+    complaint: bool = False
+    legal_aid: bool = False
+    new_case: bool = False
+    ref: str | None = None
+    """Contract id or survey id."""
+    amount: int = 0
+    nps: int | None = None
+    csat: int | None = None
+    ces: int | None = None
+
+
+@dataclass(frozen=True)
+class CustomerMerge:
+    """Customers proved to be one person (customer.merged)."""
+
+    id: str
+    survivor: str
+    merged: tuple[str, ...]
+
+
+def _base(event: Event, kind: EntryKind, case_id: str) -> dict:
+    return {"id": str(event.event_id), "case_id": case_id, "kind": kind, "at": event.occurred_at}
+
+
+def entry_of(event: Event) -> CaseEntry | CustomerMerge | None:
+    """What `event` records for the KPIs; None when it counts for nothing."""
+    match event:
+        case CaseClassified():
+            return CaseEntry(
+                **_base(event, EntryKind.CONTACT, event.case_id),
+                channel=event.channel,
+                legal_field=event.legal_field,
+                customer_id=event.customer_id,
+                segment=event.segment,
+                complaint=event.is_complaint,
+                legal_aid=event.legal_aid,
+                new_case=event.new_case,
+            )
+        case CaseAssigned():
+            return CaseEntry(
+                **_base(event, EntryKind.ASSIGNED, event.case_id),
+                lawyer_id=event.assignee_id,
+                legal_field=event.legal_field,
+            )
+        case FeeQuoted():
+            return CaseEntry(
+                **_base(event, EntryKind.QUOTED, event.case_id),
+                legal_field=event.legal_field,
+                legal_aid=event.legal_aid,
+            )
+        case ContractSigned():
+            return CaseEntry(
+                **_base(event, EntryKind.CONTRACT, event.case_id),
+                ref=event.contract_id,
+                amount=event.amount_vnd,
+            )
+        case CaseResolved():
+            return CaseEntry(
+                **_base(event, EntryKind.RESOLVED, event.case_id), lawyer_id=event.lawyer_id
+            )
+        case CareContactCompleted(outcome=CareOutcome.REACHED):
+            return CaseEntry(**_base(event, EntryKind.REACHED, event.case_id))
+        case SurveyRequested() | SurveyReminded() | SurveyExpired():
+            kind = {
+                SurveyRequested: EntryKind.SURVEY_REQUESTED,
+                SurveyReminded: EntryKind.SURVEY_REMINDED,
+                SurveyExpired: EntryKind.SURVEY_EXPIRED,
+            }[type(event)]
+            return CaseEntry(
+                **_base(event, kind, event.case_id), channel=event.channel, ref=event.survey_id
+            )
+        case SurveyScored():
+            return CaseEntry(
+                **_base(event, EntryKind.SURVEY_SCORED, event.case_id),
+                ref=event.survey_id,
+                channel=event.channel,
+                legal_field=event.legal_field,
+                lawyer_id=event.lawyer_id,
+                nps=event.nps,
+                csat=event.csat,
+                ces=event.ces,
+            )
+        case CustomerMerged():
+            return CustomerMerge(
+                id=str(event.event_id),
+                survivor=event.customer_id,
+                merged=tuple(event.merged_customer_ids),
+            )
+    return None
+
+
+Dims = tuple[tuple[str, str], ...]
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One contribution to a KPI: counted in every period containing `at`, per dimension.
+
+    `at` None means all-time only (a gauge such as open cases now). Durations are in
+    integer milliseconds so sums stay exact under retraction and replay.
+    """
+
+    kpi: str
+    at: datetime | None
+    dims: Dims
+    numerator: int = 0
+    denominator: int = 0
+    parts: tuple[tuple[str, int], ...] = ()
+    sample_ms: int | None = None
+
+
+_MILLISECOND = timedelta(milliseconds=1)
+
+
+def _ms(start: datetime, end: datetime) -> int:
+    return max(0, (end - start) // _MILLISECOND)
+
+
+def _first(entries: Iterable[CaseEntry]) -> CaseEntry | None:
+    return next(iter(entries), None)
+
+
+def _first_per_ref(entries: list[CaseEntry]) -> list[CaseEntry]:
+    seen: dict[str | None, CaseEntry] = {}
+    for e in entries:
+        seen.setdefault(e.ref, e)
+    return list(seen.values())
+
+
+@dataclass
+class _CaseView:
+    """A case as its sheet tells it: entries by kind in (occurred_at, id) order."""
+
+    by_kind: dict[EntryKind, list[CaseEntry]] = field(default_factory=lambda: defaultdict(list))
+
+    def __getitem__(self, kind: EntryKind) -> list[CaseEntry]:
+        return self.by_kind[kind]
+
+    def first_value(self, attr: str, *kinds: EntryKind) -> str | None:
+        for kind in kinds:
+            for entry in self.by_kind[kind]:
+                value = getattr(entry, attr)
+                if value is not None:
+                    return value
+        return None
+
+
+def _view(entries: Iterable[CaseEntry]) -> _CaseView:
+    view = _CaseView()
+    for entry in sorted(entries, key=lambda e: (e.at, e.id)):
+        view.by_kind[entry.kind].append(entry)
+    return view
+
+
+def case_dims(view: _CaseView, opening: CaseEntry | None) -> dict[str, str]:
+    """The case's channel, legal field and lawyer, from the best source the sheet has."""
+    K = EntryKind
+    channel = (opening.channel if opening else None) or view.first_value(
+        "channel", K.CONTACT, K.SURVEY_SCORED, K.SURVEY_REQUESTED, K.SURVEY_EXPIRED
+    )
+    legal_field = (opening.legal_field if opening else None) or view.first_value(
+        "legal_field", K.CONTACT, K.ASSIGNED, K.QUOTED, K.SURVEY_SCORED
+    )
+    assignments = view[K.ASSIGNED]
+    lawyer = (assignments[-1].lawyer_id if assignments else None) or view.first_value(
+        "lawyer_id", K.RESOLVED, K.SURVEY_SCORED
+    )
+    dims = {"channel": channel, "legal_field": legal_field, "lawyer": lawyer}
+    return {k: v for k, v in dims.items() if v is not None}
+
+
+def case_facts(
+    entries: Iterable[CaseEntry], business_seconds: BusinessSeconds | None = None
+) -> Counter[Fact]:
+    """Every KPI contribution of one case, from its sheet (order-independent)."""
+    K = EntryKind
+    view = _view(entries)
+    contacts = view[K.CONTACT]
+    opening = next((c for c in contacts if c.new_case), None)
+    origin = opening or _first(contacts)
+    dims = case_dims(view, opening)
+    case = tuple(sorted(dims.items()))
+    facts: Counter[Fact] = Counter()
+
+    def add(kpi: str, at: datetime | None, **kw: object) -> None:
+        facts[Fact(kpi, at, kw.pop("dims", case), **kw)] += 1  # type: ignore[arg-type]
+
+    for c in contacts:
+        contact_dims = tuple(sorted({**dims, "channel": c.channel or ""}.items()))
+        add("tft", c.at, dims=contact_dims, numerator=1)
+        add("complaint_rate", c.at, dims=contact_dims, numerator=int(c.complaint), denominator=1)
+    if opening:
+        add("resolution_rate", opening.at, denominator=1)
+    resolved = _first(view[K.RESOLVED])
+    assigned = _first(a for a in view[K.ASSIGNED] if a.lawyer_id)
+    if resolved:
+        add("resolution_rate", resolved.at, numerator=1)
+        add("resolved_cases", resolved.at, numerator=1)
+        if origin:
+            ms = _ms(origin.at, resolved.at)
+            add("ttr", resolved.at, numerator=ms, denominator=1, sample_ms=ms)
+        if assigned and assigned.at <= resolved.at:
+            ms = _ms(assigned.at, resolved.at)
+            add("atht", resolved.at, numerator=ms, denominator=1, sample_ms=ms)
+    elif opening or view[K.ASSIGNED]:
+        add("open_cases", None, numerator=1)
+    quote = _first(view[K.QUOTED])
+    if quote:
+        add("quote_conversion", quote.at, denominator=1)
+    aid = sorted((e for e in (*contacts, *view[K.QUOTED]) if e.legal_aid), key=_order)
+    if aid:
+        add("legal_aid_referrals", aid[0].at, numerator=1)
+    returning = bool(origin and origin.segment in RETURNING_SEGMENTS)
+    for contract in _first_per_ref(view[K.CONTRACT]):
+        add("quote_conversion", contract.at, numerator=1)
+        split = "returning" if returning else "new"
+        parts = ((split, contract.amount),)
+        add("revenue_vnd", contract.at, numerator=contract.amount, parts=parts)
+    reached = _first(view[K.REACHED])
+    if reached and origin:
+        ms = _ms(origin.at, reached.at)
+        bucket = ((frt_bucket(ms), 1),)
+        add("frt", reached.at, numerator=ms, denominator=1, sample_ms=ms, parts=bucket)
+        if business_seconds is not None:
+            bms = max(0, round(business_seconds(origin.at, reached.at) * 1000))
+            parts = ((frt_bucket(bms), 1),)
+            add(
+                "frt_business", reached.at, numerator=bms, denominator=1, sample_ms=bms, parts=parts
+            )
+    _survey_facts(view, add)
+    return facts
+
+
+def _order(entry: CaseEntry) -> tuple[datetime, str]:
+    return (entry.at, entry.id)
+
+
+def _survey_facts(view: _CaseView, add: Callable[..., None]) -> None:
+    K = EntryKind
+    for sent in _first_per_ref(view[K.SURVEY_REQUESTED]):
+        add("survey_response_rate", sent.at, denominator=1)
+    for kind, part in ((K.SURVEY_REMINDED, "reminded"), (K.SURVEY_EXPIRED, "expired")):
+        for e in _first_per_ref(view[kind]):
+            add("survey_response_rate", e.at, parts=((part, 1),))
+    for answer in _first_per_ref(view[K.SURVEY_SCORED]):
+        add("survey_response_rate", answer.at, numerator=1)
+        if answer.nps is not None:
+            group = nps_group(answer.nps)
+            score = {"promoters": 1, "detractors": -1}.get(group, 0)
+            add("nps", answer.at, numerator=score, denominator=1, parts=((group, 1),))
+        if answer.csat is not None:
+            add("csat", answer.at, numerator=int(answer.csat >= 4), denominator=1)
+            add("csat_mean", answer.at, numerator=answer.csat, denominator=1)
+        if answer.ces is not None:
+            add("ces", answer.at, numerator=answer.ces, denominator=1)
+
+
+def nps_group(score: int) -> str:
+    """promoters (9–10), passives (7–8) or detractors (0–6)."""
+    if score >= 9:
+        return "promoters"
+    return "passives" if score >= 7 else "detractors"

@@ -1,0 +1,147 @@
+"""KPI cells: exact integer aggregates per (kpi, window, period, dimension) and their values.
+
+Percentiles come from a mergeable log-bucket sketch (DDSketch-style, 1 % relative
+accuracy): bucket counts add and subtract exactly, so retraction and replay stay exact and
+memory is bounded by the number of buckets, not by the number of samples.
+"""
+
+import math
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from services.metrics.windows import Window
+
+SKETCH_ACCURACY = 0.01
+_GAMMA = (1 + SKETCH_ACCURACY) / (1 - SKETCH_ACCURACY)
+_LOG_GAMMA = math.log(_GAMMA)
+_ZERO_BUCKET = -1
+
+CellKey = tuple[str, Window, date | None, str, str]
+"""(kpi, window, period_start, dimension, dimension_value)."""
+
+COUNTS = frozenset({"tft", "open_cases", "resolved_cases", "legal_aid_referrals", "revenue_vnd"})
+PERCENTS = frozenset({"nps", "csat", "complaint_rate", "crr"})
+DURATIONS = frozenset({"frt", "frt_business", "atht", "ttr"})
+RATIOS = frozenset({"resolution_rate", "quote_conversion", "survey_response_rate"})
+MEANS = frozenset({"csat_mean", "ces"})
+KPIS = tuple(sorted(COUNTS | PERCENTS | DURATIONS | RATIOS | MEANS))
+"""Every KPI identifier on the wire (SPEC §6)."""
+
+
+def sketch_bucket(ms: int) -> int:
+    """The sketch bucket of a duration in milliseconds."""
+    return _ZERO_BUCKET if ms <= 0 else math.ceil(math.log(ms) / _LOG_GAMMA)
+
+
+def bucket_value(bucket: int) -> float:
+    """A bucket's representative duration in milliseconds (within 1 % of every member)."""
+    return 0.0 if bucket == _ZERO_BUCKET else 2 * _GAMMA**bucket / (_GAMMA + 1)
+
+
+def quantile(sketch: Counter[int], q: float) -> float | None:
+    """Nearest-rank quantile `q` of the sketched durations, in milliseconds."""
+    total = sum(sketch.values())
+    if total <= 0:
+        return None
+    rank = max(1, math.ceil(q * total - 1e-9))
+    seen = 0
+    for bucket in sorted(sketch):
+        seen += sketch[bucket]
+        if seen >= rank:
+            return bucket_value(bucket)
+    return bucket_value(max(sketch))
+
+
+def _add(counter: Counter, key: object, n: int) -> None:
+    value = counter.get(key, 0) + n
+    if value:
+        counter[key] = value
+    else:
+        counter.pop(key, None)
+
+
+@dataclass
+class Cell:
+    """Exact integer sums of one KPI in one period and dimension value."""
+
+    numerator: int = 0
+    denominator: int = 0
+    count: int = 0
+    parts: Counter[str] = field(default_factory=Counter)
+    sketch: Counter[int] = field(default_factory=Counter)
+
+    def add(
+        self,
+        *,
+        sign: int,
+        numerator: int,
+        denominator: int,
+        parts: tuple[tuple[str, int], ...],
+        sample_ms: int | None,
+    ) -> None:
+        """Add (sign 1) or retract (sign -1) one contribution."""
+        self.numerator += sign * numerator
+        self.denominator += sign * denominator
+        self.count += sign
+        for name, n in parts:
+            _add(self.parts, name, sign * n)
+        if sample_ms is not None:
+            _add(self.sketch, sketch_bucket(sample_ms), sign)
+
+    def is_empty(self) -> bool:
+        """True when nothing contributes to the cell any more."""
+        return self.count == 0 and not self.numerator and not self.denominator and not self.parts
+
+
+@dataclass(frozen=True)
+class KpiValue:
+    """A cell as BI tools read it: value, numerator, denominator, count and extra figures."""
+
+    value: float | None
+    numerator: float
+    denominator: float
+    count: int
+    extra: dict[str, float]
+
+
+def _div(a: float, b: float, scale: float = 1.0) -> float | None:
+    return scale * a / b if b else None
+
+
+def kpi_value(kpi: str, cell: Cell) -> KpiValue:
+    """The KPI's value from its cell (durations in seconds, percentages 0–100)."""
+    extra = {name: float(n) for name, n in sorted(cell.parts.items())}
+    num, den = float(cell.numerator), float(cell.denominator)
+    if kpi in COUNTS:
+        return KpiValue(num, num, 1.0, cell.count, extra)
+    if kpi in DURATIONS:
+        seconds = num / 1000
+        for name in list(extra):
+            extra[f"share_{name}"] = extra.pop(name) / den if den else 0.0
+        for label, q in (("p50", 0.5), ("p90", 0.9)):
+            ms = quantile(cell.sketch, q)
+            if ms is not None:
+                extra[label] = round(ms / 1000, 3)
+        return KpiValue(_div(seconds, den), seconds, den, cell.count, extra)
+    scale = 100.0 if kpi in PERCENTS else 1.0
+    return KpiValue(_div(num, den, scale), num, den, cell.count, extra)
+
+
+def cell_row(key: CellKey, cell: Cell) -> dict[str, Any]:
+    """A cell as readers see it (SPEC §7 metrics.kpi fields, without the envelope)."""
+    kpi, window, start, dimension, dimension_value = key
+    value = kpi_value(kpi, cell)
+    return {
+        "kpi": kpi,
+        "window": str(window),
+        "period_start": start.isoformat() if start else None,
+        "dimension": dimension,
+        "dimension_value": dimension_value,
+        "value": value.value,
+        "numerator": value.numerator,
+        "denominator": value.denominator,
+        "count": value.count,
+        "extra": value.extra,
+    }

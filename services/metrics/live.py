@@ -1,0 +1,161 @@
+"""The live loop around the engine: group-commit checkpoints and coalesced KPI publishing.
+
+A handler applies its event in memory, then awaits `Checkpointer.durable()`: it returns
+once a checkpoint that contains the event's effect is stored, so Kafka commits the offset
+only after the effect is durable (SPEC §8). One checkpoint serves every handler waiting at
+that moment: one bulk write per collection instead of a round trip per event.
+
+KPI values go to metrics.kpi from what was checkpointed, at most once per key per
+`publish_interval_s`, and only when the value changed since it was last published.
+"""
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from services.metrics.engine import MetricsEngine
+from services.metrics.kpis import CellKey, KpiValue, kpi_value
+from services.metrics.store import MetricsStore
+
+log = structlog.get_logger("lexcare.metrics")
+
+Publish = Callable[[CellKey, KpiValue | None, datetime], Awaitable[Awaitable[Any]]]
+"""Sends one KPI value; returns the broker's delivery confirmation to await."""
+
+
+class Checkpointer:
+    """Stores the engine's changes for every handler waiting, one checkpoint at a time."""
+
+    def __init__(self, engine: MetricsEngine, store: MetricsStore) -> None:
+        self.engine = engine
+        self.store = store
+        self.waiters: list[asyncio.Future[None]] = []
+        self.wake = asyncio.Event()
+        self.checkpointed: set[CellKey] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    async def restore(self) -> int:
+        """Rebuild the engine from the stored sheets and merges; return the case count."""
+        sheets = await self.store.load_sheets()
+        for entries in sheets:
+            for entry in entries:
+                self.engine.record(entry)
+        for merge in await self.store.load_merges():
+            self.engine.merge(merge)
+        self.engine.take_dirty()
+        self.checkpointed = set(self.engine.cells)
+        return len(sheets)
+
+    async def durable(self) -> None:
+        """Wait until everything applied so far is stored."""
+        future = asyncio.get_running_loop().create_future()
+        self.waiters.append(future)
+        self.wake.set()
+        await future
+
+    async def checkpoint(self) -> int:
+        """Store what changed since the last checkpoint; return the number of cells written."""
+        cases, merges, cells = self.engine.take_dirty()
+        try:
+            await self.store.save(
+                sheets={c: list(self.engine.sheets[c].values()) for c in cases},
+                merges=[self.engine.merges[m] for m in merges],
+                cells={k: self.engine.cells.get(k) for k in cells},
+            )
+        except BaseException:
+            self.engine.restore_dirty(cases, merges, cells)
+            raise
+        self.checkpointed |= cells
+        return len(cells)
+
+    async def run(self) -> None:
+        """Checkpoint whenever handlers wait, until cancelled."""
+        while True:
+            await self.wake.wait()
+            self.wake.clear()
+            waiting, self.waiters = self.waiters, []
+            try:
+                await self.checkpoint()
+            except Exception as e:
+                log.warning("checkpoint_failed", error=f"{type(e).__name__}: {e}")
+                for future in waiting:
+                    if not future.done():
+                        future.set_exception(e)
+                continue
+            for future in waiting:
+                if not future.done():
+                    future.set_result(None)
+
+    async def start(self) -> None:
+        """Start checkpointing in the background."""
+        self._task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        """Store the last changes and stop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.checkpoint()
+
+
+class KpiPublisher:
+    """Publishes checkpointed cells whose value changed, at most once per key per interval."""
+
+    def __init__(self, checkpointer: Checkpointer, publish: Publish, interval_s: float) -> None:
+        self.checkpointer = checkpointer
+        self.publish = publish
+        self.interval_s = interval_s
+        self.published: dict[CellKey, KpiValue | None] = {}
+        self._task: asyncio.Task[None] | None = None
+
+    async def publish_changes(self) -> int:
+        """Publish every checkpointed cell whose value differs from the last one published."""
+        engine = self.checkpointer.engine
+        keys, self.checkpointer.checkpointed = self.checkpointer.checkpointed, set()
+        now = datetime.now(UTC)
+        pending: dict[CellKey, KpiValue | None] = {}
+        for key in keys:
+            cell = engine.cells.get(key)
+            value = kpi_value(key[0], cell) if cell is not None else None
+            known = key in self.published
+            if (self.published[key] != value) if known else (value is not None):
+                pending[key] = value
+        try:
+            confirmations = [await self.publish(k, v, now) for k, v in pending.items()]
+            await asyncio.gather(*confirmations)
+        except BaseException:
+            self.checkpointer.checkpointed |= keys
+            raise
+        self.published.update(pending)
+        return len(pending)
+
+    async def run(self) -> None:
+        """Publish changes every interval, until cancelled."""
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                sent = await self.publish_changes()
+            except Exception as e:
+                log.warning("kpi_publish_failed", error=f"{type(e).__name__}: {e}")
+                continue
+            if sent:
+                log.info("kpis_published", count=sent)
+
+    async def start(self) -> None:
+        """Start publishing in the background."""
+        self._task = asyncio.create_task(self.run())
+
+    async def stop(self) -> None:
+        """Publish what is pending and stop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        with contextlib.suppress(Exception):
+            await self.publish_changes()
