@@ -3,15 +3,22 @@
 from datetime import timedelta
 
 from faststream.asgi import AsgiFastStream
+from prometheus_client import Gauge
 from pydantic import Field
 
 from services.survey.domain import Question, SurveyPolicy
 from services.survey.handlers import build_router
 from services.survey.store import SurveyStore
+from shared import observability
 from shared.clock import Clock, SystemClock
 from shared.service import build_app, plumbing
 from shared.settings import LexcareSettings
 from shared.timers import TimerLoop
+
+WAITING_RESOLUTIONS = Gauge(
+    "lexcare_survey_resolutions_waiting",
+    "Resolved cases whose survey waits for the case's case.classified.",
+)
 
 
 class SurveySettings(LexcareSettings):
@@ -50,7 +57,12 @@ def create_app(settings: SurveySettings, clock: Clock | None = None) -> AsgiFast
     timers = TimerLoop(
         store.timers, clock, routing.fire_timer, interval_s=settings.timer_interval_s
     )
-    app = build_app(parts, on_startup=[store.prepare])
+
+    async def gauges() -> None:
+        observability.TIMERS_DUE.set(await store.timers.due_count(clock.now()))
+        WAITING_RESOLUTIONS.set(await store.waiting_resolutions())
+
+    app = build_app(parts, on_startup=[store.prepare], gauges=gauges)
     # Timers publish, so they run only while the broker is connected.
     app.after_startup(timers.start)
     app.on_shutdown(timers.stop)

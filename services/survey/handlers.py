@@ -151,7 +151,8 @@ def build_router(
         # The summary may hold personal data survey has no use for: it is not kept.
         resolution = event.model_dump(mode="json", exclude={"summary"})
         case = await store.remember_resolution(event.case_id, resolution)
-        await request_survey(case, event)
+        if not case.get("survey_decided"):  # else an earlier resolution decided it
+            await request_survey(case, event)
         await store.processed.mark(event.event_id, event_type=event.event_type)
 
     @router.subscriber(topics.SURVEY_ANSWERED, **options)

@@ -73,6 +73,12 @@ class SurveyStore:
         """Note that the case's survey was decided and published (or skipped)."""
         await self._set_on_case(case_id, {"survey_decided": True})
 
+    async def waiting_resolutions(self) -> int:
+        """How many resolved cases wait for their case.classified before their survey."""
+        return await self.cases.count_documents(
+            {"resolution": {"$exists": True}, "context": {"$exists": False}}
+        )
+
     async def case(self, case_id: str) -> dict[str, Any] | None:
         """The case document, or None when survey never heard of the case."""
         return await self.cases.find_one({"_id": case_id})

@@ -7,6 +7,8 @@ import pytest
 from pymongo import AsyncMongoClient
 
 from services.survey.app import SurveySettings, create_app
+from services.survey.domain import survey_id_for
+from services.survey.store import SurveyStore
 from shared.clock import FakeClock
 from shared.events import Event, SurveyAnswered
 from tests.conftest import eventually
@@ -27,11 +29,12 @@ async def survey(infra, settings_for, run_app):
 
 
 @pytest.fixture
-async def surveys(infra, settings_for, namespace):
-    """Survey's own surveys collection, to look at decisions that publish nothing."""
+async def store(infra, settings_for):
+    """Survey's own store, to look at decisions that publish nothing."""
     client = AsyncMongoClient(infra.mongo_url, tz_aware=True)
-    yield client[settings_for(SurveySettings).mongo_db]["surveys"]
-    await client.drop_database(settings_for(SurveySettings).mongo_db)
+    database = settings_for(SurveySettings).mongo_db
+    yield SurveyStore(client[database])
+    await client.drop_database(database)
     await client.close()
 
 
@@ -77,10 +80,13 @@ async def test_a_resolved_case_is_surveyed_and_its_answer_scored_with_the_case_c
     assert score["correlation_id"] == answer.correlation_id
 
 
-async def test_a_resolution_that_arrives_before_the_case_is_known_waits_for_its_context(survey):
+async def test_a_resolution_that_arrives_before_the_case_is_known_waits_for_its_context(
+    survey, store
+):
     kafka, _ = survey
     resolution = resolved("case-early", lawyer_id="law-fam-02")
     await send(kafka, resolution)
+    await eventually(lambda: store.waiting_resolutions())
     await send(kafka, classified("case-early", legal_field="family", channel="facebook"))
 
     [request] = await kafka.events("survey.requested", count=1)
@@ -88,6 +94,7 @@ async def test_a_resolution_that_arrives_before_the_case_is_known_waits_for_its_
     assert request["channel"] == "facebook"
     assert request["lawyer_id"] == "law-fam-02"
     assert request["correlation_id"] == resolution.correlation_id
+    assert await store.waiting_resolutions() == 0
 
 
 async def test_one_reminder_after_a_day_then_expiry_after_a_week_then_answers_are_late(survey):
@@ -180,7 +187,7 @@ async def test_duplicate_unknown_late_and_out_of_range_answers_are_rejected_with
     assert [orjson.loads(r.value)["nps"] for r in scores] == [3]
 
 
-async def test_a_customer_who_answered_recently_is_not_surveyed_again(survey, surveys):
+async def test_a_customer_who_answered_recently_is_not_surveyed_again(survey, store):
     kafka, _ = survey
     await send(kafka, classified("case-6", customer_id="cus-6"))
     await send(kafka, resolved("case-6"))
@@ -190,6 +197,6 @@ async def test_a_customer_who_answered_recently_is_not_surveyed_again(survey, su
 
     await send(kafka, classified("case-7", customer_id="cus-6"))
     await send(kafka, resolved("case-7"))
-    decision = await eventually(lambda: surveys.find_one({"case_id": "case-7"}))
-    assert decision["skipped"] == "recently_answered"
+    decision = await eventually(lambda: store.survey(survey_id_for("case-7")))
+    assert decision.skipped == "recently_answered"
     assert len(await kafka.settle("survey.requested", quiet=0.5)) == 1
