@@ -155,6 +155,17 @@ class CareCalendar(BaseModel):
             day += timedelta(days=1)
         raise ValueError(f"no care window within {SEARCH_DAYS} days of {after.isoformat()}")
 
+    def next_window_opening(self, after: datetime) -> datetime:
+        """The opening of the first window that opens strictly after `after`."""
+        local = _aware(after).astimezone(self.tz)
+        day = local.date()
+        for _ in range(SEARCH_DAYS):
+            for start, _end in self.windows_on(day):
+                if start > local:
+                    return start
+            day += timedelta(days=1)
+        raise ValueError(f"no care window within {SEARCH_DAYS} days of {after.isoformat()}")
+
     def first_slot_on_or_after(self, day: date) -> datetime:
         """The opening of the first window of the first working day on or after `day`."""
         return self.next_care_slot(datetime.combine(day, time(0), self.tz))

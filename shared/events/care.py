@@ -26,6 +26,11 @@ class CareContactRequested(Event):
     priority: Priority = Field(default=Priority.NORMAL, description="high for complaints.")
     due_at: AwareDatetime = Field(description="When to make the contact.")
     attempt: int = Field(default=1, ge=1, description="1 for the first try, then retries.")
+    related_services: list[str] = Field(
+        default_factory=list,
+        description="Services to offer (check-in after resolution); empty otherwise.",
+        examples=[["will_drafting", "property_transfer"]],
+    )
 
 
 class CareContactCompleted(Event):

@@ -271,3 +271,18 @@ def test_calendar_without_any_open_day_is_an_error_not_a_hang() -> None:
     assert closed.next_care_slot(vn(2026, 11, 24)) == vn(2026, 11, 30, 9, 0)
     with pytest.raises(ValueError, match="no care window"):
         closed_forever.next_care_slot(vn(2026, 11, 22))
+
+
+@pytest.mark.parametrize(
+    ("moment", "opening"),
+    [
+        (vn(2026, 11, 23, 8, 0), vn(2026, 11, 23, 9, 0)),
+        (vn(2026, 11, 23, 9, 0), vn(2026, 11, 23, 14, 30)),
+        (vn(2026, 11, 23, 9, 30), vn(2026, 11, 23, 14, 30)),
+        (vn(2026, 11, 23, 14, 30), vn(2026, 11, 24, 9, 0)),
+        (vn(2026, 11, 24, 15, 0), vn(2026, 11, 26, 9, 0)),  # holiday in between
+        (vn(2026, 11, 28, 15, 0), vn(2026, 11, 30, 9, 0)),  # Saturday afternoon
+    ],
+)
+def test_next_window_opening_is_strictly_later(moment: datetime, opening: datetime) -> None:
+    assert calendar.next_window_opening(moment) == opening
