@@ -200,3 +200,22 @@ async def test_a_customer_who_answered_recently_is_not_surveyed_again(survey, st
     decision = await eventually(lambda: store.survey(survey_id_for("case-7")))
     assert decision.skipped == "recently_answered"
     assert len(await kafka.settle("survey.requested", quiet=0.5)) == 1
+
+
+async def test_a_reminder_due_while_survey_was_down_goes_out_after_the_restart(
+    infra, settings_for, run_app
+):
+    settings = settings_for(SurveySettings, timer_interval_s=0.1)
+    clock = FakeClock(T0)
+    first = await run_app(create_app(settings, clock=clock))
+    async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
+        await send(kafka, classified("case-9"))
+        await send(kafka, resolved("case-9"))
+        [request] = await kafka.events("survey.requested", count=1)
+        await first.stop()
+
+        clock.advance(timedelta(hours=30))
+        await run_app(create_app(settings, clock=clock))
+        [reminder] = await kafka.events("survey.reminded", count=1)
+        assert reminder["survey_id"] == request["survey_id"]
+        assert reminder["occurred_at"] == "2026-11-24T03:00:00Z"
