@@ -176,13 +176,12 @@ class CareCalendar(BaseModel):
         if end <= start:
             return 0.0
         day, last = start.astimezone(self.tz).date(), end.astimezone(self.tz).date()
-        total = 0.0
+        total = timedelta(0)
         while day <= last:
             for opens, closes in self.windows_on(day):
-                overlap = (min(end, closes) - max(start, opens)).total_seconds()
-                total += max(overlap, 0.0)
+                total += max(min(end, closes) - max(start, opens), timedelta(0))
             day += timedelta(days=1)
-        return total
+        return total.total_seconds()
 
 
 def _aware(moment: datetime) -> datetime:
