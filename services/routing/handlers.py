@@ -1,42 +1,255 @@
-"""Routing's Kafka handlers: parse → domain → store → publish."""
+"""Routing's Kafka handlers: parse → domain → store → publish.
+
+Ordering rule for a case: an event about it is published before the stored state that
+lets another handler act on it (a waiting case becomes visible to the queue only after
+its "nobody fits" went out), so a later assignment is never overtaken by an older
+"nobody fits". A handler that parks a case re-checks capacity after parking it, and a
+handler that frees capacity drains the queue after freeing it: one of the two always
+sees the other, so no freed slot is left unused while a case waits.
+"""
 
 import structlog
 from faststream.kafka import KafkaRouter
 
-from services.routing.store import RoutingStore
+from services.routing import domain
+from services.routing.store import RESOLVED, Claim, RoutingStore, now_utc
 from shared import topics
-from shared.events import CaseClassified, CaseResolved, ContractSigned, Event, RosterUpdated
+from shared.events import (
+    AssignmentReason,
+    CaseAssigned,
+    CaseClassified,
+    CaseResolved,
+    ContractSigned,
+    Event,
+    FeeQuoted,
+    RosterPerson,
+    RosterUpdated,
+)
 from shared.kafka import make_router, subscriber_options
 from shared.settings import LexcareSettings
 
 log = structlog.get_logger("lexcare.routing")
 
+Loads = dict[str, frozenset[int]]
 
-def build_router(settings: LexcareSettings, store: RoutingStore) -> KafkaRouter:
+
+def build_router(
+    settings: LexcareSettings,
+    store: RoutingStore,
+    fees: domain.FeeSchedule,
+    *,
+    queue_batch: int = 200,
+) -> KafkaRouter:
     """Routing's subscribers and publishers."""
     router = make_router(settings)
     options = subscriber_options(settings)
+    producer = settings.service_name
+    assigned = router.publisher(
+        topics.CASE_ASSIGNED,
+        schema=CaseAssigned,
+        description="Who handles a case; assignee null with no_expert/no_capacity when nobody.",
+    )
+    quoted = router.publisher(
+        topics.FEE_QUOTED,
+        schema=FeeQuoted,
+        description="A new case's price per delivery method, recommendation and basis.",
+    )
 
-    async def record(event: Event) -> None:
-        if await store.processed.seen(event.event_id):
+    async def publish_assignment(
+        cause: Event,
+        case: domain.RoutedCase,
+        *,
+        claim: Claim | None = None,
+        reason: AssignmentReason | None = None,
+        previous: str | None = None,
+    ) -> None:
+        assignee = claim.person_id if claim else None
+        reason = reason or domain.assignment_reason(previous)
+        out = CaseAssigned.caused_by(
+            cause,
+            producer=producer,
+            # One cause may route several cases, or park a case and then assign it.
+            discriminator=f"{case.case_id}/{assignee or reason}",
+            case_id=case.case_id,
+            assignee_id=assignee,
+            assignee_role=claim.role if claim else None,
+            reason=reason,
+            legal_field=case.legal_field,
+            previous_assignee_id=previous,
+        )
+        await assigned.publish(out, key=out.partition_key())
+        log.info(
+            "case_assigned" if assignee else "case_waiting",
+            case_id=case.case_id,
+            assignee_id=assignee,
+            reason=str(reason),
+            legal_field=str(case.legal_field),
+        )
+
+    async def try_assign(
+        cause: Event,
+        case: domain.RoutedCase,
+        people: list[RosterPerson],
+        loads: Loads,
+        *,
+        previous: str | None,
+    ) -> bool:
+        """Give the case a slot of the best free candidate; False when nobody could."""
+        ranked = domain.rank_candidates(case, people, loads)
+        claim = await store.claim_first_free(
+            ranked, loads, case_id=case.case_id, cause=str(cause.event_id), at=now_utc()
+        )
+        if claim is None:
+            return False
+        if claim.cause == str(cause.event_id):  # ours (maybe from an earlier try): announce it
+            await publish_assignment(cause, case, claim=claim, previous=previous)
+            await store.mark_assigned(claim)
+            loads[claim.person_id] = loads.get(claim.person_id, frozenset()) | {claim.slot}
+        return True
+
+    async def park(
+        cause: Event,
+        case: domain.RoutedCase,
+        people: list[RosterPerson],
+        *,
+        previous: str | None,
+    ) -> None:
+        """Nobody fits: say so, queue the case, then look once more for a slot freed meanwhile."""
+        reason = domain.why_nobody(case, people)
+        await publish_assignment(cause, case, reason=reason, previous=previous)
+        await store.mark_waiting(case.case_id, reason=str(reason))
+        people = await store.active_people(case.legal_field)
+        await try_assign(
+            cause, case, people, await store.loads([p.id for p in people]), previous=previous
+        )
+
+    async def drain_queue(cause: Event) -> None:
+        """Give freed capacity to waiting cases: complaints first, then the oldest."""
+        waiting = await store.waiting_cases(limit=queue_batch)
+        if not waiting:
             return
-        await store.processed.mark(event.event_id, event_type=event.event_type)
-        log.info("event_recorded", event_type=event.event_type)
+        previous = {case.case_id: before for case, before in waiting}
+        people = await store.active_people()
+        loads = await store.loads([p.id for p in people])
+        for case in domain.queue_order(case for case, _ in waiting):
+            if not domain.anyone_free(people, loads):
+                break
+            await try_assign(cause, case, people, loads, previous=previous[case.case_id])
 
     @router.subscriber(topics.CASE_CLASSIFIED, **options)
     async def on_case_classified(event: CaseClassified) -> None:
-        await record(event)
+        """Quote a new case and give it to the best free expert, or queue it."""
+        if await store.processed.seen(event.event_id):
+            log.info("duplicate_skipped")
+            return
+        case = domain.RoutedCase(
+            case_id=event.case_id,
+            legal_field=event.legal_field,
+            is_dispute=event.is_dispute,
+            is_complaint=event.is_complaint,
+            opened_at=event.occurred_at,
+        )
+        stored = await store.case(event.case_id)
+        if stored is not None and stored.get("state") == RESOLVED:
+            log.info("case_already_resolved")
+        elif stored is not None and not event.new_case:
+            # A contact attached to a known case: keep its assignee, remember new flags.
+            await store.raise_flags(
+                event.case_id, is_dispute=event.is_dispute, is_complaint=event.is_complaint
+            )
+            log.info("contact_attached")
+        else:
+            await quote_and_assign(event, case)
+        await store.processed.mark(event.event_id, event_type=event.event_type)
+
+    async def quote_and_assign(event: CaseClassified, case: domain.RoutedCase) -> None:
+        request = domain.QuoteRequest(
+            legal_field=event.legal_field,
+            is_dispute=event.is_dispute,
+            is_complaint=event.is_complaint,
+            legal_aid=event.legal_aid,
+            channel=event.channel,
+            income_tier=event.income_tier,
+        )
+        fee = domain.quote(request, fees)
+        await store.open_case(
+            case,
+            {
+                "legal_aid": event.legal_aid,
+                "channel": str(event.channel),
+                "customer_id": event.customer_id,
+                "recommended_method": str(fee.recommended_method),
+            },
+        )
+        out = FeeQuoted.caused_by(
+            event,
+            producer=producer,
+            case_id=case.case_id,
+            legal_field=case.legal_field,
+            prices_vnd=fee.prices_vnd,
+            recommended_method=fee.recommended_method,
+            basis=fee.basis,
+            dispute_surcharge_vnd=fee.dispute_surcharge_vnd,
+            legal_aid=fee.legal_aid,
+            referral=fee.referral,
+        )
+        await quoted.publish(out, key=out.partition_key())
+        log.info("fee_quoted", recommended_method=str(fee.recommended_method))
+        people = await store.active_people(case.legal_field)
+        loads = await store.loads([p.id for p in people])
+        if not await try_assign(event, case, people, loads, previous=None):
+            await park(event, case, people, previous=None)
 
     @router.subscriber(topics.CASE_RESOLVED, **options)
     async def on_case_resolved(event: CaseResolved) -> None:
-        await record(event)
+        """The case is over: its slot goes to the first waiting case that fits."""
+        if await store.processed.seen(event.event_id):
+            log.info("duplicate_skipped")
+            return
+        await store.resolve(event.case_id, outcome=str(event.outcome), at=event.occurred_at)
+        log.info("case_resolved", outcome=str(event.outcome))
+        await drain_queue(event)
+        await store.processed.mark(event.event_id, event_type=event.event_type)
 
     @router.subscriber(topics.CONTRACT_SIGNED, **options)
     async def on_contract_signed(event: ContractSigned) -> None:
-        await record(event)
+        """Remember the contract on the case."""
+        if await store.processed.seen(event.event_id):
+            log.info("duplicate_skipped")
+            return
+        await store.record_contract(
+            event.case_id,
+            contract_id=event.contract_id,
+            amount_vnd=event.amount_vnd,
+            method=str(event.delivery_method),
+            at=event.occurred_at,
+        )
+        log.info("contract_recorded", delivery_method=str(event.delivery_method))
+        await store.processed.mark(event.event_id, event_type=event.event_type)
 
     @router.subscriber(topics.ROSTER_UPDATED, **options)
     async def on_roster_updated(event: RosterUpdated) -> None:
-        await record(event)
+        """Apply a roster change; a deactivated person's open cases go to someone else."""
+        if await store.processed.seen(event.event_id):
+            log.info("duplicate_skipped")
+            return
+        person = event.person
+        await store.save_person(person, at=event.occurred_at)
+        log.info(
+            "roster_person_saved",
+            person_id=person.id,
+            active=person.active,
+            capacity=person.capacity,
+        )
+        if not person.active:
+            await store.take_cases_from(person.id, cause=str(event.event_id))
+            released = await store.cases_released_by(str(event.event_id))
+            people = await store.active_people()
+            loads = await store.loads([p.id for p in people])
+            for case, before in released:
+                if not await try_assign(event, case, people, loads, previous=before):
+                    await park(event, case, people, previous=before)
+        await drain_queue(event)
+        await store.processed.mark(event.event_id, event_type=event.event_type)
 
     return router

@@ -1,15 +1,325 @@
-"""The MongoDB collections routing owns."""
+"""The MongoDB collections routing owns: roster, capacity slots, cases, processed events.
 
+Capacity is counted in slot documents, never in a counter. A person with capacity c has
+slots `<person id>#0` .. `#c-1`; holding a case means owning the slot document whose `_id`
+is one of those keys and whose `case_id` is the case. Both `_id` and `case_id` are unique,
+so one insert atomically takes a free slot AND proves the case holds no other slot: two
+routing instances can never give one person more than capacity, nor one case two people
+(a conditional `$inc` is not atomic on FerretDB; a unique-key insert is, on MongoDB too).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError
 
+from services.routing.domain import Loads, RoutedCase, person_fingerprint
+from shared.events import LegalField, Role, RosterPerson
 from shared.idempotency import ProcessedEvents
+
+ROUTING, WAITING, ASSIGNED, RELEASING, RESOLVED = (
+    "routing",
+    "waiting",
+    "assigned",
+    "releasing",
+    "resolved",
+)
+"""A case's states: being routed, waiting in the queue, assigned, taken from a deactivated
+person and being reassigned, resolved."""
+
+PERSON_FIELDS = ("name", "role", "legal_fields", "years_experience", "capacity", "active")
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A slot a case holds: who has the case, and which event's handling took the slot."""
+
+    person_id: str
+    slot: int
+    role: Role | None
+    case_id: str
+    cause: str
+
+
+def _person(doc: dict[str, Any]) -> RosterPerson:
+    return RosterPerson(id=doc["_id"], **{k: doc[k] for k in PERSON_FIELDS})
+
+
+def _routed(doc: dict[str, Any]) -> RoutedCase:
+    return RoutedCase(
+        case_id=doc["_id"],
+        legal_field=LegalField(doc["legal_field"]),
+        is_dispute=doc.get("is_dispute", False),
+        is_complaint=doc.get("is_complaint", False),
+        opened_at=doc["opened_at"],
+    )
+
+
+def _claim(doc: dict[str, Any]) -> Claim:
+    role = doc.get("role")
+    return Claim(
+        person_id=doc["person_id"],
+        slot=int(doc["_id"].rsplit("#", 1)[1]),
+        role=Role(role) if role else None,
+        case_id=doc["case_id"],
+        cause=doc["cause"],
+    )
 
 
 class RoutingStore:
     """Routing's state behind intention-named methods."""
 
     def __init__(self, db: AsyncDatabase) -> None:
+        self.roster = db["roster"]
+        self.slots = db["slots"]
+        self.cases = db["cases"]
         self.processed = ProcessedEvents(db)
 
     async def prepare(self) -> None:
-        """Create the indexes routing relies on."""
+        """Create the indexes routing relies on (the unique case_id makes claims atomic)."""
+        await self.slots.create_index("case_id", unique=True)
+        await self.slots.create_index("person_id")
+        await self.roster.create_index([("active", ASCENDING), ("legal_fields", ASCENDING)])
+        await self.cases.create_index(
+            [("state", ASCENDING), ("is_complaint", DESCENDING), ("opened_at", ASCENDING)]
+        )
+        await self.cases.create_index("released_by")
+
+    # --- roster ----------------------------------------------------------------------------
+
+    async def file_fingerprints(self) -> dict[str, str]:
+        """Each person's fingerprint as last loaded from the roster file."""
+        cursor = self.roster.find({"file_fingerprint": {"$exists": True}}, {"file_fingerprint": 1})
+        return {doc["_id"]: doc["file_fingerprint"] async for doc in cursor}
+
+    async def load_from_file(self, people: list[RosterPerson], *, at: datetime) -> None:
+        """Apply roster file entries and remember what was loaded (safe to repeat)."""
+        for person in people:
+            await self.roster.update_one(
+                {"_id": person.id},
+                {
+                    "$set": {
+                        **person.model_dump(mode="json", exclude={"id"}),
+                        "file_fingerprint": person_fingerprint(person),
+                        "updated_at": at,
+                    }
+                },
+                upsert=True,
+            )
+
+    async def save_person(self, person: RosterPerson, *, at: datetime) -> None:
+        """Store a person's full new record from a run-time change (safe to repeat)."""
+        await self.roster.update_one(
+            {"_id": person.id},
+            {"$set": {**person.model_dump(mode="json", exclude={"id"}), "updated_at": at}},
+            upsert=True,
+        )
+
+    async def active_people(self, legal_field: LegalField | None = None) -> list[RosterPerson]:
+        """Active roster people, those who know `legal_field` when given."""
+        query: dict[str, Any] = {"active": True}
+        if legal_field is not None:
+            query["legal_fields"] = str(legal_field)
+        return [_person(doc) async for doc in self.roster.find(query).sort("_id", ASCENDING)]
+
+    async def person(self, person_id: str) -> RosterPerson | None:
+        """One roster person, or None."""
+        doc = await self.roster.find_one({"_id": person_id})
+        return _person(doc) if doc else None
+
+    # --- capacity slots --------------------------------------------------------------------
+
+    async def loads(self, person_ids: list[str]) -> dict[str, frozenset[int]]:
+        """Slot numbers each of these people holds now."""
+        held: dict[str, set[int]] = defaultdict(set)
+        cursor = self.slots.find({"person_id": {"$in": person_ids}}, {"person_id": 1})
+        async for doc in cursor:
+            held[doc["person_id"]].add(int(doc["_id"].rsplit("#", 1)[1]))
+        return {person: frozenset(slots) for person, slots in held.items()}
+
+    async def slot_of(self, case_id: str) -> Claim | None:
+        """The slot the case holds, if any."""
+        doc = await self.slots.find_one({"case_id": case_id})
+        return _claim(doc) if doc else None
+
+    async def claim_first_free(
+        self,
+        candidates: list[RosterPerson],
+        loads: Loads,
+        *,
+        case_id: str,
+        cause: str,
+        at: datetime,
+    ) -> Claim | None:
+        """Take a free slot of the first candidate who still has one, for the case.
+
+        Returns the new claim, or the claim the case already holds (taken by an earlier try
+        of the same event, or by another instance: compare `cause`), or None.
+        """
+        if not candidates:
+            return await self.slot_of(case_id)
+        for person in candidates:
+            for slot in range(person.capacity):
+                if slot in loads.get(person.id, frozenset()):
+                    continue
+                doc = {
+                    "_id": f"{person.id}#{slot}",
+                    "person_id": person.id,
+                    "role": str(person.role),
+                    "case_id": case_id,
+                    "cause": cause,
+                    "at": at,
+                }
+                try:
+                    await self.slots.insert_one(doc)
+                except DuplicateKeyError:
+                    held = await self.slot_of(case_id)
+                    if held is not None:
+                        return held
+                    continue  # another instance took this slot just now: try the next
+                if await self.slots.count_documents({"person_id": person.id}) > person.capacity:
+                    # Slots above a lowered capacity are still held: give this one back.
+                    await self.slots.delete_one({"_id": doc["_id"]})
+                    break
+                return _claim(doc)
+        return None
+
+    async def release(self, case_id: str) -> None:
+        """Free the slot the case holds, if any (safe to repeat)."""
+        await self.slots.delete_many({"case_id": case_id})
+
+    async def take_cases_from(self, person_id: str, *, cause: str) -> None:
+        """Move a deactivated person's open cases out of their slots, to be reassigned."""
+        async for slot in self.slots.find({"person_id": person_id}):
+            await self.cases.update_one(
+                {"_id": slot["case_id"]},
+                {
+                    "$set": {
+                        "state": RELEASING,
+                        "released_by": cause,
+                        "previous_assignee_id": person_id,
+                        "assignee_id": None,
+                    }
+                },
+            )
+            await self.slots.delete_one({"_id": slot["_id"], "case_id": slot["case_id"]})
+
+    async def cases_released_by(self, cause: str) -> list[tuple[RoutedCase, str]]:
+        """Cases a roster change took from someone and not reassigned yet, with that person."""
+        cursor = self.cases.find({"released_by": cause, "state": RELEASING}).sort("_id")
+        return [(_routed(doc), doc["previous_assignee_id"]) async for doc in cursor]
+
+    # --- cases -----------------------------------------------------------------------------
+
+    async def case(self, case_id: str) -> dict[str, Any] | None:
+        """The stored case document, or None."""
+        return await self.cases.find_one({"_id": case_id})
+
+    async def open_case(self, case: RoutedCase, facts: dict[str, Any]) -> None:
+        """Record a new case about to be routed (safe to repeat)."""
+        await self.cases.update_one(
+            {"_id": case.case_id},
+            {
+                "$set": {
+                    "legal_field": str(case.legal_field),
+                    "is_dispute": case.is_dispute,
+                    "is_complaint": case.is_complaint,
+                    **facts,
+                },
+                "$min": {"opened_at": case.opened_at},
+                "$setOnInsert": {"state": ROUTING},
+            },
+            upsert=True,
+        )
+
+    async def raise_flags(self, case_id: str, *, is_dispute: bool, is_complaint: bool) -> None:
+        """A later contact made the case a dispute or a complaint: it stays so."""
+        flags = {"is_dispute": True} if is_dispute else {}
+        if is_complaint:
+            flags["is_complaint"] = True
+        if flags:
+            await self.cases.update_one({"_id": case_id}, {"$set": flags})
+
+    async def mark_assigned(self, claim: Claim) -> None:
+        """The case is with `claim.person_id` (unless it was resolved meanwhile)."""
+        await self.cases.update_one(
+            {"_id": claim.case_id, "state": {"$ne": RESOLVED}},
+            {
+                "$set": {
+                    "state": ASSIGNED,
+                    "assignee_id": claim.person_id,
+                    "assignee_role": str(claim.role) if claim.role else None,
+                    "waiting_reason": None,
+                }
+            },
+        )
+
+    async def mark_waiting(self, case_id: str, *, reason: str) -> None:
+        """Nobody could take the case: it waits in the queue."""
+        await self.cases.update_one(
+            {"_id": case_id, "state": {"$ne": RESOLVED}},
+            {"$set": {"state": WAITING, "assignee_id": None, "waiting_reason": reason}},
+        )
+
+    async def waiting_cases(self, *, limit: int) -> list[tuple[RoutedCase, str | None]]:
+        """Cases in the queue (complaints first, then oldest), with their previous assignee."""
+        cursor = (
+            self.cases.find({"state": WAITING})
+            .sort([("is_complaint", DESCENDING), ("opened_at", ASCENDING), ("_id", ASCENDING)])
+            .limit(limit)
+        )
+        return [(_routed(doc), doc.get("previous_assignee_id")) async for doc in cursor]
+
+    async def resolve(self, case_id: str, *, outcome: str, at: datetime) -> None:
+        """The case is over: record it and free its slot (safe to repeat)."""
+        await self.cases.update_one(
+            {"_id": case_id},
+            {
+                "$set": {"state": RESOLVED, "outcome": outcome, "resolved_at": at},
+            },
+            upsert=True,
+        )
+        await self.release(case_id)
+
+    async def record_contract(
+        self, case_id: str, *, contract_id: str, amount_vnd: int, method: str, at: datetime
+    ) -> None:
+        """A contract was signed on the case (safe to repeat)."""
+        await self.cases.update_one(
+            {"_id": case_id},
+            {
+                "$addToSet": {
+                    "contracts": {
+                        "contract_id": contract_id,
+                        "amount_vnd": amount_vnd,
+                        "delivery_method": method,
+                    }
+                },
+                "$set": {"signed": True, "last_signed_at": at},
+            },
+            upsert=True,
+        )
+
+    async def open_cases_of(self, person_id: str) -> int:
+        """How many cases the person holds now."""
+        return await self.slots.count_documents({"person_id": person_id})
+
+    async def waiting_count(self) -> int:
+        """How many cases wait in the queue."""
+        return await self.cases.count_documents({"state": WAITING})
+
+    async def open_cases_by_person(self) -> dict[str, int]:
+        """Open cases per person now (workload)."""
+        counts: dict[str, int] = defaultdict(int)
+        async for doc in self.slots.find({}, {"person_id": 1}):
+            counts[doc["person_id"]] += 1
+        return dict(counts)
+
+
+def now_utc() -> datetime:
+    """The processing time, for bookkeeping fields only (rules use event times)."""
+    return datetime.now(UTC)
