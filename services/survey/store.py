@@ -15,6 +15,11 @@ from shared.timers import DurableTimers
 _SURVEY_FIELDS = [f.name for f in dataclasses.fields(Survey)]
 
 
+def _as_stored(moment: datetime) -> datetime:
+    """`moment` at the millisecond precision BSON keeps, so a re-read decision is identical."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def _survey(doc: dict[str, Any]) -> Survey:
     values = {name: doc.get(name) for name in _SURVEY_FIELDS}
     return Survey(**{**values, "questions": tuple(doc["questions"])})
@@ -96,6 +101,12 @@ class SurveyStore:
         Returns the stored decision when it was made for `cause_id` (now or by an earlier
         try), None when another resolution decided the case's survey first.
         """
+        survey = dataclasses.replace(
+            survey,
+            requested_at=_as_stored(survey.requested_at),
+            remind_at=_as_stored(survey.remind_at),
+            expires_at=_as_stored(survey.expires_at),
+        )
         doc = {**dataclasses.asdict(survey), "_id": survey.survey_id, "cause_id": cause_id}
         doc["questions"] = list(survey.questions)
         try:
