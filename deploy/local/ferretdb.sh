@@ -69,8 +69,9 @@ pg_dir() {
   fi
 }
 
+# PostgreSQL listens only on a unix socket in its own directory: no TCP port to clash.
 start_postgres() {
-  local dir=$1 pgport=$2
+  local dir=$1
   local pg; pg="$(pg_dir "$dir")"
   ensure_postgres
   mkdir -p "$pg"
@@ -81,7 +82,7 @@ start_postgres() {
     as_pg "$PG_BIN/initdb" -D "$pg/data" -U postgres --auth=trust -E UTF8 >/dev/null
     # Single-node scratch database: durability comes from Kafka replay, not fsync.
     cat >> "$pg/data/postgresql.conf" <<EOF
-listen_addresses = '127.0.0.1'
+listen_addresses = ''
 unix_socket_directories = '$pg'
 fsync = ${LEXCARE_PG_FSYNC:-on}
 synchronous_commit = off
@@ -90,10 +91,10 @@ max_connections = 200
 shared_buffers = 256MB
 EOF
   fi
-  as_pg "$PG_BIN/pg_ctl" -D "$pg/data" -o "-p $pgport" -l "$pg/postgres.log" -w start >/dev/null
-  as_pg "$PG_BIN/psql" -h 127.0.0.1 -p "$pgport" -U postgres -tAc \
+  as_pg "$PG_BIN/pg_ctl" -D "$pg/data" -l "$pg/postgres.log" -w start >/dev/null
+  as_pg "$PG_BIN/psql" -h "$pg" -U postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname='ferretdb'" | grep -q 1 \
-    || as_pg "$PG_BIN/createdb" -h 127.0.0.1 -p "$pgport" -U postgres ferretdb
+    || as_pg "$PG_BIN/createdb" -h "$pg" -U postgres ferretdb
 }
 
 start() {
@@ -109,10 +110,9 @@ start() {
   local args=(--listen-addr="127.0.0.1:$port" --state-dir="$dir" --telemetry=disable --debug-addr=-
               --log-level="${LEXCARE_FERRETDB_LOG_LEVEL:-warn}")
   if [ "$BACKEND" = postgresql ]; then
-    local pgport=$((port + 10000))
-    start_postgres "$dir" "$pgport"
+    start_postgres "$dir"
     args+=(--handler=postgresql
-           --postgresql-url="postgres://postgres@127.0.0.1:$pgport/ferretdb")
+           --postgresql-url="postgres://postgres@/ferretdb?host=$(pg_dir "$dir")")
   else
     mkdir -p "$dir/sqlite"
     args+=(--handler=sqlite --sqlite-url="file:$dir/sqlite/")
