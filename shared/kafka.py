@@ -20,7 +20,8 @@ def _ssl_context(settings: LexcareSettings) -> ssl.SSLContext | None:
         return None
     context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
     if settings.kafka_ssl_certfile:
-        context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile)
+        # An empty keyfile (compose passes "" for unset) means the key is in the certfile.
+        context.load_cert_chain(settings.kafka_ssl_certfile, settings.kafka_ssl_keyfile or None)
     return context
 
 

@@ -1,0 +1,170 @@
+"""deploy/docker-compose.yml validates with a real compose client and says what ops need.
+
+`docker compose config` (or Debian's `docker-compose`, installed by `make tools`) parses,
+validates against the compose schema and interpolates the file; no Docker engine is needed.
+The Dockerfile cannot be built here (no engine): its final stage is checked as text.
+"""
+
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from services.followup.app import FollowupSettings
+from services.intake.app import IntakeSettings
+from services.metrics.app import MetricsSettings
+from services.routing.app import RoutingSettings
+from services.survey.app import SurveySettings
+from tests.infra import ROOT
+
+DEPLOY = ROOT / "deploy"
+COMPOSE = DEPLOY / "docker-compose.yml"
+ENV_EXAMPLE = DEPLOY / ".env.example"
+SERVICES = {
+    "intake": IntakeSettings,
+    "routing": RoutingSettings,
+    "followup": FollowupSettings,
+    "survey": SurveySettings,
+    "metrics": MetricsSettings,
+}
+# Settings that are not deployment configuration: the fixed name, a test-only clock shift,
+# and the classifier vocabulary shipped inside the image.
+NOT_DEPLOYMENT = {"service_name", "followup_clock_offset_s", "lexicon_path"}
+
+
+def compose_client() -> list[str] | None:
+    """`docker compose` (v2 plugin) when it works, else `docker-compose` (v1), else None."""
+    if shutil.which("docker"):
+        probe = subprocess.run(["docker", "compose", "version"], capture_output=True, check=False)
+        if probe.returncode == 0:
+            return ["docker", "compose"]
+    if shutil.which("docker-compose"):
+        return ["docker-compose"]
+    return None
+
+
+CLIENT = compose_client()
+pytestmark = pytest.mark.skipif(
+    CLIENT is None,
+    reason="no docker compose client (make tools installs Debian's docker-compose)",
+)
+
+
+def compose(*args: str, env_file: Path | None = ENV_EXAMPLE) -> subprocess.CompletedProcess:
+    """Run the compose client on deploy/docker-compose.yml from a neutral directory."""
+    options = ["--env-file", str(env_file)] if env_file else []
+    return subprocess.run(
+        [*CLIENT, *options, "-f", str(COMPOSE), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT / "tests",
+        env={"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(Path.home())},
+    )
+
+
+def rendered(*profile: str) -> dict[str, Any]:
+    """The interpolated, validated configuration."""
+    result = compose(*profile, "config")
+    assert result.returncode == 0, result.stderr
+    return yaml.safe_load(result.stdout)
+
+
+def started_by_default(config: dict[str, Any]) -> set[str]:
+    """Services `up` starts without --profile (compose v1 lists profiled ones in config)."""
+    return {name for name, service in config["services"].items() if not service.get("profiles")}
+
+
+def test_the_base_file_validates_and_runs_kafka_mongo_topics_and_the_five_services():
+    config = rendered()
+    assert started_by_default(config) == {"kafka", "mongo", "topics", *SERVICES}
+    assert config["services"]["kafka"]["image"] == "apache/kafka:4.1.1"
+    assert config["services"]["mongo"]["image"].startswith("mongo:")
+    assert set(config["volumes"]) == {"kafka-data", "mongo-data"}
+
+
+def test_every_service_is_built_from_the_one_dockerfile_listens_on_all_interfaces_and_is_limited():
+    config = rendered()
+    for name in [*SERVICES, "topics"]:
+        service = config["services"][name]
+        assert service["build"]["dockerfile"] == "deploy/Dockerfile", name
+        assert Path(service["build"]["context"]) == ROOT, name
+        assert service["environment"]["LEXCARE_HTTP_HOST"] == "0.0.0.0", name
+        assert service["deploy"]["resources"]["limits"]["memory"], name
+        assert (
+            service["volumes"][0]["target"] == "/app/deploy/config"
+            if isinstance(service["volumes"][0], dict)
+            else service["volumes"][0].endswith(":/app/deploy/config:ro")
+        )
+    for name in SERVICES:
+        service = config["services"][name]
+        assert service["command"] == [f"services.{name}"]
+        assert service["restart"] == "unless-stopped"
+        assert service["depends_on"]["topics"]["condition"] == "service_completed_successfully"
+        assert service["depends_on"]["mongo"]["condition"] == "service_healthy"
+        assert [p["target"] if isinstance(p, dict) else p for p in service["ports"]]
+    assert config["services"]["topics"]["restart"] == "no"
+
+
+def test_mongo_has_authentication_and_the_services_log_in_with_their_own_user():
+    config = rendered()
+    mongo = config["services"]["mongo"]["environment"]
+    assert mongo["MONGO_INITDB_ROOT_PASSWORD"] == "change-me-root"
+    for name in SERVICES:
+        url = config["services"][name]["environment"]["LEXCARE_MONGO_URL"]
+        assert url == "mongodb://lexcare:change-me-app@mongo:27017/?authSource=admin"
+
+
+def test_without_an_env_file_the_missing_secret_is_named():
+    result = compose("config", env_file=None)
+    assert result.returncode != 0
+    assert "MONGO_ROOT_PASSWORD" in result.stderr or "MONGO_APP_PASSWORD" in result.stderr
+
+
+def test_the_replicas_profile_adds_a_second_instance_of_each_service_in_the_same_group():
+    config = rendered("--profile", "replicas")
+    for name in SERVICES:
+        main, replica = config["services"][name], config["services"][f"{name}-replica"]
+        # Same command and settings: same service name, so the same consumer group.
+        assert replica["command"] == main["command"]
+        assert replica["environment"] == main["environment"]
+        assert "ports" not in replica, "replicas publish no host port, so they can scale"
+        assert replica["profiles"] == ["replicas"]
+    assert not {f"{name}-replica" for name in SERVICES} & started_by_default(rendered())
+
+
+def test_every_deployment_setting_of_every_service_is_configurable_from_the_env_file():
+    config = rendered()
+    example = {
+        line.split("=", 1)[0]
+        for line in ENV_EXAMPLE.read_text().splitlines()
+        if re.match(r"^[A-Z_]+=", line)
+    }
+    for name, settings_class in SERVICES.items():
+        environment = config["services"][name]["environment"]
+        for field in set(settings_class.model_fields) - NOT_DEPLOYMENT:
+            variable = f"LEXCARE_{field.upper()}"
+            assert variable in environment, f"{name}: {variable} missing from docker-compose.yml"
+            # Fixed in the compose file: paths in the image, the HTTP listener, and the
+            # MongoDB URL (built from the MONGO_APP_* and MONGO_HOST variables).
+            fixed = field.endswith(("_file", "_path")) or field in {"http_host", "http_port"}
+            if not fixed and field != "mongo_url":
+                assert variable in example, f"{variable} is not documented in .env.example"
+    compose_text = COMPOSE.read_text()
+    unused = {v for v in example if f"${{{v}" not in compose_text} - {"COMPOSE_PROJECT_NAME"}
+    assert not unused, f".env.example sets variables the compose file never reads: {unused}"
+
+
+def test_the_image_runs_unprivileged_with_a_healthcheck_and_no_build_tools():
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    final_stage = dockerfile.split("\nFROM ")[-1]
+    assert final_stage.startswith("python:${PYTHON_VERSION}-slim")
+    assert re.search(r"^USER lexcare", final_stage, re.M)
+    assert "HEALTHCHECK" in final_stage and "/healthz" in final_stage
+    assert "uv" not in re.findall(r"COPY --from=(\S+)", final_stage)
+    assert not re.search(r"apt-get install|pip install|uv sync", final_stage)
+    assert "uv sync --frozen --no-dev" in dockerfile
