@@ -57,9 +57,18 @@ class SurveyStore:
         await self.timers.prepare()
 
     async def _set_on_case(self, case_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        doc = await self.cases.find_one_and_update(
-            {"_id": case_id}, {"$set": fields}, upsert=True, return_document=ReturnDocument.AFTER
-        )
+        async def upsert() -> dict[str, Any] | None:
+            return await self.cases.find_one_and_update(
+                {"_id": case_id},
+                {"$set": fields},
+                upsert=True,
+                return_document=ReturnDocument.AFTER,
+            )
+
+        try:
+            doc = await upsert()
+        except DuplicateKeyError:
+            doc = await upsert()  # another handler created the case meanwhile: now it updates
         return doc or {"_id": case_id, **fields}
 
     async def remember_context(self, case_id: str, context: dict[str, Any]) -> dict[str, Any]:

@@ -32,9 +32,7 @@ async def survey(infra, settings_for, run_app):
 async def store(infra, settings_for):
     """Survey's own store, to look at decisions that publish nothing."""
     client = AsyncMongoClient(infra.mongo_url, tz_aware=True)
-    database = settings_for(SurveySettings).mongo_db
-    yield SurveyStore(client[database])
-    await client.drop_database(database)
+    yield SurveyStore(client[settings_for(SurveySettings).mongo_db])
     await client.close()
 
 
