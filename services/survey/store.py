@@ -4,7 +4,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
-from pymongo import DESCENDING, ReturnDocument
+from pymongo import DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
@@ -34,18 +34,26 @@ def _outcome(doc: dict[str, Any]) -> Outcome:
     )
 
 
-class SurveyStore:
-    """Case context, survey decisions and outcomes, behind intention-named methods.
+# What survey learnt about a case, one document per kind (see SurveyStore).
+CONTEXT, LAWYER, RESOLUTION = "context", "assigned_lawyer_id", "resolution"
+DECIDED = "survey_decided"
 
-    `cases` holds what survey learnt from case.classified / case.assigned / case.resolved
-    (each handler sets only its own fields, so they never overwrite each other).
+
+class SurveyStore:
+    """Case facts, survey decisions and outcomes, behind intention-named methods.
+
+    `case_facts` holds what survey learnt about a case, one document per kind and case
+    (`<case id>:<kind>`), each written by one handler only: FerretDB rewrites a whole
+    document on update, so two handlers `$set`-ing different fields of one document at once
+    can lose one of the writes (measured here). Every handler writes its fact first and
+    reads all the case's facts after, so of two racing handlers at least one sees both.
     `surveys` holds one decision per case (first one wins, by unique id).
     `survey_outcomes` holds how a survey ended: its unique id makes "answered" and "expired"
     exclusive across instances (FerretDB's conditional updates are not atomic).
     """
 
     def __init__(self, db: AsyncDatabase) -> None:
-        self.cases = db["cases"]
+        self.facts = db["case_facts"]
         self.surveys = db["surveys"]
         self.outcomes = db["survey_outcomes"]
         self.processed = ProcessedEvents(db)
@@ -53,49 +61,55 @@ class SurveyStore:
 
     async def prepare(self) -> None:
         """Create the indexes survey relies on."""
+        await self.facts.create_index("case_id")
+        await self.facts.create_index("kind")
         await self.outcomes.create_index([("customer_id", 1), ("at", DESCENDING)])
         await self.timers.prepare()
 
-    async def _set_on_case(self, case_id: str, fields: dict[str, Any]) -> dict[str, Any]:
-        async def upsert() -> dict[str, Any] | None:
-            return await self.cases.find_one_and_update(
-                {"_id": case_id},
-                {"$set": fields},
+    async def _put_fact(self, case_id: str, kind: str, value: Any) -> None:
+        async def upsert() -> None:
+            await self.facts.update_one(
+                {"_id": f"{case_id}:{kind}"},
+                {"$set": {"case_id": case_id, "kind": kind, "value": value}},
                 upsert=True,
-                return_document=ReturnDocument.AFTER,
             )
 
         try:
-            doc = await upsert()
+            await upsert()
         except DuplicateKeyError:
-            doc = await upsert()  # another handler created the case meanwhile: now it updates
-        return doc or {"_id": case_id, **fields}
+            await upsert()  # created at the same moment by a redelivery: now it updates
 
     async def remember_context(self, case_id: str, context: dict[str, Any]) -> dict[str, Any]:
         """Keep the case's latest context (customer, channel, field, segment, contact)."""
-        return await self._set_on_case(case_id, {"context": context})
+        await self._put_fact(case_id, CONTEXT, context)
+        return await self._case(case_id)
 
     async def remember_lawyer(self, case_id: str, lawyer_id: str) -> None:
         """Keep the lawyer the case is assigned to."""
-        await self._set_on_case(case_id, {"assigned_lawyer_id": lawyer_id})
+        await self._put_fact(case_id, LAWYER, lawyer_id)
 
     async def remember_resolution(self, case_id: str, resolution: dict[str, Any]) -> dict[str, Any]:
         """Keep the case's resolution until its survey is decided; return the case."""
-        return await self._set_on_case(case_id, {"resolution": resolution})
+        await self._put_fact(case_id, RESOLUTION, resolution)
+        return await self._case(case_id)
 
     async def mark_survey_decided(self, case_id: str) -> None:
         """Note that the case's survey was decided and published (or skipped)."""
-        await self._set_on_case(case_id, {"survey_decided": True})
+        await self._put_fact(case_id, DECIDED, True)
 
     async def waiting_resolutions(self) -> int:
         """How many resolved cases wait for their case.classified before their survey."""
-        return await self.cases.count_documents(
-            {"resolution": {"$exists": True}, "context": {"$exists": False}}
-        )
+        resolved = await self.facts.count_documents({"kind": RESOLUTION})
+        return resolved - await self.facts.count_documents({"kind": DECIDED})
+
+    async def _case(self, case_id: str) -> dict[str, Any]:
+        facts = await self.facts.find({"case_id": case_id}).to_list(None)
+        return {"_id": case_id, **{fact["kind"]: fact["value"] for fact in facts}}
 
     async def case(self, case_id: str) -> dict[str, Any] | None:
-        """The case document, or None when survey never heard of the case."""
-        return await self.cases.find_one({"_id": case_id})
+        """Everything survey learnt about the case, or None when it never heard of it."""
+        case = await self._case(case_id)
+        return case if len(case) > 1 else None
 
     async def last_answered_at(self, customer_id: str) -> datetime | None:
         """When the customer last answered a survey, or None."""
