@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from prometheus_client import Counter
 from pymongo import ASCENDING, DESCENDING
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
@@ -31,6 +32,11 @@ ROUTING, WAITING, ASSIGNED, RELEASING, RESOLVED = (
 """A case's states: being routed, waiting in the queue, assigned, taken from a deactivated
 person and being reassigned, resolved."""
 
+SLOT_CONFLICTS = Counter(
+    "lexcare_routing_slot_conflicts_total",
+    "Capacity slot claims lost to another claim of the same slot or case at the same moment.",
+)
+
 PERSON_FIELDS = ("name", "role", "legal_fields", "years_experience", "capacity", "active")
 
 
@@ -43,6 +49,15 @@ class Claim:
     role: Role | None
     case_id: str
     cause: str
+
+
+async def _upsert(collection: Any, query: dict[str, Any], update: dict[str, Any]) -> None:
+    """update_one with upsert; when two writers insert the same new _id at once, the loser
+    gets DuplicateKeyError (MongoDB and FerretDB alike) and applies its update to the winner's."""
+    try:
+        await collection.update_one(query, update, upsert=True)
+    except DuplicateKeyError:
+        await collection.update_one(query, update, upsert=True)
 
 
 def _person(doc: dict[str, Any]) -> RosterPerson:
@@ -99,7 +114,8 @@ class RoutingStore:
     async def load_from_file(self, people: list[RosterPerson], *, at: datetime) -> None:
         """Apply roster file entries and remember what was loaded (safe to repeat)."""
         for person in people:
-            await self.roster.update_one(
+            await _upsert(
+                self.roster,
                 {"_id": person.id},
                 {
                     "$set": {
@@ -108,15 +124,14 @@ class RoutingStore:
                         "updated_at": at,
                     }
                 },
-                upsert=True,
             )
 
     async def save_person(self, person: RosterPerson, *, at: datetime) -> None:
         """Store a person's full new record from a run-time change (safe to repeat)."""
-        await self.roster.update_one(
+        await _upsert(
+            self.roster,
             {"_id": person.id},
             {"$set": {**person.model_dump(mode="json", exclude={"id"}), "updated_at": at}},
-            upsert=True,
         )
 
     async def active_people(self, legal_field: LegalField | None = None) -> list[RosterPerson]:
@@ -177,6 +192,7 @@ class RoutingStore:
                 try:
                     await self.slots.insert_one(doc)
                 except DuplicateKeyError:
+                    SLOT_CONFLICTS.inc()
                     held = await self.slot_of(case_id)
                     if held is not None:
                         return held
@@ -221,7 +237,8 @@ class RoutingStore:
 
     async def open_case(self, case: RoutedCase, facts: dict[str, Any]) -> None:
         """Record a new case about to be routed (safe to repeat)."""
-        await self.cases.update_one(
+        await _upsert(
+            self.cases,
             {"_id": case.case_id},
             {
                 "$set": {
@@ -233,7 +250,6 @@ class RoutingStore:
                 "$min": {"opened_at": case.opened_at},
                 "$setOnInsert": {"state": ROUTING},
             },
-            upsert=True,
         )
 
     async def raise_flags(self, case_id: str, *, is_dispute: bool, is_complaint: bool) -> None:
@@ -276,12 +292,10 @@ class RoutingStore:
 
     async def resolve(self, case_id: str, *, outcome: str, at: datetime) -> None:
         """The case is over: record it and free its slot (safe to repeat)."""
-        await self.cases.update_one(
+        await _upsert(
+            self.cases,
             {"_id": case_id},
-            {
-                "$set": {"state": RESOLVED, "outcome": outcome, "resolved_at": at},
-            },
-            upsert=True,
+            {"$set": {"state": RESOLVED, "outcome": outcome, "resolved_at": at}},
         )
         await self.release(case_id)
 
@@ -289,7 +303,8 @@ class RoutingStore:
         self, case_id: str, *, contract_id: str, amount_vnd: int, method: str, at: datetime
     ) -> None:
         """A contract was signed on the case (safe to repeat)."""
-        await self.cases.update_one(
+        await _upsert(
+            self.cases,
             {"_id": case_id},
             {
                 "$addToSet": {
@@ -301,7 +316,6 @@ class RoutingStore:
                 },
                 "$set": {"signed": True, "last_signed_at": at},
             },
-            upsert=True,
         )
 
     async def open_cases_of(self, person_id: str) -> int:

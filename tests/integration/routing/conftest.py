@@ -4,7 +4,9 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
+from aiokafka import AIOKafkaConsumer
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
@@ -38,3 +40,21 @@ async def database(infra: Infra) -> AsyncIterator[Callable[[RoutingSettings], As
 
     yield open_db
     await client.close()
+
+
+async def everything_on(bootstrap: str, topic: str, *, quiet: float = 1.5) -> list[dict]:
+    """Every event on `topic` (full name), read until nothing new comes for `quiet` s."""
+    reader = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False
+    )
+    await reader.start()
+    events: list[dict] = []
+    try:
+        while True:
+            batch = await reader.getmany(timeout_ms=int(quiet * 1000))
+            if not batch and reader.assignment():
+                return events
+            for records in batch.values():
+                events.extend(orjson.loads(r.value) for r in records)
+    finally:
+        await reader.stop()

@@ -4,6 +4,7 @@ import pytest
 
 from services.routing.app import create_app
 from tests.conftest import eventually
+from tests.integration.routing.conftest import everything_on
 from tests.kafka_tools import RawKafka
 from tests.unit.routing.factories import classified, contract, person, resolved
 
@@ -130,8 +131,8 @@ async def test_duplicate_events_change_nothing_twice(infra, routing_settings, ru
             return await db["processed_events"].count_documents({}) >= 4
 
         await eventually(all_handled)
-        assigned = await kafka.settle("case.assigned")
-        quotes = await kafka.settle("fee.quoted")
+        assigned = await everything_on(infra.kafka, settings.topic("case.assigned"))
+        quotes = await everything_on(infra.kafka, settings.topic("fee.quoted"))
 
         assert len(assigned) == 3  # c-1, c-2, c-3: the duplicates published nothing
         assert len(quotes) == 3
