@@ -1,11 +1,13 @@
 """Survey's store over the real database: what must hold when handlers race."""
 
 import asyncio
+from datetime import UTC, datetime
 
 import pytest
 from pymongo import AsyncMongoClient
 
 from services.survey.app import SurveySettings
+from services.survey.domain import ANSWERED, EXPIRED, Outcome
 from services.survey.store import SurveyStore
 
 pytestmark = pytest.mark.integration
@@ -35,3 +37,16 @@ async def test_handlers_creating_one_case_at_once_both_keep_what_they_learnt(sto
     assert await store.waiting_resolutions() == 20
     await asyncio.gather(*(store.mark_survey_decided(c) for c in cases))
     assert await store.waiting_resolutions() == 0
+
+
+async def test_an_answer_and_the_expiry_racing_for_one_survey_end_it_once(store):
+    at = datetime(2026, 11, 30, 3, 0, tzinfo=UTC)
+    claims = [
+        *(Outcome(f"srv-{i}", ANSWERED, at=at, answer_event_id=f"answer-{i}") for i in range(20)),
+        *(Outcome(f"srv-{i}", EXPIRED, at=at) for i in range(20)),
+    ]
+    holding = await asyncio.gather(*(store.claim_outcome(c, customer_id="cus-1") for c in claims))
+    for i in range(20):
+        answer, expiry = holding[i], holding[20 + i]
+        assert answer == expiry  # both sides see the same winner
+        assert answer == await store.outcome(f"srv-{i}")
