@@ -12,7 +12,7 @@ import structlog
 from faststream.kafka import KafkaRouter
 
 from services.routing import domain
-from services.routing.store import RESOLVED, Claim, RoutingStore, now_utc
+from services.routing.store import Claim, RoutingStore, now_utc
 from shared import topics
 from shared.events import (
     AssignmentReason,
@@ -101,10 +101,17 @@ def build_router(
         )
         if claim is None:
             return False
-        if claim.cause == str(cause.event_id):  # ours (maybe from an earlier try): announce it
-            await publish_assignment(cause, case, claim=claim, previous=previous)
+        if claim.cause != str(cause.event_id):
+            # Another handler holds the case's slot and announces it; the case document
+            # may still say waiting (a lost concurrent update): set it right.
             await store.mark_assigned(claim)
-            loads[claim.person_id] = loads.get(claim.person_id, frozenset()) | {claim.slot}
+            return True
+        if await store.is_resolved(case.case_id):  # resolved while we claimed: give it back
+            await store.release(case.case_id)
+            return True
+        await publish_assignment(cause, case, claim=claim, previous=previous)
+        await store.mark_assigned(claim)
+        loads[claim.person_id] = loads.get(claim.person_id, frozenset()) | {claim.slot}
         return True
 
     async def park(
@@ -150,7 +157,7 @@ def build_router(
             opened_at=event.occurred_at,
         )
         stored = await store.case(event.case_id)
-        if stored is not None and stored.get("state") == RESOLVED:
+        if await store.is_resolved(event.case_id):
             log.info("case_already_resolved")
         elif stored is not None and not event.new_case:
             # A contact attached to a known case: keep its assignee, remember new flags.
@@ -206,7 +213,12 @@ def build_router(
         if await store.processed.seen(event.event_id):
             log.info("duplicate_skipped")
             return
-        await store.resolve(event.case_id, outcome=str(event.outcome), at=event.occurred_at)
+        await store.resolve(
+            event.case_id,
+            outcome=str(event.outcome),
+            lawyer_id=event.lawyer_id,
+            at=event.occurred_at,
+        )
         log.info("case_resolved", outcome=str(event.outcome))
         await drain_queue(event)
         await store.processed.mark(event.event_id, event_type=event.event_type)

@@ -92,6 +92,10 @@ class RoutingStore:
         self.roster = db["roster"]
         self.slots = db["slots"]
         self.cases = db["cases"]
+        # Facts other consumers record live in documents of their own: FerretDB can lose
+        # one of two concurrent updates of one document, even of different fields.
+        self.contracts = db["contracts"]
+        self.resolutions = db["resolutions"]
         self.processed = ProcessedEvents(db)
 
     async def prepare(self) -> None:
@@ -103,6 +107,7 @@ class RoutingStore:
             [("state", ASCENDING), ("is_complaint", DESCENDING), ("opened_at", ASCENDING)]
         )
         await self.cases.create_index("released_by")
+        await self.contracts.create_index("case_id")
 
     # --- roster ----------------------------------------------------------------------------
 
@@ -290,33 +295,46 @@ class RoutingStore:
         )
         return [(_routed(doc), doc.get("previous_assignee_id")) async for doc in cursor]
 
-    async def resolve(self, case_id: str, *, outcome: str, at: datetime) -> None:
-        """The case is over: record it and free its slot (safe to repeat)."""
+    async def resolve(
+        self, case_id: str, *, outcome: str, lawyer_id: str | None, at: datetime
+    ) -> None:
+        """The case is over: record it, take it out of the queue, free its slot (repeatable).
+
+        The resolution is stored before the slot is freed, and whoever claims a slot checks
+        for a resolution after claiming: a claim racing a resolution never keeps its slot.
+        """
         await _upsert(
-            self.cases,
+            self.resolutions,
             {"_id": case_id},
-            {"$set": {"state": RESOLVED, "outcome": outcome, "resolved_at": at}},
+            {"$setOnInsert": {"outcome": outcome, "lawyer_id": lawyer_id, "resolved_at": at}},
         )
+        await self.cases.update_one({"_id": case_id}, {"$set": {"state": RESOLVED}})
         await self.release(case_id)
+
+    async def is_resolved(self, case_id: str) -> bool:
+        """True once a case.resolved for the case was handled."""
+        return await self.resolutions.find_one({"_id": case_id}, {"_id": 1}) is not None
 
     async def record_contract(
         self, case_id: str, *, contract_id: str, amount_vnd: int, method: str, at: datetime
     ) -> None:
         """A contract was signed on the case (safe to repeat)."""
         await _upsert(
-            self.cases,
-            {"_id": case_id},
+            self.contracts,
+            {"_id": contract_id},
             {
-                "$addToSet": {
-                    "contracts": {
-                        "contract_id": contract_id,
-                        "amount_vnd": amount_vnd,
-                        "delivery_method": method,
-                    }
-                },
-                "$set": {"signed": True, "last_signed_at": at},
+                "$setOnInsert": {
+                    "case_id": case_id,
+                    "amount_vnd": amount_vnd,
+                    "delivery_method": method,
+                    "signed_at": at,
+                }
             },
         )
+
+    async def contracts_of(self, case_id: str) -> list[dict[str, Any]]:
+        """The contracts signed on the case."""
+        return await self.contracts.find({"case_id": case_id}).sort("_id").to_list(None)
 
     async def open_cases_of(self, person_id: str) -> int:
         """How many cases the person holds now."""
