@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from services.metrics.domain import FRT_BUCKETS
 from services.metrics.windows import Window
 
 SKETCH_ACCURACY = 0.01
@@ -26,6 +27,8 @@ PERCENTS = frozenset({"nps", "csat", "complaint_rate", "crr"})
 DURATIONS = frozenset({"frt", "frt_business", "atht", "ttr"})
 RATIOS = frozenset({"resolution_rate", "quote_conversion", "survey_response_rate"})
 MEANS = frozenset({"csat_mean", "ces"})
+FRT_KPIS = frozenset({"frt", "frt_business"})
+FRT_BUCKET_NAMES = (*(name for name, _ in FRT_BUCKETS), ">24h")
 KPIS = tuple(sorted(COUNTS | PERCENTS | DURATIONS | RATIOS | MEANS))
 """Every KPI identifier on the wire (SPEC §6)."""
 
@@ -118,8 +121,9 @@ def kpi_value(kpi: str, cell: Cell) -> KpiValue:
         return KpiValue(num, num, 1.0, cell.count, extra)
     if kpi in DURATIONS:
         seconds = num / 1000
-        for name in list(extra):
-            extra[f"share_{name}"] = extra.pop(name) / den if den else 0.0
+        if kpi in FRT_KPIS:
+            for name in FRT_BUCKET_NAMES:
+                extra[f"share_{name}"] = extra.pop(name, 0.0) / den if den else 0.0
         for label, q in (("p50", 0.5), ("p90", 0.9)):
             ms = quantile(cell.sketch, q)
             if ms is not None:
