@@ -77,7 +77,10 @@ def build_router(
         roots.add(target)
         if len(roots) == 1:
             return target, await store.recorded_merge(contact.contact_id)
-        survivor = domain.pick_survivor(await known(roots))
+        # A customer created just now for this contact lost a race for an identifier:
+        # it folds into the customers that already hold identifiers.
+        holders = roots - {short_id("cus", contact.contact_id, "customer")}
+        survivor = domain.pick_survivor(await known(holders))
         others = sorted(roots - {survivor})
         merge = await store.merge_customers(survivor, others, contact_id=contact.contact_id)
         log.info("customers_merged", customer_id=survivor, merged_customer_ids=others)

@@ -1,0 +1,251 @@
+"""Intake over the real broker and database: contacts in, customers and cases out."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+import pytest
+from pymongo import AsyncMongoClient
+
+from services.intake.app import IntakeSettings, create_app
+from tests.conftest import eventually
+from tests.kafka_tools import RawKafka
+
+pytestmark = pytest.mark.integration
+
+
+def contact(**overrides: Any) -> dict:
+    """A contact.received as a channel adapter publishes it."""
+    event = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "contact.received",
+        "schema_version": 1,
+        "occurred_at": "2026-11-23T09:15:00+07:00",
+        "producer": "zalo-adapter",
+        "channel": "zalo",
+        "sender_id": f"zalo-{uuid.uuid4().hex[:8]}",
+        "kind": "inquiry",
+        "customer": {"name": "  Nguyễn Văn An ", "phone": "0912 345 678"},
+        "message": "Cho em hỏi thủ tục ly hôn đơn phương, chồng ko chịu ký",
+    }
+    event.update(overrides)
+    return event
+
+
+def staff_event(event_type: str, **payload: Any) -> dict:
+    """An event a staff tool publishes (contract.signed, case.resolved)."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "occurred_at": "2026-11-24T10:00:00+07:00",
+        "producer": "staff-tool",
+        **payload,
+    }
+
+
+class Intake(RawKafka):
+    """A raw Kafka client beside a running intake, plus a look into intake's database."""
+
+    def __init__(self, infra: Any, settings: IntakeSettings) -> None:
+        super().__init__(infra.kafka, settings.topic_prefix)
+        self.db = AsyncMongoClient(settings.mongo_url)[settings.mongo_db]
+
+
+@pytest.fixture
+async def intake(infra, namespace, settings_for, run_app) -> AsyncIterator[Callable[..., Any]]:
+    """Start intake (with optional setting overrides) and return a client for it."""
+    clients: list[Intake] = []
+
+    async def start(**overrides: Any) -> Intake:
+        # Every environment shares the consumer group `lexcare-intake`; a group of our own
+        # keeps other test runs' rebalances from stalling this one.
+        settings = settings_for(IntakeSettings, service_name=f"intake-{namespace}", **overrides)
+        await run_app(create_app(settings))
+        client = Intake(infra, settings)
+        await client.__aenter__()
+        clients.append(client)
+        return client
+
+    yield start
+    for client in clients:
+        await client.__aexit__(None, None, None)
+        await client.db.client.close()
+
+
+async def send(kafka: RawKafka, event: dict) -> None:
+    await kafka.send("contact.received", event, key=event.get("sender_id") or event["event_id"])
+
+
+async def test_a_contact_is_normalised_classified_and_a_second_channel_joins_its_case(intake):
+    kafka = await intake()
+    first = contact(documents=[])
+    await send(kafka, first)
+    [opened] = await kafka.events("case.classified", count=1)
+
+    assert opened["correlation_id"] == first["event_id"]
+    assert opened["new_case"] is True
+    assert opened["legal_field"] == "family"
+    assert opened["is_dispute"] is False
+    assert opened["segment"] == "new"
+    assert opened["contact"]["phone"] == "+84912345678"
+    assert opened["contact"]["name"] == "Nguyễn Văn An"
+    assert set(opened["missing_items"]) == {"email", "address", "birth_date", "documents"}
+
+    second = contact(
+        channel="phone",
+        sender_id=None,
+        producer="call-center",
+        customer={"phone": "+84 912.345.678", "email": "An@Example.VN", "birth_date": "1960-05-01"},
+        message="Tôi gọi lại về vụ ly hôn, gửi thêm giấy đăng ký kết hôn",
+        documents=["dkkh.pdf"],
+    )
+    await send(kafka, second)
+    attached = (await kafka.events("case.classified", count=2))[1]
+    assert attached["correlation_id"] == second["event_id"]
+    assert attached["case_id"] == opened["case_id"]
+    assert attached["customer_id"] == opened["customer_id"]
+    assert attached["new_case"] is False
+    assert attached["channel"] == "phone"
+    assert attached["legal_aid"] is True
+    assert attached["legal_aid_categories"] == ["elderly"]
+    assert attached["age_band"] == ">50"
+    assert attached["missing_items"] == ["address"]
+
+
+async def test_an_unreachable_contact_goes_to_the_dlq_with_its_reason(intake):
+    kafka = await intake()
+    await send(kafka, contact(sender_id=None, customer={"name": "An", "phone": "12"}))
+    good = contact()
+    await send(kafka, good)
+    [dead] = await kafka.read("contact.received.dlq", until=lambda r: len(r) >= 1)
+    reason = dict(dead.headers)["x-error"].decode()
+    assert "no way to reach the customer" in reason
+    assert "unusable: phone" in reason
+    [classified] = await kafka.events("case.classified", count=1)
+    assert classified["correlation_id"] == good["event_id"]
+
+
+async def test_the_same_contact_twice_is_classified_once(intake):
+    kafka = await intake()
+    event = contact()
+    await send(kafka, event)
+    await send(kafka, event)
+    await kafka.events("case.classified", count=1)
+    records = await kafka.settle("case.classified", quiet=2.0)
+    assert len(records) == 1
+
+
+async def test_a_contact_joining_two_customers_merges_them_with_their_cases(intake):
+    kafka = await intake()
+    by_phone = contact(channel="zalo", customer={"phone": "0987 654 321"})
+    by_email = contact(
+        channel="facebook",
+        producer="facebook-adapter",
+        customer={"email": "binh@example.vn"},
+        message="Công ty nợ lương 3 tháng, em muốn kiện",
+        occurred_at="2026-11-23T10:00:00+07:00",
+    )
+    await send(kafka, by_phone)
+    await send(kafka, by_email)
+    first_two = await kafka.events("case.classified", count=2)
+    customers = {e["correlation_id"]: e["customer_id"] for e in first_two}
+    assert customers[by_phone["event_id"]] != customers[by_email["event_id"]]
+
+    joining = contact(
+        channel="email",
+        sender_id=None,
+        producer="mail-adapter",
+        customer={"phone": "84987654321", "email": "BINH@example.vn"},
+        message="Tôi hỏi thêm về vụ ly hôn",
+        occurred_at="2026-11-23T11:00:00+07:00",
+    )
+    await send(kafka, joining)
+    [merged] = await kafka.events("customer.merged", count=1)
+    assert merged["correlation_id"] == joining["event_id"]
+    assert merged["customer_id"] == customers[by_phone["event_id"]]
+    assert merged["merged_customer_ids"] == [customers[by_email["event_id"]]]
+    cases = {e["correlation_id"]: e["case_id"] for e in first_two}
+    assert merged["moved_case_ids"] == [cases[by_email["event_id"]]]
+
+    third = (await kafka.events("case.classified", count=3))[2]
+    assert third["customer_id"] == merged["customer_id"]
+    assert third["new_case"] is False
+    assert third["segment"] == "potential"
+
+
+async def test_two_simultaneous_contacts_with_one_phone_end_as_one_customer(intake):
+    kafka = await intake()
+    racing = [
+        contact(channel="zalo", customer={"phone": "0903 111 222"}),
+        contact(channel="facebook", producer="fb", customer={"phone": "0903111222"}),
+    ]
+    await asyncio.gather(
+        *(kafka.send("contact.received", e, partition=i) for i, e in enumerate(racing))
+    )
+    classified = await kafka.events("case.classified", count=2)
+    merges = await kafka.settle("customer.merged", quiet=2.0)
+    survivors = {e["customer_id"] for e in classified}
+    if len(survivors) == 2:  # the race happened: the loser was folded into the winner
+        assert len(merges) == 1
+        survivor = orjson.loads(merges[0].value)["customer_id"]
+    else:
+        assert merges == []
+        [survivor] = survivors
+    later = contact(channel="website", sender_id=None, customer={"phone": "+84903111222"})
+    await send(kafka, later)
+    events = await kafka.events("case.classified", count=3)
+    assert (
+        next(e for e in events if e["correlation_id"] == later["event_id"])["customer_id"]
+        == survivor
+    )
+    owners = await kafka.db.identifiers.find({"_id": "phone:+84903111222"}).to_list(None)
+    assert [o["customer_id"] for o in owners] == [survivor]
+
+
+async def test_contracts_make_a_customer_loyal_and_a_resolved_case_is_not_joined(intake):
+    kafka = await intake(loyal_contracts=2)
+    first = contact()
+    await send(kafka, first)
+    [opened] = await kafka.events("case.classified", count=1)
+    case_id = opened["case_id"]
+
+    for number in (1, 2):
+        signed = staff_event(
+            "contract.signed",
+            case_id=case_id,
+            contract_id=f"HD-{number}",
+            amount_vnd=5_000_000,
+            delivery_method="office",
+        )
+        await kafka.send("contract.signed", signed, key=case_id)
+        await kafka.send("contract.signed", signed, key=case_id)
+    changes = await kafka.events("customer.segment_changed", count=2)
+    assert [(c["previous_segment"], c["segment"]) for c in changes] == [
+        ("new", "customer"),
+        ("customer", "loyal"),
+    ]
+    assert changes[1]["contracts"] == 2
+    assert changes[1]["customer_id"] == opened["customer_id"]
+    assert changes[1]["contact"]["phone"] == "+84912345678"
+
+    resolved = staff_event("case.resolved", case_id=case_id, outcome="advised")
+    await kafka.send("case.resolved", resolved, key=case_id)
+    await kafka.send("case.resolved", staff_event("case.resolved", case_id="case-x", outcome="won"))
+    [dead] = await kafka.read("case.resolved.dlq", until=lambda r: len(r) >= 1)
+    assert "unknown case" in dict(dead.headers)["x-error"].decode()
+
+    async def case_closed() -> bool:
+        doc = await kafka.db.cases.find_one({"_id": case_id})
+        return doc["status"] == "resolved"
+
+    await eventually(case_closed)
+    again = contact(sender_id=first["sender_id"], occurred_at="2026-11-25T09:00:00+07:00")
+    await send(kafka, again)
+    reopened = (await kafka.events("case.classified", count=2))[1]
+    assert reopened["correlation_id"] == again["event_id"]
+    assert reopened["new_case"] is True
+    assert reopened["case_id"] != case_id
+    assert reopened["segment"] == "loyal"
+    assert len(await kafka.settle("customer.segment_changed", quiet=1.0)) == 2
