@@ -77,6 +77,8 @@ class CaseState(BaseModel):
     resolved_at: datetime | None = None
     cadence: bool = False
     """An open-case care timer chain is running."""
+    cadence_origin: str | None = None
+    """The event that started the running chain (a replay of it plans the same timer)."""
     unreachable: bool = False
     """The contact point proved wrong; care waits for a new contact."""
     opted_out: bool = False
@@ -260,11 +262,12 @@ def plan_classified(
                 f"first_contact:{case.case_id}", due, CareKind.FIRST_CONTACT, case.case_id, base
             )
         )
-    if open_for_care and not case.cadence:
+    replayed = case.cadence_origin == str(event.event_id)
+    if open_for_care and (not case.cadence or replayed):
         due = next_care_due(start, case, now=now, calendar=calendar, policy=policy)
         timer_id = f"care:{case.case_id}:{_short(str(event.event_id))}"
         timers.append(PlannedTimer(timer_id, due, CareKind.CARE, case.case_id, base))
-        case = case.model_copy(update={"cadence": True})
+        case = case.model_copy(update={"cadence": True, "cadence_origin": str(event.event_id)})
     return timers, case
 
 

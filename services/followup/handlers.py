@@ -60,11 +60,12 @@ def build_router(
         customer_before = await store.customer(event.customer_id)
         customer = domain.remember_customer(customer_before, event)
         birthday = domain.plan_birthday(customer, now=now, calendar=care.calendar)
-        await store.schedule([*timers, *([birthday] if birthday else [])])
+        # The case first: a timer may fire the moment it is scheduled and needs the case.
         await store.save_case(event.case_id, domain.changed_fields(before, after))
         await store.save_customer(
             event.customer_id, domain.changed_fields(customer_before, customer)
         )
+        await store.schedule([*timers, *([birthday] if birthday else [])])
         await store.processed.mark(event.event_id, event_type=event.event_type)
         log.info("care_planned", timers=[t.kind.value for t in timers], birthday=bool(birthday))
 

@@ -16,9 +16,9 @@ from shared.events import (
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
-def vn(y: int, mo: int, d: int, h: int = 0, mi: int = 0) -> datetime:
+def vn(y: int, mo: int, d: int, h: int = 0, mi: int = 0, s: int = 0) -> datetime:
     """A moment in Vietnam time."""
-    return datetime(y, mo, d, h, mi, tzinfo=VN)
+    return datetime(y, mo, d, h, mi, s, tzinfo=VN)
 
 
 def classified(case_id: str, at: datetime, **overrides: Any) -> CaseClassified:

@@ -124,6 +124,15 @@ def test_replaying_a_contact_plans_the_same_timer_ids():
     assert [t.id for t in first] == [t.id for t in again]
 
 
+def test_a_contact_replayed_after_its_case_was_saved_plans_its_cadence_again():
+    event = classified("c1", MON_0800)
+    first, saved = plan(event)
+    again, _ = plan(event, case=saved)
+    assert [t.id for t in again if t.kind == CareKind.CARE] == [
+        t.id for t in first if t.kind == CareKind.CARE
+    ]
+
+
 def test_no_care_planned_for_a_resolved_case():
     event = classified("c1", MON_0800, new_case=False)
     timers, _ = plan(event, case=known_case(cadence=False, resolved_at=MON_0800))
