@@ -82,9 +82,26 @@ def make_broker(settings: LexcareSettings, logger: Any, guard: DeliveryGuard) ->
     return broker
 
 
+class LexcareRouter(KafkaRouter):
+    """A KafkaRouter whose subscribers each get a consumer group of their own.
+
+    FastStream runs one consumer per subscriber. Sharing one group among a service's
+    subscribers makes every joining subscriber rebalance all the others (seconds of stall
+    at start and on every restart); one group per topic keeps them independent and still
+    lets replicas of the service share each topic's partitions.
+    """
+
+    def subscriber(self, *topics: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Register a subscriber; its group is `<service group>.<topic>`."""
+        group = kwargs.get("group_id")
+        if group and len(topics) == 1 and isinstance(topics[0], str):
+            kwargs["group_id"] = f"{group}.{topics[0]}"
+        return super().subscriber(*topics, **kwargs)
+
+
 def make_router(settings: LexcareSettings) -> KafkaRouter:
     """A router whose subscribers and publishers live under the environment's topic prefix."""
-    return KafkaRouter(prefix=settings.topic_prefix)
+    return LexcareRouter(prefix=settings.topic_prefix)
 
 
 def subscriber_options(settings: LexcareSettings) -> dict[str, Any]:

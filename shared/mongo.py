@@ -12,6 +12,7 @@ def make_mongo(settings: LexcareSettings) -> AsyncMongoClient:
         settings.mongo_url,
         tz_aware=True,
         serverSelectionTimeoutMS=5_000,
+        maxPoolSize=settings.mongo_pool_size,
         connectTimeoutMS=5_000,
         appname=f"lexcare-{settings.service_name}",
     )

@@ -14,6 +14,8 @@ class LexcareSettings(BaseSettings):
     kafka: str = "127.0.0.1:9092"
     """Kafka bootstrap servers, comma separated."""
     mongo_url: str = "mongodb://127.0.0.1:27017"
+    mongo_pool_size: int = 20
+    """Connections per service process; handlers run one message per topic at a time."""
     mongo_db_prefix: str = "lexcare"
     """Each service owns the database `<prefix>_<service>`."""
     topic_prefix: str = ""

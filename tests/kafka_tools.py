@@ -1,7 +1,6 @@
 """Plain aiokafka clients for tests: publish and read topics the way outside parties do."""
 
 import asyncio
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -44,14 +43,17 @@ class RawKafka:
 
     async def _reader(self, topic: str) -> AIOKafkaConsumer:
         if topic not in self._readers:
+            # No consumer group: every partition at once, no coordinator, no rebalance wait.
             reader = AIOKafkaConsumer(
                 self.prefix + topic,
                 bootstrap_servers=self.bootstrap,
-                group_id=f"test-reader-{uuid.uuid4().hex[:8]}",
+                group_id=None,
                 auto_offset_reset="earliest",
                 enable_auto_commit=False,
             )
             await reader.start()
+            while not reader.assignment():
+                await reader.getmany(timeout_ms=100)
             self._readers[topic] = reader
             self.seen[topic] = []
         return self._readers[topic]
@@ -78,9 +80,33 @@ class RawKafka:
         records = await self.read(topic, until=lambda r: len(r) >= count, timeout=timeout)
         return [orjson.loads(r.value) for r in records]
 
+    @staticmethod
+    async def _reached(reader: AIOKafkaConsumer, ends: dict[Any, int]) -> bool:
+        for tp, end in ends.items():
+            if await reader.position(tp) < end:
+                return False
+        return True
+
+    async def distinct(self, topic: str, *, count: int, timeout: float = 30.0) -> list[dict]:
+        """Wait for `count` distinct event ids on `topic` (as a deduping consumer sees them)."""
+
+        def unique(records: list[ConsumerRecord]) -> list[dict]:
+            by_id = {}
+            for record in records:
+                event = orjson.loads(record.value)
+                by_id.setdefault(event["event_id"], event)
+            return list(by_id.values())
+
+        records = await self.read(topic, until=lambda r: len(unique(r)) >= count, timeout=timeout)
+        return unique(records)
+
     async def settle(self, topic: str, *, quiet: float = 1.0) -> list[ConsumerRecord]:
-        """Read `topic` until nothing new arrives for `quiet` seconds; return all records."""
+        """Read `topic` up to its current end, then until nothing new comes for `quiet` s."""
         reader = await self._reader(topic)
+        ends = await reader.end_offsets(list(reader.assignment()))
+        while not await self._reached(reader, ends):
+            for messages in (await reader.getmany(timeout_ms=200)).values():
+                self.seen[topic].extend(messages)
         while True:
             batch = await reader.getmany(timeout_ms=int(quiet * 1000))
             if not batch:

@@ -87,7 +87,7 @@ unix_socket_directories = '$pg'
 fsync = ${LEXCARE_PG_FSYNC:-on}
 synchronous_commit = off
 full_page_writes = off
-max_connections = 200
+max_connections = 300
 shared_buffers = 256MB
 EOF
   fi
@@ -112,7 +112,8 @@ start() {
   if [ "$BACKEND" = postgresql ]; then
     start_postgres "$dir"
     args+=(--handler=postgresql
-           --postgresql-url="postgres://postgres@/ferretdb?host=$(pg_dir "$dir")")
+           # FerretDB's default pool of 50 can be exhausted by many clients and then stall.
+           --postgresql-url="postgres://postgres@/ferretdb?host=$(pg_dir "$dir")&pool_max_conns=250")
   else
     mkdir -p "$dir/sqlite"
     args+=(--handler=sqlite --sqlite-url="file:$dir/sqlite/")

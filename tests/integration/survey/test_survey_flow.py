@@ -54,7 +54,7 @@ async def test_a_resolved_case_is_surveyed_and_its_answer_scored_with_the_case_c
     resolution = resolved("case-1")
     await send(kafka, resolution)
 
-    [request] = await kafka.events("survey.requested", count=1)
+    [request] = await kafka.distinct("survey.requested", count=1)
     assert request["case_id"] == "case-1"
     assert request["customer_id"] == "cus-1"
     assert request["channel"] == "zalo"
@@ -87,7 +87,7 @@ async def test_a_resolution_that_arrives_before_the_case_is_known_waits_for_its_
     await eventually(lambda: store.waiting_resolutions())
     await send(kafka, classified("case-early", legal_field="family", channel="facebook"))
 
-    [request] = await kafka.events("survey.requested", count=1)
+    [request] = await kafka.distinct("survey.requested", count=1)
     assert request["case_id"] == "case-early"
     assert request["channel"] == "facebook"
     assert request["lawyer_id"] == "law-fam-02"
@@ -99,7 +99,7 @@ async def test_one_reminder_after_a_day_then_expiry_after_a_week_then_answers_ar
     kafka, clock = survey
     await send(kafka, classified("case-2"))
     await send(kafka, resolved("case-2"))
-    [request] = await kafka.events("survey.requested", count=1)
+    [request] = await kafka.distinct("survey.requested", count=1)
 
     clock.advance(timedelta(hours=24))
     [reminder] = await kafka.events("survey.reminded", count=1)
@@ -151,7 +151,7 @@ async def test_duplicate_unknown_late_and_out_of_range_answers_are_rejected_with
     kafka, _ = survey
     await send(kafka, classified("case-5"))
     await send(kafka, resolved("case-5"))
-    [request] = await kafka.events("survey.requested", count=1)
+    [request] = await kafka.distinct("survey.requested", count=1)
     survey_id = request["survey_id"]
 
     first = answered(survey_id, nps=3)
@@ -189,7 +189,7 @@ async def test_a_customer_who_answered_recently_is_not_surveyed_again(survey, st
     kafka, _ = survey
     await send(kafka, classified("case-6", customer_id="cus-6"))
     await send(kafka, resolved("case-6"))
-    [request] = await kafka.events("survey.requested", count=1)
+    [request] = await kafka.distinct("survey.requested", count=1)
     await send(kafka, answered(request["survey_id"]))
     await kafka.events("survey.scored", count=1)
 
@@ -209,7 +209,7 @@ async def test_a_reminder_due_while_survey_was_down_goes_out_after_the_restart(
     async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
         await send(kafka, classified("case-9"))
         await send(kafka, resolved("case-9"))
-        [request] = await kafka.events("survey.requested", count=1)
+        [request] = await kafka.distinct("survey.requested", count=1)
         await first.stop()
 
         clock.advance(timedelta(hours=30))
