@@ -65,7 +65,7 @@ def free_slots(person: RosterPerson, loads: Loads) -> list[int]:
 
 
 def rank_candidates(
-    case: RoutedCase, people: Iterable[RosterPerson], loads: Loads
+    case: RoutedCase, people: Iterable[RosterPerson], *, loads: Loads
 ) -> list[RosterPerson]:
     """Experts with spare capacity: least loaded first, then most experienced, then by id."""
     eligible = [p for p in people if is_expert(p, case) and free_slots(p, loads)]

@@ -63,6 +63,7 @@ def build_router(
         reason: AssignmentReason | None = None,
         previous: str | None = None,
     ) -> None:
+        """Publish who has the case now (or that nobody fits), keyed by the case."""
         assignee = claim.person_id if claim else None
         reason = reason or domain.assignment_reason(previous)
         out = CaseAssigned.caused_by(
@@ -89,13 +90,13 @@ def build_router(
     async def try_assign(
         cause: Event,
         case: domain.RoutedCase,
+        *,
         people: list[RosterPerson],
         loads: Loads,
-        *,
         previous: str | None,
     ) -> bool:
         """Give the case a slot of the best free candidate; False when nobody could."""
-        ranked = domain.rank_candidates(case, people, loads)
+        ranked = domain.rank_candidates(case, people, loads=loads)
         claim = await store.claim_first_free(
             ranked, loads, case_id=case.case_id, cause=str(cause.event_id), at=now_utc()
         )
@@ -117,8 +118,8 @@ def build_router(
     async def park(
         cause: Event,
         case: domain.RoutedCase,
-        people: list[RosterPerson],
         *,
+        people: list[RosterPerson],
         previous: str | None,
     ) -> None:
         """Nobody fits: say so, queue the case, then look once more for a slot freed meanwhile."""
@@ -126,9 +127,8 @@ def build_router(
         await publish_assignment(cause, case, reason=reason, previous=previous)
         await store.mark_waiting(case.case_id, reason=str(reason))
         people = await store.active_people(case.legal_field)
-        await try_assign(
-            cause, case, people, await store.loads([p.id for p in people]), previous=previous
-        )
+        loads = await store.loads([p.id for p in people])
+        await try_assign(cause, case, people=people, loads=loads, previous=previous)
 
     async def drain_queue(cause: Event) -> None:
         """Give freed capacity to waiting cases: complaints first, then the oldest."""
@@ -141,7 +141,9 @@ def build_router(
         for case in domain.queue_order(case for case, _ in waiting):
             if not domain.anyone_free(people, loads):
                 break
-            await try_assign(cause, case, people, loads, previous=previous[case.case_id])
+            await try_assign(
+                cause, case, people=people, loads=loads, previous=previous[case.case_id]
+            )
 
     @router.subscriber(topics.CASE_CLASSIFIED, **options)
     async def on_case_classified(event: CaseClassified) -> None:
@@ -170,6 +172,7 @@ def build_router(
         await store.processed.mark(event.event_id, event_type=event.event_type)
 
     async def quote_and_assign(event: CaseClassified, case: domain.RoutedCase) -> None:
+        """Publish the new case's fee quote, then give it to someone or queue it."""
         request = domain.QuoteRequest(
             legal_field=event.legal_field,
             is_dispute=event.is_dispute,
@@ -204,8 +207,8 @@ def build_router(
         log.info("fee_quoted", recommended_method=str(fee.recommended_method))
         people = await store.active_people(case.legal_field)
         loads = await store.loads([p.id for p in people])
-        if not await try_assign(event, case, people, loads, previous=None):
-            await park(event, case, people, previous=None)
+        if not await try_assign(event, case, people=people, loads=loads, previous=None):
+            await park(event, case, people=people, previous=None)
 
     @router.subscriber(topics.CASE_RESOLVED, **options)
     async def on_case_resolved(event: CaseResolved) -> None:
@@ -259,8 +262,8 @@ def build_router(
             people = await store.active_people()
             loads = await store.loads([p.id for p in people])
             for case, before in released:
-                if not await try_assign(event, case, people, loads, previous=before):
-                    await park(event, case, people, previous=before)
+                if not await try_assign(event, case, people=people, loads=loads, previous=before):
+                    await park(event, case, people=people, previous=before)
         await drain_queue(event)
         await store.processed.mark(event.event_id, event_type=event.event_type)
 

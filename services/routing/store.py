@@ -215,7 +215,7 @@ class RoutingStore:
 
     async def take_cases_from(self, person_id: str, *, cause: str) -> None:
         """Move a deactivated person's open cases out of their slots, to be reassigned."""
-        async for slot in self.slots.find({"person_id": person_id}):
+        for slot in await self.slots.find({"person_id": person_id}).to_list(None):
             await self.cases.update_one(
                 {"_id": slot["case_id"]},
                 {

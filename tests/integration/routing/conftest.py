@@ -13,6 +13,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 from services.routing.app import RoutingSettings
 from shared.events import RosterPerson
 from tests.infra import Infra
+from tests.kafka_tools import RawKafka
 from tests.unit.routing.factories import roster_yaml
 
 
@@ -58,3 +59,13 @@ async def everything_on(bootstrap: str, topic: str, *, quiet: float = 1.5) -> li
                 events.extend(orjson.loads(r.value) for r in records)
     finally:
         await reader.stop()
+
+
+async def latest_assignment(kafka: RawKafka, *, count: int) -> dict:
+    """The `count`-th case.assigned, once it is there."""
+    return (await kafka.events("case.assigned", count=count))[count - 1]
+
+
+def outcome(assigned: dict) -> tuple[str, str | None, str]:
+    """(case, assignee, reason) of a case.assigned."""
+    return assigned["case_id"], assigned["assignee_id"], assigned["reason"]

@@ -3,6 +3,7 @@
 import pytest
 
 from services.routing.app import create_app
+from tests.integration.routing.conftest import latest_assignment, outcome
 from tests.kafka_tools import RawKafka
 from tests.unit.routing.factories import classified, person, roster_updated
 
@@ -30,43 +31,31 @@ async def test_people_added_edited_and_deactivated_at_run_time_reroute_cases(
         # Added: an IP lawyer takes the case that waited for an expert.
         ip_lawyer = person("law-ip", legal_fields=["intellectual_property"])
         await kafka.send("roster.updated", roster_updated(ip_lawyer), key="law-ip")
-        [added] = (await kafka.events("case.assigned", count=4))[3:]
-        assert (added["case_id"], added["assignee_id"], added["reason"]) == (
-            "c-ip",
-            "law-ip",
-            "assigned",
-        )
+        added = await latest_assignment(kafka, count=4)
+        assert outcome(added) == ("c-ip", "law-ip", "assigned")
 
         # Added: a second land lawyer with one slot takes the case waiting for capacity.
         await kafka.send("roster.updated", roster_updated(person("law-2", capacity=1)))
-        [second] = (await kafka.events("case.assigned", count=5))[4:]
+        second = await latest_assignment(kafka, count=5)
         assert (second["case_id"], second["assignee_id"]) == ("c-2", "law-2")
 
         # Deactivated: law-1's case has nowhere to go (law-2 is full) and waits.
         gone = person("law-1", capacity=1, active=False)
         await kafka.send("roster.updated", roster_updated(gone), key="law-1")
-        [orphan] = (await kafka.events("case.assigned", count=6))[5:]
-        assert (orphan["case_id"], orphan["assignee_id"], orphan["reason"]) == (
-            "c-1",
-            None,
-            "no_capacity",
-        )
+        orphan = await latest_assignment(kafka, count=6)
+        assert outcome(orphan) == ("c-1", None, "no_capacity")
         assert orphan["previous_assignee_id"] == "law-1"
         assert await db["slots"].count_documents({"person_id": "law-1"}) == 0
 
         # Edited: law-2 gets more capacity and takes over law-1's case.
         await kafka.send("roster.updated", roster_updated(person("law-2", capacity=3)))
-        [taken] = (await kafka.events("case.assigned", count=7))[6:]
-        assert (taken["case_id"], taken["assignee_id"], taken["reason"]) == (
-            "c-1",
-            "law-2",
-            "reassigned",
-        )
+        taken = await latest_assignment(kafka, count=7)
+        assert outcome(taken) == ("c-1", "law-2", "reassigned")
         assert taken["previous_assignee_id"] == "law-1"
 
         # The deactivated person gets no new case.
         await kafka.send("case.classified", classified("c-3", minute=3), partition=0)
-        [new] = (await kafka.events("case.assigned", count=8))[7:]
+        new = await latest_assignment(kafka, count=8)
         assert (new["case_id"], new["assignee_id"]) == ("c-3", "law-2")
 
 
@@ -84,10 +73,6 @@ async def test_deactivating_a_person_hands_their_cases_to_a_free_colleague(
 
         gone = person("law-1", capacity=2, years_experience=20, active=False)
         await kafka.send("roster.updated", roster_updated(gone), key="law-1")
-        [moved] = (await kafka.events("case.assigned", count=2))[1:]
-        assert (moved["case_id"], moved["assignee_id"], moved["reason"]) == (
-            "c-1",
-            "law-2",
-            "reassigned",
-        )
+        moved = await latest_assignment(kafka, count=2)
+        assert outcome(moved) == ("c-1", "law-2", "reassigned")
         assert moved["previous_assignee_id"] == "law-1"

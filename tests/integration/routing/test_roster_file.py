@@ -4,6 +4,7 @@ import pytest
 
 from services.routing.app import create_app
 from tests.conftest import eventually
+from tests.integration.routing.conftest import latest_assignment, outcome
 from tests.kafka_tools import RawKafka
 from tests.unit.routing.factories import classified, person, roster_updated, roster_yaml
 
@@ -37,11 +38,7 @@ async def test_a_restart_applies_file_edits_and_keeps_run_time_changes(
         )
         await run_app(create_app(settings))
 
-        [moved] = (await kafka.events("case.assigned", count=2))[1:]
-        assert (moved["case_id"], moved["assignee_id"], moved["reason"]) == (
-            "c-1",
-            "law-2",
-            "reassigned",
-        )
+        moved = await latest_assignment(kafka, count=2)
+        assert outcome(moved) == ("c-1", "law-2", "reassigned")
         assert moved["previous_assignee_id"] == "law-1"
         assert "family" in (await db["roster"].find_one({"_id": "law-2"}))["legal_fields"]

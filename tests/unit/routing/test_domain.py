@@ -40,20 +40,20 @@ def test_only_active_people_who_know_the_field_and_have_room_are_candidates():
         person("law-full", capacity=1),
         person("law-none", capacity=0),
     ]
-    ranked = domain.rank_candidates(case(), people, loads(**{"law-full": 1}))
+    ranked = domain.rank_candidates(case(), people, loads=loads(**{"law-full": 1}))
     assert [p.id for p in ranked] == ["law-ok"]
 
 
 @pytest.mark.parametrize("flag", ["is_dispute", "is_complaint"])
 def test_a_dispute_or_complaint_goes_to_a_lawyer_not_a_consultant(flag):
     people = [person("con-1", role="consultant", years_experience=30), person("law-1")]
-    ranked = domain.rank_candidates(case(**{flag: True}), people, {})
+    ranked = domain.rank_candidates(case(**{flag: True}), people, loads={})
     assert [p.id for p in ranked] == ["law-1"]
 
 
 def test_a_plain_inquiry_may_go_to_a_consultant():
     people = [person("con-1", role="consultant", years_experience=30), person("law-1")]
-    assert [p.id for p in domain.rank_candidates(case(), people, {})] == ["con-1", "law-1"]
+    assert [p.id for p in domain.rank_candidates(case(), people, loads={})] == ["con-1", "law-1"]
 
 
 # --- ordering and tie-breaks -------------------------------------------------------------
@@ -61,19 +61,19 @@ def test_a_plain_inquiry_may_go_to_a_consultant():
 
 def test_the_least_loaded_comes_first_whatever_the_experience():
     people = [person("law-senior", years_experience=25), person("law-junior", years_experience=1)]
-    ranked = domain.rank_candidates(case(), people, loads(**{"law-senior": 1}))
+    ranked = domain.rank_candidates(case(), people, loads=loads(**{"law-senior": 1}))
     assert [p.id for p in ranked] == ["law-junior", "law-senior"]
 
 
 def test_equal_load_goes_to_the_most_experienced():
     people = [person("law-a", years_experience=3), person("law-b", years_experience=12)]
-    ranked = domain.rank_candidates(case(), people, loads(**{"law-a": 1, "law-b": 1}))
+    ranked = domain.rank_candidates(case(), people, loads=loads(**{"law-a": 1, "law-b": 1}))
     assert [p.id for p in ranked] == ["law-b", "law-a"]
 
 
 def test_equal_load_and_experience_goes_by_id():
     people = [person("law-b"), person("law-c"), person("law-a")]
-    assert [p.id for p in domain.rank_candidates(case(), people, {})] == [
+    assert [p.id for p in domain.rank_candidates(case(), people, loads={})] == [
         "law-a",
         "law-b",
         "law-c",
@@ -102,7 +102,7 @@ def test_a_dispute_with_only_consultants_in_the_field_is_no_expert():
 
 def test_experts_all_busy_is_no_capacity():
     people = [person("law-1", capacity=1)]
-    assert domain.rank_candidates(case(), people, loads(**{"law-1": 1})) == []
+    assert domain.rank_candidates(case(), people, loads=loads(**{"law-1": 1})) == []
     assert domain.why_nobody(case(), people) == AssignmentReason.NO_CAPACITY
 
 
