@@ -291,14 +291,21 @@ def case_to_attach(
     field_is_known: bool,
     at: datetime,
     window: timedelta,
+    named_case_id: str | None = None,
 ) -> OpenCase | None:
     """The open case this contact belongs to, or None when it opens a new case.
 
-    Same legal field and opened within `window` before the contact: attach. A follow-up
-    whose text names no field goes to the customer's most recent open case in the window.
+    A contact that names one of the customer's open cases (an adapter or agent answering
+    on a case) joins it. Otherwise: same legal field and opened within `window` of the
+    contact (either side, as contacts may arrive out of order). A follow-up whose text
+    names no field joins the customer's most recent open case in the window.
     """
+    cases = list(open_cases)
+    named = next((c for c in cases if c.case_id == named_case_id), None)
+    if named is not None:
+        return named
     recent = sorted(
-        (c for c in open_cases if timedelta(0) <= at - c.opened_at <= window),
+        (c for c in cases if abs(at - c.opened_at) <= window),
         key=lambda c: (c.opened_at, c.case_id),
         reverse=True,
     )

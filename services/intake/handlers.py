@@ -86,6 +86,29 @@ def build_router(
         log.info("customers_merged", customer_id=survivor, merged_customer_ids=others)
         return survivor, merge
 
+    async def announce_segment(
+        cause: ContactReceived | ContractSigned,
+        *,
+        case_id: str,
+        customer_id: str,
+        previous: str,
+        segment: str,
+        contact: ContactPoint | None,
+    ) -> None:
+        """Publish customer.segment_changed for a change `cause` brought about."""
+        changed = CustomerSegmentChanged.caused_by(
+            cause,
+            producer=settings.service_name,
+            case_id=case_id,
+            customer_id=customer_id,
+            previous_segment=previous,
+            segment=segment,
+            contracts=await store.count_contracts(customer_id),
+            contact=contact,
+        )
+        await segment_changed.publish(changed, key=changed.partition_key())
+        log.info("segment_changed", customer_id=customer_id, previous=previous, segment=segment)
+
     async def known(customer_ids: set[str]) -> list[domain.KnownCustomer]:
         found = {c.customer_id: c for c in await store.known_customers(customer_ids)}
         return [found.get(i, domain.KnownCustomer(i, FAR_FUTURE)) for i in customer_ids]
@@ -113,6 +136,7 @@ def build_router(
             field_is_known=reading.field_is_known,
             at=at,
             window=policy.attach_window,
+            named_case_id=event.case_id,
         )
         case_doc = await store.case(attached.case_id) if attached else None
         all_cases = await store.count_cases(customer_id)
@@ -209,17 +233,14 @@ def build_router(
         await case_classified.publish(out, key=out.partition_key())
         previous = decision.get("previous_segment")
         if previous and previous != classified["segment"]:
-            changed = CustomerSegmentChanged.caused_by(
+            await announce_segment(
                 event,
-                producer=settings.service_name,
                 case_id=case_id,
                 customer_id=classified["customer_id"],
-                previous_segment=previous,
+                previous=previous,
                 segment=classified["segment"],
-                contracts=await store.count_contracts(classified["customer_id"]),
                 contact=out.contact,
             )
-            await segment_changed.publish(changed, key=changed.partition_key())
         await store.processed.mark(event.event_id, event_type=event.event_type)
         log.info(
             "case_classified",
@@ -272,19 +293,14 @@ def build_router(
             )
         if owner is not None and owner["by"] == str(event.event_id):
             await store.set_segment(customer_id, segment)
-            changed = CustomerSegmentChanged.caused_by(
+            await announce_segment(
                 event,
-                producer=settings.service_name,
+                case_id=event.case_id,
                 customer_id=customer_id,
-                previous_segment=owner["previous"],
+                previous=owner["previous"],
                 segment=segment,
-                contracts=contracts,
-                contact=ContactPoint.model_validate(case["contact"])
-                if case.get("contact")
-                else None,
+                contact=stored_contact_point(case),
             )
-            await segment_changed.publish(changed, key=changed.partition_key())
-            log.info("segment_changed", previous=owner["previous"], segment=segment)
         await store.processed.mark(event.event_id, event_type=event.event_type)
 
     return router

@@ -174,6 +174,24 @@ def test_the_most_recent_matching_case_is_chosen():
     assert attach([old, recent]) == recent
 
 
+def test_a_contact_naming_an_open_case_of_the_customer_joins_it():
+    land = open_case(LegalField.LAND, 90, "case-land")
+    named = domain.case_to_attach(
+        [land],
+        legal_field=LegalField.FAMILY,
+        kind=ContactKind.INQUIRY,
+        field_is_known=True,
+        at=AT,
+        window=timedelta(days=30),
+        named_case_id="case-land",
+    )
+    assert named == land
+
+
+def test_a_contact_arriving_after_a_later_one_still_joins_its_case():
+    assert attach([open_case(LegalField.FAMILY, -0.5)]) is not None
+
+
 def test_a_follow_up_without_a_field_joins_the_latest_open_case():
     land = open_case(LegalField.LAND, 3)
     assert attach([land], LegalField.OTHER, ContactKind.FOLLOW_UP, known=False) == land
