@@ -324,6 +324,21 @@ _AMOUNT = re.compile(r"^\d+(?:k|tr|trieu|ty|ti|d|dong|vnd|usd)$")
 _MONEY_UNITS = frozenset({"k", "tr", "trieu", "ty", "ti", "dong", "vnd", "usd", "nghin", "ngan"})
 
 
+def accented_words(text: str) -> str:
+    """Lower-case NFC words with their diacritics, one space apart."""
+    return " ".join(re.findall(r"\w+", unicodedata.normalize("NFC", text).lower()))
+
+
+def phrase_key(phrase: str) -> str:
+    """A lexicon phrase as matched: folded, unless written with diacritics on purpose.
+
+    A phrase with diacritics ("đất", "tội", "nợ") matches only text that has them; it
+    tells apart words that fold alike (đất/đặt, tội/tôi, nợ/nó).
+    """
+    words = accented_words(phrase)
+    return words if not words.isascii() else fold(phrase)
+
+
 def fold(text: str) -> str:
     """Lower-case, "đ" -> "d", diacritics removed, punctuation to spaces, one space apart."""
     lowered = unicodedata.normalize("NFC", text).lower().replace("đ", "d")
@@ -352,11 +367,11 @@ class Lexicon:
         return cls(
             abbreviations={fold(k): fold(v) for k, v in data.get("abbreviations", {}).items()},
             fields={
-                LegalField(name): {fold(p): float(w) for p, w in phrases.items()}
+                LegalField(name): {phrase_key(p): float(w) for p, w in phrases.items()}
                 for name, phrases in data["fields"].items()
             },
             neutral=frozenset(fold(p) for p in data.get("neutral", [])),
-            dispute={fold(p): float(w) for p, w in data.get("dispute", {}).items()},
+            dispute={phrase_key(p): float(w) for p, w in data.get("dispute", {}).items()},
             complaint_firm=frozenset(fold(p) for p in complaint.get("firm", [])),
             complaint_negative=frozenset(fold(p) for p in complaint.get("negative", [])),
             complaint_strong=frozenset(fold(p) for p in complaint.get("strong", [])),
@@ -375,15 +390,19 @@ class Lexicon:
         return " ".join(words)
 
 
-def _matches(text: str, phrases: Mapping[str, Any]) -> list[str]:
-    """Phrases found in `text`, longest first; a match consumes its words."""
-    padded = f" {text} "
+def _matches(folded: str, accented: str, phrases: Mapping[str, Any]) -> list[str]:
+    """Phrases found in the text, longest first; a match consumes its words.
+
+    Phrases without diacritics are looked for in the folded text, the others in the text
+    as written.
+    """
+    texts = {True: f" {folded} ", False: f" {accented} "}
     found = []
     for phrase in sorted(phrases, key=lambda p: (-len(p.split()), -len(p), p)):
-        needle = f" {phrase} "
-        if needle in padded:
+        needle, ascii_phrase = f" {phrase} ", phrase.isascii()
+        if needle in texts[ascii_phrase]:
             found.append(phrase)
-            padded = padded.replace(needle, " | ")
+            texts[ascii_phrase] = texts[ascii_phrase].replace(needle, " | ")
     return found
 
 
@@ -407,19 +426,20 @@ def confidence_of(top: float, runner_up: float, *, scale: float = 2.5) -> float:
 
 def read_text(text: str, lexicon: Lexicon, *, dispute_score: float = 3.0) -> TextReading:
     """Score a message against every legal field and look for disputes and complaints."""
-    words = lexicon.expand(text)
+    words, accented = lexicon.expand(text), accented_words(text)
     weighted = {p: (f, w) for f, phrases in lexicon.fields.items() for p, w in phrases.items()}
     vocabulary = {**dict.fromkeys(lexicon.neutral, (None, 0.0)), **weighted}
     scores: dict[LegalField, float] = dict.fromkeys(lexicon.fields, 0.0)
-    for phrase in _matches(words, vocabulary):
+    for phrase in _matches(words, accented, vocabulary):
         legal_field, weight = vocabulary[phrase]
         if legal_field is not None:
             scores[legal_field] += weight
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0].value))
     (best, top), runner_up = ranked[0], (ranked[1][1] if len(ranked) > 1 else 0.0)
-    dispute = sum(lexicon.dispute[p] for p in _matches(words, lexicon.dispute))
+    dispute = sum(lexicon.dispute[p] for p in _matches(words, accented, lexicon.dispute))
     complaint_terms = lexicon.complaint_firm | lexicon.complaint_negative
-    found = set(_matches(words, dict.fromkeys(complaint_terms | lexicon.complaint_strong)))
+    every_term = dict.fromkeys(complaint_terms | lexicon.complaint_strong)
+    found = set(_matches(words, accented, every_term))
     complains = bool(found & lexicon.complaint_strong) or bool(
         found & lexicon.complaint_firm and found & lexicon.complaint_negative
     )
