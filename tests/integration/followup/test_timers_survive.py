@@ -64,22 +64,32 @@ def first_contacts(records) -> dict[str, set[str]]:
 
 async def test_a_followup_killed_while_timers_are_due_loses_none(infra, settings_for, tmp_path):
     settings = settings_for(FollowupSettings)
-    # The process lives on Monday 30 Nov 2026, a few seconds before the window opens.
-    offset = (vn(2026, 11, 30, 8, 59, 58) - datetime.now(UTC)).total_seconds()
+    # The process lives on Monday 30 Nov 2026, a few seconds before the window opens: it
+    # schedules the first contacts, then they all come due at 09:00 while it runs.
+    offset = (vn(2026, 11, 30, 8, 59, 40) - datetime.now(UTC)).total_seconds()
     cases = [f"case-k{i:02d}" for i in range(60)]
     log = tmp_path / "followup.log"
     first = start_followup(settings, offset_s=offset, log=log)
     second = None
+    client = AsyncMongoClient(settings.mongo_url, tz_aware=True)
     try:
         async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
             for case_id in cases:
                 event = classified(case_id, vn(2026, 11, 30, 8, 59))
                 await kafka.send("case.classified", wire(event), key=case_id)
+            timers = client[settings.mongo_db]["timers"]
+            scheduled = {"kind": "first_contact"}
+            await eventually(
+                lambda: _count_is(timers.count_documents(scheduled), len(cases)), timeout=60
+            )
+            # 09:00 in the process: the first contact goes out, and the process dies.
             await kafka.read("care.contact.requested", until=lambda r: len(r) >= 1, timeout=60)
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=10)
             fired_before_kill = set(first_contacts(kafka.seen["care.contact.requested"]))
             assert len(fired_before_kill) < len(cases), "killed too late to prove anything"
+            unfired = {"kind": "first_contact", "state": {"$in": ["pending", "leased"]}}
+            assert await timers.count_documents(unfired) > 0, "nothing due was left unfired"
 
             second = start_followup(settings, offset_s=offset, log=log)
             records = await kafka.read(
@@ -99,7 +109,6 @@ async def test_a_followup_killed_while_timers_are_due_loses_none(infra, settings
                     process.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     process.kill()
-        client = AsyncMongoClient(settings.mongo_url)
         await client.drop_database(settings.mongo_db)
         await client.close()
 
