@@ -158,10 +158,9 @@ def build_router(
             is_complaint=event.is_complaint,
             opened_at=event.occurred_at,
         )
-        stored = await store.case(event.case_id)
         if await store.is_resolved(event.case_id):
             log.info("case_already_resolved")
-        elif stored is not None and not event.new_case:
+        elif not event.new_case and await store.knows_case(event.case_id):
             # A contact attached to a known case: keep its assignee, remember new flags.
             await store.raise_flags(
                 event.case_id, is_dispute=event.is_dispute, is_complaint=event.is_complaint

@@ -146,11 +146,6 @@ class RoutingStore:
             query["legal_fields"] = str(legal_field)
         return [_person(doc) async for doc in self.roster.find(query).sort("_id", ASCENDING)]
 
-    async def person(self, person_id: str) -> RosterPerson | None:
-        """One roster person, or None."""
-        doc = await self.roster.find_one({"_id": person_id})
-        return _person(doc) if doc else None
-
     # --- capacity slots --------------------------------------------------------------------
 
     async def loads(self, person_ids: list[str]) -> dict[str, frozenset[int]]:
@@ -236,9 +231,9 @@ class RoutingStore:
 
     # --- cases -----------------------------------------------------------------------------
 
-    async def case(self, case_id: str) -> dict[str, Any] | None:
-        """The stored case document, or None."""
-        return await self.cases.find_one({"_id": case_id})
+    async def knows_case(self, case_id: str) -> bool:
+        """True when routing has a record of the case."""
+        return await self.cases.find_one({"_id": case_id}, {"_id": 1}) is not None
 
     async def open_case(self, case: RoutedCase, facts: dict[str, Any]) -> None:
         """Record a new case about to be routed (safe to repeat)."""
@@ -331,10 +326,6 @@ class RoutingStore:
                 }
             },
         )
-
-    async def contracts_of(self, case_id: str) -> list[dict[str, Any]]:
-        """The contracts signed on the case."""
-        return await self.contracts.find({"case_id": case_id}).sort("_id").to_list(None)
 
     async def open_cases_of(self, person_id: str) -> int:
         """How many cases the person holds now."""

@@ -87,8 +87,8 @@ class FakeRoutingStore:
             if doc.get("released_by") == cause and doc["state"] == RELEASING
         ]
 
-    async def case(self, case_id: str) -> dict[str, Any] | None:
-        return self.cases.get(case_id)
+    async def knows_case(self, case_id: str) -> bool:
+        return case_id in self.cases
 
     async def open_case(self, case: RoutedCase, facts: dict[str, Any]) -> None:
         doc = self.cases.setdefault(case.case_id, {"state": ROUTING})

@@ -159,3 +159,11 @@ async def test_an_invalid_roster_update_goes_to_the_dead_letter_topic(harness):
     assert "law-9" not in h.store.people
     assert len(h.dead) == 1
     assert h.dead[0].startswith("invalid event: person.capacity")
+
+
+async def test_a_contact_on_a_case_routing_never_saw_is_routed_as_new(harness):
+    h = harness(person("law-1"))
+    async with TestKafkaBroker(h.broker):
+        await h.send(topics.CASE_CLASSIFIED, classified("c-1", new_case=False))
+    assert h.outcomes() == [("c-1", "law-1", "assigned")]
+    assert len(h.quoted) == 1
