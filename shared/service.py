@@ -72,7 +72,11 @@ def standard_routes(
 
     @get(description="Prometheus metrics.")
     async def metrics(scope: Any) -> AsgiResponse:
-        for (topic, partition), behind in (await consumer_lag(broker)).items():
+        lag = await consumer_lag(broker)
+        # Only the partitions assigned now: a partition lost in a rebalance (scaled out
+        # to another instance) must not keep reporting its last lag from here.
+        observability.CONSUMER_LAG.clear()
+        for (topic, partition), behind in lag.items():
             observability.CONSUMER_LAG.labels(topic, str(partition)).set(behind)
         if gauges is not None:
             await gauges()

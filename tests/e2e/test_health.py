@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -321,3 +322,59 @@ async def test_sigterm_stops_a_busy_service_cleanly_and_a_restart_loses_nothing(
     classified = {json.loads(r.value)["event_id"] for r in records}
     assert len(classified) == len(ids)
     again.stop_gracefully()
+
+
+def lag_partitions(metrics: str, topic: str) -> set[int]:
+    """Partitions of `topic` an instance reports lag for: the ones assigned to it."""
+    found = re.findall(
+        rf'lexcare_consumer_lag{{partition="(\d+)",topic="{re.escape(topic)}"}}', metrics
+    )
+    return {int(partition) for partition in found}
+
+
+async def test_two_instances_share_the_partitions_of_their_consumer_group(
+    service, infra, namespace
+):
+    topic = f"{namespace}.contact.received"
+    first = await service("intake").ready()
+
+    async def owned(process: ServiceProcess) -> set[int]:
+        return lag_partitions((await process.aget("/metrics"))[2], topic)
+
+    await eventually(lambda: owned(first), timeout=30, interval=0.5)
+    second = await service("intake").ready()
+
+    async def split() -> tuple[set[int], set[int]] | None:
+        mine, theirs = await owned(first), await owned(second)
+        return (mine, theirs) if mine and theirs and mine | theirs == {0, 1} else None
+
+    mine, theirs = await eventually(split, timeout=60, interval=0.5)
+    assert not mine & theirs, "a partition belongs to one instance of the group"
+
+    ids = {partition: str(uuid.uuid4()) for partition in (0, 1)}
+    async with RawKafka(infra.kafka, f"{namespace}.") as kafka:
+        for partition, event_id in ids.items():
+            sender = f"zalo:split-{partition}"
+            await kafka.send(
+                "contact.received", contact(event_id, sender), key=sender, partition=partition
+            )
+        await kafka.read(
+            "case.classified",
+            until=lambda records: (
+                {json.loads(r.value)["correlation_id"] for r in records} >= set(ids.values())
+            ),
+            timeout=60,
+        )
+
+    async def handled(process: ServiceProcess) -> float:
+        body = (await process.aget("/metrics"))[2]
+        return sample(body, "lexcare_events_handled_total", topic=topic) or 0.0
+
+    async def each_handled_one() -> bool:
+        # The counter moves once the handler returned, just after it published.
+        return (await handled(first), await handled(second)) == (1.0, 1.0)
+
+    # Each instance handled the contact of the partition it owns, and only that one.
+    await eventually(each_handled_one, timeout=15, interval=0.3)
+    first.stop_gracefully()
+    second.stop_gracefully()
