@@ -32,9 +32,9 @@ class MetricsEngine:
         self.cells: dict[CellKey, Cell] = {}
         self.customers = CustomerActivity()
         self.merges: dict[str, CustomerMerge] = {}
-        self.dirty_cases: set[str] = set()
+        self.new_entries: list[CaseEntry] = []
+        self.new_merges: list[CustomerMerge] = []
         self.dirty_cells: set[CellKey] = set()
-        self.new_merges: set[str] = set()
 
     def ingest(self, item: CaseEntry | CustomerMerge | None) -> bool:
         """Apply one event's entry; False when it was seen before (or counts for nothing)."""
@@ -53,7 +53,7 @@ class MetricsEngine:
         self._refresh(entry.case_id)
         if entry.kind is EntryKind.CONTACT and entry.customer_id:
             self.customers.add_contact(entry.customer_id, local_day(entry.at, self.tz))
-        self.dirty_cases.add(entry.case_id)
+        self.new_entries.append(entry)
         return True
 
     def merge(self, merge: CustomerMerge) -> bool:
@@ -62,7 +62,7 @@ class MetricsEngine:
             return False
         self.merges[merge.id] = merge
         self.customers.merge(merge.survivor, merge.merged)
-        self.new_merges.add(merge.id)
+        self.new_merges.append(merge)
         return True
 
     def _refresh(self, case_id: str) -> None:
@@ -107,15 +107,14 @@ class MetricsEngine:
                 self.cells[key] = cell
                 self.dirty_cells.add(key)
 
-    def take_dirty(self) -> tuple[set[str], set[str], set[CellKey]]:
-        """Cases, merges and cells changed since the last call (and forget them)."""
-        self.refresh_crr()
-        dirty = (self.dirty_cases, self.new_merges, self.dirty_cells)
-        self.dirty_cases, self.new_merges, self.dirty_cells = set(), set(), set()
-        return dirty
+    def take_new(self) -> tuple[list[CaseEntry], list[CustomerMerge]]:
+        """Entries and merges recorded since the last call (and forget them)."""
+        new = (self.new_entries, self.new_merges)
+        self.new_entries, self.new_merges = [], []
+        return new
 
-    def restore_dirty(self, cases: set[str], merges: set[str], cells: set[CellKey]) -> None:
-        """Mark changes dirty again (a flush failed; the next one retries them)."""
-        self.dirty_cases |= cases
-        self.new_merges |= merges
-        self.dirty_cells |= cells
+    def take_dirty_cells(self) -> set[CellKey]:
+        """Cells changed since the last call (and forget them)."""
+        self.refresh_crr()
+        dirty, self.dirty_cells = self.dirty_cells, set()
+        return dirty

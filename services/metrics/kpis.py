@@ -135,8 +135,12 @@ def kpi_value(kpi: str, cell: Cell) -> KpiValue:
 
 def cell_row(key: CellKey, cell: Cell) -> dict[str, Any]:
     """A cell as readers see it (SPEC §7 metrics.kpi fields, without the envelope)."""
+    return kpi_row(key, kpi_value(key[0], cell))
+
+
+def kpi_row(key: CellKey, value: KpiValue) -> dict[str, Any]:
+    """A computed KPI value as readers see it."""
     kpi, window, start, dimension, dimension_value = key
-    value = kpi_value(kpi, cell)
     return {
         "kpi": kpi,
         "window": str(window),

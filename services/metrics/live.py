@@ -1,12 +1,13 @@
 """The live loop around the engine: group-commit checkpoints and coalesced KPI publishing.
 
 A handler applies its event in memory, then awaits `Checkpointer.durable()`: it returns
-once a checkpoint that contains the event's effect is stored, so Kafka commits the offset
+once a checkpoint that contains the event's entry is stored, so Kafka commits the offset
 only after the effect is durable (SPEC §8). One checkpoint serves every handler waiting at
-that moment: one bulk write per collection instead of a round trip per event.
+that moment: one insert for all their entries instead of a round trip per event.
 
-KPI values go to metrics.kpi from what was checkpointed, at most once per key per
-`publish_interval_s`, and only when the value changed since it was last published.
+Every `publish_interval_s`, the cells that changed are written to the `kpis` collection and
+sent to metrics.kpi, only when their value differs from the one last published: at most one
+message per key per interval. After a restart every cell is published once again.
 """
 
 import asyncio
@@ -35,20 +36,17 @@ class Checkpointer:
         self.store = store
         self.waiters: list[asyncio.Future[None]] = []
         self.wake = asyncio.Event()
-        self.checkpointed: set[CellKey] = set()
         self._task: asyncio.Task[None] | None = None
 
     async def restore(self) -> int:
-        """Rebuild the engine from the stored sheets and merges; return the case count."""
-        sheets = await self.store.load_sheets()
-        for entries in sheets:
-            for entry in entries:
-                self.engine.record(entry)
+        """Rebuild the engine from the stored entries and merges; return the entry count."""
+        entries = await self.store.load_entries()
+        for entry in entries:
+            self.engine.record(entry)
         for merge in await self.store.load_merges():
             self.engine.merge(merge)
-        self.engine.take_dirty()
-        self.checkpointed = set(self.engine.cells)
-        return len(sheets)
+        self.engine.take_new()
+        return len(entries)
 
     async def durable(self) -> None:
         """Wait until everything applied so far is stored."""
@@ -58,19 +56,15 @@ class Checkpointer:
         await future
 
     async def checkpoint(self) -> int:
-        """Store what changed since the last checkpoint; return the number of cells written."""
-        cases, merges, cells = self.engine.take_dirty()
+        """Store the entries and merges recorded since the last checkpoint; return how many."""
+        entries, merges = self.engine.take_new()
         try:
-            await self.store.save(
-                sheets={c: list(self.engine.sheets[c].values()) for c in cases},
-                merges=[self.engine.merges[m] for m in merges],
-                cells={k: self.engine.cells.get(k) for k in cells},
-            )
+            await self.store.add(entries=entries, merges=merges)
         except BaseException:
-            self.engine.restore_dirty(cases, merges, cells)
+            self.engine.new_entries[:0] = entries
+            self.engine.new_merges[:0] = merges
             raise
-        self.checkpointed |= cells
-        return len(cells)
+        return len(entries) + len(merges)
 
     async def run(self) -> None:
         """Checkpoint whenever handlers wait, until cancelled."""
@@ -105,19 +99,21 @@ class Checkpointer:
 
 
 class KpiPublisher:
-    """Publishes checkpointed cells whose value changed, at most once per key per interval."""
+    """Stores and publishes cells whose value changed, at most once per key per interval."""
 
     def __init__(self, checkpointer: Checkpointer, publish: Publish, interval_s: float) -> None:
         self.checkpointer = checkpointer
         self.publish = publish
         self.interval_s = interval_s
         self.published: dict[CellKey, KpiValue | None] = {}
+        self.retry: set[CellKey] = set()
         self._task: asyncio.Task[None] | None = None
 
     async def publish_changes(self) -> int:
-        """Publish every checkpointed cell whose value differs from the last one published."""
+        """Store and publish every cell whose value differs from the last one published."""
         engine = self.checkpointer.engine
-        keys, self.checkpointer.checkpointed = self.checkpointer.checkpointed, set()
+        keys = self.retry | engine.take_dirty_cells()
+        self.retry = set()
         now = datetime.now(UTC)
         pending: dict[CellKey, KpiValue | None] = {}
         for key in keys:
@@ -127,10 +123,11 @@ class KpiPublisher:
             if (self.published[key] != value) if known else (value is not None):
                 pending[key] = value
         try:
+            await self.checkpointer.store.put_kpis(pending)
             confirmations = [await self.publish(k, v, now) for k, v in pending.items()]
             await asyncio.gather(*confirmations)
         except BaseException:
-            self.checkpointer.checkpointed |= keys
+            self.retry = keys
             raise
         self.published.update(pending)
         return len(pending)

@@ -10,12 +10,14 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 
 from services.metrics.app import MetricsSettings, build_engine
 from services.metrics.domain import entry_of
 from services.metrics.engine import MetricsEngine
 from services.metrics.handlers import CONSUMED
+from services.metrics.kpis import kpi_value
 from services.metrics.store import COMPARED, MetricsStore
 from shared.kafka import admin_client_options
 from shared.mongo import make_mongo, service_db
@@ -63,12 +65,7 @@ async def replay_log(settings: MetricsSettings, engine: MetricsEngine) -> tuple[
     await consumer.start()
     try:
         models = {settings.topic(m.TOPIC): m for m in CONSUMED}
-        await consumer.topics()  # loads the cluster's metadata
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in models
-            for p in consumer.partitions_for_topic(topic) or ()
-        ]
+        partitions = await _partitions(settings, list(models))
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
@@ -95,21 +92,36 @@ async def replay_log(settings: MetricsSettings, engine: MetricsEngine) -> tuple[
         await consumer.stop()
 
 
+async def _partitions(settings: MetricsSettings, topics: list[str]) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(**admin_client_options(settings))
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    return [
+        TopicPartition(topic["topic"], partition["partition"])
+        for topic in described
+        if not topic.get("error_code")
+        for partition in topic["partitions"]
+    ]
+
+
 async def rebuild(settings: MetricsSettings) -> RebuildReport:
     """Replay the log into fresh collections and compare them with the live ones."""
     engine = build_engine(settings)
     report = RebuildReport()
     report.events, report.invalid = await replay_log(settings, engine)
-    cases, merges, cells = engine.take_dirty()
+    entries, merges = engine.take_new()
+    cells = engine.take_dirty_cells()
     mongo = make_mongo(settings)
     try:
         db = service_db(mongo, settings)
         fresh = MetricsStore(db, prefix=REBUILT_PREFIX)
         await fresh.drop()
-        await fresh.save(
-            sheets={c: list(engine.sheets[c].values()) for c in cases},
-            merges=[engine.merges[m] for m in merges],
-            cells={k: engine.cells[k] for k in cells if k in engine.cells},
+        await fresh.add(entries=entries, merges=merges)
+        await fresh.put_kpis(
+            {k: kpi_value(k[0], engine.cells[k]) for k in cells if k in engine.cells}
         )
         rebuilt = await fresh.kpi_docs()
         report.kpis = len(rebuilt)

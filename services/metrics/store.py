@@ -1,19 +1,21 @@
-"""The MongoDB collections metrics owns: case sheets, customer merges and KPI values.
+"""The MongoDB collections metrics owns: case-sheet entries, customer merges, KPI values.
 
-Case sheets and merges are the durable truth (the engine is rebuilt from them at start);
-`kpis` holds every cell's current value for readers and for the replay comparison. All
-writes of one checkpoint go out as one unordered bulk write per collection.
+Entries and merges are the durable truth (the engine is rebuilt from them at start): one
+document per counted event, keyed by its event id, written by one `insert_many` per
+checkpoint (inserts are the cheap, idempotent write on FerretDB). `kpis` holds every
+cell's current value for readers and for the replay comparison; it is derived, so it is
+refreshed at most once per publish interval, off the consumers' path.
 """
 
 from dataclasses import asdict, fields
 from datetime import UTC, date, datetime
 from typing import Any
 
-from pymongo import DeleteOne, ReplaceOne
 from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import BulkWriteError
 
 from services.metrics.domain import CaseEntry, CustomerMerge, EntryKind
-from services.metrics.kpis import Cell, CellKey, cell_row
+from services.metrics.kpis import CellKey, KpiValue, kpi_row
 
 _ENTRY_FIELDS = {f.name for f in fields(CaseEntry)}
 
@@ -21,6 +23,7 @@ _ENTRY_FIELDS = {f.name for f in fields(CaseEntry)}
 def entry_doc(entry: CaseEntry) -> dict[str, Any]:
     """A sheet entry as stored (instants as ISO strings: BSON dates drop microseconds)."""
     doc = {k: v for k, v in asdict(entry).items() if v is not None}
+    doc["_id"] = doc.pop("id")
     doc["at"] = entry.at.isoformat()
     doc["kind"] = str(entry.kind)
     return doc
@@ -29,6 +32,7 @@ def entry_doc(entry: CaseEntry) -> dict[str, Any]:
 def entry_from(doc: dict[str, Any]) -> CaseEntry:
     """A sheet entry from its stored form."""
     data = {k: v for k, v in doc.items() if k in _ENTRY_FIELDS}
+    data["id"] = doc["_id"]
     data["at"] = datetime.fromisoformat(doc["at"])
     data["kind"] = EntryKind(doc["kind"])
     return CaseEntry(**data)
@@ -40,9 +44,9 @@ def cell_id(key: CellKey) -> str:
     return "|".join((kpi, str(window), start.isoformat() if start else "all", dimension, value))
 
 
-def cell_doc(key: CellKey, cell: Cell, *, now: datetime) -> dict[str, Any]:
-    """A cell as stored for readers."""
-    return {"_id": cell_id(key), **cell_row(key, cell), "updated_at": now}
+def kpi_doc(key: CellKey, value: KpiValue, *, now: datetime) -> dict[str, Any]:
+    """A KPI value as stored for readers."""
+    return {"_id": cell_id(key), **kpi_row(key, value), "updated_at": now}
 
 
 COMPARED = ("value", "numerator", "denominator", "count", "extra")
@@ -55,7 +59,7 @@ class MetricsStore:
     def __init__(self, db: AsyncDatabase, *, prefix: str = "") -> None:
         self.db = db
         self.prefix = prefix
-        self.sheets = db[f"{prefix}case_sheets"]
+        self.entries = db[f"{prefix}case_entries"]
         self.merges = db[f"{prefix}customer_merges"]
         self.kpis = db[f"{prefix}kpis"]
 
@@ -65,56 +69,30 @@ class MetricsStore:
 
     async def drop(self) -> None:
         """Delete this store's collections (replay starts from nothing)."""
-        for collection in (self.sheets, self.merges, self.kpis):
+        for collection in (self.entries, self.merges, self.kpis):
             await collection.drop()
 
-    async def save(
-        self,
-        *,
-        sheets: dict[str, list[CaseEntry]],
-        merges: list[CustomerMerge],
-        cells: dict[CellKey, Cell | None],
-    ) -> None:
-        """Write changed sheets, new merges and changed cells (each write safe to repeat)."""
-        now = datetime.now(UTC)
-        if sheets:
-            await self.sheets.bulk_write(
-                [
-                    ReplaceOne(
-                        {"_id": case_id},
-                        {"_id": case_id, "entries": [entry_doc(e) for e in entries]},
-                        upsert=True,
-                    )
-                    for case_id, entries in sheets.items()
-                ],
-                ordered=False,
-            )
-        if merges:
-            await self.merges.bulk_write(
-                [
-                    ReplaceOne(
-                        {"_id": m.id},
-                        {"_id": m.id, "survivor": m.survivor, "merged": list(m.merged)},
-                        upsert=True,
-                    )
-                    for m in merges
-                ],
-                ordered=False,
-            )
-        if cells:
-            await self.kpis.bulk_write(
-                [
-                    ReplaceOne({"_id": cell_id(key)}, cell_doc(key, cell, now=now), upsert=True)
-                    if cell is not None
-                    else DeleteOne({"_id": cell_id(key)})
-                    for key, cell in cells.items()
-                ],
-                ordered=False,
-            )
+    async def add(self, *, entries: list[CaseEntry], merges: list[CustomerMerge]) -> None:
+        """Store new sheet entries and merges: one insert each, a repeat changes nothing."""
+        await _insert_new(self.entries, [entry_doc(e) for e in entries])
+        await _insert_new(
+            self.merges,
+            [{"_id": m.id, "survivor": m.survivor, "merged": list(m.merged)} for m in merges],
+        )
 
-    async def load_sheets(self) -> list[list[CaseEntry]]:
-        """Every stored case sheet."""
-        return [[entry_from(e) for e in doc["entries"]] async for doc in self.sheets.find({})]
+    async def put_kpis(self, values: dict[CellKey, KpiValue | None]) -> None:
+        """Replace the stored KPI values (None: the cell is gone)."""
+        if not values:
+            return
+        now = datetime.now(UTC)
+        docs = [kpi_doc(k, v, now=now) for k, v in values.items() if v is not None]
+        await self.kpis.delete_many({"_id": {"$in": [cell_id(k) for k in values]}})
+        if docs:
+            await self.kpis.insert_many(docs, ordered=False)
+
+    async def load_entries(self) -> list[CaseEntry]:
+        """Every stored sheet entry."""
+        return [entry_from(doc) async for doc in self.entries.find({})]
 
     async def load_merges(self) -> list[CustomerMerge]:
         """Every stored customer merge."""
@@ -131,3 +109,17 @@ class MetricsStore:
 def parse_period(value: str | None) -> date | None:
     """A stored period start back to a date."""
     return date.fromisoformat(value) if value else None
+
+
+DUPLICATE_KEY = 11000
+
+
+async def _insert_new(collection: Any, docs: list[dict[str, Any]]) -> None:
+    """Insert `docs`, skipping those whose _id is already stored."""
+    if not docs:
+        return
+    try:
+        await collection.insert_many(docs, ordered=False)
+    except BulkWriteError as e:
+        if any(err.get("code") != DUPLICATE_KEY for err in e.details.get("writeErrors", [])):
+            raise
