@@ -153,3 +153,20 @@ async def test_birthday_and_loyalty_offer(infra, followup):
         assert by_kind["loyalty_offer"]["case_id"] == "case-bd"
         # The next greeting waits for next year's birthday.
         await eventually(lambda: timer_exists(db, "birthday:cus-case-bd:2027-11-24"))
+
+
+async def test_a_bad_outcome_report_goes_to_the_dlq_and_the_next_one_is_handled(infra, followup):
+    settings, clock, db = followup
+    async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
+        await kafka.send("case.classified", wire(classified("case-dlq", clock.now())))
+        clock.set(vn(2026, 11, 23, 9, 0))
+        [first] = await requests_of(kafka, 1)
+        bad = {**wire(completed("case-dlq", first["request_id"], "reached", clock.now()))}
+        bad["outcome"] = "maybe"
+        await kafka.send("care.contact.completed", bad, key="case-dlq", partition=0)
+        good = completed("case-dlq", first["request_id"], "no_answer", clock.now())
+        await kafka.send("care.contact.completed", wire(good), key="case-dlq", partition=0)
+
+        [dead] = await kafka.read("care.contact.completed.dlq", until=lambda r: len(r) >= 1)
+        assert "outcome" in dict(dead.headers)["x-error"].decode()
+        await eventually(lambda: timer_exists(db, "first_contact:case-dlq:retry2"))
