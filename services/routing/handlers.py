@@ -62,8 +62,13 @@ def build_router(
         claim: Claim | None = None,
         reason: AssignmentReason | None = None,
         previous: str | None = None,
+        story: str | None = None,
     ) -> None:
-        """Publish who has the case now (or that nobody fits), keyed by the case."""
+        """Publish who has the case now (or that nobody fits), keyed by the case.
+
+        `story`: the case's own correlation id, when the cause belongs to another story
+        (a slot freed by another case, a roster change): the case's story stays whole.
+        """
         assignee = claim.person_id if claim else None
         reason = reason or domain.assignment_reason(previous)
         out = CaseAssigned.caused_by(
@@ -78,6 +83,8 @@ def build_router(
             legal_field=case.legal_field,
             previous_assignee_id=previous,
         )
+        if story:
+            out = out.model_copy(update={"correlation_id": story})
         await assigned.publish(out, key=out.partition_key())
         log.info(
             "case_assigned" if assignee else "case_waiting",
@@ -94,6 +101,7 @@ def build_router(
         people: list[RosterPerson],
         loads: Loads,
         previous: str | None,
+        story: str | None = None,
     ) -> bool:
         """Give the case a slot of the best free candidate; False when nobody could."""
         ranked = domain.rank_candidates(case, people, loads=loads)
@@ -110,7 +118,7 @@ def build_router(
         if await store.is_resolved(case.case_id):  # resolved while we claimed: give it back
             await store.release(case.case_id)
             return True
-        await publish_assignment(cause, case, claim=claim, previous=previous)
+        await publish_assignment(cause, case, claim=claim, previous=previous, story=story)
         await store.mark_assigned(claim)
         loads[claim.person_id] = loads.get(claim.person_id, frozenset()) | {claim.slot}
         return True
@@ -121,28 +129,36 @@ def build_router(
         *,
         people: list[RosterPerson],
         previous: str | None,
+        story: str | None = None,
     ) -> None:
         """Nobody fits: say so, queue the case, then look once more for a slot freed meanwhile."""
         reason = domain.why_nobody(case, people)
-        await publish_assignment(cause, case, reason=reason, previous=previous)
+        await publish_assignment(cause, case, reason=reason, previous=previous, story=story)
         await store.mark_waiting(case.case_id, reason=str(reason))
         people = await store.active_people(case.legal_field)
         loads = await store.loads([p.id for p in people])
-        await try_assign(cause, case, people=people, loads=loads, previous=previous)
+        await try_assign(cause, case, people=people, loads=loads, previous=previous, story=story)
 
     async def drain_queue(cause: Event) -> None:
         """Give freed capacity to waiting cases: complaints first, then the oldest."""
-        waiting = await store.waiting_cases(limit=queue_batch)
+        waiting = {p.case.case_id: p for p in await store.waiting_cases(limit=queue_batch)}
         if not waiting:
             return
-        previous = {case.case_id: before for case, before in waiting}
         people = await store.active_people()
         loads = await store.loads([p.id for p in people])
-        for case in domain.queue_order(case for case, _ in waiting):
+        for case in domain.queue_order(p.case for p in waiting.values()):
             if not domain.anyone_free(people, loads):
                 break
+            if not domain.rank_candidates(case, people, loads=loads):
+                continue  # no room for this one: no need to ask the database
+            parked = waiting[case.case_id]
             await try_assign(
-                cause, case, people=people, loads=loads, previous=previous[case.case_id]
+                cause,
+                case,
+                people=people,
+                loads=loads,
+                previous=parked.previous_assignee_id,
+                story=parked.correlation_id,
             )
 
     @router.subscriber(topics.CASE_CLASSIFIED, **options)
@@ -187,6 +203,7 @@ def build_router(
                 "legal_aid": event.legal_aid,
                 "channel": str(event.channel),
                 "customer_id": event.customer_id,
+                "correlation_id": event.correlation_id,
                 "recommended_method": str(fee.recommended_method),
             },
         )
@@ -260,9 +277,10 @@ def build_router(
             released = await store.cases_released_by(str(event.event_id))
             people = await store.active_people()
             loads = await store.loads([p.id for p in people])
-            for case, before in released:
-                if not await try_assign(event, case, people=people, loads=loads, previous=before):
-                    await park(event, case, people=people, previous=before)
+            for parked in released:
+                story = {"previous": parked.previous_assignee_id, "story": parked.correlation_id}
+                if not await try_assign(event, parked.case, people=people, loads=loads, **story):
+                    await park(event, parked.case, people=people, **story)
         await drain_queue(event)
         await store.processed.mark(event.event_id, event_type=event.event_type)
 

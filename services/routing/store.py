@@ -60,6 +60,19 @@ async def _upsert(collection: Any, query: dict[str, Any], update: dict[str, Any]
         await collection.update_one(query, update, upsert=True)
 
 
+@dataclass(frozen=True)
+class Parked:
+    """A case waiting for someone, with the story it belongs to."""
+
+    case: RoutedCase
+    previous_assignee_id: str | None
+    correlation_id: str | None
+
+
+def _parked(doc: dict[str, Any]) -> Parked:
+    return Parked(_routed(doc), doc.get("previous_assignee_id"), doc.get("correlation_id"))
+
+
 def _person(doc: dict[str, Any]) -> RosterPerson:
     return RosterPerson(id=doc["_id"], **{k: doc[k] for k in PERSON_FIELDS})
 
@@ -224,10 +237,10 @@ class RoutingStore:
             )
             await self.slots.delete_one({"_id": slot["_id"], "case_id": slot["case_id"]})
 
-    async def cases_released_by(self, cause: str) -> list[tuple[RoutedCase, str]]:
-        """Cases a roster change took from someone and not reassigned yet, with that person."""
+    async def cases_released_by(self, cause: str) -> list[Parked]:
+        """Cases a roster change took from someone and not reassigned yet."""
         cursor = self.cases.find({"released_by": cause, "state": RELEASING}).sort("_id")
-        return [(_routed(doc), doc["previous_assignee_id"]) async for doc in cursor]
+        return [_parked(doc) async for doc in cursor]
 
     # --- cases -----------------------------------------------------------------------------
 
@@ -281,14 +294,14 @@ class RoutingStore:
             {"$set": {"state": WAITING, "assignee_id": None, "waiting_reason": reason}},
         )
 
-    async def waiting_cases(self, *, limit: int) -> list[tuple[RoutedCase, str | None]]:
-        """Cases in the queue (complaints first, then oldest), with their previous assignee."""
+    async def waiting_cases(self, *, limit: int) -> list[Parked]:
+        """Cases in the queue, complaints first, then the oldest."""
         cursor = (
             self.cases.find({"state": WAITING})
             .sort([("is_complaint", DESCENDING), ("opened_at", ASCENDING), ("_id", ASCENDING)])
             .limit(limit)
         )
-        return [(_routed(doc), doc.get("previous_assignee_id")) async for doc in cursor]
+        return [_parked(doc) async for doc in cursor]
 
     async def resolve(
         self, case_id: str, *, outcome: str, lawyer_id: str | None, at: datetime

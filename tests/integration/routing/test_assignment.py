@@ -10,6 +10,8 @@ from tests.unit.routing.factories import classified, contract, person, resolved
 
 pytestmark = pytest.mark.integration
 
+CASES = ["c-1", "c-2", "c-3", "c-4"]
+
 
 def for_case(events: list[dict], case_id: str) -> list[dict]:
     """The events about one case, in topic order."""
@@ -64,8 +66,9 @@ async def test_capacity_runs_out_then_a_resolved_case_frees_a_slot_for_the_oldes
     db = database(settings)
     async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
         # One partition, so the cases arrive in the order sent.
-        for n, case_id in enumerate(["c-1", "c-2", "c-3", "c-4"]):
-            await kafka.send("case.classified", classified(case_id, minute=n), partition=0)
+        sent = {case_id: classified(case_id, minute=n) for n, case_id in enumerate(CASES)}
+        for event in sent.values():
+            await kafka.send("case.classified", event, partition=0)
         await kafka.send(
             "case.classified", classified("c-ip", "intellectual_property"), partition=0
         )
@@ -86,6 +89,7 @@ async def test_capacity_runs_out_then_a_resolved_case_frees_a_slot_for_the_oldes
         assert later["case_id"] == "c-3"  # the oldest waiting case, not c-4
         assert later["assignee_id"] == "law-1"
         assert later["reason"] == "assigned"
+        assert later["correlation_id"] == sent["c-3"]["event_id"]  # c-3's story
         assert await db["slots"].count_documents({"person_id": "law-1"}) == 2
         contracts = await eventually(lambda: db["contracts"].find({"case_id": "c-1"}).to_list(None))
         assert [(c["_id"], c["amount_vnd"], c["delivery_method"]) for c in contracts] == [

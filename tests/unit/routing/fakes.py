@@ -4,7 +4,15 @@ from datetime import datetime
 from typing import Any
 
 from services.routing.domain import Loads, RoutedCase
-from services.routing.store import ASSIGNED, RELEASING, RESOLVED, ROUTING, WAITING, Claim
+from services.routing.store import (
+    ASSIGNED,
+    RELEASING,
+    RESOLVED,
+    ROUTING,
+    WAITING,
+    Claim,
+    Parked,
+)
 from shared.events import LegalField, RosterPerson
 
 
@@ -80,9 +88,9 @@ class FakeRoutingStore:
                 )
                 del self.slots[key]
 
-    async def cases_released_by(self, cause: str) -> list[tuple[RoutedCase, str]]:
+    async def cases_released_by(self, cause: str) -> list[Parked]:
         return [
-            (doc["routed"], doc["previous_assignee_id"])
+            self._parked(doc)
             for doc in self.cases.values()
             if doc.get("released_by") == cause and doc["state"] == RELEASING
         ]
@@ -115,12 +123,13 @@ class FakeRoutingStore:
         if doc["state"] != RESOLVED:
             doc.update(state=WAITING, assignee_id=None, waiting_reason=reason)
 
-    async def waiting_cases(self, *, limit: int) -> list[tuple[RoutedCase, str | None]]:
-        return [
-            (doc["routed"], doc.get("previous_assignee_id"))
-            for doc in self.cases.values()
-            if doc["state"] == WAITING
-        ][:limit]
+    async def waiting_cases(self, *, limit: int) -> list[Parked]:
+        waiting = [self._parked(d) for d in self.cases.values() if d["state"] == WAITING]
+        return waiting[:limit]
+
+    @staticmethod
+    def _parked(doc: dict[str, Any]) -> Parked:
+        return Parked(doc["routed"], doc.get("previous_assignee_id"), doc.get("correlation_id"))
 
     async def resolve(
         self, case_id: str, *, outcome: str, lawyer_id: str | None, at: datetime

@@ -106,7 +106,8 @@ async def test_nobody_fitting_is_published_and_the_case_waits_for_a_freed_slot(h
     h = harness(person("law-1", capacity=1))
     async with TestKafkaBroker(h.broker):
         await h.send(topics.CASE_CLASSIFIED, classified("c-1"))
-        await h.send(topics.CASE_CLASSIFIED, classified("c-2", minute=1))
+        waiting = classified("c-2", minute=1)
+        await h.send(topics.CASE_CLASSIFIED, waiting)
         await h.send(topics.CASE_CLASSIFIED, classified("c-fam", "family"))
         assert h.outcomes() == [
             ("c-1", "law-1", "assigned"),
@@ -116,6 +117,7 @@ async def test_nobody_fitting_is_published_and_the_case_waits_for_a_freed_slot(h
         await h.send(topics.CONTRACT_SIGNED, contract("c-1"))
         await h.send(topics.CASE_RESOLVED, resolved("c-1"))
     assert h.outcomes()[3:] == [("c-2", "law-1", "assigned")]
+    assert h.assigned[3]["correlation_id"] == waiting["event_id"]  # c-2's story, not c-1's
     assert h.store.holder("c-2") == "law-1"
     assert h.store.cases["c-fam"]["state"] == "waiting"
     assert h.store.contracts["HD-c-1"]["case_id"] == "c-1"
