@@ -12,6 +12,7 @@ message per key per interval. After a restart every cell is published once again
 
 import asyncio
 import contextlib
+import inspect
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -46,6 +47,7 @@ class Checkpointer:
         for merge in await self.store.load_merges():
             self.engine.merge(merge)
         self.engine.take_new()
+        self.engine.refresh_crr()
         return len(entries)
 
     async def durable(self) -> None:
@@ -125,7 +127,7 @@ class KpiPublisher:
         try:
             await self.checkpointer.store.put_kpis(pending)
             confirmations = [await self.publish(k, v, now) for k, v in pending.items()]
-            await asyncio.gather(*confirmations)
+            await asyncio.gather(*(c for c in confirmations if inspect.isawaitable(c)))
         except BaseException:
             self.retry = keys
             raise
