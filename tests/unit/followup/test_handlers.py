@@ -150,6 +150,13 @@ def followup():
     return broker, store, clock, loop, sent
 
 
+async def open_case_and_send_first_contact(broker, clock: FakeClock, loop: TimerLoop) -> None:
+    """Case c1 opens on Monday 08:00; at 09:00 its first contact goes out."""
+    await broker.publish(wire(classified("c1", vn(2026, 11, 23, 8))), topic=topics.CASE_CLASSIFIED)
+    clock.set(vn(2026, 11, 23, 9, 0))
+    await loop.run_once()
+
+
 async def test_a_new_case_is_contacted_when_the_window_opens(followup):
     broker, store, clock, loop, sent = followup
     event = classified("c1", vn(2026, 11, 23, 8, 0))
@@ -192,11 +199,7 @@ async def test_resolution_cancels_the_cadence_and_plans_the_check_in(followup):
 async def test_no_answer_is_retried_three_times_then_given_up(followup):
     broker, store, clock, loop, sent = followup
     async with TestKafkaBroker(broker):
-        await broker.publish(
-            wire(classified("c1", vn(2026, 11, 23, 8))), topic=topics.CASE_CLASSIFIED
-        )
-        clock.set(vn(2026, 11, 23, 9, 0))
-        await loop.run_once()
+        await open_case_and_send_first_contact(broker, clock, loop)
         for attempt in range(1, 5):
             request = sent[-1]
             assert request["attempt"] == attempt
@@ -217,11 +220,7 @@ async def test_no_answer_is_retried_three_times_then_given_up(followup):
 async def test_wrong_number_pauses_care_until_the_customer_comes_back(followup):
     broker, store, clock, loop, sent = followup
     async with TestKafkaBroker(broker):
-        await broker.publish(
-            wire(classified("c1", vn(2026, 11, 23, 8))), topic=topics.CASE_CLASSIFIED
-        )
-        clock.set(vn(2026, 11, 23, 9, 0))
-        await loop.run_once()
+        await open_case_and_send_first_contact(broker, clock, loop)
         wrong = completed("c1", sent[0]["request_id"], "wrong_number", clock.now())
         await broker.publish(wire(wrong), topic=topics.CARE_CONTACT_COMPLETED)
         assert store.timers.pending("care:c1") == {}
@@ -250,11 +249,7 @@ async def test_loyalty_offer_goes_to_the_customers_latest_case(followup):
 async def test_a_timer_fired_twice_repeats_the_same_request_and_event_ids(followup):
     broker, store, clock, loop, sent = followup
     async with TestKafkaBroker(broker):
-        await broker.publish(
-            wire(classified("c1", vn(2026, 11, 23, 8))), topic=topics.CASE_CLASSIFIED
-        )
-        clock.set(vn(2026, 11, 23, 9, 0))
-        await loop.run_once()
+        await open_case_and_send_first_contact(broker, clock, loop)
         timer = store.timers.docs["first_contact:c1"]
         await loop.fire(
             Timer("first_contact:c1", timer["due_at"], "first_contact", timer["payload"], "c1", 2)
