@@ -49,7 +49,8 @@ def test_plaintext_by_default_sends_no_credentials_and_no_tls():
         assert options.get("security_protocol", "PLAINTEXT") == "PLAINTEXT"
         assert options.get("ssl_context") is None
         assert "sasl_plain_username" not in options
-    assert admin_client_options(LexcareSettings()) == {"bootstrap_servers": "127.0.0.1:9092"}
+    plain = LexcareSettings(kafka="broker:9093", kafka_security_protocol="PLAINTEXT")
+    assert admin_client_options(plain) == {"bootstrap_servers": "broker:9093"}
 
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"])
