@@ -1,5 +1,6 @@
 """Routing's handlers in memory: TestKafkaBroker and an in-memory store."""
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -169,3 +170,27 @@ async def test_a_contact_on_a_case_routing_never_saw_is_routed_as_new(harness):
         await h.send(topics.CASE_CLASSIFIED, classified("c-1", new_case=False))
     assert h.outcomes() == [("c-1", "law-1", "assigned")]
     assert len(h.quoted) == 1
+
+
+async def test_a_handler_retried_after_a_crash_reuses_its_claim_and_event_id(harness):
+    h = harness(person("law-1", capacity=3), person("law-2", capacity=3))
+    store_mark_assigned = h.store.mark_assigned
+    crashes = ["once"]
+
+    async def crash_once(claim):
+        if crashes:
+            crashes.pop()
+            raise RuntimeError("process killed after publishing")
+        await store_mark_assigned(claim)
+
+    h.store.mark_assigned = crash_once
+    sent = classified("c-1")
+    async with TestKafkaBroker(h.broker):
+        with contextlib.suppress(RuntimeError):
+            await h.send(topics.CASE_CLASSIFIED, sent)
+        await h.send(topics.CASE_CLASSIFIED, sent)  # Kafka redelivers the uncommitted record
+    assert len(h.store.slots) == 1
+    assert len(h.assigned) == 2  # published before the crash, and again by the retry...
+    assert {e["event_id"] for e in h.assigned} == {h.assigned[0]["event_id"]}  # ...same id
+    assert {e["assignee_id"] for e in h.assigned} == {"law-1"}
+    assert h.store.cases["c-1"]["state"] == "assigned"
