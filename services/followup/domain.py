@@ -285,17 +285,25 @@ def remember_customer(customer: CustomerState | None, event: CaseClassified) -> 
     )
 
 
-def next_birthday(birthday: str, today: date) -> date:
-    """The next date on or after `today` that is the "MM-DD" birthday (29 Feb → 28 Feb)."""
+def next_birthday(birthday: str, today: date) -> date | None:
+    """The next date on or after `today` that is the "MM-DD" birthday (29 Feb → 28 Feb in
+    common years); None when "MM-DD" is no date at all."""
     month, day = (int(part) for part in birthday.split("-"))
-    for year in (today.year, today.year + 1, today.year + 2):
-        try:
-            candidate = date(year, month, day)
-        except ValueError:
-            candidate = date(year, month, 28)
+    if (month, day) != (2, 29) and not _is_date(2024, month, day):
+        return None
+    for year in (today.year, today.year + 1):
+        candidate = date(year, month, day) if _is_date(year, month, day) else date(year, 2, 28)
         if candidate >= today:
             return candidate
-    raise ValueError(f"bad birthday {birthday!r}")
+    return None  # unreachable: next year's date is always later than today
+
+
+def _is_date(year: int, month: int, day: int) -> bool:
+    try:
+        date(year, month, day)
+    except ValueError:
+        return False
+    return True
 
 
 def plan_birthday(
@@ -305,6 +313,8 @@ def plan_birthday(
     if not customer.birthday:
         return None
     day = next_birthday(customer.birthday, now.astimezone(calendar.tz).date())
+    if day is None:
+        return None
     return PlannedTimer(
         f"birthday:{customer.customer_id}:{day.isoformat()}",
         calendar.first_slot_on_or_after(day),

@@ -359,6 +359,19 @@ def test_leap_day_birthday_in_a_common_year():
     assert domain.next_birthday("02-29", date(2028, 1, 1)) == date(2028, 2, 29)
 
 
+@pytest.mark.parametrize("impossible", ["13-01", "02-30", "00-10", "04-31"])
+def test_an_impossible_birthday_is_ignored(impossible):
+    assert domain.next_birthday(impossible, date(2026, 1, 1)) is None
+    assert (
+        domain.plan_birthday(customer(birthday=impossible), now=MON_0800, calendar=calendar) is None
+    )
+
+
+def test_birthday_today_is_greeted_today():
+    assert domain.next_birthday("11-23", date(2026, 11, 23)) == date(2026, 11, 23)
+    assert domain.next_birthday("02-29", date(2028, 3, 1)) == date(2029, 2, 28)
+
+
 def test_no_birthday_no_greeting():
     assert domain.plan_birthday(customer(), now=MON_0800, calendar=calendar) is None
 
