@@ -181,3 +181,25 @@ async def test_a_second_case_makes_a_new_customer_potential(harness):
     [change] = harness.out[topics.CUSTOMER_SEGMENT_CHANGED]
     assert (change["previous_segment"], change["segment"]) == ("new", "potential")
     assert change["correlation_id"] == second["correlation_id"]
+
+
+async def test_a_new_customer_that_loses_an_identifier_race_folds_into_its_holder(harness):
+    async with TestKafkaBroker(harness.broker):
+        await harness.send(contact(sender_id="zalo:1", customer={"phone": "0912345678"}))
+        holder = harness.out[topics.CASE_CLASSIFIED][0]["customer_id"]
+        real_owners_of = harness.store.owners_of
+
+        async def stale_read(keys: list[str]) -> dict[str, str]:
+            harness.store.owners_of = real_owners_of
+            return {}  # read before the other contact's claim landed
+
+        harness.store.owners_of = stale_read
+        await harness.send(
+            contact(channel="facebook", sender_id="psid-2", customer={"phone": "+84912345678"})
+        )
+    late = harness.out[topics.CASE_CLASSIFIED][1]
+    [merged] = harness.out[topics.CUSTOMER_MERGED]
+    assert merged["customer_id"] == holder
+    assert late["customer_id"] == holder
+    assert len(merged["merged_customer_ids"]) == 1
+    assert merged["merged_customer_ids"][0] != holder
