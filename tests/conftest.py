@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.infra import Infra, provide_infra
+from tests.kafka_tools import delete_topics
 
 
 @pytest.fixture(scope="session")
@@ -18,9 +19,11 @@ def infra() -> Iterator[Infra]:
 
 
 @pytest.fixture
-def namespace() -> str:
-    """A unique topic prefix and database prefix for one test: tests never see each other."""
-    return f"t{uuid.uuid4().hex[:10]}"
+async def namespace(infra: Infra) -> AsyncIterator[str]:
+    """A unique topic and database prefix for one test; its topics are deleted afterwards."""
+    prefix = f"t{uuid.uuid4().hex[:10]}"
+    yield prefix
+    await delete_topics(infra.kafka, prefix=f"{prefix}.")
 
 
 @pytest.fixture

@@ -6,6 +6,7 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient
 
 
 class RawKafka:
@@ -113,3 +114,15 @@ class RawKafka:
                 return self.seen[topic]
             for messages in batch.values():
                 self.seen[topic].extend(messages)
+
+
+async def delete_topics(bootstrap: str, *, prefix: str) -> None:
+    """Delete every topic whose name starts with `prefix` (a finished test's topics)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        doomed = [name for name in await admin.list_topics() if name.startswith(prefix)]
+        if doomed:
+            await admin.delete_topics(doomed)
+    finally:
+        await admin.close()

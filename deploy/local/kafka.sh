@@ -57,6 +57,9 @@ log.retention.hours=-1
 log.segment.bytes=67108864
 message.max.bytes=2097152
 log.cleaner.min.compaction.lag.ms=0
+# Every partition holds open files and the fd limit here is 20000: tests delete their topics,
+# and the broker removes a deleted partition's files after 1 s instead of 60 s.
+file.delete.delay.ms=1000
 EOF
   cat > "$dir/log4j2.yaml" <<EOF
 Configuration:
