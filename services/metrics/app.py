@@ -24,6 +24,10 @@ class MetricsSettings(LexcareSettings):
     http_port: int = 8085
     publish_interval_s: float = 1.0
     """metrics.kpi gets at most one message per key per this many seconds."""
+    workers_per_topic: int = 3
+    """Consumers per input topic (one partition each at most); their handlers share checkpoints."""
+    kpi_store_interval_s: float = 5.0
+    """How often changed KPI values are written to the `kpis` collection."""
     care_calendar_path: Path = DEFAULT_CALENDAR
     """YAML care calendar: FRT in business time counts only time inside its windows."""
 
@@ -40,9 +44,16 @@ def create_app(settings: MetricsSettings) -> AsgiFastStream:
     store = MetricsStore(parts.db)
     engine = build_engine(settings)
     checkpointer = Checkpointer(engine, store)
-    router, publish = build_router(settings, engine, checkpointer)
+    router, publish = build_router(
+        settings, engine, checkpointer, workers=settings.workers_per_topic
+    )
     parts.broker.include_router(router)
-    publisher = KpiPublisher(checkpointer, publish, settings.publish_interval_s)
+    publisher = KpiPublisher(
+        checkpointer,
+        publish,
+        settings.publish_interval_s,
+        store_interval_s=settings.kpi_store_interval_s,
+    )
 
     async def start() -> None:
         await store.prepare()

@@ -78,7 +78,11 @@ def kpi_event(key: CellKey, value: KpiValue | None, *, producer: str, now: datet
 
 
 def build_router(
-    settings: LexcareSettings, engine: MetricsEngine, checkpointer: Checkpointer
+    settings: LexcareSettings,
+    engine: MetricsEngine,
+    checkpointer: Checkpointer,
+    *,
+    workers: int = 1,
 ) -> tuple[KafkaRouter, Publish]:
     """Metrics' subscribers, and the function that sends one KPI value to metrics.kpi."""
     router = make_router(settings)
@@ -99,7 +103,9 @@ def build_router(
         await checkpointer.durable()
 
     subscribe = router.subscriber
-    options = subscriber_options(settings)
+    # Handlers of different partitions run at once and share one checkpoint; the KPI
+    # arithmetic does not depend on arrival order, so concurrency changes no value.
+    options = {**subscriber_options(settings), "max_workers": max(1, workers)}
 
     @subscribe(topics.CASE_CLASSIFIED, **options)
     async def on_case_classified(event: CaseClassified) -> None:

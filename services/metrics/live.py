@@ -5,9 +5,11 @@ once a checkpoint that contains the event's entry is stored, so Kafka commits th
 only after the effect is durable (SPEC §8). One checkpoint serves every handler waiting at
 that moment: one insert for all their entries instead of a round trip per event.
 
-Every `publish_interval_s`, the cells that changed are written to the `kpis` collection and
-sent to metrics.kpi, only when their value differs from the one last published: at most one
-message per key per interval. After a restart every cell is published once again.
+Every `publish_interval_s`, the cells that changed are sent to metrics.kpi, only when their
+value differs from the one last published: at most one message per key per interval. The
+published values reach the `kpis` collection at most every `kpi_store_interval_s` (it is
+derived data, rebuilt at start, so it is written in coalesced batches off the consumers'
+path). After a restart every cell is published and stored once again.
 """
 
 import asyncio
@@ -101,12 +103,23 @@ class Checkpointer:
 
 
 class KpiPublisher:
-    """Stores and publishes cells whose value changed, at most once per key per interval."""
+    """Publishes cells whose value changed, at most once per key per interval, and stores
+    the published values in `kpis` at most once per store interval."""
 
-    def __init__(self, checkpointer: Checkpointer, publish: Publish, interval_s: float) -> None:
+    def __init__(
+        self,
+        checkpointer: Checkpointer,
+        publish: Publish,
+        interval_s: float,
+        *,
+        store_interval_s: float = 0.0,
+    ) -> None:
         self.checkpointer = checkpointer
         self.publish = publish
         self.interval_s = interval_s
+        self.store_interval_s = store_interval_s
+        self.unstored: dict[CellKey, KpiValue | None] = {}
+        self.stored_at = float("-inf")
         self.published: dict[CellKey, KpiValue | None] = {}
         self.retry: set[CellKey] = set()
         self._task: asyncio.Task[None] | None = None
@@ -125,14 +138,28 @@ class KpiPublisher:
             if (self.published[key] != value) if known else (value is not None):
                 pending[key] = value
         try:
-            await self.checkpointer.store.put_kpis(pending)
             confirmations = [await self.publish(k, v, now) for k, v in pending.items()]
             await asyncio.gather(*(c for c in confirmations if inspect.isawaitable(c)))
         except BaseException:
             self.retry = keys
             raise
         self.published.update(pending)
+        self.unstored.update(pending)
+        await self.store_values(force=False)
         return len(pending)
+
+    async def store_values(self, *, force: bool) -> None:
+        """Write published values to the `kpis` collection, at most once per store interval."""
+        clock = asyncio.get_running_loop().time()
+        if not self.unstored or (not force and clock - self.stored_at < self.store_interval_s):
+            return
+        values, self.unstored = self.unstored, {}
+        try:
+            await self.checkpointer.store.put_kpis(values)
+        except BaseException:
+            self.unstored = {**values, **self.unstored}
+            raise
+        self.stored_at = clock
 
     async def run(self) -> None:
         """Publish changes every interval, until cancelled."""
@@ -158,3 +185,5 @@ class KpiPublisher:
                 await self._task
         with contextlib.suppress(Exception):
             await self.publish_changes()
+        with contextlib.suppress(Exception):
+            await self.store_values(force=True)

@@ -351,7 +351,7 @@ def latest_per_key(records: list) -> dict[bytes, dict]:
 async def test_golden_values_over_http_and_on_the_kpi_topic(
     infra, settings_for, run_app, serve_http
 ):
-    settings = settings_for(MetricsSettings, publish_interval_s=0.2)
+    settings = settings_for(MetricsSettings, publish_interval_s=0.2, kpi_store_interval_s=0.5)
     app = create_app(settings)
     await run_app(app)
     http = await serve_http(app)

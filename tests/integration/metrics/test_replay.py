@@ -117,7 +117,7 @@ def expected_docs(settings: MetricsSettings, events: list[dict]) -> dict[str, di
 async def test_live_equals_rebuilt_after_duplicates_reordering_and_a_restart(
     infra, settings_for, run_app
 ):
-    settings = settings_for(MetricsSettings, publish_interval_s=0.2)
+    settings = settings_for(MetricsSettings, publish_interval_s=0.2, kpi_store_interval_s=0.5)
     unique, sent = random_log(seed=7)
     expected = expected_docs(settings, unique)
     mongo = AsyncMongoClient(infra.mongo_url, tz_aware=True)
