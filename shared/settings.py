@@ -55,5 +55,5 @@ class LexcareSettings(BaseSettings):
 
     @property
     def consumer_group(self) -> str:
-        """Kafka consumer group of this service."""
-        return f"lexcare-{self.service_name}"
+        """Kafka consumer group of this service (namespaced like its topics)."""
+        return f"lexcare-{self.topic_prefix}{self.service_name}"

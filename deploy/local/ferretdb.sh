@@ -106,6 +106,9 @@ start() {
     log "already running (pid $(cat "$dir/ferretdb.pid"))"
     return 0
   fi
+  if python3 "$HERE/wait_port.py" 127.0.0.1 "$port"; then
+    log "port $port is already in use by another process"; exit 1
+  fi
   # --debug-addr=-: no debug HTTP listener (its fixed default port clashes between instances).
   local args=(--listen-addr="127.0.0.1:$port" --state-dir="$dir" --telemetry=disable --debug-addr=-
               --log-level="${LEXCARE_FERRETDB_LOG_LEVEL:-warn}")

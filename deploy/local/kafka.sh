@@ -86,6 +86,9 @@ start() {
     log "already running (pid $(cat "$dir/kafka.pid"))"
     return 0
   fi
+  if python3 "$HERE/wait_port.py" 127.0.0.1 "$port"; then
+    log "port $port is already in use by another process"; exit 1
+  fi
   write_config "$dir" "$port" "$ctl"
   if [ ! -f "$dir/data/meta.properties" ]; then
     # A cluster id is 16 random bytes in URL-safe base64 (what StorageTool random-uuid prints).

@@ -74,7 +74,9 @@ async def test_a_malformed_contact_goes_to_the_dlq_and_the_consumer_keeps_going(
         assert reasons[0].startswith("not valid JSON")
         assert "channel" in reasons[1]
         assert "no way to reach the customer" in reasons[2]
-        assert all(dict(r.headers)["x-consumer"] == b"lexcare-intake" for r in dead)
+        consumer = settings.consumer_group.encode()
+        assert consumer.startswith(b"lexcare-") and consumer.endswith(b"intake")
+        assert all(dict(r.headers)["x-consumer"] == consumer for r in dead)
 
         [classified] = await kafka.events("case.classified", count=1)
         assert classified["correlation_id"] == good["event_id"]
