@@ -10,7 +10,7 @@ import orjson
 
 from services.metrics.kpis import DURATIONS, KPIS, PERCENTS
 
-HEADERS = ("kpi", "today", "this month", "numerator / denominator (month)")
+HEADERS = ("kpi", "today", "this month", "all time", "numerator / denominator (month)")
 
 
 def format_value(kpi: str, value: float | None) -> str:
@@ -27,22 +27,22 @@ def format_value(kpi: str, value: float | None) -> str:
     return f"{value:.3f}"
 
 
-def kpi_table(today: list[dict[str, Any]], month: list[dict[str, Any]]) -> str:
-    """Rows of dimension `all` for today and this month, one line per KPI."""
-    by_day = {r["kpi"]: r for r in today if r["dimension"] == "all"}
-    by_month = {r["kpi"]: r for r in month if r["dimension"] == "all"}
+def kpi_table(
+    today: list[dict[str, Any]],
+    month: list[dict[str, Any]],
+    all_time: list[dict[str, Any]] | None = None,
+) -> str:
+    """Rows of dimension `all` for today, this month and all time, one line per KPI."""
+    columns = [
+        {r["kpi"]: r for r in rows if r["dimension"] == "all"}
+        for rows in (today, month, all_time or [])
+    ]
     lines = [HEADERS]
     for kpi in KPIS:
-        day, mon = by_day.get(kpi), by_month.get(kpi)
+        values = [format_value(kpi, c[kpi]["value"] if kpi in c else None) for c in columns]
+        mon = columns[1].get(kpi)
         ratio = f"{mon['numerator']:g} / {mon['denominator']:g}" if mon else "-"
-        lines.append(
-            (
-                kpi,
-                format_value(kpi, day["value"] if day else None),
-                format_value(kpi, mon["value"] if mon else None),
-                ratio,
-            )
-        )
+        lines.append((kpi, *values, ratio))
     widths = [max(len(row[i]) for row in lines) for i in range(len(HEADERS))]
     rendered = [
         "  ".join(
@@ -63,12 +63,13 @@ def fetch(base_url: str, **query: str) -> list[dict[str, Any]]:
 
 
 def print_kpis(base_url: str, tz: ZoneInfo, now: datetime | None = None) -> None:
-    """Print today's and this month's KPIs (dimension all)."""
+    """Print today's, this month's and all-time KPIs (dimension all)."""
     today: date = (now or datetime.now(tz)).astimezone(tz).date()
     first = today.replace(day=1).isoformat()
     day_rows = fetch(
         base_url, window="day", dimension="all", **{"from": str(today), "to": str(today)}
     )
     month_rows = fetch(base_url, window="month", dimension="all", **{"from": first, "to": first})
+    all_rows = fetch(base_url, window="all", dimension="all")
     print(f"lexcare KPIs — {today.isoformat()} ({tz.key})")
-    print(kpi_table(day_rows, month_rows))
+    print(kpi_table(day_rows, month_rows, all_rows))

@@ -162,5 +162,33 @@ def test_the_terminal_table_shows_durations_and_percentages_readably():
     assert format_value("revenue_vnd", 8_000_000.0) == "8,000,000"
     assert format_value("nps", None) == "-"
     row = {"kpi": "tft", "dimension": "all", "value": 4.0, "numerator": 4.0, "denominator": 1.0}
-    table = kpi_table([row], [row])
-    assert "tft" in table and "4 / 1" in table
+    gauge = {**row, "kpi": "open_cases", "value": 2.0}
+    table = kpi_table([row], [row], [row, gauge]).splitlines()
+    assert table[0].split() == [
+        "kpi",
+        "today",
+        "this",
+        "month",
+        "all",
+        "time",
+        "numerator",
+        "/",
+        "denominator",
+        "(month)",
+    ]
+    assert next(line for line in table if line.startswith("tft")).split() == [
+        "tft",
+        "4",
+        "4",
+        "4",
+        "4",
+        "/",
+        "1",
+    ]
+    assert next(line for line in table if line.startswith("open_cases")).split() == [
+        "open_cases",
+        "-",
+        "-",
+        "2",
+        "-",
+    ]
