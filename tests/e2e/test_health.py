@@ -230,7 +230,10 @@ async def test_every_service_answers_liveness_readiness_and_prometheus(service, 
             body = (await process.aget("/metrics"))[2]
             return [line for line in body.splitlines() if line.startswith("lexcare_consumer_lag{")]
 
-        lag = await eventually(lag_lines, timeout=30, interval=0.5)
+        try:
+            lag = await eventually(lag_lines, timeout=60, interval=0.5)
+        except AssertionError as error:
+            raise AssertionError(f"{process.name}: no consumer lag\n{process.tail()}") from error
         assert all(f'topic="{namespace}.' in line for line in lag), process.name
         assert sample(body, "lexcare_timers_due") == 0.0
         for name in ("lexcare_events_handled_total", "lexcare_handler_seconds"):

@@ -19,6 +19,7 @@ from services.intake.app import IntakeSettings
 from services.metrics.app import MetricsSettings
 from services.routing.app import RoutingSettings
 from services.survey.app import SurveySettings
+from shared.settings import LexcareSettings
 from tests.infra import ROOT
 
 DEPLOY = ROOT / "deploy"
@@ -31,9 +32,8 @@ SERVICES = {
     "survey": SurveySettings,
     "metrics": MetricsSettings,
 }
-# Settings that are not deployment configuration: the fixed name, a test-only clock shift,
-# and the classifier vocabulary shipped inside the image.
-NOT_DEPLOYMENT = {"service_name", "followup_clock_offset_s", "lexicon_path"}
+# Not deployment configuration: the service's fixed name.
+NOT_DEPLOYMENT = {"service_name"}
 
 
 def compose_client() -> list[str] | None:
@@ -72,6 +72,12 @@ def rendered(*profile: str) -> dict[str, Any]:
     result = compose(*profile, "config")
     assert result.returncode == 0, result.stderr
     return yaml.safe_load(result.stdout)
+
+
+def env_example_variables() -> set[str]:
+    """The variables deploy/.env.example sets."""
+    lines = ENV_EXAMPLE.read_text().splitlines()
+    return {line.split("=", 1)[0] for line in lines if re.match(r"^[A-Z_]+=", line)}
 
 
 def started_by_default(config: dict[str, Any]) -> set[str]:
@@ -139,26 +145,33 @@ def test_the_replicas_profile_adds_a_second_instance_of_each_service_in_the_same
     assert not {f"{name}-replica" for name in SERVICES} & started_by_default(rendered())
 
 
-def test_every_deployment_setting_of_every_service_is_configurable_from_the_env_file():
+def test_every_shared_setting_is_configurable_from_the_env_file():
     config = rendered()
-    example = {
-        line.split("=", 1)[0]
-        for line in ENV_EXAMPLE.read_text().splitlines()
-        if re.match(r"^[A-Z_]+=", line)
-    }
-    for name, settings_class in SERVICES.items():
+    example = env_example_variables()
+    for name in SERVICES:
         environment = config["services"][name]["environment"]
-        for field in set(settings_class.model_fields) - NOT_DEPLOYMENT:
+        for field in set(LexcareSettings.model_fields) - NOT_DEPLOYMENT:
             variable = f"LEXCARE_{field.upper()}"
             assert variable in environment, f"{name}: {variable} missing from docker-compose.yml"
-            # Fixed in the compose file: paths in the image, the HTTP listener, and the
-            # MongoDB URL (built from the MONGO_APP_* and MONGO_HOST variables).
-            fixed = field.endswith(("_file", "_path")) or field in {"http_host", "http_port"}
-            if not fixed and field != "mongo_url":
+            # Fixed in the compose file: the HTTP listener, and the MongoDB URL (built
+            # from the MONGO_APP_* and MONGO_HOST variables).
+            if field not in {"http_host", "http_port", "mongo_url"}:
                 assert variable in example, f"{variable} is not documented in .env.example"
+
+
+def test_every_variable_the_compose_file_passes_is_a_setting_of_that_service():
+    """A renamed or misspelt setting would be ignored silently by pydantic-settings."""
+    config = rendered()
+    for name, settings_class in SERVICES.items():
+        fields = {f"LEXCARE_{field.upper()}" for field in settings_class.model_fields}
+        passed = {v for v in config["services"][name]["environment"] if v.startswith("LEXCARE_")}
+        assert passed <= fields, f"{name}: not settings of {name}: {sorted(passed - fields)}"
+
+
+def test_every_variable_of_the_env_example_is_read_by_the_compose_file():
     compose_text = COMPOSE.read_text()
-    unused = {v for v in example if f"${{{v}" not in compose_text} - {"COMPOSE_PROJECT_NAME"}
-    assert not unused, f".env.example sets variables the compose file never reads: {unused}"
+    unused = {v for v in env_example_variables() if f"${{{v}" not in compose_text}
+    assert unused <= {"COMPOSE_PROJECT_NAME"}, f".env.example sets unused variables: {unused}"
 
 
 def test_the_image_runs_unprivileged_with_a_healthcheck_and_no_build_tools():
