@@ -147,7 +147,11 @@ def entry_of(event: Event) -> CaseEntry | CustomerMerge | None:
                 SurveyExpired: EntryKind.SURVEY_EXPIRED,
             }[type(event)]
             return CaseEntry(
-                **_base(event, kind, event.case_id), channel=event.channel, ref=event.survey_id
+                **_base(event, kind, event.case_id),
+                channel=event.channel,
+                ref=event.survey_id,
+                legal_field=getattr(event, "legal_field", None),
+                lawyer_id=getattr(event, "lawyer_id", None),
             )
         case SurveyScored():
             return CaseEntry(
@@ -239,11 +243,17 @@ def case_dims(view: _CaseView, opening: CaseEntry | None) -> dict[str, str]:
         "channel", K.CONTACT, K.SURVEY_SCORED, K.SURVEY_REQUESTED, K.SURVEY_EXPIRED
     )
     legal_field = (opening.legal_field if opening else None) or view.first_value(
-        "legal_field", K.CONTACT, K.ASSIGNED, K.QUOTED, K.SURVEY_SCORED
+        "legal_field",
+        K.CONTACT,
+        K.ASSIGNED,
+        K.QUOTED,
+        K.SURVEY_SCORED,
+        K.SURVEY_REQUESTED,
+        K.SURVEY_EXPIRED,
     )
     assignments = view[K.ASSIGNED]
     lawyer = (assignments[-1].lawyer_id if assignments else None) or view.first_value(
-        "lawyer_id", K.RESOLVED, K.SURVEY_SCORED
+        "lawyer_id", K.RESOLVED, K.SURVEY_SCORED, K.SURVEY_REQUESTED, K.SURVEY_EXPIRED
     )
     dims = {"channel": channel, "legal_field": legal_field, "lawyer": lawyer}
     return {k: v for k, v in dims.items() if v is not None}

@@ -90,7 +90,7 @@ def random_story(rng: random.Random, case: int) -> list[dict]:
     return events
 
 
-def random_log(seed: int, cases: int = 40) -> tuple[list[dict], list[dict]]:
+def random_log(seed: int, cases: int = 30) -> tuple[list[dict], list[dict]]:
     """(unique events, what is sent: shuffled, with duplicates)."""
     rng = random.Random(seed)
     unique = [e for case in range(cases) for e in random_story(rng, case)]

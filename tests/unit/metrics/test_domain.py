@@ -193,3 +193,18 @@ def test_a_merge_makes_two_customers_one_in_any_order():
     assert crr_parts([old, new, merge]) == expected
     assert crr_parts([merge, new, old]) == expected
     assert crr_parts([new, merge, old, merge]) == expected
+
+
+def test_a_survey_without_its_case_still_counts_under_the_survey_dimensions():
+    sheet = [
+        entry(
+            EntryKind.SURVEY_REQUESTED,
+            1,
+            ref="s1",
+            channel="zalo",
+            legal_field="labor",
+            lawyer_id="law-9",
+        ),
+    ]
+    [requested] = kpis(case_facts(sheet))["survey_response_rate"]
+    assert dict(requested.dims) == {"channel": "zalo", "legal_field": "labor", "lawyer": "law-9"}
