@@ -5,6 +5,7 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import orjson
+import pytest
 from faststream.kafka import KafkaBroker, TestKafkaBroker
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -192,3 +193,42 @@ def test_the_terminal_table_shows_durations_and_percentages_readably():
         "2",
         "-",
     ]
+
+
+class FlakyStore(FakeStore):
+    """A store whose first write fails, as a database outage would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 1
+
+    async def add(self, *, entries: list, merges: list) -> None:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("database unreachable")
+        await super().add(entries=entries, merges=merges)
+
+
+async def test_a_failed_checkpoint_keeps_the_entry_for_the_redelivery():
+    store = FlakyStore()
+    engine = MetricsEngine(TZ)
+    checkpointer = Checkpointer(engine, store)  # type: ignore[arg-type]
+    contact = parsed(
+        s.classified(
+            "case-1", "cus-1", "2026-11-28T09:00:00+07:00", channel="zalo", legal_field="land"
+        )
+    )
+    await checkpointer.start()
+    try:
+        assert engine.ingest(entry_of(contact))
+        with pytest.raises(ConnectionError):
+            await checkpointer.durable()  # the handler fails: its offset is not committed
+        assert not engine.ingest(entry_of(contact))  # the redelivery is a duplicate in memory
+        await checkpointer.durable()  # ... and still waits until the entry is stored
+    finally:
+        await checkpointer.stop()
+    assert list(store.entries) == [str(contact.event_id)]
+    restored = MetricsEngine(TZ)
+    await Checkpointer(restored, store).restore()  # type: ignore[arg-type]
+    engine.refresh_crr()
+    assert restored.cells == engine.cells
