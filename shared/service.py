@@ -32,15 +32,19 @@ async def consumer_lag(broker: KafkaBroker) -> dict[tuple[str, int], int]:
     """Messages each assigned partition is behind its end, per subscriber consumer."""
     lag: dict[tuple[str, int], int] = {}
     for subscriber in broker.subscribers:
-        consumer = getattr(subscriber, "consumer", None)
-        if consumer is None:
-            continue
-        for tp in consumer.assignment():
-            end = consumer.highwater(tp)
-            if end is None:
+        # A subscriber with max_workers > 1 runs a subgroup of consumers, one per partition.
+        consumers = getattr(subscriber, "consumer_subgroup", None) or [
+            getattr(subscriber, "consumer", None)
+        ]
+        for consumer in consumers:
+            if consumer is None:
                 continue
-            position = await consumer.position(tp)
-            lag[(tp.topic, tp.partition)] = max(end - position, 0)
+            for tp in consumer.assignment():
+                end = consumer.highwater(tp)
+                if end is None:
+                    continue
+                position = await consumer.position(tp)
+                lag[(tp.topic, tp.partition)] = max(end - position, 0)
     return lag
 
 
