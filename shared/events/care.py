@@ -14,7 +14,9 @@ from .enums import CareKind, CareOutcome, Channel, Priority
 class CareContactRequested(Event):
     """Followup asks the care team or an adapter to contact a customer at due_at."""
 
-    event_type: Literal["care.contact.requested"] = topics.CARE_CONTACT_REQUESTED
+    event_type: Literal["care.contact.requested"] = Field(
+        default=topics.CARE_CONTACT_REQUESTED, description="The event type, equal to its topic."
+    )
     request_id: str = Field(
         description="Id of this request; stable across redeliveries.", examples=["req-3f2a9c"]
     )
@@ -36,7 +38,9 @@ class CareContactRequested(Event):
 class CareContactCompleted(Event):
     """An adapter or agent reports the result of a care contact."""
 
-    event_type: Literal["care.contact.completed"] = topics.CARE_CONTACT_COMPLETED
+    event_type: Literal["care.contact.completed"] = Field(
+        default=topics.CARE_CONTACT_COMPLETED, description="The event type, equal to its topic."
+    )
     case_id: str = Field(description="The case.", examples=["case-7d1c2a40"])
     request_id: str | None = Field(
         default=None, max_length=200, description="The care.contact.requested it answers."

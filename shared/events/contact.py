@@ -60,7 +60,9 @@ class CustomerDetails(BaseModel):
 class ContactReceived(Event):
     """A customer reached the firm on some channel (published by channel adapters)."""
 
-    event_type: Literal["contact.received"] = topics.CONTACT_RECEIVED
+    event_type: Literal["contact.received"] = Field(
+        default=topics.CONTACT_RECEIVED, description="The event type, equal to its topic."
+    )
     channel: Channel = Field(description="Channel the contact came from.", examples=["zalo"])
     sender_id: str | None = Field(
         default=None,
@@ -111,7 +113,9 @@ class ContactPoint(BaseModel):
 class CaseClassified(Event):
     """Intake recorded a contact on a case and classified it (SPEC §2)."""
 
-    event_type: Literal["case.classified"] = topics.CASE_CLASSIFIED
+    event_type: Literal["case.classified"] = Field(
+        default=topics.CASE_CLASSIFIED, description="The event type, equal to its topic."
+    )
     case_id: str = Field(description="The case the contact is on.", examples=["case-7d1c2a40"])
     customer_id: str = Field(description="The resolved customer.", examples=["cus-0b9e6f1d"])
     contact_id: str = Field(description="Id of the contact (its contact.received event id).")
@@ -126,7 +130,9 @@ class CaseClassified(Event):
     is_dispute: bool = Field(description="Describes a dispute with another party.")
     is_complaint: bool = Field(description="A complaint (kind, or about the firm's service).")
     legal_aid: bool = Field(description="Eligible for free advice via the Legal Aid Center.")
-    legal_aid_categories: list[LegalAidCategory] = Field(default_factory=list)
+    legal_aid_categories: list[LegalAidCategory] = Field(
+        default_factory=list, description="Why the customer is eligible for legal aid."
+    )
     segment: Segment = Field(description="Customer segment at classification time.")
     age_band: AgeBand | None = Field(default=None, description="From the birth date, if known.")
     birthday: str | None = Field(
@@ -135,7 +141,7 @@ class CaseClassified(Event):
         description="Birthday as MM-DD, for greetings.",
         examples=["04-30"],
     )
-    income_tier: IncomeTier | None = Field(default=None)
+    income_tier: IncomeTier | None = Field(default=None, description="Income tier, if known.")
     missing_items: list[str] = Field(
         default_factory=list,
         description="Information the care team should ask for.",
@@ -147,7 +153,9 @@ class CaseClassified(Event):
 class CustomerMerged(Event):
     """A contact proved two known customers to be one person; the others fold into one."""
 
-    event_type: Literal["customer.merged"] = topics.CUSTOMER_MERGED
+    event_type: Literal["customer.merged"] = Field(
+        default=topics.CUSTOMER_MERGED, description="The event type, equal to its topic."
+    )
     customer_id: str = Field(description="The surviving customer id.")
     merged_customer_ids: list[str] = Field(description="Ids folded into customer_id.")
     moved_case_ids: list[str] = Field(
@@ -162,7 +170,9 @@ class CustomerMerged(Event):
 class CustomerSegmentChanged(Event):
     """A customer moved to another segment (e.g. became loyal after a third contract)."""
 
-    event_type: Literal["customer.segment_changed"] = topics.CUSTOMER_SEGMENT_CHANGED
+    event_type: Literal["customer.segment_changed"] = Field(
+        default=topics.CUSTOMER_SEGMENT_CHANGED, description="The event type, equal to its topic."
+    )
     customer_id: str = Field(description="The customer.")
     previous_segment: Segment = Field(description="Segment before the change.")
     segment: Segment = Field(description="Segment after the change.")

@@ -14,7 +14,9 @@ from .enums import KpiDimension, KpiWindow
 class KpiUpdated(Event):
     """One KPI's value for one window, period and dimension value (no personal data)."""
 
-    event_type: Literal["metrics.kpi"] = topics.METRICS_KPI
+    event_type: Literal["metrics.kpi"] = Field(
+        default=topics.METRICS_KPI, description="The event type, equal to its topic."
+    )
     kpi: str = Field(description="KPI id (SPEC §6).", examples=["nps"])
     window: KpiWindow = Field(description="day, week, month or all.")
     period_start: date | None = Field(

@@ -13,7 +13,9 @@ from .enums import AssignmentReason, DeliveryMethod, LegalField, Role
 class CaseAssigned(Event):
     """Routing chose a lawyer or consultant for a case, or found nobody (assignee null)."""
 
-    event_type: Literal["case.assigned"] = topics.CASE_ASSIGNED
+    event_type: Literal["case.assigned"] = Field(
+        default=topics.CASE_ASSIGNED, description="The event type, equal to its topic."
+    )
     case_id: str = Field(description="The case.", examples=["case-7d1c2a40"])
     assignee_id: str | None = Field(
         description="The person assigned; null when nobody fits.", examples=["law-land-01"]
@@ -27,7 +29,9 @@ class CaseAssigned(Event):
 class FeeQuoted(Event):
     """Routing quoted the case's fee for every delivery method."""
 
-    event_type: Literal["fee.quoted"] = topics.FEE_QUOTED
+    event_type: Literal["fee.quoted"] = Field(
+        default=topics.FEE_QUOTED, description="The event type, equal to its topic."
+    )
     case_id: str = Field(description="The case.", examples=["case-7d1c2a40"])
     legal_field: LegalField = Field(description="Legal field the fee schedule row is for.")
     prices_vnd: dict[DeliveryMethod, int] = Field(
@@ -60,7 +64,9 @@ class RosterPerson(BaseModel):
 class RosterUpdated(Event):
     """Ops added, edited or deactivated a roster person at run time."""
 
-    event_type: Literal["roster.updated"] = topics.ROSTER_UPDATED
+    event_type: Literal["roster.updated"] = Field(
+        default=topics.ROSTER_UPDATED, description="The event type, equal to its topic."
+    )
     person: RosterPerson = Field(description="The person's full new record.")
 
     def partition_key(self) -> bytes:

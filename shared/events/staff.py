@@ -13,7 +13,9 @@ from .enums import DeliveryMethod, ResolutionOutcome
 class ContractSigned(Event):
     """The customer signed a service contract on a case."""
 
-    event_type: Literal["contract.signed"] = topics.CONTRACT_SIGNED
+    event_type: Literal["contract.signed"] = Field(
+        default=topics.CONTRACT_SIGNED, description="The event type, equal to its topic."
+    )
     case_id: str = Field(description="The case the contract is for.", examples=["case-7d1c2a40"])
     contract_id: str = Field(
         min_length=1, max_length=200, description="The contract's id.", examples=["HD-2026-0142"]
@@ -27,7 +29,9 @@ class ContractSigned(Event):
 class CaseResolved(Event):
     """A case reached its end."""
 
-    event_type: Literal["case.resolved"] = topics.CASE_RESOLVED
+    event_type: Literal["case.resolved"] = Field(
+        default=topics.CASE_RESOLVED, description="The event type, equal to its topic."
+    )
     case_id: str = Field(description="The case.", examples=["case-7d1c2a40"])
     lawyer_id: str | None = Field(
         default=None, max_length=200, description="Who resolved it.", examples=["law-land-01"]

@@ -14,7 +14,9 @@ from .enums import Channel, LegalField, Segment
 class SurveyRequested(Event):
     """Survey asks an adapter to send the customer a survey."""
 
-    event_type: Literal["survey.requested"] = topics.SURVEY_REQUESTED
+    event_type: Literal["survey.requested"] = Field(
+        default=topics.SURVEY_REQUESTED, description="The event type, equal to its topic."
+    )
     survey_id: str = Field(description="Id the answer must carry.", examples=["srv-91c0"])
     case_id: str = Field(description="The case.", examples=["case-7d1c2a40"])
     customer_id: str = Field(description="The customer.")
@@ -40,7 +42,9 @@ class SurveyRequested(Event):
 class SurveyReminded(Event):
     """Survey asks an adapter to remind the customer of an unanswered survey."""
 
-    event_type: Literal["survey.reminded"] = topics.SURVEY_REMINDED
+    event_type: Literal["survey.reminded"] = Field(
+        default=topics.SURVEY_REMINDED, description="The event type, equal to its topic."
+    )
     survey_id: str = Field(description="The survey.")
     case_id: str = Field(description="The case.")
     channel: Channel = Field(description="Channel to send the reminder on.")
@@ -51,7 +55,9 @@ class SurveyReminded(Event):
 class SurveyExpired(Event):
     """A survey got no answer before it expired."""
 
-    event_type: Literal["survey.expired"] = topics.SURVEY_EXPIRED
+    event_type: Literal["survey.expired"] = Field(
+        default=topics.SURVEY_EXPIRED, description="The event type, equal to its topic."
+    )
     survey_id: str = Field(description="The survey.")
     case_id: str = Field(description="The case.")
     channel: Channel = Field(description="Channel the survey went out on.")
@@ -66,7 +72,9 @@ class SurveyExpired(Event):
 class SurveyAnswered(Event):
     """A customer's answer to a survey (published by channel adapters)."""
 
-    event_type: Literal["survey.answered"] = topics.SURVEY_ANSWERED
+    event_type: Literal["survey.answered"] = Field(
+        default=topics.SURVEY_ANSWERED, description="The event type, equal to its topic."
+    )
     survey_id: str = Field(min_length=1, max_length=200, description="The survey answered.")
     nps: int | None = Field(default=None, ge=0, le=10, description="Likelihood to recommend.")
     csat: int | None = Field(default=None, ge=1, le=5, description="Satisfaction.")
@@ -83,7 +91,9 @@ class SurveyAnswered(Event):
 class SurveyScored(Event):
     """A valid survey answer, enriched with the case's context for KPIs."""
 
-    event_type: Literal["survey.scored"] = topics.SURVEY_SCORED
+    event_type: Literal["survey.scored"] = Field(
+        default=topics.SURVEY_SCORED, description="The event type, equal to its topic."
+    )
     survey_id: str = Field(description="The survey.")
     case_id: str = Field(description="The case.")
     customer_id: str = Field(description="The customer.")
@@ -91,7 +101,7 @@ class SurveyScored(Event):
     legal_field: LegalField = Field(description="The case's legal field.")
     lawyer_id: str | None = Field(default=None, description="Who handled the case.")
     segment: Segment | None = Field(default=None, description="Customer segment.")
-    nps: int | None = Field(default=None, ge=0, le=10)
-    csat: int | None = Field(default=None, ge=1, le=5)
-    ces: int | None = Field(default=None, ge=1, le=7)
+    nps: int | None = Field(default=None, ge=0, le=10, description="NPS answer, 0–10.")
+    csat: int | None = Field(default=None, ge=1, le=5, description="CSAT answer, 1–5.")
+    ces: int | None = Field(default=None, ge=1, le=7, description="CES answer, 1–7.")
     comment: str | None = Field(default=None, description="Free text (personal data possible).")
