@@ -22,6 +22,7 @@ from shared.kafka import make_broker
 from shared.logging import configure_logging
 from shared.settings import LexcareSettings
 from shared.timers import Timer, TimerLoop
+from tests.fakes import MemoryProcessed
 from tests.unit.followup.builders import became_loyal, classified, completed, resolved, vn, wire
 
 
@@ -70,17 +71,6 @@ class MemoryTimers:
         return {
             i: d for i, d in self.docs.items() if i.startswith(prefix) and d["state"] == "pending"
         }
-
-
-class MemoryProcessed:
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
-
-    async def seen(self, event_id) -> bool:
-        return str(event_id) in self.ids
-
-    async def mark(self, event_id, *, event_type: str) -> None:
-        self.ids.add(str(event_id))
 
 
 class MemoryStore:

@@ -7,26 +7,14 @@ from typing import Any
 from services.intake.domain import Contact, KnownCustomer, OpenCase, Profile
 from services.intake.store import OPEN, RESOLVED, CustomerState
 from shared.events import LegalField, Segment
-
-
-class FakeProcessed:
-    """The processed-events ledger in memory."""
-
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
-
-    async def seen(self, event_id: Any) -> bool:
-        return str(event_id) in self.ids
-
-    async def mark(self, event_id: Any, *, event_type: str) -> None:
-        self.ids.add(str(event_id))
+from tests.fakes import MemoryProcessed
 
 
 class FakeIntakeStore:
     """IntakeStore's behaviour without a database."""
 
     def __init__(self) -> None:
-        self.processed = FakeProcessed()
+        self.processed = MemoryProcessed()
         self.identifiers: dict[str, str] = {}
         self.customers: dict[str, CustomerState] = {}
         self.merged_into: dict[str, str] = {}

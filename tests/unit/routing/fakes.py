@@ -14,19 +14,7 @@ from services.routing.store import (
     Parked,
 )
 from shared.events import LegalField, RosterPerson
-
-
-class FakeProcessed:
-    """The processed-events ledger in memory."""
-
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
-
-    async def seen(self, event_id: Any) -> bool:
-        return str(event_id) in self.ids
-
-    async def mark(self, event_id: Any, *, event_type: str) -> None:
-        self.ids.add(str(event_id))
+from tests.fakes import MemoryProcessed
 
 
 class FakeRoutingStore:
@@ -38,7 +26,7 @@ class FakeRoutingStore:
         self.cases: dict[str, dict[str, Any]] = {}
         self.contracts: dict[str, dict[str, Any]] = {}
         self.resolutions: dict[str, dict[str, Any]] = {}
-        self.processed = FakeProcessed()
+        self.processed = MemoryProcessed()
 
     async def save_person(self, person: RosterPerson, *, at: datetime) -> None:
         self.people[person.id] = person

@@ -4,19 +4,7 @@ from datetime import datetime
 from typing import Any
 
 from services.survey.domain import ANSWERED, Outcome, Survey
-
-
-class MemoryProcessed:
-    """ProcessedEvents in a set."""
-
-    def __init__(self) -> None:
-        self.ids: set[str] = set()
-
-    async def seen(self, event_id: Any) -> bool:
-        return str(event_id) in self.ids
-
-    async def mark(self, event_id: Any, *, event_type: str) -> None:
-        self.ids.add(str(event_id))
+from tests.fakes import MemoryProcessed
 
 
 class MemoryTimers:

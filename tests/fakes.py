@@ -1,0 +1,18 @@
+"""In-memory stand-ins for shared plumbing, for unit tests of handlers."""
+
+from typing import Any
+
+
+class MemoryProcessed:
+    """shared.idempotency.ProcessedEvents in a set."""
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+
+    async def seen(self, event_id: Any) -> bool:
+        """True when the event was marked handled."""
+        return str(event_id) in self.ids
+
+    async def mark(self, event_id: Any, *, event_type: str) -> None:
+        """Record the event as handled."""
+        self.ids.add(str(event_id))
