@@ -5,6 +5,7 @@ validates against the compose schema and interpolates the file; no Docker engine
 The Dockerfile cannot be built here (no engine): its final stage is checked as text.
 """
 
+import json
 import re
 import shutil
 import subprocess
@@ -183,3 +184,21 @@ def test_the_image_runs_unprivileged_with_a_healthcheck_and_no_build_tools():
     assert "uv" not in re.findall(r"COPY --from=(\S+)", final_stage)
     assert not re.search(r"apt-get install|pip install|uv sync", final_stage)
     assert "uv sync --frozen --no-dev" in dockerfile
+
+
+def test_the_tls_override_shown_in_the_operations_guide_validates(tmp_path):
+    guide = (ROOT / "docs" / "operations.md").read_text()
+    override = next(
+        block
+        for block in re.findall(r"```yaml\n(.*?)```", guide, flags=re.S)
+        if "docker-compose.secure.yml" in block
+    )
+    path = tmp_path / "docker-compose.secure.yml"
+    path.write_text(override)
+    result = compose("-f", str(path), "config")
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    for name in [*SERVICES, "topics"]:
+        mounts = config["services"][name]["volumes"]
+        text = json.dumps(mounts)
+        assert "/run/secrets/kafka" in text and "/app/deploy/config" in text, name
