@@ -24,7 +24,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import ValidationError
 from pymongo.errors import AutoReconnect, ConnectionFailure, ServerSelectionTimeoutError
 
-from shared import observability, topics
+from shared import faults, observability, topics
 from shared.settings import LexcareSettings
 
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -133,6 +133,16 @@ class _GuardScope(BaseMiddleware):
         super().__init__(msg, context=context)
         self.guard = guard
 
+    def _unprefixed(self, topic: str) -> str:
+        return topic.removeprefix(self.guard.settings.topic_prefix)
+
+    async def publish_scope(self, call_next: Any, cmd: Any) -> Any:
+        if faults.POINTS:
+            topic = self._unprefixed(str(getattr(cmd, "destination", "")))
+            await faults.delay_at("slow_publish", topic)
+            faults.crash_at("before_publish", topic)
+        return await call_next(cmd)
+
     async def consume_scope(self, call_next: Any, msg: Any) -> Any:
         record = msg.raw_message
         where = (record.topic, record.partition, record.offset)
@@ -159,6 +169,7 @@ class _GuardScope(BaseMiddleware):
                 log.warning("handler_failed_retrying", tries=tries, error=describe_error(e))
                 await asyncio.sleep(self.guard.backoff(tries))
                 raise
+            faults.crash_at("after_handle", self._unprefixed(record.topic))
             observability.HANDLED.labels(record.topic).inc()
             observability.LATENCY.labels(record.topic).observe(time.perf_counter() - started)
             self.guard.attempts.pop(where, None)
