@@ -1,0 +1,1 @@
+"""lexcare benchmarks: `python -m bench` (see docs/benchmarks.md)."""

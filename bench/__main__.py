@@ -1,0 +1,236 @@
+"""`python -m bench`: baseline, each service alone, the whole pipeline, cost growth.
+
+Prints one table (each throughput also as a ratio of the raw pass-through baseline
+measured in the same run) and writes it as JSON to bench/results/<timestamp>.json.
+See docs/benchmarks.md.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from bench import alone, baseline, pipeline
+from bench.generator import ContactFactory, Publisher, contact_key, load_corpus, utc_now
+from bench.infra import (
+    SERVICES,
+    Kafka,
+    ServiceProcess,
+    document_counts,
+    drop_databases,
+    provide_infra,
+    rss_mib,
+    running,
+)
+from bench.report import render_table, rows_from
+from tests.infra import Infra
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Sizes of every phase; defaults finish in about ten minutes on a 2-core machine."""
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    p.add_argument("--baseline-events", type=int, default=20_000)
+    p.add_argument("--contacts", type=int, default=500, help="saturation run: contacts at once")
+    p.add_argument("--saturation-timeout", type=float, default=150.0)
+    p.add_argument("--latency-levels", default="0.25,0.5,0.75", help="fractions of saturation")
+    p.add_argument("--latency-seconds", type=float, default=20.0)
+    p.add_argument("--alone-seconds", type=float, default=40.0, help="cap per service")
+    p.add_argument("--alone-limit", type=int, default=0, help="records per input topic (0: all)")
+    p.add_argument(
+        "--growth", default="10000", help="events handled at which to sample RSS and documents"
+    )
+    p.add_argument("--growth-timeout", type=float, default=150.0)
+    p.add_argument("--large", action="store_true", help="growth at 10k, 100k and 1M events")
+    p.add_argument("--no-lifecycle", action="store_true", help="contacts only")
+    p.add_argument(
+        "--phases", default="baseline,pipeline,alone", help="comma list of phases to run"
+    )
+    p.add_argument("--services", default=",".join(SERVICES), help="services for 'alone'")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--keep", action="store_true", help="keep topics and databases")
+    args = p.parse_args(argv)
+    if args.large:
+        args.growth = "10000,100000,1000000"
+        args.growth_timeout = max(args.growth_timeout, 6 * 3600.0)
+    return args
+
+
+def log(message: str) -> None:
+    """Progress on stderr (the table goes to stdout)."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+async def run_baseline(infra: Infra, run: str, factory: ContactFactory, n: int) -> dict:
+    """Pre-load n contacts and pass them through with raw aiokafka."""
+    prefix = f"{run}-base-"
+    async with Kafka(infra.kafka) as kafka:
+        await kafka.create([prefix + "contact.received", prefix + "out"])
+    publisher = Publisher(infra.kafka, prefix)
+    await publisher.start()
+    try:
+        futures = []
+        for i in range(n):
+            contact = factory.contact(1_000_000_000 + i)
+            futures.append(await publisher.send("contact.received", contact, contact_key(contact)))
+        await asyncio.gather(*futures)
+    finally:
+        await publisher.stop()
+    result = await baseline.pass_through(
+        infra.kafka, prefix + "contact.received", prefix + "out", f"{prefix}group", n
+    )
+    return {"events": result.events, "seconds": result.seconds, "per_second": result.per_second}
+
+
+async def snapshot(
+    infra: Infra, kafka: Kafka, prefix: str, db_prefix: str, procs: list[ServiceProcess]
+) -> dict:
+    """Events handled so far (all services), RSS per service, documents per service."""
+    handled = sum((await kafka.committed(f"lexcare-{prefix}")).values())
+    counts = await document_counts(infra.mongo_url, db_prefix)
+    return {
+        "events_handled": handled,
+        "rss_mib": {p.name: rss_mib(p.pid) for p in procs},
+        "documents": {svc: sum(c.values()) for svc, c in counts.items()},
+        "collections": counts,
+    }
+
+
+async def run_pipeline(
+    infra: Infra, run: str, factory: ContactFactory, args: argparse.Namespace, log_dir: Path
+) -> dict:
+    """All five services: saturation, latency at fractions of it, cost growth."""
+    prefix = f"{run}-pipe-"
+    db_prefix = f"{run}_pipe"
+    procs = [ServiceProcess(name, infra, prefix, db_prefix) for name in SERVICES]
+    out: dict[str, Any] = {"prefix": prefix}
+    async with running(procs, log_dir), Kafka(infra.kafka) as kafka:
+        publisher = Publisher(infra.kafka, prefix)
+        await publisher.start()
+        tracker = pipeline.Tracker(infra.kafka, prefix, publisher, lifecycle=not args.no_lifecycle)
+        await tracker.start()
+        try:
+            out["start"] = await snapshot(infra, kafka, prefix, db_prefix, procs)
+            next_contact = 0
+            log(f"pipeline saturation: {args.contacts} contacts at once")
+            sat = await pipeline.saturation(
+                tracker, factory, next_contact, args.contacts, args.saturation_timeout
+            )
+            next_contact += args.contacts
+            out["saturation"] = asdict(sat)
+            log(f"saturation: {sat}")
+            rate = max(sat.to_assigned_per_s, 0.5)
+            out["latency"] = []
+            for fraction in (float(f) for f in args.latency_levels.split(",") if f):
+                level_rate = rate * fraction
+                log(f"latency at {fraction:.0%} of saturation: {level_rate:.1f} contacts/s")
+                lat = await pipeline.latency(
+                    tracker,
+                    factory,
+                    next_contact,
+                    fraction=fraction,
+                    rate=level_rate,
+                    seconds=args.latency_seconds,
+                    drain=30.0,
+                )
+                next_contact += lat.contacts
+                out["latency"].append(asdict(lat))
+                log(f"latency: {lat}")
+            out["growth"] = []
+            growth_started = time.monotonic()
+            for target in (int(g) for g in args.growth.split(",") if g):
+                while True:
+                    snap = await snapshot(infra, kafka, prefix, db_prefix, procs)
+                    timed_out = time.monotonic() - growth_started > args.growth_timeout
+                    if snap["events_handled"] >= target or timed_out:
+                        break
+                    chunk = max(10, int(rate * 5))
+                    await publisher.contacts(factory, next_contact, chunk, rate=rate * 1.2)
+                    next_contact += chunk
+                snap["target"] = target
+                snap["reached"] = snap["events_handled"] >= target
+                out["growth"].append(snap)
+                log(f"growth at {snap['events_handled']} events: rss {snap['rss_mib']}")
+                if not snap["reached"]:
+                    break
+            out["contacts_sent"] = next_contact
+            out["lifecycle_events_sent"] = tracker.lifecycle_sent
+        finally:
+            await tracker.stop()
+            await publisher.stop()
+    return out
+
+
+async def main(args: argparse.Namespace) -> int:
+    """Run the phases, print the table, write the JSON."""
+    phases = set(args.phases.split(","))
+    run = "bench" + uuid.uuid4().hex[:6]
+    factory = ContactFactory(run[-6:], tuple(load_corpus()))
+    log_dir = Path(tempfile.mkdtemp(prefix="lexcare-bench-logs-"))
+    results: dict[str, Any] = {
+        "run": run,
+        "started_at": utc_now().isoformat(),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_avg_at_start": os.getloadavg(),
+        },
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    }
+    began = time.monotonic()
+    with provide_infra() as infra:
+        results["infra"] = infra.kind
+        log(f"infra: {infra.kind} kafka={infra.kafka} mongo={infra.mongo_url} run={run}")
+        try:
+            if "baseline" in phases:
+                log(f"baseline: raw pass-through of {args.baseline_events} contacts")
+                results["baseline"] = await run_baseline(infra, run, factory, args.baseline_events)
+                log(f"baseline: {results['baseline']}")
+            if "pipeline" in phases:
+                results["pipeline"] = await run_pipeline(infra, run, factory, args, log_dir)
+            if "alone" in phases and "pipeline" in phases:
+                results["alone"] = []
+                for service in args.services.split(","):
+                    log(f"{service} alone")
+                    one = await alone.run_alone(
+                        infra,
+                        service,
+                        results["pipeline"]["prefix"],
+                        run,
+                        log_dir,
+                        max_seconds=args.alone_seconds,
+                        limit=args.alone_limit,
+                    )
+                    results["alone"].append(asdict(one))
+                    log(f"{service} alone: {one.per_second:.1f} events/s ({one.handled} events)")
+        finally:
+            results["load_avg_at_end"] = os.getloadavg()
+            results["seconds"] = round(time.monotonic() - began, 1)
+            if not args.keep:
+                async with Kafka(infra.kafka) as kafka:
+                    await kafka.delete_prefix(run)
+                await drop_databases(infra.mongo_url, run)
+    table = render_table(rows_from(results))
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    path = args.out / f"{utc_now().strftime('%Y%m%dT%H%M%SZ')}.json"
+    results["rows"] = rows_from(results)
+    path.write_text(json.dumps(results, indent=2, default=str, ensure_ascii=False))
+    log(f"results written to {path} ({results['seconds']} s); service logs in {log_dir}")
+    if not args.keep:
+        shutil.rmtree(log_dir, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse_args())))

@@ -1,0 +1,164 @@
+"""Each service alone at saturation: its input topics pre-loaded, time to drain them.
+
+The inputs are the real events the pipeline run produced (contacts, the services' own
+outputs, the life-cycle events), copied byte for byte with their keys to a fresh topic
+prefix; the service then starts on a fresh database and its consumer groups' committed
+offsets are sampled until they reach the topics' ends (or the time cap).
+"""
+
+import asyncio
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from bench.infra import Kafka, ServiceProcess, document_counts, rss_mib, wait_ready
+from tests.infra import Infra
+
+INPUTS: dict[str, tuple[str, ...]] = {
+    "intake": ("contact.received", "case.resolved", "contract.signed"),
+    "routing": ("case.classified", "case.resolved", "contract.signed"),
+    "followup": (
+        "case.classified",
+        "case.resolved",
+        "care.contact.completed",
+        "customer.segment_changed",
+    ),
+    "survey": ("case.classified", "case.assigned", "case.resolved", "survey.answered"),
+    "metrics": (
+        "case.classified",
+        "customer.merged",
+        "case.assigned",
+        "fee.quoted",
+        "contract.signed",
+        "case.resolved",
+        "care.contact.completed",
+        "survey.requested",
+        "survey.reminded",
+        "survey.expired",
+        "survey.scored",
+    ),
+}
+"""The topics each service consumes (its subscribers)."""
+
+
+async def copy_topics(
+    bootstrap: str, source_prefix: str, target_prefix: str, names: tuple[str, ...], limit: int
+) -> int:
+    """Copy up to `limit` records per topic (0: all) from one prefix to another; the count."""
+    kafka = Kafka(bootstrap)
+    async with kafka:
+        await kafka.create([target_prefix + n for n in names])
+        ends = await kafka.end_offsets([source_prefix + n for n in names])
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False)
+    writer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=5)
+    await reader.start()
+    await writer.start()
+    copied = 0
+    try:
+        live = {tp: end for tp, end in ends.items() if end > 0}
+        if not live:
+            return 0
+        reader.assign(list(live))
+        await reader.seek_to_beginning(*live)
+        per_topic: dict[str, int] = {}
+        futures = []
+        while live:
+            batch = await reader.getmany(timeout_ms=500, max_records=2000)
+            for tp, records in batch.items():
+                name = tp.topic.removeprefix(source_prefix)
+                for record in records:
+                    if record.offset >= ends[tp]:
+                        continue
+                    if limit and per_topic.get(name, 0) >= limit:
+                        continue
+                    per_topic[name] = per_topic.get(name, 0) + 1
+                    futures.append(
+                        await writer.send(
+                            target_prefix + name,
+                            record.value,
+                            key=record.key,
+                            partition=tp.partition,
+                        )
+                    )
+                    copied += 1
+                if await reader.position(tp) >= ends[tp]:
+                    live.pop(tp, None)
+                    reader.pause(tp)
+        await asyncio.gather(*futures)
+        return copied
+    finally:
+        await reader.stop()
+        await writer.stop()
+
+
+@dataclass(frozen=True)
+class Alone:
+    """One service's saturation run."""
+
+    service: str
+    events: int
+    handled: int
+    seconds: float
+    per_second: float
+    drained: bool
+    rss_mib: float | None
+    documents: int
+    collections: dict[str, int]
+
+
+async def run_alone(
+    infra: Infra,
+    service: str,
+    source_prefix: str,
+    run: str,
+    log_dir: Path,
+    *,
+    max_seconds: float,
+    limit: int,
+) -> Alone:
+    """Pre-load the service's inputs, start it, sample its progress until drained or capped."""
+    prefix = f"{run}-{service}-"
+    db_prefix = f"{run}_{service}"
+    names = INPUTS[service]
+    total = await copy_topics(infra.kafka, source_prefix, prefix, names, limit)
+    svc = ServiceProcess(service, infra, prefix, db_prefix)
+    samples: list[tuple[float, int]] = []
+    group_prefix = f"lexcare-{prefix}{service}"
+    try:
+        svc.start(log_dir)
+        await wait_ready([svc])
+        started = time.monotonic()
+        async with Kafka(infra.kafka) as kafka:
+            while True:
+                handled = sum((await kafka.committed(group_prefix)).values())
+                now = time.monotonic()
+                samples.append((now, handled))
+                if handled >= total or now - started > max_seconds:
+                    break
+                await asyncio.sleep(0.5)
+        rss = rss_mib(svc.pid)
+    finally:
+        await asyncio.to_thread(svc.stop)
+    counts = (await document_counts(infra.mongo_url, db_prefix)).get(service, {})
+    end_t, handled = samples[-1]
+    moving = [(t, h) for t, h in samples if h > 0]
+    if len(moving) >= 3:
+        first_t, first_h = moving[0]
+        seconds = end_t - first_t
+        rate = (handled - first_h) / seconds if seconds > 0 else 0.0
+    else:
+        seconds = end_t - samples[0][0] + 0.5
+        rate = handled / seconds
+    return Alone(
+        service=service,
+        events=total,
+        handled=handled,
+        seconds=round(seconds, 2),
+        per_second=rate,
+        drained=handled >= total,
+        rss_mib=rss,
+        documents=sum(counts.values()),
+        collections=counts,
+    )

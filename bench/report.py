@@ -1,0 +1,91 @@
+"""The one table: rows from a run's results, rendered as aligned text."""
+
+from typing import Any
+
+
+def _row(section: str, name: str, value: float | None, unit: str, base: float | None) -> dict:
+    ratio = value / base if value is not None and base and unit.endswith("/s") else None
+    return {"section": section, "name": name, "value": value, "unit": unit, "ratio": ratio}
+
+
+def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Flatten a run's results into table rows (ratios against the run's own baseline)."""
+    rows: list[dict[str, Any]] = []
+    base = results.get("baseline", {}).get("per_second")
+    if base:
+        rows.append(_row("baseline", "raw aiokafka pass-through", base, "events/s", base))
+    for one in results.get("alone", []):
+        note = "" if one["drained"] else f" ({one['handled']}/{one['events']} in cap)"
+        rows.append(_row("alone", f"{one['service']}{note}", one["per_second"], "events/s", base))
+    pipe = results.get("pipeline", {})
+    sat = pipe.get("saturation")
+    if sat:
+        done = "" if sat["complete"] else f" ({sat['assigned']}/{sat['contacts']})"
+        rows.append(
+            _row(
+                "pipeline",
+                f"contact → case.assigned{done}",
+                sat["to_assigned_per_s"],
+                "contacts/s",
+                base,
+            )
+        )
+        rows.append(
+            _row(
+                "pipeline", "contact → tft KPI on metrics.kpi", sat["kpi_per_s"], "contacts/s", base
+            )
+        )
+    for lat in pipe.get("latency", []):
+        label = (
+            f"{lat['fraction']:.0%} sat ({lat['rate']:.1f}/s, {lat['assigned']}/{lat['contacts']})"
+        )
+        for q in ("p50", "p95", "p99"):
+            rows.append(_row("latency", f"{label} {q}", lat[f"{q}_ms"], "ms", base))
+    for snap in [pipe.get("start"), *pipe.get("growth", [])]:
+        if not snap:
+            continue
+        at = f"@{snap['events_handled']} events"
+        for svc, rss in snap["rss_mib"].items():
+            rows.append(_row("growth", f"{svc} RSS {at}", rss, "MiB", base))
+        for svc, docs in snap["documents"].items():
+            rows.append(_row("growth", f"{svc} documents {at}", docs, "docs", base))
+    for one in results.get("alone", []):
+        at = f"@{one['handled']} events alone"
+        rows.append(_row("growth", f"{one['service']} RSS {at}", one["rss_mib"], "MiB", base))
+        rows.append(
+            _row("growth", f"{one['service']} documents {at}", one["documents"], "docs", base)
+        )
+    return rows
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
+
+
+def render_table(rows: list[dict[str, Any]]) -> str:
+    """Aligned text: section, measure, value, unit, ratio to baseline."""
+    header = ("section", "measure", "value", "unit", "× baseline")
+    lines = [
+        (
+            r["section"],
+            r["name"],
+            _fmt(r["value"]),
+            r["unit"],
+            f"{r['ratio']:.4f}" if r["ratio"] is not None else "",
+        )
+        for r in rows
+    ]
+    widths = [max(len(str(x[i])) for x in [header, *lines]) for i in range(5)]
+    out = []
+    for i, line in enumerate([header, *lines]):
+        out.append(
+            "  ".join(
+                str(c).rjust(w) if j in (2, 4) else str(c).ljust(w)
+                for j, (c, w) in enumerate(zip(line, widths, strict=True))
+            )
+        )
+        if i == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
