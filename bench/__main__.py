@@ -8,6 +8,7 @@ See docs/benchmarks.md.
 import argparse
 import asyncio
 import json
+import logging
 import os
 import platform
 import shutil
@@ -57,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--phases", default="baseline,pipeline,alone", help="comma list of phases to run"
     )
     p.add_argument("--services", default=",".join(SERVICES), help="services for 'alone'")
+    p.add_argument(
+        "--profile", default="", help="services to run under pyinstrument in 'alone' (comma list)"
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--keep", action="store_true", help="keep topics and databases")
     args = p.parse_args(argv)
@@ -174,6 +178,8 @@ async def run_pipeline(
 async def main(args: argparse.Namespace) -> int:
     """Run the phases, print the table, write the JSON."""
     phases = set(args.phases.split(","))
+    logging.basicConfig(level=logging.ERROR)  # aiokafka's coordinator chatter stays quiet
+    args.out.mkdir(parents=True, exist_ok=True)
     run = "bench" + uuid.uuid4().hex[:6]
     factory = ContactFactory(run[-6:], tuple(load_corpus()))
     log_dir = Path(tempfile.mkdtemp(prefix="lexcare-bench-logs-"))
@@ -210,6 +216,11 @@ async def main(args: argparse.Namespace) -> int:
                         log_dir,
                         max_seconds=args.alone_seconds,
                         limit=args.alone_limit,
+                        profile_to=(
+                            args.out / f"{run}-profile-{service}.txt"
+                            if service in args.profile.split(",")
+                            else None
+                        ),
                     )
                     results["alone"].append(asdict(one))
                     log(f"{service} alone: {one.per_second:.1f} events/s ({one.handled} events)")

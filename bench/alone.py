@@ -117,13 +117,14 @@ async def run_alone(
     *,
     max_seconds: float,
     limit: int,
+    profile_to: Path | None = None,
 ) -> Alone:
     """Pre-load the service's inputs, start it, sample its progress until drained or capped."""
     prefix = f"{run}-{service}-"
     db_prefix = f"{run}_{service}"
     names = INPUTS[service]
     total = await copy_topics(infra.kafka, source_prefix, prefix, names, limit)
-    svc = ServiceProcess(service, infra, prefix, db_prefix)
+    svc = ServiceProcess(service, infra, prefix, db_prefix, profile_to=profile_to)
     samples: list[tuple[float, int]] = []
     group_prefix = f"lexcare-{prefix}{service}"
     try:

@@ -58,6 +58,8 @@ class ServiceProcess:
     topic_prefix: str
     db_prefix: str
     extra_env: dict[str, str] = field(default_factory=dict)
+    profile_to: Path | None = None
+    """Run under pyinstrument and write its text report here when the service stops."""
     port: int = 0
     proc: subprocess.Popen | None = None
     log: Path | None = None
@@ -78,9 +80,13 @@ class ServiceProcess:
             **self.extra_env,
         }
         self.log = log_dir / f"{self.topic_prefix}{self.name}.log"
+        command = [sys.executable, "-m", f"services.{self.name}"]
+        if self.profile_to is not None:
+            profiler = ["-m", "pyinstrument", "--no-color", "-r", "text", "-o"]
+            command = [sys.executable, *profiler, str(self.profile_to), *command[1:]]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", f"services.{self.name}"],
+                command,
                 cwd=ROOT,
                 env=env,
                 stdout=out,
