@@ -30,7 +30,10 @@ PERSONAL_KEYS = frozenset(
 )
 """Log fields whose values are personal data: always masked."""
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+# The look-behind lets a match start only where a run of local-part characters starts:
+# without it a long run with no "@" (a 1 MB field in an error) is scanned once per
+# character, quadratic time that froze a service's event loop for minutes.
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"(?<![\w.:/-])(?:\+?84|0)(?:[\s.-]?\d){8,10}(?![\w])")
 
 
