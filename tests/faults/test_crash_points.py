@@ -1,0 +1,83 @@
+"""Crash at the worst moment: intake killed after its database write but before its
+publish and offset commit, or after its publish but before its commit. Restarted without
+the fault, every contact is classified exactly once (SPEC §8: a killed service, restarted,
+loses nothing and double-counts nothing)."""
+
+import uuid
+from collections import Counter
+
+import pytest
+from pymongo import AsyncMongoClient
+
+from shared.faults import CRASH_EXIT_CODE
+from tests.conftest import eventually
+from tests.faults.tools import ServiceProcess, caught_up
+from tests.kafka_tools import RawKafka
+
+pytestmark = pytest.mark.faults
+
+CONTACTS = 20
+
+
+def contact(n: int) -> dict:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "contact.received",
+        "occurred_at": "2026-11-23T09:15:00+07:00",
+        "producer": "zalo-adapter",
+        "channel": "zalo",
+        "sender_id": f"zalo:crash-{n}",
+        "message": "Tôi muốn hỏi về thủ tục ly hôn đơn phương",
+    }
+
+
+@pytest.mark.parametrize(
+    "fault",
+    ["before_publish:case.classified", "after_handle:contact.received"],
+    ids=["after-store-before-publish", "after-publish-before-commit"],
+)
+async def test_intake_killed_at_a_crash_point_applies_each_contact_exactly_once(
+    infra, namespace, tmp_path, fault
+):
+    intake = ServiceProcess(
+        "intake",
+        kafka=infra.kafka,
+        mongo_url=infra.mongo_url,
+        namespace=namespace,
+        log=tmp_path / "intake.log",
+    )
+    prefix = f"{namespace}."
+    sent = [contact(n) for n in range(CONTACTS)]
+    try:
+        intake.start(LEXCARE_FAULT_INJECTION=fault)
+        await intake.wait_ready()
+        async with RawKafka(infra.kafka, prefix) as kafka:
+            for event in sent:
+                await kafka.send("contact.received", event, key=event["sender_id"])
+            assert await intake.wait_exit(timeout=60) == CRASH_EXIT_CODE, intake.tail()
+
+            intake.start()  # the same service, without the fault
+            await intake.wait_ready()
+            classified = await kafka.distinct("case.classified", count=CONTACTS, timeout=90)
+            group = f"lexcare-{prefix}intake.contact.received"
+            await eventually(
+                lambda: caught_up(infra.kafka, group, prefix + "contact.received"), timeout=60
+            )
+            records = await kafka.settle("case.classified", quiet=1.0)
+    finally:
+        await intake.terminate()
+
+    per_contact = Counter(event["contact_id"] for event in classified)
+    assert set(per_contact) == {e["event_id"] for e in sent}
+    assert max(per_contact.values()) == 1, "one distinct case.classified per contact"
+    assert len({r.value for r in records}) == CONTACTS, "a redelivery republishes the same event"
+    mongo = AsyncMongoClient(infra.mongo_url)
+    try:
+        db = mongo[f"{namespace}_intake"]
+        assert await db["contacts"].count_documents({}) == CONTACTS
+        assert await db["cases"].count_documents({}) == CONTACTS
+        assert await db["customers"].count_documents({}) == CONTACTS
+        assert await db["processed_events"].count_documents({}) == CONTACTS
+    finally:
+        await mongo.close()
+    assert intake.starts == 2
