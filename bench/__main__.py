@@ -178,7 +178,7 @@ async def run_pipeline(
 async def main(args: argparse.Namespace) -> int:
     """Run the phases, print the table, write the JSON."""
     phases = set(args.phases.split(","))
-    logging.basicConfig(level=logging.ERROR)  # aiokafka's coordinator chatter stays quiet
+    logging.basicConfig(level=logging.CRITICAL)  # aiokafka: transient leader/coordinator noise
     args.out.mkdir(parents=True, exist_ok=True)
     run = "bench" + uuid.uuid4().hex[:6]
     factory = ContactFactory(run[-6:], tuple(load_corpus()))

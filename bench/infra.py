@@ -82,8 +82,7 @@ class ServiceProcess:
         self.log = log_dir / f"{self.topic_prefix}{self.name}.log"
         command = [sys.executable, "-m", f"services.{self.name}"]
         if self.profile_to is not None:
-            profiler = ["-m", "pyinstrument", "--no-color", "-r", "text", "-o"]
-            command = [sys.executable, *profiler, str(self.profile_to), *command[1:]]
+            command = [sys.executable, "-m", "bench.profiled", self.name, str(self.profile_to)]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 command,
@@ -117,6 +116,12 @@ class ServiceProcess:
         if not self.alive():
             return
         assert self.proc is not None
+        if self.profile_to is not None:
+            self.proc.send_signal(signal.SIGUSR1)
+            deadline = time.monotonic() + 30
+            while not self.profile_to.exists() and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1)
         self.proc.send_signal(signal.SIGTERM)
         try:
             self.proc.wait(timeout=grace)
