@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from bench.alone import INPUTS
+
 
 def _row(section: str, name: str, value: float | None, unit: str, base: float | None) -> dict:
     ratio = value / base if value is not None and base and unit.endswith("/s") else None
@@ -17,6 +19,11 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
     for one in results.get("alone", []):
         note = "" if one["drained"] else f" ({one['handled']}/{one['events']} in cap)"
         rows.append(_row("alone", f"{one['service']}{note}", one["per_second"], "events/s", base))
+        if "primary_per_second" in one:
+            primary = INPUTS[one["service"]][0]
+            rows.append(
+                _row("alone", f"  of which {primary}", one["primary_per_second"], "events/s", base)
+            )
     pipe = results.get("pipeline", {})
     sat = pipe.get("saturation")
     if sat:
