@@ -42,6 +42,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     """Sizes of every phase; defaults finish in about ten minutes on a 2-core machine."""
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--baseline-events", type=int, default=20_000)
+    p.add_argument("--baseline-repeats", type=int, default=3, help="the best run counts")
     p.add_argument("--contacts", type=int, default=500, help="saturation run: contacts at once")
     p.add_argument("--saturation-timeout", type=float, default=150.0)
     p.add_argument("--latency-levels", default="0.25,0.5,0.75", help="fractions of saturation")
@@ -75,8 +76,10 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-async def run_baseline(infra: Infra, run: str, factory: ContactFactory, n: int) -> dict:
-    """Pre-load n contacts and pass them through with raw aiokafka."""
+async def run_baseline(
+    infra: Infra, run: str, factory: ContactFactory, n: int, repeats: int
+) -> dict:
+    """Pre-load n contacts and pass them through with raw aiokafka `repeats` times; the best."""
     prefix = f"{run}-base-"
     async with Kafka(infra.kafka) as kafka:
         await kafka.create([prefix + "contact.received", prefix + "out"])
@@ -90,10 +93,19 @@ async def run_baseline(infra: Infra, run: str, factory: ContactFactory, n: int) 
         await asyncio.gather(*futures)
     finally:
         await publisher.stop()
-    result = await baseline.pass_through(
-        infra.kafka, prefix + "contact.received", prefix + "out", f"{prefix}group", n
-    )
-    return {"events": result.events, "seconds": result.seconds, "per_second": result.per_second}
+    runs = [
+        await baseline.pass_through(
+            infra.kafka, prefix + "contact.received", prefix + "out", f"{prefix}group{i}", n
+        )
+        for i in range(max(1, repeats))
+    ]
+    best = max(runs, key=lambda r: r.per_second)  # the ceiling: the least disturbed run
+    return {
+        "events": best.events,
+        "seconds": best.seconds,
+        "per_second": best.per_second,
+        "all_runs_per_second": [r.per_second for r in runs],
+    }
 
 
 async def snapshot(
@@ -200,7 +212,9 @@ async def main(args: argparse.Namespace) -> int:
         try:
             if "baseline" in phases:
                 log(f"baseline: raw pass-through of {args.baseline_events} contacts")
-                results["baseline"] = await run_baseline(infra, run, factory, args.baseline_events)
+                results["baseline"] = await run_baseline(
+                    infra, run, factory, args.baseline_events, args.baseline_repeats
+                )
                 log(f"baseline: {results['baseline']}")
             if "pipeline" in phases:
                 results["pipeline"] = await run_pipeline(infra, run, factory, args, log_dir)
