@@ -1,0 +1,259 @@
+"""Each service in turn is SIGKILLed mid-stream and restarted, while contacts go through
+their whole life cycle (classified, assigned, quoted, contracted, cared for, resolved,
+surveyed). At the end: one case per contact, no duplicate request for one request id,
+every KPI equal to the value computed from the input, nothing dead-lettered.
+
+The issue asks for 2,000 contacts; CI runs LEXCARE_FAULTS_CONTACTS (default 100) to keep
+the tier within minutes on a 2-core machine:
+    LEXCARE_FAULTS_CONTACTS=2000 uv run pytest tests/faults/test_crash_under_stream.py
+"""
+
+import asyncio
+import json
+import os
+import urllib.request
+import uuid
+from collections import defaultdict
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaConsumer
+
+from shared import topics
+from tests.conftest import eventually
+from tests.faults.tools import ServiceProcess
+from tests.kafka_tools import RawKafka
+
+pytestmark = pytest.mark.faults
+
+CONTACTS = int(os.environ.get("LEXCARE_FAULTS_CONTACTS", "100"))
+SERVICES = ["intake", "routing", "followup", "survey", "metrics"]
+CHANNELS = ["zalo", "facebook", "website", "phone", "email", "walk_in"]
+MESSAGES = [
+    "Tôi muốn hỏi về tranh chấp đất đai với hàng xóm",
+    "Tôi muốn ly hôn đơn phương, chồng tôi không đồng ý",
+    "Công ty nợ lương ba tháng, tôi muốn khởi kiện",
+    "Tôi bị phạt vi phạm giao thông, muốn khiếu nại",
+    "Thủ tục thành lập doanh nghiệp cần những gì",
+]
+
+
+def envelope(event_type: str, at: str, **payload: object) -> dict:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": event_type,
+        "occurred_at": at,
+        "producer": "stream-test",
+        **payload,
+    }
+
+
+class Story:
+    """The input, and the KPI values it implies."""
+
+    def __init__(self, count: int) -> None:
+        self.contacts = [
+            envelope(
+                "contact.received",
+                f"2026-11-23T{8 + n % 9:02d}:{n % 60:02d}:00+07:00",
+                channel=CHANNELS[n % len(CHANNELS)],
+                sender_id=f"sender-{n}",
+                kind="complaint" if n % 7 == 0 else "inquiry",
+                message=MESSAGES[n % len(MESSAGES)],
+            )
+            for n in range(count)
+        ]
+        self.index = {c["event_id"]: n for n, c in enumerate(self.contacts)}
+
+    @staticmethod
+    def amount(n: int) -> int | None:
+        return 1_000_000 * (n % 5 + 1) if n % 2 == 0 else None
+
+    @staticmethod
+    def scores(n: int) -> dict[str, int]:
+        return {"nps": n % 11, "csat": n % 5 + 1, "ces": n % 7 + 1}
+
+    def expected(self) -> dict[str, tuple[float, float]]:
+        """(numerator, denominator) of all-time KPIs, from the input alone."""
+        n = len(self.contacts)
+        nps = [self.scores(i)["nps"] for i in range(n)]
+        promoters = sum(1 for s in nps if s >= 9)
+        detractors = sum(1 for s in nps if s <= 6)
+        amounts = [a for i in range(n) if (a := self.amount(i)) is not None]
+        return {
+            "tft": (n, 1),
+            "complaint_rate": (sum(1 for i in range(n) if i % 7 == 0), n),
+            "resolved_cases": (n, 1),
+            "revenue_vnd": (sum(amounts), 1),
+            "survey_response_rate": (n, n),
+            "nps": (promoters - detractors, n),
+            "csat": (sum(1 for i in range(n) if self.scores(i)["csat"] >= 4), n),
+        }
+
+
+async def _reader(bootstrap: str, topic: str) -> AIOKafkaConsumer:
+    reader = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
+    await reader.start()
+    return reader
+
+
+async def react(infra, prefix: str, kafka: RawKafka, story: Story, stop: asyncio.Event) -> None:
+    """Play the staff and the adapters: contract, care, resolution, survey answers."""
+    cases: dict[str, int] = {}
+    assigned: set[str] = set()
+    answered: set[str] = set()
+    waiting: list[dict] = []  # assignments and surveys read before their classification
+    readers = {
+        t: await _reader(infra.kafka, prefix + t)
+        for t in (topics.CASE_CLASSIFIED, topics.CASE_ASSIGNED, topics.SURVEY_REQUESTED)
+    }
+    try:
+        while not stop.is_set():
+            for reader in readers.values():
+                batch = await reader.getmany(timeout_ms=100)
+                for records in batch.values():
+                    waiting.extend(orjson.loads(record.value) for record in records)
+            later = []
+            for event in waiting:
+                case = event["case_id"]
+                if event["event_type"] == topics.CASE_CLASSIFIED:
+                    cases.setdefault(case, story.index[event["contact_id"]])
+                elif case not in cases:
+                    later.append(event)
+                elif event["event_type"] == topics.CASE_ASSIGNED and case not in assigned:
+                    assigned.add(case)
+                    await act_on_case(kafka, story, case, cases[case])
+                elif (
+                    event["event_type"] == topics.SURVEY_REQUESTED
+                    and event["survey_id"] not in answered
+                ):
+                    answered.add(event["survey_id"])
+                    answer = envelope(
+                        "survey.answered",
+                        "2026-11-24T10:00:00+07:00",
+                        case_id=case,
+                        survey_id=event["survey_id"],
+                        **story.scores(cases[case]),
+                    )
+                    await kafka.send("survey.answered", answer, key=case)
+            waiting = later
+    finally:
+        for reader in readers.values():
+            await reader.stop()
+
+
+async def act_on_case(kafka: RawKafka, story: Story, case: str, n: int) -> None:
+    at = "2026-11-23T18:00:00+07:00"
+    if (amount := story.amount(n)) is not None:
+        contract = envelope(
+            "contract.signed",
+            at,
+            case_id=case,
+            contract_id=f"ct-{n}",
+            amount_vnd=amount,
+            delivery_method="office",
+        )
+        await kafka.send("contract.signed", contract, key=case)
+    care = envelope(
+        "care.contact.completed", at, case_id=case, agent_id="agent-1", outcome="reached"
+    )
+    await kafka.send("care.contact.completed", care, key=case)
+    resolved = envelope("case.resolved", "2026-11-23T20:00:00+07:00", case_id=case, outcome="won")
+    await kafka.send("case.resolved", resolved, key=case)
+
+
+def fetch_kpis(port: int) -> dict[str, dict]:
+    url = f"http://127.0.0.1:{port}/kpis?window=all&dimension=all"
+    with urllib.request.urlopen(url, timeout=5) as reply:
+        return {row["kpi"]: row for row in json.loads(reply.read())["kpis"]}
+
+
+def mismatches(port: int, expected: dict[str, tuple[float, float]]) -> dict[str, object]:
+    try:
+        rows = fetch_kpis(port)
+    except OSError as e:
+        return {"http": str(e)}
+    wrong = {}
+    for kpi, (numerator, denominator) in expected.items():
+        row = rows.get(kpi, {})
+        got = (row.get("numerator"), row.get("denominator"))
+        if got != (numerator, denominator):
+            wrong[kpi] = {"got": got, "expected": (numerator, denominator)}
+    return wrong
+
+
+def by_id(records: list, field: str) -> dict[str, set[str]]:
+    """Distinct event ids per value of `field` (a request id, a contact id)."""
+    ids: dict[str, set[str]] = defaultdict(set)
+    for record in records:
+        event = orjson.loads(record.value)
+        ids[event[field]].add(event["event_id"])
+    return ids
+
+
+async def test_each_service_killed_mid_stream_loses_and_double_counts_nothing(
+    infra, namespace, tmp_path
+):
+    prefix = f"{namespace}."
+    story = Story(CONTACTS)
+    services = {
+        name: ServiceProcess(
+            name,
+            kafka=infra.kafka,
+            mongo_url=infra.mongo_url,
+            namespace=namespace,
+            log=tmp_path / f"{name}.log",
+            env={"LEXCARE_PUBLISH_INTERVAL_S": "0.5", "LEXCARE_SURVEY_FATIGUE_DAYS": "0"},
+        )
+        for name in SERVICES
+    }
+    stop = asyncio.Event()
+    kills = 0
+    try:
+        for service in services.values():
+            service.start()
+        await asyncio.gather(*(s.wait_ready(timeout=90) for s in services.values()))
+        async with RawKafka(infra.kafka, prefix) as kafka:
+            reactor = asyncio.create_task(react(infra, prefix, kafka, story, stop))
+            chunk = -(-CONTACTS // len(SERVICES))
+            for turn, name in enumerate(SERVICES):
+                for contact in story.contacts[turn * chunk : (turn + 1) * chunk]:
+                    await kafka.send("contact.received", contact, key=contact["sender_id"])
+                    await asyncio.sleep(0.01)  # a steady stream, not one burst
+                services[name].kill()  # SIGKILL mid-stream
+                kills += 1
+                services[name].start()
+                await services[name].wait_ready(timeout=90)
+                assert not reactor.done(), reactor.exception()
+            scored = await kafka.distinct("survey.scored", count=CONTACTS, timeout=240 + CONTACTS)
+            port = services["metrics"].port
+            expected = story.expected()
+            await eventually(lambda: not mismatches(port, expected), timeout=90, interval=1)
+            kpi_wrong = mismatches(port, expected)
+            stop.set()
+            await reactor
+            classified = await kafka.settle("case.classified", quiet=1.0)
+            requested = await kafka.settle("survey.requested", quiet=0.5)
+            care = await kafka.settle("care.contact.requested", quiet=0.5)
+            dead = {t: len(await kafka.settle(f"{t}.dlq", quiet=0.2)) for t in topics.EVENT_TOPICS}
+    finally:
+        stop.set()
+        for service in services.values():
+            await service.terminate()
+
+    per_contact = by_id(classified, "contact_id")
+    assert set(per_contact) == set(story.index), "every contact classified"
+    assert all(len(ids) == 1 for ids in per_contact.values()), "one case.classified per contact"
+    assert len({orjson.loads(r.value)["case_id"] for r in classified}) == CONTACTS
+    per_survey = by_id(requested, "survey_id")
+    assert len(per_survey) == CONTACTS
+    assert all(len(ids) == 1 for ids in per_survey.values()), "a survey requested twice"
+    assert all(len(ids) == 1 for ids in by_id(care, "request_id").values())
+    assert len({s["case_id"] for s in scored}) == CONTACTS
+    assert sum(dead.values()) == 0, f"dead letters: { {t: n for t, n in dead.items() if n} }"
+    assert kpi_wrong == {}
+    restarts = sum(s.starts for s in services.values()) - len(services)
+    print(f"\n{CONTACTS} contacts, {kills} SIGKILLs, {restarts} restarts, 0 lost, 0 KPI mismatches")
+    assert kills == restarts == len(SERVICES)
