@@ -1,9 +1,9 @@
-"""Kafka stopped for 20 seconds mid-stream and started again: the five services reconnect
-by themselves and the end state is the same as without the outage (one case per contact,
-no duplicate requests, KPIs equal to the input's, nothing dead-lettered).
+"""Kafka, or the database, stopped for 20 seconds mid-stream and started again: the five
+services reconnect by themselves and the end state is the same as without the outage (one
+case per contact, no duplicate requests, KPIs equal to the input's, nothing dead-lettered).
 
-Runs on a private broker of its own (deploy/local/kafka.sh), so that stopping it does
-not disturb other tests; the database is the session's."""
+The stopped server is a private one (deploy/local/kafka.sh or ferretdb.sh), so stopping it
+does not disturb other tests; the other one is the session's."""
 
 import asyncio
 import os
@@ -28,38 +28,42 @@ CONTACTS = int(os.environ.get("LEXCARE_FAULTS_RESTART_CONTACTS", "40"))
 OUTAGE_S = float(os.environ.get("LEXCARE_FAULTS_OUTAGE_S", "20"))
 
 
-def kafka_sh(*args: str) -> None:
-    subprocess.run(["bash", str(LOCAL / "kafka.sh"), *args], check=True, capture_output=True)
+def local(script: str, *args: str) -> None:
+    """Run a deploy/local script (start or stop a private server)."""
+    subprocess.run(["bash", str(LOCAL / script), *args], check=True, capture_output=True)
 
 
-@pytest.fixture
-def private_kafka():
-    """A broker of this test's own, stopped and purged at the end."""
-    if not shutil.which("java") or not (
-        Path(os.environ.get("LEXCARE_CACHE", Path.home() / ".cache/lexcare")).exists()
-    ):
-        pytest.skip("the local Kafka (java and its cached jars) is not available")
-    data = Path(tempfile.mkdtemp(prefix="lexcare-kafka-restart-"))
+@pytest.fixture(params=["kafka", "database"])
+def private_server(request):
+    """A broker or a database of this test's own, stopped and purged at the end."""
+    cache = Path(os.environ.get("LEXCARE_CACHE", Path.home() / ".cache/lexcare"))
+    if not shutil.which("java") or not cache.exists():
+        pytest.skip("the local Kafka and FerretDB (deploy/local) are not available")
+    script = "kafka.sh" if request.param == "kafka" else "ferretdb.sh"
+    data = Path(tempfile.mkdtemp(prefix=f"lexcare-{request.param}-restart-")) / "server"
     port = free_port(span=2)
-    kafka_sh("start", str(data / "kafka"), str(port))
+    local(script, "start", str(data), str(port))
     try:
-        yield data / "kafka", f"127.0.0.1:{port}", port
+        yield request.param, script, data, port
     finally:
-        subprocess.run(["bash", str(LOCAL / "kafka.sh"), "stop", str(data / "kafka")], check=False)
-        shutil.rmtree(data, ignore_errors=True)
+        purge = ["--purge"] if script == "ferretdb.sh" else []
+        subprocess.run(["bash", str(LOCAL / script), "stop", str(data), *purge], check=False)
+        shutil.rmtree(data.parent, ignore_errors=True)
 
 
-async def test_a_broker_stopped_for_20s_mid_stream_changes_nothing_in_the_end(
-    infra, namespace, tmp_path, private_kafka
+async def test_a_server_stopped_for_20s_mid_stream_changes_nothing_in_the_end(
+    infra, namespace, tmp_path, private_server
 ):
-    data, bootstrap, port = private_kafka
+    kind, script, data, port = private_server
+    bootstrap = f"127.0.0.1:{port}" if kind == "kafka" else infra.kafka
+    mongo_url = f"mongodb://127.0.0.1:{port}/" if kind == "database" else infra.mongo_url
     prefix = f"{namespace}."
     story = Story(CONTACTS)
     services = {
         name: ServiceProcess(
             name,
             kafka=bootstrap,
-            mongo_url=infra.mongo_url,
+            mongo_url=mongo_url,
             namespace=namespace,
             log=tmp_path / f"{name}.log",
             env={"LEXCARE_PUBLISH_INTERVAL_S": "0.5", "LEXCARE_SURVEY_FATIGUE_DAYS": "0"},
@@ -78,9 +82,9 @@ async def test_a_broker_stopped_for_20s_mid_stream_changes_nothing_in_the_end(
             for contact in story.contacts[:half]:
                 await kafka.send("contact.received", contact, key=contact["sender_id"])
                 await asyncio.sleep(0.02)
-            await asyncio.to_thread(kafka_sh, "stop", str(data))
+            await asyncio.to_thread(local, script, "stop", str(data))
             await asyncio.sleep(OUTAGE_S)  # the outage itself
-            await asyncio.to_thread(kafka_sh, "start", str(data), str(port))
+            await asyncio.to_thread(local, script, "start", str(data), str(port))
             for contact in story.contacts[half:]:
                 await kafka.send("contact.received", contact, key=contact["sender_id"])
                 await asyncio.sleep(0.02)
