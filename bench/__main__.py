@@ -122,6 +122,13 @@ async def snapshot(
     }
 
 
+async def settle(tracker: pipeline.Tracker, timeout: float) -> None:
+    """Wait until every contact sent so far is assigned: a backlog would skew latencies."""
+    sent = list(tracker.sent_at)
+    if not await pipeline.wait_for(lambda: len(tracker.assigned(sent)) >= len(sent), timeout):
+        log(f"backlog not drained in {timeout:.0f}s: {len(tracker.assigned(sent))}/{len(sent)}")
+
+
 async def run_pipeline(
     infra: Infra, run: str, factory: ContactFactory, args: argparse.Namespace, log_dir: Path
 ) -> dict:
@@ -148,6 +155,7 @@ async def run_pipeline(
             rate = max(sat.to_assigned_per_s, 0.5)
             out["latency"] = []
             for fraction in (float(f) for f in args.latency_levels.split(",") if f):
+                await settle(tracker, args.saturation_timeout)
                 level_rate = rate * fraction
                 log(f"latency at {fraction:.0%} of saturation: {level_rate:.1f} contacts/s")
                 lat = await pipeline.latency(
