@@ -99,8 +99,13 @@ async def _reader(bootstrap: str, topic: str) -> AIOKafkaConsumer:
     return reader
 
 
-async def react(infra, prefix: str, kafka: RawKafka, story: Story, stop: asyncio.Event) -> None:
-    """Play the staff and the adapters: contract, care, resolution, survey answers."""
+async def react(
+    infra, prefix: str, kafka: RawKafka, story: Story, stop: asyncio.Event, *, twice: bool = False
+) -> None:
+    """Play the staff and the adapters: contract, care, resolution, survey answers.
+
+    With `twice`, every event is published two times, and every third case gets its
+    resolution before its contract and care report (disorder)."""
     cases: dict[str, int] = {}
     assigned: set[str] = set()
     answered: set[str] = set()
@@ -124,7 +129,7 @@ async def react(infra, prefix: str, kafka: RawKafka, story: Story, stop: asyncio
                     later.append(event)
                 elif event["event_type"] == topics.CASE_ASSIGNED and case not in assigned:
                     assigned.add(case)
-                    await act_on_case(kafka, story, case, cases[case])
+                    await act_on_case(kafka, story, case, cases[case], twice=twice)
                 elif (
                     event["event_type"] == topics.SURVEY_REQUESTED
                     and event["survey_id"] not in answered
@@ -137,15 +142,19 @@ async def react(infra, prefix: str, kafka: RawKafka, story: Story, stop: asyncio
                         survey_id=event["survey_id"],
                         **story.scores(cases[case]),
                     )
-                    await kafka.send("survey.answered", answer, key=case)
+                    for _ in range(2 if twice else 1):
+                        await kafka.send("survey.answered", answer, key=case)
             waiting = later
     finally:
         for reader in readers.values():
             await reader.stop()
 
 
-async def act_on_case(kafka: RawKafka, story: Story, case: str, n: int) -> None:
+async def act_on_case(
+    kafka: RawKafka, story: Story, case: str, n: int, *, twice: bool = False
+) -> None:
     at = "2026-11-23T18:00:00+07:00"
+    events = []
     if (amount := story.amount(n)) is not None:
         contract = envelope(
             "contract.signed",
@@ -155,13 +164,18 @@ async def act_on_case(kafka: RawKafka, story: Story, case: str, n: int) -> None:
             amount_vnd=amount,
             delivery_method="office",
         )
-        await kafka.send("contract.signed", contract, key=case)
+        events.append(contract)
     care = envelope(
         "care.contact.completed", at, case_id=case, agent_id="agent-1", outcome="reached"
     )
-    await kafka.send("care.contact.completed", care, key=case)
+    events.append(care)
     resolved = envelope("case.resolved", "2026-11-23T20:00:00+07:00", case_id=case, outcome="won")
-    await kafka.send("case.resolved", resolved, key=case)
+    events.append(resolved)
+    if twice and n % 3 == 0:
+        events.reverse()
+    for event in events:
+        for _ in range(2 if twice else 1):
+            await kafka.send(event["event_type"], event, key=case)
 
 
 def fetch_kpis(port: int) -> dict[str, dict]:
@@ -193,6 +207,7 @@ def by_id(records: list, field: str) -> dict[str, set[str]]:
     return ids
 
 
+@pytest.mark.timeout(900)  # a deadline for slow shared machines, not a timing check
 async def test_each_service_killed_mid_stream_loses_and_double_counts_nothing(
     infra, namespace, tmp_path
 ):

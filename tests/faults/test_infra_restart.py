@@ -51,6 +51,7 @@ def private_server(request):
         shutil.rmtree(data.parent, ignore_errors=True)
 
 
+@pytest.mark.timeout(900)  # a deadline for slow shared machines, not a timing check
 async def test_a_server_stopped_for_20s_mid_stream_changes_nothing_in_the_end(
     infra, namespace, tmp_path, private_server
 ):
