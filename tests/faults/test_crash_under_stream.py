@@ -21,13 +21,12 @@ from aiokafka import AIOKafkaConsumer
 
 from shared import topics
 from tests.conftest import eventually
-from tests.faults.tools import ServiceProcess
+from tests.faults.tools import SERVICES, pipeline
 from tests.kafka_tools import RawKafka
 
 pytestmark = pytest.mark.faults
 
 CONTACTS = int(os.environ.get("LEXCARE_FAULTS_CONTACTS", "100"))
-SERVICES = ["intake", "routing", "followup", "survey", "metrics"]
 CHANNELS = ["zalo", "facebook", "website", "phone", "email", "walk_in"]
 MESSAGES = [
     "Tôi muốn hỏi về tranh chấp đất đai với hàng xóm",
@@ -213,17 +212,9 @@ async def test_each_service_killed_mid_stream_loses_and_double_counts_nothing(
 ):
     prefix = f"{namespace}."
     story = Story(CONTACTS)
-    services = {
-        name: ServiceProcess(
-            name,
-            kafka=infra.kafka,
-            mongo_url=infra.mongo_url,
-            namespace=namespace,
-            log=tmp_path / f"{name}.log",
-            env={"LEXCARE_PUBLISH_INTERVAL_S": "0.5", "LEXCARE_SURVEY_FATIGUE_DAYS": "0"},
-        )
-        for name in SERVICES
-    }
+    services = pipeline(
+        kafka=infra.kafka, mongo_url=infra.mongo_url, namespace=namespace, logs=tmp_path
+    )
     stop = asyncio.Event()
     kills = 0
     try:

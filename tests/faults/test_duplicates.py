@@ -8,8 +8,8 @@ import pytest
 
 from shared import topics
 from tests.conftest import eventually
-from tests.faults.test_crash_under_stream import SERVICES, Story, by_id, mismatches, react
-from tests.faults.tools import ServiceProcess
+from tests.faults.test_crash_under_stream import Story, by_id, mismatches, react
+from tests.faults.tools import pipeline
 from tests.kafka_tools import RawKafka
 
 pytestmark = pytest.mark.faults
@@ -21,17 +21,9 @@ CONTACTS = 40
 async def test_duplicated_and_reordered_external_events_change_no_kpi(infra, namespace, tmp_path):
     prefix = f"{namespace}."
     story = Story(CONTACTS)
-    services = {
-        name: ServiceProcess(
-            name,
-            kafka=infra.kafka,
-            mongo_url=infra.mongo_url,
-            namespace=namespace,
-            log=tmp_path / f"{name}.log",
-            env={"LEXCARE_PUBLISH_INTERVAL_S": "0.5", "LEXCARE_SURVEY_FATIGUE_DAYS": "0"},
-        )
-        for name in SERVICES
-    }
+    services = pipeline(
+        kafka=infra.kafka, mongo_url=infra.mongo_url, namespace=namespace, logs=tmp_path
+    )
     stop = asyncio.Event()
     try:
         for service in services.values():

@@ -17,8 +17,8 @@ import pytest
 
 from shared import topics
 from tests.conftest import eventually
-from tests.faults.test_crash_under_stream import SERVICES, Story, by_id, mismatches, react
-from tests.faults.tools import ServiceProcess
+from tests.faults.test_crash_under_stream import Story, by_id, mismatches, react
+from tests.faults.tools import pipeline
 from tests.infra import LOCAL, free_port
 from tests.kafka_tools import RawKafka
 
@@ -60,17 +60,7 @@ async def test_a_server_stopped_for_20s_mid_stream_changes_nothing_in_the_end(
     mongo_url = f"mongodb://127.0.0.1:{port}/" if kind == "database" else infra.mongo_url
     prefix = f"{namespace}."
     story = Story(CONTACTS)
-    services = {
-        name: ServiceProcess(
-            name,
-            kafka=bootstrap,
-            mongo_url=mongo_url,
-            namespace=namespace,
-            log=tmp_path / f"{name}.log",
-            env={"LEXCARE_PUBLISH_INTERVAL_S": "0.5", "LEXCARE_SURVEY_FATIGUE_DAYS": "0"},
-        )
-        for name in SERVICES
-    }
+    services = pipeline(kafka=bootstrap, mongo_url=mongo_url, namespace=namespace, logs=tmp_path)
     stop = asyncio.Event()
     broker = type("Infra", (), {"kafka": bootstrap})()
     try:

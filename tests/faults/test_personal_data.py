@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import eventually
-from tests.faults.tools import ServiceProcess
+from tests.faults.tools import SERVICES, ServiceProcess
 from tests.kafka_tools import RawKafka
 
 pytestmark = pytest.mark.faults
 
-SERVICES = ["intake", "routing", "followup", "survey", "metrics"]
 NAMES = [
     "Nguyễn Văn Thạch",
     "Trần Thị Bích Ngọc",

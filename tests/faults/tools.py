@@ -117,6 +117,29 @@ class ServiceProcess:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
 
 
+SERVICES = ["intake", "routing", "followup", "survey", "metrics"]
+
+PIPELINE_ENV = {"LEXCARE_PUBLISH_INTERVAL_S": "0.5", "LEXCARE_SURVEY_FATIGUE_DAYS": "0"}
+"""Quick KPI publishing, and no survey fatigue so every case in a story is surveyed."""
+
+
+def pipeline(
+    *, kafka: str, mongo_url: str, namespace: str, logs: Path
+) -> dict[str, "ServiceProcess"]:
+    """The five services as processes (not started) in one test namespace."""
+    return {
+        name: ServiceProcess(
+            name,
+            kafka=kafka,
+            mongo_url=mongo_url,
+            namespace=namespace,
+            log=logs / f"{name}.log",
+            env=PIPELINE_ENV,
+        )
+        for name in SERVICES
+    }
+
+
 async def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:
     """The offsets consumer group `group` has committed."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
