@@ -24,7 +24,9 @@ class MetricsSettings(LexcareSettings):
     http_port: int = 8085
     publish_interval_s: float = 1.0
     """metrics.kpi gets at most one message per key per this many seconds."""
-    workers_per_topic: int = 3
+    # One consumer per topic: with 3, a restart left the group rebalancing for minutes
+    # (UnknownMemberId, heartbeats failing) and live KPIs stalled; see docs/services.
+    workers_per_topic: int = 1
     """Consumers per input topic (one partition each at most); their handlers share checkpoints."""
     kpi_store_interval_s: float = 5.0
     """How often changed KPI values are written to the `kpis` collection."""
