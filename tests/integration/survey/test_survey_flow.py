@@ -42,15 +42,24 @@ async def send(kafka: RawKafka, event: Event) -> None:
     await kafka.send(event.event_type, event.to_bytes(), key=key)
 
 
+async def lawyer_of(store: SurveyStore, case_id: str) -> str | None:
+    """The lawyer survey has on record for the case, once its assignment was consumed."""
+    return ((await store.case(case_id)) or {}).get("assigned_lawyer_id")
+
+
 def reasons(records) -> dict[str, str]:
     """The DLQ reason of each dead-lettered event, by its event id."""
     return {orjson.loads(r.value)["event_id"]: dict(r.headers)["x-error"].decode() for r in records}
 
 
-async def test_a_resolved_case_is_surveyed_and_its_answer_scored_with_the_case_context(survey):
+async def test_a_resolved_case_is_surveyed_and_its_answer_scored_with_the_case_context(
+    survey, store
+):
     kafka, _ = survey
     await send(kafka, classified("case-1"))
     await send(kafka, assigned("case-1", "law-land-01"))
+    # Topics are consumed independently: as in life, the case is assigned before it ends.
+    await eventually(lambda: lawyer_of(store, "case-1"))
     resolution = resolved("case-1")
     await send(kafka, resolution)
 
