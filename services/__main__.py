@@ -40,7 +40,28 @@ def asyncapi_document(service: str) -> dict[str, Any]:
     create, settings_class = SERVICES[service]
     app = create(settings_class())
     spec = AsyncAPI(*app.brokers, title=f"lexcare {service}", version="1", description=DESCRIPTION)
-    return spec.to_specification().to_jsonable()
+    return one_event_per_message(spec.to_specification().to_jsonable())
+
+
+def one_event_per_message(document: dict[str, Any]) -> dict[str, Any]:
+    """Document each message as the one event it carries.
+
+    Services consume in batches (shared.batching), so FastStream describes a subscriber's
+    payload as an array of events; on the wire every Kafka message is one event.
+    """
+    schemas = document.get("components", {}).get("schemas", {})
+    arrays = {
+        f"#/components/schemas/{name}": schema["items"]
+        for name, schema in schemas.items()
+        if schema.get("type") == "array" and "$ref" in schema.get("items", {})
+    }
+    for message in document.get("components", {}).get("messages", {}).values():
+        payload = message.get("payload", {})
+        if payload.get("$ref") in arrays:
+            message["payload"] = arrays[payload["$ref"]]
+    for ref in arrays:
+        del schemas[ref.rsplit("/", 1)[1]]
+    return document
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ FastStream's NACK_ON_ERROR policy commits the offset only when the handler retur
 import asyncio
 import time
 from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from typing import Any
 
 import orjson
@@ -127,50 +129,82 @@ class DeliveryGuard:
         observability.DEAD_LETTERS.labels(record.topic).inc()
         log.warning("dead_lettered", topic=record.topic, offset=record.offset, reason=reason)
 
+    def unprefixed(self, topic: str) -> str:
+        """`topic` without the environment's prefix (the name fault points use)."""
+        return topic.removeprefix(self.settings.topic_prefix)
+
+    async def handle(
+        self, record: Any, call: Callable[[], Awaitable[Any]], *, retry_in_place: bool
+    ) -> Any:
+        """Run `call` for one record under the delivery rules; return its result.
+
+        Bad input and `Rejected` are dead-lettered; an infrastructure failure is raised
+        (the caller's message is nacked and redelivered); any other failure is retried up
+        to `max_attempts` times, then dead-lettered. Retries happen in place when
+        `retry_in_place` (a batch keeps its other records), else by raising (redelivery).
+        """
+        where = (record.topic, record.partition, record.offset)
+        ids = _envelope_ids(record.value or b"")
+        started = time.perf_counter()
+        with structlog.contextvars.bound_contextvars(topic=record.topic, **ids):
+            while True:
+                try:
+                    result = await call()
+                except (
+                    ValidationError,
+                    orjson.JSONDecodeError,
+                    UnicodeDecodeError,
+                    Rejected,
+                ) as e:
+                    await self.dead_letter(record, e)
+                    return None
+                except TRANSIENT_ERRORS as e:
+                    observability.FAILED.labels(record.topic).inc()
+                    log.warning("infrastructure_unavailable_retrying", error=describe_error(e))
+                    await asyncio.sleep(self.backoff(3))
+                    raise
+                except Exception as e:
+                    observability.FAILED.labels(record.topic).inc()
+                    tries = self.count_failure(where)
+                    if tries >= self.settings.max_attempts:
+                        log.exception("handler_failed_giving_up", tries=tries)
+                        await self.dead_letter(record, e)
+                        return None
+                    log.warning("handler_failed_retrying", tries=tries, error=describe_error(e))
+                    await asyncio.sleep(self.backoff(tries))
+                    if retry_in_place:
+                        continue
+                    raise
+                faults.crash_at("after_handle", self.unprefixed(record.topic))
+                observability.HANDLED.labels(record.topic).inc()
+                observability.LATENCY.labels(record.topic).observe(time.perf_counter() - started)
+                self.attempts.pop(where, None)
+                return result
+
 
 class _GuardScope(BaseMiddleware):
     def __init__(self, msg: Any, /, *, context: Any, guard: DeliveryGuard) -> None:
         super().__init__(msg, context=context)
         self.guard = guard
 
-    def _unprefixed(self, topic: str) -> str:
-        return topic.removeprefix(self.guard.settings.topic_prefix)
-
     async def publish_scope(self, call_next: Any, cmd: Any) -> Any:
         if faults.POINTS:
-            topic = self._unprefixed(str(getattr(cmd, "destination", "")))
+            topic = self.guard.unprefixed(str(getattr(cmd, "destination", "")))
             await faults.delay_at("slow_publish", topic)
             faults.crash_at("before_publish", topic)
         return await call_next(cmd)
 
     async def consume_scope(self, call_next: Any, msg: Any) -> Any:
         record = msg.raw_message
-        where = (record.topic, record.partition, record.offset)
-        ids = _envelope_ids(record.value or b"")
-        started = time.perf_counter()
-        with structlog.contextvars.bound_contextvars(topic=record.topic, **ids):
+        if isinstance(record, tuple | list):
+            # A batch: the batch handler guards each record itself (shared.batching).
+            token = CURRENT_GUARD.set(self.guard)
             try:
-                result = await call_next(msg)
-            except (ValidationError, orjson.JSONDecodeError, UnicodeDecodeError, Rejected) as e:
-                await self.guard.dead_letter(record, e)
-                return None
-            except TRANSIENT_ERRORS as e:
-                observability.FAILED.labels(record.topic).inc()
-                log.warning("infrastructure_unavailable_retrying", error=describe_error(e))
-                await asyncio.sleep(self.guard.backoff(3))
-                raise
-            except Exception as e:
-                observability.FAILED.labels(record.topic).inc()
-                tries = self.guard.count_failure(where)
-                if tries >= self.guard.settings.max_attempts:
-                    log.exception("handler_failed_giving_up", tries=tries)
-                    await self.guard.dead_letter(record, e)
-                    return None
-                log.warning("handler_failed_retrying", tries=tries, error=describe_error(e))
-                await asyncio.sleep(self.guard.backoff(tries))
-                raise
-            faults.crash_at("after_handle", self._unprefixed(record.topic))
-            observability.HANDLED.labels(record.topic).inc()
-            observability.LATENCY.labels(record.topic).observe(time.perf_counter() - started)
-            self.guard.attempts.pop(where, None)
-            return result
+                return await call_next(msg)
+            finally:
+                CURRENT_GUARD.reset(token)
+        return await self.guard.handle(record, lambda: call_next(msg), retry_in_place=False)
+
+
+CURRENT_GUARD: ContextVar[DeliveryGuard | None] = ContextVar("lexcare_guard", default=None)
+"""The guard of the batch being consumed, for the batch handler's per-record guarding."""

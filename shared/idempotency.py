@@ -4,14 +4,34 @@ A handler checks `seen` first; when the event is new it stores its effects (each
 itself safe to repeat), publishes its events (ids derived from the cause, so a repeat
 publishes the same ids), and only then calls `mark`. A crash before `mark` replays the
 whole handler, which changes nothing twice; after `mark` a redelivery is skipped.
+
+Consumed in batches (`shared.batching`), the ledger costs two round trips per batch, not
+per event: `batch()` looks up every id of the batch at once, `seen` answers from that
+lookup, and the marks are written together when the batch's handlers are done, before
+its offsets are committed. A crash before that write replays the batch, as above.
 """
 
 import contextlib
+from collections.abc import AsyncIterator, Iterable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+DUPLICATE_KEY = 11000
+
+
+@dataclass
+class _BatchLedger:
+    """The ledger's view of one batch: which of its ids were handled, marks to write."""
+
+    looked_up: set[str]
+    handled: set[str]
+    marks: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ProcessedEvents:
@@ -19,17 +39,54 @@ class ProcessedEvents:
 
     def __init__(self, db: AsyncDatabase) -> None:
         self.collection = db["processed_events"]
+        self._batch: ContextVar[_BatchLedger | None] = ContextVar("ledger_batch", default=None)
 
     async def seen(self, event_id: UUID | str) -> bool:
         """True when the event's effects are already stored and published."""
-        return await self.collection.find_one({"_id": str(event_id)}, {"_id": 1}) is not None
+        key = str(event_id)
+        batch = self._batch.get()
+        if batch is not None and key in batch.looked_up:
+            return key in batch.handled
+        return await self.collection.find_one({"_id": key}, {"_id": 1}) is not None
 
     async def mark(self, event_id: UUID | str, *, event_type: str) -> None:
         """Record that the event is fully handled (safe to call twice)."""
+        doc = {"_id": str(event_id), "type": event_type, "at": datetime.now(UTC)}
+        batch = self._batch.get()
+        if batch is not None:
+            batch.handled.add(doc["_id"])
+            batch.marks.append(doc)
+            return
         with contextlib.suppress(DuplicateKeyError):
-            await self.collection.insert_one(
-                {"_id": str(event_id), "type": event_type, "at": datetime.now(UTC)}
-            )
+            await self.collection.insert_one(doc)
+
+    @contextlib.asynccontextmanager
+    async def batch(self, event_ids: Iterable[UUID | str]) -> AsyncIterator[None]:
+        """Answer `seen` for `event_ids` from one lookup; write the marks made inside at exit.
+
+        The marks are written even when a handler of the batch failed (what was handled
+        stays handled); a failure to write them is raised, so the batch is not committed.
+        """
+        ids = {str(i) for i in event_ids}
+        found = self.collection.find({"_id": {"$in": sorted(ids)}}, {"_id": 1})
+        handled = {doc["_id"] async for doc in found}
+        batch = _BatchLedger(looked_up=ids, handled=handled)
+        token = self._batch.set(batch)
+        try:
+            yield
+        finally:
+            self._batch.reset(token)
+            await self._write_marks(batch.marks)
+
+    async def _write_marks(self, marks: list[dict[str, Any]]) -> None:
+        if not marks:
+            return
+        try:
+            await self.collection.insert_many(marks, ordered=False)
+        except BulkWriteError as e:  # ids marked before (a replayed batch) are fine
+            errors = e.details.get("writeErrors", [])
+            if any(err.get("code") != DUPLICATE_KEY for err in errors) or not errors:
+                raise
 
     async def count(self) -> int:
         """How many events were handled."""

@@ -15,7 +15,7 @@ class LexcareSettings(BaseSettings):
     """Kafka bootstrap servers, comma separated."""
     mongo_url: str = "mongodb://127.0.0.1:27017"
     mongo_pool_size: int = 20
-    """Connections per service process; handlers run one message per topic at a time."""
+    """Connections per service process (handlers of a batch share them)."""
     mongo_db_prefix: str = "lexcare"
     """Each service owns the database `<prefix>_<service>`."""
     topic_prefix: str = ""
@@ -35,6 +35,12 @@ class LexcareSettings(BaseSettings):
     graceful_timeout_s: float = 20.0
     """On SIGTERM, how long in-flight handlers may run before they are cancelled."""
     linger_ms: int = 5
+    batch_max_records: int = 200
+    """Records consumed per poll and committed together (one ledger lookup per batch)."""
+    batch_timeout_ms: int = 50
+    """How long a poll waits for records before it hands over what it has."""
+    batch_concurrency: int = 16
+    """Keys (cases, surveys, customers) of a batch handled at once; one key is in order."""
 
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"

@@ -1,5 +1,7 @@
 """In-memory stand-ins for shared plumbing, for unit tests of handlers."""
 
+import contextlib
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 
@@ -16,3 +18,8 @@ class MemoryProcessed:
     async def mark(self, event_id: Any, *, event_type: str) -> None:
         """Record the event as handled."""
         self.ids.add(str(event_id))
+
+    @contextlib.asynccontextmanager
+    async def batch(self, event_ids: Iterable[Any]) -> AsyncIterator[None]:
+        """A batch needs no lookup in memory: marks are stored as they are made."""
+        yield

@@ -9,6 +9,7 @@ from faststream.kafka import KafkaRouter
 from services.followup import domain
 from services.followup.store import FollowupStore
 from shared import topics
+from shared.batching import BatchSubscriber
 from shared.calendar import CareCalendar
 from shared.clock import Clock
 from shared.events import (
@@ -20,7 +21,7 @@ from shared.events import (
     CustomerSegmentChanged,
     derived_event_id,
 )
-from shared.kafka import make_router, subscriber_options
+from shared.kafka import make_router
 from shared.settings import LexcareSettings
 from shared.timers import Timer
 
@@ -41,7 +42,7 @@ def build_router(
 ) -> tuple[KafkaRouter, Callable[[Timer], Awaitable[None]]]:
     """Followup's subscribers and publisher, and the function that fires a due timer."""
     router = make_router(settings)
-    options = subscriber_options(settings)
+    subscribe = BatchSubscriber(router, settings, store.processed)
     requested = router.publisher(
         topics.CARE_CONTACT_REQUESTED,
         schema=CareContactRequested,
@@ -49,7 +50,7 @@ def build_router(
     )
     rules = {"calendar": care.calendar, "policy": care.policy}
 
-    @router.subscriber(topics.CASE_CLASSIFIED, **options)
+    @subscribe(topics.CASE_CLASSIFIED)
     async def on_case_classified(event: CaseClassified) -> None:
         if await store.processed.seen(event.event_id):
             return
@@ -69,7 +70,7 @@ def build_router(
         await store.processed.mark(event.event_id, event_type=event.event_type)
         log.info("care_planned", timers=[t.kind.value for t in timers], birthday=bool(birthday))
 
-    @router.subscriber(topics.CASE_RESOLVED, **options)
+    @subscribe(topics.CASE_RESOLVED)
     async def on_case_resolved(event: CaseResolved) -> None:
         if await store.processed.seen(event.event_id):
             return
@@ -81,7 +82,7 @@ def build_router(
         await store.processed.mark(event.event_id, event_type=event.event_type)
         log.info("care_ended", cancelled=cancelled, check_in_at=check_in and check_in.due_at)
 
-    @router.subscriber(topics.CARE_CONTACT_COMPLETED, **options)
+    @subscribe(topics.CARE_CONTACT_COMPLETED)
     async def on_care_contact_completed(event: CareContactCompleted) -> None:
         if await store.processed.seen(event.event_id):
             return
@@ -106,7 +107,7 @@ def build_router(
             attempt=request and request.attempt,
         )
 
-    @router.subscriber(topics.CUSTOMER_SEGMENT_CHANGED, **options)
+    @subscribe(topics.CUSTOMER_SEGMENT_CHANGED)
     async def on_customer_segment_changed(event: CustomerSegmentChanged) -> None:
         if await store.processed.seen(event.event_id):
             return

@@ -10,6 +10,7 @@ from faststream.kafka import KafkaRouter
 from services.intake import domain
 from services.intake.store import CustomerState, IntakeStore
 from shared import topics
+from shared.batching import BatchSubscriber
 from shared.delivery import Rejected
 from shared.events import (
     CaseClassified,
@@ -22,7 +23,7 @@ from shared.events import (
     Segment,
     derived_event_id,
 )
-from shared.kafka import make_router, subscriber_options
+from shared.kafka import make_router
 from shared.settings import LexcareSettings
 
 log = structlog.get_logger("lexcare.intake")
@@ -44,6 +45,7 @@ def build_router(
 ) -> KafkaRouter:
     """Intake's subscribers and publishers."""
     router = make_router(settings)
+    subscribe = BatchSubscriber(router, settings, store.processed)
     zone = ZoneInfo(settings.timezone)
     case_classified = router.publisher(
         topics.CASE_CLASSIFIED,
@@ -186,7 +188,7 @@ def build_router(
             }
         )
 
-    @router.subscriber(topics.CONTACT_RECEIVED, **subscriber_options(settings))
+    @subscribe(topics.CONTACT_RECEIVED)
     async def on_contact_received(event: ContactReceived) -> None:
         if await store.processed.seen(event.event_id):
             log.info("duplicate_skipped")
@@ -252,7 +254,7 @@ def build_router(
             segment=classified["segment"],
         )
 
-    @router.subscriber(topics.CASE_RESOLVED, **subscriber_options(settings))
+    @subscribe(topics.CASE_RESOLVED)
     async def on_case_resolved(event: CaseResolved) -> None:
         if await store.processed.seen(event.event_id):
             return
@@ -261,7 +263,7 @@ def build_router(
         await store.processed.mark(event.event_id, event_type=event.event_type)
         log.info("case_closed", outcome=event.outcome)
 
-    @router.subscriber(topics.CONTRACT_SIGNED, **subscriber_options(settings))
+    @subscribe(topics.CONTRACT_SIGNED)
     async def on_contract_signed(event: ContractSigned) -> None:
         if await store.processed.seen(event.event_id):
             return

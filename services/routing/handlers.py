@@ -14,6 +14,7 @@ from faststream.kafka import KafkaRouter
 from services.routing import domain
 from services.routing.store import Claim, RoutingStore, now_utc
 from shared import topics
+from shared.batching import BatchSubscriber
 from shared.events import (
     AssignmentReason,
     CaseAssigned,
@@ -25,7 +26,7 @@ from shared.events import (
     RosterPerson,
     RosterUpdated,
 )
-from shared.kafka import make_router, subscriber_options
+from shared.kafka import make_router
 from shared.settings import LexcareSettings
 
 log = structlog.get_logger("lexcare.routing")
@@ -42,7 +43,7 @@ def build_router(
 ) -> KafkaRouter:
     """Routing's subscribers and publishers."""
     router = make_router(settings)
-    options = subscriber_options(settings)
+    subscribe = BatchSubscriber(router, settings, store.processed)
     producer = settings.service_name
     assigned = router.publisher(
         topics.CASE_ASSIGNED,
@@ -161,7 +162,7 @@ def build_router(
                 story=parked.correlation_id,
             )
 
-    @router.subscriber(topics.CASE_CLASSIFIED, **options)
+    @subscribe(topics.CASE_CLASSIFIED)
     async def on_case_classified(event: CaseClassified) -> None:
         """Quote a new case and give it to the best free expert, or queue it."""
         if await store.processed.seen(event.event_id):
@@ -226,7 +227,7 @@ def build_router(
         if not await try_assign(event, case, people=people, loads=loads, previous=None):
             await park(event, case, people=people, previous=None)
 
-    @router.subscriber(topics.CASE_RESOLVED, **options)
+    @subscribe(topics.CASE_RESOLVED)
     async def on_case_resolved(event: CaseResolved) -> None:
         """The case is over: its slot goes to the first waiting case that fits."""
         if await store.processed.seen(event.event_id):
@@ -242,7 +243,7 @@ def build_router(
         await drain_queue(event)
         await store.processed.mark(event.event_id, event_type=event.event_type)
 
-    @router.subscriber(topics.CONTRACT_SIGNED, **options)
+    @subscribe(topics.CONTRACT_SIGNED)
     async def on_contract_signed(event: ContractSigned) -> None:
         """Remember the contract on the case."""
         if await store.processed.seen(event.event_id):
@@ -258,7 +259,7 @@ def build_router(
         log.info("contract_recorded", delivery_method=str(event.delivery_method))
         await store.processed.mark(event.event_id, event_type=event.event_type)
 
-    @router.subscriber(topics.ROSTER_UPDATED, **options)
+    @subscribe(topics.ROSTER_UPDATED)
     async def on_roster_updated(event: RosterUpdated) -> None:
         """Apply a roster change; a deactivated person's open cases go to someone else."""
         if await store.processed.seen(event.event_id):

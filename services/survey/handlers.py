@@ -18,6 +18,7 @@ from services.survey.domain import (
 )
 from services.survey.store import SurveyStore
 from shared import topics
+from shared.batching import BatchSubscriber
 from shared.clock import Clock
 from shared.delivery import Rejected
 from shared.events import (
@@ -32,7 +33,7 @@ from shared.events import (
     SurveyScored,
     derived_event_id,
 )
-from shared.kafka import make_router, subscriber_options
+from shared.kafka import make_router
 from shared.settings import LexcareSettings
 from shared.timers import Timer
 
@@ -62,7 +63,7 @@ def build_router(
 ) -> SurveyRouting:
     """Survey's subscribers, publishers and timer action."""
     router = make_router(settings)
-    options = subscriber_options(settings)
+    subscribe = BatchSubscriber(router, settings, store.processed)
     producer = settings.service_name
     requested = router.publisher(
         topics.SURVEY_REQUESTED, schema=SurveyRequested, description="Send this survey."
@@ -128,7 +129,7 @@ def build_router(
                 case_id=survey.case_id,
             )
 
-    @router.subscriber(topics.CASE_CLASSIFIED, **options)
+    @subscribe(topics.CASE_CLASSIFIED)
     async def on_case_classified(event: CaseClassified) -> None:
         if await store.processed.seen(event.event_id):
             return
@@ -137,14 +138,14 @@ def build_router(
             await request_survey(case, CaseResolved.model_validate(case["resolution"]))
         await store.processed.mark(event.event_id, event_type=event.event_type)
 
-    @router.subscriber(topics.CASE_ASSIGNED, **options)
+    @subscribe(topics.CASE_ASSIGNED)
     async def on_case_assigned(event: CaseAssigned) -> None:
         if event.assignee_id is None or await store.processed.seen(event.event_id):
             return
         await store.remember_lawyer(event.case_id, event.assignee_id)
         await store.processed.mark(event.event_id, event_type=event.event_type)
 
-    @router.subscriber(topics.CASE_RESOLVED, **options)
+    @subscribe(topics.CASE_RESOLVED)
     async def on_case_resolved(event: CaseResolved) -> None:
         if await store.processed.seen(event.event_id):
             return
@@ -155,7 +156,7 @@ def build_router(
             await request_survey(case, event)
         await store.processed.mark(event.event_id, event_type=event.event_type)
 
-    @router.subscriber(topics.SURVEY_ANSWERED, **options)
+    @subscribe(topics.SURVEY_ANSWERED)
     async def on_survey_answered(event: SurveyAnswered) -> None:
         if await store.processed.seen(event.event_id):
             log.info("duplicate_answer_skipped", survey_id=event.survey_id)

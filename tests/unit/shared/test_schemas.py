@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from services.__main__ import SERVICES, asyncapi_document
 from shared.events import EVENT_MODELS
 from shared.schemas import event_schemas, render
 
@@ -32,3 +33,19 @@ def test_every_service_has_an_asyncapi_document_naming_its_topics():
         addresses = {c["address"] for c in document["channels"].values()}
         assert addresses, service
         assert all(a in EVENT_MODELS or a.endswith(".dlq") for a in addresses), addresses
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_the_checked_in_asyncapi_document_matches_the_app(service):
+    checked_in = json.loads((DOCS / "asyncapi" / f"{service}.json").read_text(encoding="utf-8"))
+    assert checked_in == asyncapi_document(service), "run `make schemas`"
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_every_asyncapi_message_is_one_event_not_a_batch(service):
+    document = asyncapi_document(service)
+    for name, message in document["components"]["messages"].items():
+        ref = message["payload"].get("$ref", "")
+        schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        assert schema.get("type") != "array", name
+        assert "event_id" in schema.get("properties", {}), name
