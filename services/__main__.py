@@ -38,7 +38,8 @@ DESCRIPTION = (
 def asyncapi_document(service: str) -> dict[str, Any]:
     """AsyncAPI 3.0 of the topics `service` consumes and publishes (brokers not contacted)."""
     create, settings_class = SERVICES[service]
-    app = create(settings_class())
+    # The documented server is the default one, whatever this shell's LEXCARE_KAFKA says.
+    app = create(settings_class(kafka=settings_class.model_fields["kafka"].default))
     spec = AsyncAPI(*app.brokers, title=f"lexcare {service}", version="1", description=DESCRIPTION)
     return one_event_per_message(spec.to_specification().to_jsonable())
 

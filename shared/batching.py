@@ -7,7 +7,7 @@ module subscribes it in batches of up to `batch_max_records` records per poll:
   retried in place; bad input and rejections dead-lettered alone, the rest go on);
 - records with the same key (a case, a survey, a customer) are handled one after another
   in log order; different keys concurrently, at most `batch_concurrency` at once;
-- the processed-events ledger is read once and written once per batch
+- the processed-events ledger's marks are written once per batch
   (`ProcessedEvents.batch`);
 - the offsets are committed only when every record of the batch is handled and its
   marks are stored; an infrastructure failure rewinds the whole batch, whose handlers
@@ -91,7 +91,7 @@ class BatchSubscriber:
         return register
 
     async def handle(self, model: type[Event], handler: Handler, records: tuple[Any, ...]) -> None:
-        """Handle one batch: parse, look up the ledger once, run keys concurrently, mark."""
+        """Handle one batch: parse, run its keys concurrently, write the ledger's marks."""
         guard = CURRENT_GUARD.get()
         assert guard is not None, "batches are consumed under the DeliveryGuard middleware"
         parsed = [(record, parse(model, record)) for record in records]
@@ -105,8 +105,7 @@ class BatchSubscriber:
                 for record, event in items:
                     await guard.handle(record, _call(handler, event), retry_in_place=True)
 
-        ids = [event.event_id for _, event in parsed if isinstance(event, Event)]
-        async with self.ledger.batch(ids):
+        async with self.ledger.batch():
             results = await asyncio.gather(
                 *(run_key(items) for items in by_key.values()), return_exceptions=True
             )

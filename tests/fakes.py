@@ -1,7 +1,7 @@
 """In-memory stand-ins for shared plumbing, for unit tests of handlers."""
 
 import contextlib
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator
 from typing import Any
 
 
@@ -20,6 +20,6 @@ class MemoryProcessed:
         self.ids.add(str(event_id))
 
     @contextlib.asynccontextmanager
-    async def batch(self, event_ids: Iterable[Any]) -> AsyncIterator[None]:
-        """A batch needs no lookup in memory: marks are stored as they are made."""
+    async def batch(self) -> AsyncIterator[None]:
+        """In memory, marks are stored as they are made."""
         yield

@@ -33,7 +33,7 @@ class FollowupSettings(LexcareSettings):
     """After resolution: a check-in this many days later."""
     max_retries: int = 3
     """`no_answer` is retried in the next window at most this many times."""
-    timer_interval_s: float = 0.5
+    timer_interval_s: float = 2.0
     """Pause of the timer loop when nothing was due."""
     timer_lease_s: float = 30.0
     """How long a claimed timer is reserved; a crashed instance's timers fire after it."""

@@ -17,6 +17,7 @@ from pymongo.errors import DuplicateKeyError
 from services.intake.domain import Contact, KnownCustomer, OpenCase, Profile
 from shared.events import IncomeTier, LegalAidCategory, LegalField, Segment
 from shared.idempotency import ProcessedEvents
+from shared.mongo import find_by_ids
 
 OPEN, RESOLVED = "open", "resolved"
 
@@ -85,7 +86,7 @@ class IntakeStore:
 
     async def owners_of(self, keys: list[str]) -> dict[str, str]:
         """The surviving customer of each identifier key already known."""
-        docs = await self.identifiers.find({"_id": {"$in": keys}}).to_list(None)
+        docs = await find_by_ids(self.identifiers, keys)
         return {d["_id"]: await self.root_of(d["customer_id"]) for d in docs}
 
     async def claim_identifier(self, key: str, customer_id: str) -> str:
@@ -99,9 +100,7 @@ class IntakeStore:
 
     async def known_customers(self, customer_ids: set[str]) -> list[KnownCustomer]:
         """The given customers with their first-seen time, for choosing a merge survivor."""
-        docs = await self.customers.find(
-            {"_id": {"$in": sorted(customer_ids)}}, {"first_seen_at": 1}
-        ).to_list(None)
+        docs = await find_by_ids(self.customers, sorted(customer_ids), {"first_seen_at": 1})
         return [KnownCustomer(d["_id"], d["first_seen_at"]) for d in docs]
 
     async def customer(self, customer_id: str) -> CustomerState | None:
@@ -157,7 +156,7 @@ class IntakeStore:
         }
         with contextlib.suppress(DuplicateKeyError):
             await self.merges.insert_one(record)
-        folded = await self.customers.find({"_id": {"$in": others}}).to_list(None)
+        folded = await find_by_ids(self.customers, others)
         await self.customers.update_many(
             {"_id": {"$in": others}}, {"$set": {"merged_into": survivor}}
         )

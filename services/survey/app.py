@@ -34,7 +34,7 @@ class SurveySettings(LexcareSettings):
     """No survey for a customer who answered one within this many days (0: always ask)."""
     survey_questions: list[Question] = Field(default=["nps", "csat", "ces"], min_length=1)
     """Scores a survey asks for (JSON list in the environment)."""
-    timer_interval_s: float = Field(default=0.5, gt=0)
+    timer_interval_s: float = Field(default=2.0, gt=0)
     """How often the reminder/expiry timer loop looks for due timers when idle."""
 
     def policy(self) -> SurveyPolicy:

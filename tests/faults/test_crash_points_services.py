@@ -1,0 +1,177 @@
+"""Crash at the worst moment, for routing, followup and survey (intake: test_crash_points).
+
+Each service is killed by a crash point after its database writes but before its publish
+and offset commit, or after its publish but before its commit; restarted without the
+fault, every input has exactly one effect: one assignment (and one held capacity slot)
+per case, one survey per resolved case, one apology request per complaint — redeliveries
+republish the same event ids, which consumers dedupe."""
+
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+import pytest
+from pymongo import AsyncMongoClient
+
+from shared.faults import CRASH_EXIT_CODE
+from tests.conftest import eventually
+from tests.faults.tools import ServiceProcess, caught_up
+from tests.kafka_tools import RawKafka
+
+pytestmark = pytest.mark.faults
+
+CASES = 12
+FIELDS = ["land", "family", "labor", "enterprise", "criminal", "civil_commercial"]
+
+
+def classified(n: int, *, complaint: bool = False) -> dict[str, Any]:
+    """Intake's case.classified of a new case, one legal field after another."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "case.classified",
+        "occurred_at": "2026-11-23T09:15:00+07:00",
+        "producer": "intake",
+        "case_id": f"case-crash-{n}",
+        "customer_id": f"cus-crash-{n}",
+        "contact_id": str(uuid.uuid4()),
+        "new_case": True,
+        "channel": "zalo",
+        "kind": "complaint" if complaint else "inquiry",
+        "legal_field": FIELDS[n % len(FIELDS)],
+        "confidence": 0.9,
+        "is_dispute": False,
+        "is_complaint": complaint,
+        "legal_aid": False,
+        "segment": "potential",
+        "contact": {"channel": "zalo", "sender_id": f"zalo:crash-{n}"},
+    }
+
+
+def resolved(n: int) -> dict[str, Any]:
+    """A staff tool's case.resolved."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "case.resolved",
+        "occurred_at": "2026-11-23T15:00:00+07:00",
+        "producer": "staff-tool",
+        "case_id": f"case-crash-{n}",
+        "outcome": "advised",
+    }
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """What one service is fed, what it must publish once per case, what it must store."""
+
+    service: str
+    inputs: list[tuple[str, dict[str, Any]]]
+    output: str
+    documents: dict[str, int]
+    """Documents each collection must hold at the end (effects applied exactly once)."""
+    env: dict[str, str] = field(default_factory=dict)
+    only: dict[str, str] = field(default_factory=dict)
+    """Fields an output event must have to count (others may fire meanwhile)."""
+
+    def counts(self, event: dict[str, Any]) -> bool:
+        """Whether `event` is one of the outputs this scenario counts."""
+        return all(event.get(k) == v for k, v in self.only.items())
+
+
+def scenario(service: str) -> Scenario:
+    if service == "routing":
+        return Scenario(
+            "routing",
+            [("case.classified", classified(n)) for n in range(CASES)],
+            output="case.assigned",
+            documents={"cases": CASES, "processed_events": CASES},
+        )
+    if service == "survey":
+        return Scenario(
+            "survey",
+            [("case.classified", classified(n)) for n in range(CASES)]
+            + [("case.resolved", resolved(n)) for n in range(CASES)],
+            output="survey.requested",
+            documents={"surveys": CASES, "processed_events": 2 * CASES},
+        )
+    return Scenario(
+        "followup",
+        [("case.classified", classified(n, complaint=True)) for n in range(CASES)],
+        output="care.contact.requested",
+        documents={"processed_events": CASES},
+        env={"LEXCARE_TIMER_LEASE_S": "2"},  # a timer the dead process leased fires soon
+        only={"kind": "apology"},  # the first contact may fire too, if a window is open
+    )
+
+
+def outputs(plan: Scenario, records: list) -> dict[str, dict[str, Any]]:
+    """The distinct counted output events, by event id (as a deduping consumer sees them)."""
+    events = (orjson.loads(r.value) for r in records)
+    return {e["event_id"]: e for e in events if plan.counts(e)}
+
+
+@pytest.mark.parametrize(
+    ("service", "fault"),
+    [
+        ("routing", "before_publish:case.assigned"),
+        ("routing", "after_handle:case.classified"),
+        ("survey", "before_publish:survey.requested"),
+        ("survey", "after_handle:case.resolved"),
+        ("followup", "before_publish:care.contact.requested"),
+        ("followup", "after_handle:case.classified"),
+    ],
+    ids=lambda v: v.replace(":", "@"),
+)
+async def test_a_service_killed_at_a_crash_point_applies_each_input_exactly_once(
+    infra, namespace, tmp_path, service, fault
+):
+    plan = scenario(service)
+    process = ServiceProcess(
+        service,
+        kafka=infra.kafka,
+        mongo_url=infra.mongo_url,
+        namespace=namespace,
+        log=tmp_path / f"{service}.log",
+    )
+    prefix = f"{namespace}."
+    try:
+        process.start(LEXCARE_FAULT_INJECTION=fault, **plan.env)
+        await process.wait_ready()
+        async with RawKafka(infra.kafka, prefix) as kafka:
+            for topic, event in plan.inputs:
+                await kafka.send(topic, event, key=event["case_id"])
+            assert await process.wait_exit(timeout=60) == CRASH_EXIT_CODE, process.tail()
+
+            process.start(**plan.env)  # the same service, without the fault
+            await process.wait_ready()
+            await kafka.read(
+                plan.output,
+                until=lambda r: len(outputs(plan, r)) >= CASES,
+                timeout=90,
+            )
+            for topic in {topic for topic, _ in plan.inputs}:
+                group = f"lexcare-{prefix}{service}.{topic}"
+                await eventually(lambda g=group, t=topic: caught_up(infra.kafka, g, prefix + t))
+            records = await kafka.settle(plan.output, quiet=1.5)
+    finally:
+        await process.terminate()
+
+    events = outputs(plan, records)
+    per_case = Counter(e["case_id"] for e in events.values())
+    assert set(per_case) == {f"case-crash-{n}" for n in range(CASES)}
+    assert set(per_case.values()) == {1}, f"one distinct {plan.output} per case: {per_case}"
+    counted = {r.value for r in records if plan.counts(orjson.loads(r.value))}
+    assert len(counted) == CASES, "a redelivery republishes the same event"
+    mongo = AsyncMongoClient(infra.mongo_url)
+    try:
+        db = mongo[f"{namespace}_{service}"]
+        stored = {name: await db[name].count_documents({}) for name in plan.documents}
+        assert stored == plan.documents
+        if service == "routing":  # capacity: one held slot per assigned case, never two
+            assigned = {e["case_id"] for e in events.values() if e["assignee_id"]}
+            slots = await db["slots"].find({}, {"case_id": 1}).to_list(None)
+            assert sorted(s["case_id"] for s in slots) == sorted(assigned)
+    finally:
+        await mongo.close()
+    assert process.starts == 2
