@@ -65,7 +65,7 @@ class EntryKind(StrEnum):
     SURVEY_SCORED = "survey_scored"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CaseEntry:
     """One event's KPI-relevant content (no personal data), recorded on its case."""
 
@@ -176,7 +176,7 @@ def entry_of(event: Event) -> CaseEntry | CustomerMerge | None:
 Dims = tuple[tuple[str, str], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Fact:
     """One contribution to a KPI: counted in every period containing `at`, per dimension.
 

@@ -1,7 +1,7 @@
 """The in-memory KPI engine: case sheets in, exact cells out (pure, no I/O).
 
-Memory: one sheet per case (the KPI-relevant fields of its events, no personal data), the
-facts last added per case, contact days per customer, and the cells, which are bounded by
+Memory: one sheet per case (the KPI-relevant fields of its events, no personal data),
+contact days per customer, and the cells, which are bounded by
 KPIs x windows x periods x dimension values rather than by the number of events.
 """
 
@@ -28,7 +28,6 @@ class MetricsEngine:
         self.tz = tz
         self.business_seconds = business_seconds
         self.sheets: dict[str, dict[str, CaseEntry]] = {}
-        self.facts: dict[str, Counter[Fact]] = {}
         self.cells: dict[CellKey, Cell] = {}
         self.customers = CustomerActivity()
         self.merges: dict[str, CustomerMerge] = {}
@@ -49,8 +48,11 @@ class MetricsEngine:
         sheet = self.sheets.setdefault(entry.case_id, {})
         if entry.id in sheet:
             return False
+        # The case's facts before the entry are computed again rather than kept: they would
+        # be most of the engine's memory (≈ 20 facts per case, docs/benchmarks.md).
+        before = self._facts(sheet)
         sheet[entry.id] = entry
-        self._refresh(entry.case_id)
+        self._move(before, self._facts(sheet))
         if entry.kind is EntryKind.CONTACT and entry.customer_id:
             self.customers.add_contact(entry.customer_id, local_day(entry.at, self.tz))
         self.new_entries.append(entry)
@@ -65,14 +67,15 @@ class MetricsEngine:
         self.new_merges.append(merge)
         return True
 
-    def _refresh(self, case_id: str) -> None:
-        new = case_facts(self.sheets[case_id].values(), self.business_seconds)
-        old = self.facts.get(case_id, Counter())
+    def _facts(self, sheet: dict[str, CaseEntry]) -> Counter[Fact]:
+        return case_facts(sheet.values(), self.business_seconds) if sheet else Counter()
+
+    def _move(self, old: Counter[Fact], new: Counter[Fact]) -> None:
+        """Retract the facts the case no longer has, add the ones it gained."""
         for fact, n in (old - new).items():
             self._apply(fact, -n)
         for fact, n in (new - old).items():
             self._apply(fact, n)
-        self.facts[case_id] = new
 
     def _apply(self, fact: Fact, times: int) -> None:
         sign = 1 if times > 0 else -1

@@ -1,5 +1,6 @@
 """Metrics' pure rules: which KPI facts a case sheet yields, windows, sketch, CRR."""
 
+import dataclasses
 from collections import Counter
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -87,7 +88,7 @@ def test_an_unresolved_case_is_open_for_its_current_lawyer():
 
 def test_a_duplicate_contract_id_counts_once_and_revenue_splits_by_segment():
     first = entry(EntryKind.CONTRACT, 3, ref="HD-1", amount=5_000_000)
-    again = CaseEntry(**{**first.__dict__, "id": "other-event"})
+    again = dataclasses.replace(first, id="other-event")
     facts = kpis(case_facts([opened(segment="customer"), first, again]))
     assert [f.parts for f in facts["revenue_vnd"]] == [(("returning", 5_000_000),)]
     new = kpis(case_facts([opened(segment="potential"), first]))
