@@ -2,10 +2,11 @@
 
 `python -m bench.metrics_growth --events 10000,100000,1000000` builds synthetic case life
 cycles (contact, assignment, quote, contract, care reached, resolution, survey requested
-and scored: 8 events per case, spread over a year of days, channels, fields, lawyers)
+and scored: 8 events per case, spread over a quarter's days, channels, fields, lawyers)
 and feeds their KPI entries to `MetricsEngine`, the in-memory state the metrics service
-keeps. At each checkpoint it prints the process RSS, the engine's KPI cells and case
-sheets, and appends the figures to a JSON file in bench/results/.
+keeps, setting sheets aside beyond `--max-cases` as the service does after each
+checkpoint. At each checkpoint it prints the process RSS, the engine's KPI cells, case
+sheets in memory and set aside, and writes the figures to a JSON file in bench/results/.
 """
 
 import argparse
@@ -25,6 +26,9 @@ FIELDS = ["land", "family", "labor", "enterprise", "criminal", "civil_commercial
 LAWYERS = [f"law-{n:02d}" for n in range(14)]
 EVENTS_PER_CASE = 8
 START = datetime(2026, 1, 1, 2, 0, tzinfo=UTC)
+SPAN_MINUTES = 90 * 24 * 60
+"""Cases open within one quarter: the KPI cells (per day, week, month) reach their full
+number early, so what grows after that grows with events, not with the calendar."""
 
 
 def rss_mib() -> float:
@@ -37,7 +41,7 @@ def rss_mib() -> float:
 
 def case_entries(n: int) -> list[CaseEntry]:
     """The KPI entries of the n-th synthetic case's whole life cycle."""
-    case_id, at = f"case-{n}", START + timedelta(minutes=7 * n % (365 * 24 * 60))
+    case_id, at = f"case-{n}", START + timedelta(minutes=7 * n % SPAN_MINUTES)
     base = {"case_id": case_id}
     channel, field, lawyer = CHANNELS[n % 6], FIELDS[n % 7], LAWYERS[n % 14]
     survey = f"srv-{n}"
@@ -117,19 +121,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", default="10000,100000,1000000")
     parser.add_argument("--out", default="bench/results")
+    parser.add_argument("--max-cases", type=int, default=20_000, help="LEXCARE_MAX_CASES_IN_MEMORY")
     args = parser.parse_args()
     checkpoints = sorted(int(x) for x in args.events.split(","))
-    engine = MetricsEngine(ZoneInfo("Asia/Ho_Chi_Minh"))
+    engine = MetricsEngine(ZoneInfo("Asia/Ho_Chi_Minh"), max_cases=args.max_cases)
     rows = [{"events": 0, "rss_mib": round(rss_mib(), 1), "cells": 0, "case_sheets": 0}]
-    print(f"{'events':>10} {'RSS MiB':>9} {'KPI cells':>10} {'case sheets':>12} {'events/s':>9}")
+    print(
+        f"{'events':>10} {'RSS MiB':>9} {'KPI cells':>10} {'sheets':>8} {'set aside':>10} "
+        f"{'events/s':>9}"
+    )
     started, fed, feed = time.perf_counter(), 0, entries()
     for checkpoint in checkpoints:
         while fed < checkpoint:
             engine.ingest(next(feed))
             fed += 1
-            if fed % 5000 == 0:  # what the service does between checkpoints
+            if fed % 1000 == 0:  # what the service does at a checkpoint
                 engine.take_new()
                 engine.take_dirty_cells()
+                engine.evict()
         engine.refresh_crr()
         gc.collect()
         row = {
@@ -137,12 +146,13 @@ def main() -> None:
             "rss_mib": round(rss_mib(), 1),
             "cells": len(engine.cells),
             "case_sheets": len(engine.sheets),
+            "set_aside": len(engine.evicted),
             "events_per_s": round(fed / (time.perf_counter() - started)),
         }
         rows.append(row)
         print(
             f"{row['events']:>10,} {row['rss_mib']:>9} {row['cells']:>10,} "
-            f"{row['case_sheets']:>12,} {row['events_per_s']:>9,}"
+            f"{row['case_sheets']:>8,} {row['set_aside']:>10,} {row['events_per_s']:>9,}"
         )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

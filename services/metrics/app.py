@@ -4,6 +4,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from faststream.asgi import AsgiFastStream
+from pydantic import Field
 
 from services.metrics.api import kpi_routes
 from services.metrics.engine import MetricsEngine
@@ -30,6 +31,8 @@ class MetricsSettings(LexcareSettings):
     """Consumers per input topic (one partition each at most); their handlers share checkpoints."""
     kpi_store_interval_s: float = 5.0
     """How often changed KPI values are written to the `kpis` collection."""
+    max_cases_in_memory: int = Field(default=20_000, gt=0)
+    """Case sheets kept in memory (least recently active set aside, reloaded on demand)."""
     care_calendar_path: Path = DEFAULT_CALENDAR
     """YAML care calendar: FRT in business time counts only time inside its windows."""
 
@@ -37,7 +40,11 @@ class MetricsSettings(LexcareSettings):
 def build_engine(settings: MetricsSettings) -> MetricsEngine:
     """An empty engine with the firm's timezone and care calendar."""
     calendar = load_calendar(settings.care_calendar_path)
-    return MetricsEngine(ZoneInfo(settings.timezone), business_seconds=calendar.business_seconds)
+    return MetricsEngine(
+        ZoneInfo(settings.timezone),
+        business_seconds=calendar.business_seconds,
+        max_cases=settings.max_cases_in_memory,
+    )
 
 
 def create_app(settings: MetricsSettings) -> AsgiFastStream:

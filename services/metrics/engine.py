@@ -1,11 +1,14 @@
 """The in-memory KPI engine: case sheets in, exact cells out (pure, no I/O).
 
-Memory: one sheet per case (the KPI-relevant fields of its events, no personal data),
-contact days per customer, and the cells, which are bounded by
-KPIs x windows x periods x dimension values rather than by the number of events.
+Memory: the sheets (the KPI-relevant fields of a case's events, no personal data) of at
+most `max_cases` recently active cases, the ids of the cases whose sheets were set aside,
+contact days per customer, and the cells, which are bounded by KPIs x windows x periods x
+dimension values rather than by the number of events. A case set aside is stored already
+(entries are durable before they are evicted); an entry for it waits until its sheet is
+brought back (`needs_sheet` / `reload`), so its retractions stay exact.
 """
 
-from collections import Counter
+from collections import Counter, OrderedDict
 from zoneinfo import ZoneInfo
 
 from services.metrics.activity import CustomerActivity
@@ -24,10 +27,19 @@ from services.metrics.windows import Window, local_day, periods_of
 class MetricsEngine:
     """Applies case entries and customer merges; keeps every KPI cell exact."""
 
-    def __init__(self, tz: ZoneInfo, business_seconds: BusinessSeconds | None = None) -> None:
+    def __init__(
+        self,
+        tz: ZoneInfo,
+        business_seconds: BusinessSeconds | None = None,
+        *,
+        max_cases: int | None = None,
+    ) -> None:
         self.tz = tz
         self.business_seconds = business_seconds
-        self.sheets: dict[str, dict[str, CaseEntry]] = {}
+        self.max_cases = max_cases
+        self.sheets: OrderedDict[str, dict[str, CaseEntry]] = OrderedDict()
+        """Sheets of the cases in memory, least recently active first."""
+        self.evicted: set[str] = set()
         self.cells: dict[CellKey, Cell] = {}
         self.customers = CustomerActivity()
         self.merges: dict[str, CustomerMerge] = {}
@@ -43,9 +55,46 @@ class MetricsEngine:
             return self.merge(item)
         return False
 
+    def needs_sheet(self, item: CaseEntry | CustomerMerge | None) -> str | None:
+        """The case whose stored sheet must be reloaded before `item` can be ingested."""
+        if isinstance(item, CaseEntry) and item.case_id in self.evicted:
+            return item.case_id
+        return None
+
+    def reload(self, case_id: str, entries: list[CaseEntry]) -> None:
+        """Bring back a set-aside case's stored sheet (its facts are in the cells already)."""
+        if case_id in self.evicted:  # else another handler brought it back meanwhile
+            self.evicted.discard(case_id)
+            self.sheets[case_id] = {e.id: e for e in entries}
+
+    def evict(self) -> int:
+        """Set aside the least recently active sheets beyond `max_cases`; return how many.
+
+        Only sheets whose entries are all stored (none waiting in `new_entries`) go.
+        """
+        if self.max_cases is None or len(self.sheets) <= self.max_cases:
+            return 0
+        waiting = {e.case_id for e in self.new_entries}
+        excess, gone = len(self.sheets) - self.max_cases, []
+        for case_id in self.sheets:  # least recently active first
+            if len(gone) == excess:
+                break
+            if case_id not in waiting:
+                gone.append(case_id)
+        for case_id in gone:
+            del self.sheets[case_id]
+            self.evicted.add(case_id)
+        return len(gone)
+
     def record(self, entry: CaseEntry) -> bool:
         """Put the entry on its case's sheet and move the case's KPI contributions."""
-        sheet = self.sheets.setdefault(entry.case_id, {})
+        if entry.case_id in self.evicted:
+            raise LookupError(f"case {entry.case_id} is set aside: reload its sheet first")
+        sheet = self.sheets.get(entry.case_id)
+        if sheet is None:
+            sheet = self.sheets[entry.case_id] = {}
+        else:
+            self.sheets.move_to_end(entry.case_id)
         if entry.id in sheet:
             return False
         # The case's facts before the entry are computed again rather than kept: they would

@@ -97,7 +97,9 @@ def build_router(
         return await kpi_topic.publish(message, key=message.partition_key(), no_confirm=True)
 
     async def count(event: Event) -> None:
-        if not engine.ingest(entry_of(event)):
+        entry = entry_of(event)
+        await checkpointer.ensure_sheet(entry)
+        if not engine.ingest(entry):
             log.debug("nothing_new", event_type=event.event_type)
         # Even a duplicate waits: its first delivery may not be checkpointed yet.
         await checkpointer.durable()

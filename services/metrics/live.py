@@ -21,6 +21,7 @@ from typing import Any
 
 import structlog
 
+from services.metrics.domain import CaseEntry, CustomerMerge
 from services.metrics.engine import MetricsEngine
 from services.metrics.kpis import CellKey, KpiValue, kpi_value
 from services.metrics.store import MetricsStore
@@ -38,19 +39,25 @@ class Checkpointer:
         self.engine = engine
         self.store = store
         self.waiters: list[asyncio.Future[None]] = []
+        self.reloading = asyncio.Lock()
         self.wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def restore(self) -> int:
         """Rebuild the engine from the stored entries and merges; return the entry count."""
-        entries = await self.store.load_entries()
-        for entry in entries:
+        count = 0
+        async for entry in self.store.stream_entries():  # case after case
             self.engine.record(entry)
+            count += 1
+            if count % 1000 == 0:  # keep memory bounded while restoring
+                self.engine.take_new()  # stored already
+                self.engine.evict()
         for merge in await self.store.load_merges():
             self.engine.merge(merge)
         self.engine.take_new()
+        self.engine.evict()
         self.engine.refresh_crr()
-        return len(entries)
+        return count
 
     async def durable(self) -> None:
         """Wait until everything applied so far is stored."""
@@ -68,7 +75,22 @@ class Checkpointer:
             self.engine.new_entries[:0] = entries
             self.engine.new_merges[:0] = merges
             raise
+        self.engine.evict()  # only sheets whose entries are stored go
         return len(entries) + len(merges)
+
+    async def ensure_sheet(self, item: CaseEntry | CustomerMerge | None) -> None:
+        """Bring back from the store the sheet of a set-aside case `item` belongs to.
+
+        The caller ingests `item` right after, with no await in between, so the sheet
+        cannot be set aside again first. Reloads are serialised and re-checked: a case
+        set aside has all its entries stored, and none is added to it without a reload.
+        """
+        if self.engine.needs_sheet(item) is None:
+            return
+        async with self.reloading:
+            case_id = self.engine.needs_sheet(item)
+            if case_id is not None:
+                self.engine.reload(case_id, await self.store.case_entries(case_id))
 
     async def run(self) -> None:
         """Checkpoint whenever handlers wait, until cancelled."""

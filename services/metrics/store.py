@@ -7,6 +7,7 @@ cell's current value for readers and for the replay comparison; it is derived, s
 refreshed at most once per publish interval, off the consumers' path.
 """
 
+from collections.abc import AsyncIterator
 from dataclasses import asdict, fields
 from datetime import UTC, date, datetime
 from typing import Any
@@ -64,8 +65,9 @@ class MetricsStore:
         self.kpis = db[f"{prefix}kpis"]
 
     async def prepare(self) -> None:
-        """Create the indexes the read API relies on."""
+        """Create the indexes the read API and sheet reloads rely on."""
         await self.kpis.create_index([("kpi", 1), ("window", 1), ("period_start", 1)])
+        await self.entries.create_index("case_id")
 
     async def drop(self) -> None:
         """Delete this store's collections (replay starts from nothing)."""
@@ -90,9 +92,14 @@ class MetricsStore:
         if docs:
             await self.kpis.insert_many(docs, ordered=False)
 
-    async def load_entries(self) -> list[CaseEntry]:
-        """Every stored sheet entry."""
-        return [entry_from(doc) async for doc in self.entries.find({})]
+    async def stream_entries(self) -> AsyncIterator[CaseEntry]:
+        """Every stored sheet entry, one case's entries after another."""
+        async for doc in self.entries.find({}, sort=[("case_id", 1)]):
+            yield entry_from(doc)
+
+    async def case_entries(self, case_id: str) -> list[CaseEntry]:
+        """The stored sheet of one case."""
+        return [entry_from(doc) async for doc in self.entries.find({"case_id": case_id})]
 
     async def load_merges(self) -> list[CustomerMerge]:
         """Every stored customer merge."""

@@ -348,10 +348,16 @@ def latest_per_key(records: list) -> dict[bytes, dict]:
     return {r.key: orjson.loads(r.value) for r in records}
 
 
+@pytest.mark.parametrize("max_cases", [20_000, 2], ids=["sheets-in-memory", "two-sheets-in-memory"])
 async def test_golden_values_over_http_and_on_the_kpi_topic(
-    infra, settings_for, run_app, serve_http
+    infra, settings_for, run_app, serve_http, max_cases
 ):
-    settings = settings_for(MetricsSettings, publish_interval_s=0.2, kpi_store_interval_s=0.5)
+    settings = settings_for(
+        MetricsSettings,
+        publish_interval_s=0.2,
+        kpi_store_interval_s=0.5,
+        max_cases_in_memory=max_cases,  # 2: cases are set aside and reloaded from the store
+    )
     app = create_app(settings)
     await run_app(app)
     http = await serve_http(app)

@@ -47,6 +47,11 @@ async def lawyer_of(store: SurveyStore, case_id: str) -> str | None:
     return ((await store.case(case_id)) or {}).get("assigned_lawyer_id")
 
 
+async def no_resolution_waits(store: SurveyStore) -> bool:
+    """True once no resolution waits for its case's context."""
+    return await store.waiting_resolutions() == 0
+
+
 def reasons(records) -> dict[str, str]:
     """The DLQ reason of each dead-lettered event, by its event id."""
     return {orjson.loads(r.value)["event_id"]: dict(r.headers)["x-error"].decode() for r in records}
@@ -101,7 +106,8 @@ async def test_a_resolution_that_arrives_before_the_case_is_known_waits_for_its_
     assert request["channel"] == "facebook"
     assert request["lawyer_id"] == "law-fam-02"
     assert request["correlation_id"] == resolution.correlation_id
-    assert await store.waiting_resolutions() == 0
+    # The decision is recorded right after the request is published.
+    await eventually(lambda: no_resolution_waits(store))
 
 
 async def test_one_reminder_after_a_day_then_expiry_after_a_week_then_answers_are_late(survey):

@@ -89,8 +89,12 @@ class FakeStore:
         for key, value in values.items():
             self.kpis[key] = value
 
-    async def load_entries(self) -> list:
-        return list(self.entries.values())
+    async def stream_entries(self):
+        for entry in sorted(self.entries.values(), key=lambda e: e.case_id):
+            yield entry
+
+    async def case_entries(self, case_id: str) -> list:
+        return [e for e in self.entries.values() if e.case_id == case_id]
 
     async def load_merges(self) -> list:
         return list(self.merges.values())
@@ -232,3 +236,45 @@ async def test_a_failed_checkpoint_keeps_the_entry_for_the_redelivery():
     await Checkpointer(restored, store).restore()  # type: ignore[arg-type]
     engine.refresh_crr()
     assert restored.cells == engine.cells
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.randoms(use_true_random=False), st.integers(1, 4))
+async def test_cases_set_aside_and_brought_back_leave_every_cell_exact(rng, max_cases):
+    events = GOLDEN * 2  # every event delivered twice
+    rng.shuffle(events)
+    store = FakeStore()
+    engine = MetricsEngine(
+        TZ, business_seconds=lambda a, b: (b - a).total_seconds() / 2, max_cases=max_cases
+    )
+    checkpointer = Checkpointer(engine, store)  # type: ignore[arg-type]
+    for event in events:
+        entry = entry_of(event)
+        await checkpointer.ensure_sheet(entry)
+        engine.ingest(entry)
+        if rng.random() < 0.5:
+            await checkpointer.checkpoint()  # stores, then sets aside beyond max_cases
+    await checkpointer.checkpoint()
+    engine.refresh_crr()
+    assert engine.evicted, "some cases were set aside and brought back"
+    assert len(engine.sheets) <= max_cases
+    assert engine.cells == engine_after(GOLDEN).cells
+
+    restarted = MetricsEngine(
+        TZ, business_seconds=lambda a, b: (b - a).total_seconds() / 2, max_cases=max_cases
+    )
+    await Checkpointer(restarted, store).restore()  # type: ignore[arg-type]
+    assert len(restarted.sheets) <= max_cases
+    assert restarted.cells == engine.cells
+
+
+def test_an_entry_for_a_case_set_aside_is_refused_until_its_sheet_is_back():
+    engine = MetricsEngine(TZ, max_cases=1)
+    first, second = GOLDEN[0], next(e for e in GOLDEN if e.case_id != GOLDEN[0].case_id)
+    engine.ingest(entry_of(first))
+    engine.ingest(entry_of(second))
+    engine.take_new()  # as a checkpoint does once they are stored
+    assert engine.evict() == 1
+    assert engine.needs_sheet(entry_of(first)) == first.case_id
+    with pytest.raises(LookupError):
+        engine.ingest(entry_of(first))
