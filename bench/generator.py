@@ -115,53 +115,36 @@ def lifecycle_for_case(classified: dict[str, Any]) -> list[tuple[str, dict[str, 
         return []
     case_id = classified["case_id"]
     events: list[tuple[str, dict[str, Any]]] = []
-    base = {
-        "occurred_at": _now(),
-        "case_id": case_id,
-        "correlation_id": classified["correlation_id"],
-    }
+    at = _now()
+
+    def add(event_type: str, producer: str, **fields: Any) -> None:
+        envelope = {
+            "event_id": str(uuid.uuid4()),
+            "event_type": event_type,
+            "occurred_at": at,
+            "producer": producer,
+            "case_id": case_id,
+            "correlation_id": classified["correlation_id"],
+        }
+        events.append((event_type, {**envelope, **fields}))
+
     if _fraction(case_id + "/contract") < 0.5:
-        events.append(
-            (
-                "contract.signed",
-                {
-                    **base,
-                    "event_id": str(uuid.uuid4()),
-                    "event_type": "contract.signed",
-                    "producer": "staff-tool",
-                    "contract_id": f"HD-{case_id}",
-                    "amount_vnd": 1_000_000 * (1 + int(_fraction(case_id + "/amt") * 20)),
-                    "delivery_method": DELIVERY[int(_fraction(case_id + "/dm") * 4)],
-                },
-            )
+        add(
+            "contract.signed",
+            "staff-tool",
+            contract_id=f"HD-{case_id}",
+            amount_vnd=1_000_000 * (1 + int(_fraction(case_id + "/amt") * 20)),
+            delivery_method=DELIVERY[int(_fraction(case_id + "/dm") * 4)],
         )
     if _fraction(case_id + "/care") < 0.6:
-        events.append(
-            (
-                "care.contact.completed",
-                {
-                    **base,
-                    "event_id": str(uuid.uuid4()),
-                    "event_type": "care.contact.completed",
-                    "producer": f"{classified.get('channel', 'phone')}-adapter",
-                    "agent_id": f"agent-{int(_fraction(case_id + '/agent') * 12):02d}",
-                    "outcome": CARE_OUTCOMES[int(_fraction(case_id + "/co") * 5)],
-                },
-            )
+        add(
+            "care.contact.completed",
+            f"{classified.get('channel', 'phone')}-adapter",
+            agent_id=f"agent-{int(_fraction(case_id + '/agent') * 12):02d}",
+            outcome=CARE_OUTCOMES[int(_fraction(case_id + "/co") * 5)],
         )
     if _fraction(case_id + "/resolve") < 0.7:
-        events.append(
-            (
-                "case.resolved",
-                {
-                    **base,
-                    "event_id": str(uuid.uuid4()),
-                    "event_type": "case.resolved",
-                    "producer": "staff-tool",
-                    "outcome": OUTCOMES[int(_fraction(case_id + "/out") * 4)],
-                },
-            )
-        )
+        add("case.resolved", "staff-tool", outcome=OUTCOMES[int(_fraction(case_id + "/out") * 4)])
     return events
 
 

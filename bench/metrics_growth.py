@@ -44,7 +44,13 @@ def case_entries(n: int) -> list[CaseEntry]:
     case_id, at = f"case-{n}", START + timedelta(minutes=7 * n % SPAN_MINUTES)
     base = {"case_id": case_id}
     channel, field, lawyer = CHANNELS[n % 6], FIELDS[n % 7], LAWYERS[n % 14]
-    survey = f"srv-{n}"
+    survey = {  # what a survey's request and score both carry
+        "case_id": case_id,
+        "channel": channel,
+        "ref": f"srv-{n}",
+        "legal_field": field,
+        "lawyer_id": lawyer,
+    }
     return [
         CaseEntry(
             id=f"{n}-c",
@@ -87,24 +93,16 @@ def case_entries(n: int) -> list[CaseEntry]:
             id=f"{n}-s",
             kind=EntryKind.SURVEY_REQUESTED,
             at=at + timedelta(days=2 + n % 5),
-            channel=channel,
-            ref=survey,
-            legal_field=field,
-            lawyer_id=lawyer,
-            **base,
+            **survey,
         ),
         CaseEntry(
             id=f"{n}-o",
             kind=EntryKind.SURVEY_SCORED,
             at=at + timedelta(days=3 + n % 5),
-            channel=channel,
-            ref=survey,
-            legal_field=field,
-            lawyer_id=lawyer,
             nps=n % 11,
             csat=1 + n % 5,
             ces=1 + n % 7,
-            **base,
+            **survey,
         ),
     ]
 

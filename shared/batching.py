@@ -21,7 +21,7 @@ from typing import Any, get_type_hints
 from faststream.kafka import KafkaMessage, KafkaRouter
 from pydantic import ValidationError
 
-from shared.delivery import CURRENT_GUARD
+from shared.delivery import CURRENT_GUARD, ENVELOPE_IDS
 from shared.events import Event
 from shared.idempotency import ProcessedEvents
 from shared.kafka import subscriber_options
@@ -103,7 +103,9 @@ class BatchSubscriber:
         async def run_key(items: list[tuple[Any, Event | Exception]]) -> None:
             async with gate:
                 for record, event in items:
-                    await guard.handle(record, _call(handler, event), retry_in_place=True)
+                    await guard.handle(
+                        record, _call(handler, event), retry_in_place=True, ids=_log_ids(event)
+                    )
 
         async with self.ledger.batch():
             results = await asyncio.gather(
@@ -112,6 +114,13 @@ class BatchSubscriber:
         failures = [r for r in results if isinstance(r, BaseException)]
         if failures:  # the batch is nacked: rewound and redelivered as a whole
             raise failures[0]
+
+
+def _log_ids(event: Event | Exception) -> dict[str, str] | None:
+    """The parsed event's envelope ids for the log (None: the guard reads the bytes)."""
+    if isinstance(event, Exception):
+        return None
+    return {k: str(v) for k in ENVELOPE_IDS if (v := getattr(event, k, None))}
 
 
 def _call(handler: Handler, event: Event | Exception) -> Callable[[], Awaitable[None]]:

@@ -70,6 +70,10 @@ def describe_error(error: BaseException, body: bytes | None = None) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+ENVELOPE_IDS = ("event_id", "case_id", "correlation_id")
+"""Envelope fields bound to every log line of a message's handling."""
+
+
 def _envelope_ids(body: bytes) -> dict[str, str]:
     try:
         data = orjson.loads(body)
@@ -77,7 +81,7 @@ def _envelope_ids(body: bytes) -> dict[str, str]:
         return {}
     if not isinstance(data, dict):
         return {}
-    return {k: str(data[k]) for k in ("event_id", "case_id", "correlation_id") if data.get(k)}
+    return {k: str(data[k]) for k in ENVELOPE_IDS if data.get(k)}
 
 
 class DeliveryGuard:
@@ -134,7 +138,12 @@ class DeliveryGuard:
         return topic.removeprefix(self.settings.topic_prefix)
 
     async def handle(
-        self, record: Any, call: Callable[[], Awaitable[Any]], *, retry_in_place: bool
+        self,
+        record: Any,
+        call: Callable[[], Awaitable[Any]],
+        *,
+        retry_in_place: bool,
+        ids: dict[str, str] | None = None,
     ) -> Any:
         """Run `call` for one record under the delivery rules; return its result.
 
@@ -142,9 +151,11 @@ class DeliveryGuard:
         (the caller's message is nacked and redelivered); any other failure is retried up
         to `max_attempts` times, then dead-lettered. Retries happen in place when
         `retry_in_place` (a batch keeps its other records), else by raising (redelivery).
+        `ids` (event_id, case_id, correlation_id for the log) are read from the record's
+        bytes unless the caller parsed the event already.
         """
         where = (record.topic, record.partition, record.offset)
-        ids = _envelope_ids(record.value or b"")
+        ids = _envelope_ids(record.value or b"") if ids is None else ids
         started = time.perf_counter()
         with structlog.contextvars.bound_contextvars(topic=record.topic, **ids):
             while True:

@@ -29,10 +29,9 @@ DUPLICATE_KEY = 11000
 
 @dataclass
 class _BatchLedger:
-    """The ledger's view of one batch: the ids handled in it, their marks to write."""
+    """The marks made in one batch, by event id, to write when it is done."""
 
-    handled: set[str] = field(default_factory=set)
-    marks: list[dict[str, Any]] = field(default_factory=list)
+    marks: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class ProcessedEvents:
@@ -46,7 +45,7 @@ class ProcessedEvents:
         """True when the event's effects are already stored and published."""
         key = str(event_id)
         batch = self._batch.get()
-        if batch is not None and key in batch.handled:
+        if batch is not None and key in batch.marks:
             return True  # handled earlier in this batch, its mark not written yet
         return await self.collection.find_one({"_id": key}, {"_id": 1}) is not None
 
@@ -55,8 +54,7 @@ class ProcessedEvents:
         doc = {"_id": str(event_id), "type": event_type, "at": datetime.now(UTC)}
         batch = self._batch.get()
         if batch is not None:
-            batch.handled.add(doc["_id"])
-            batch.marks.append(doc)
+            batch.marks.setdefault(doc["_id"], doc)
             return
         with contextlib.suppress(DuplicateKeyError):
             await self.collection.insert_one(doc)
@@ -74,7 +72,7 @@ class ProcessedEvents:
             yield
         finally:
             self._batch.reset(token)
-            await self._write_marks(batch.marks)
+            await self._write_marks(list(batch.marks.values()))
 
     async def _write_marks(self, marks: list[dict[str, Any]]) -> None:
         if not marks:

@@ -11,7 +11,6 @@ claim one timer at the same moment.
 """
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ import structlog
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import DuplicateKeyError
 
+from shared.background import Background
 from shared.clock import Clock
 from shared.delivery import TRANSIENT_ERRORS
 
@@ -174,7 +174,7 @@ class TimerLoop:
         self.fire = fire
         self.interval_s = interval_s
         self.max_claims = max_claims
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background(self._run, name="timer-loop")
 
     async def run_once(self) -> int:
         """Fire every timer due now; return how many were fired."""
@@ -210,12 +210,8 @@ class TimerLoop:
 
     async def start(self) -> None:
         """Start firing in the background."""
-        self._task = asyncio.create_task(self._run(), name="timer-loop")
+        self._background.start()
 
     async def stop(self) -> None:
         """Stop firing (a timer being fired finishes or is claimed again later)."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()

@@ -25,6 +25,7 @@ from services.metrics.domain import CaseEntry, CustomerMerge
 from services.metrics.engine import MetricsEngine
 from services.metrics.kpis import CellKey, KpiValue, kpi_value
 from services.metrics.store import MetricsStore
+from shared.background import Background
 
 log = structlog.get_logger("lexcare.metrics")
 
@@ -41,7 +42,7 @@ class Checkpointer:
         self.waiters: list[asyncio.Future[None]] = []
         self.reloading = asyncio.Lock()
         self.wake = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background(self.run, name="kpi-checkpoints")
 
     async def restore(self) -> int:
         """Rebuild the engine from the stored entries and merges; return the entry count."""
@@ -112,14 +113,11 @@ class Checkpointer:
 
     async def start(self) -> None:
         """Start checkpointing in the background."""
-        self._task = asyncio.create_task(self.run())
+        self._background.start()
 
     async def stop(self) -> None:
         """Store the last changes and stop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._background.stop()
         with contextlib.suppress(Exception):
             await self.checkpoint()
 
@@ -144,7 +142,7 @@ class KpiPublisher:
         self.stored_at = float("-inf")
         self.published: dict[CellKey, KpiValue | None] = {}
         self.retry: set[CellKey] = set()
-        self._task: asyncio.Task[None] | None = None
+        self._background = Background(self.run, name="kpi-publisher")
 
     async def publish_changes(self) -> int:
         """Store and publish every cell whose value differs from the last one published."""
@@ -197,14 +195,11 @@ class KpiPublisher:
 
     async def start(self) -> None:
         """Start publishing in the background."""
-        self._task = asyncio.create_task(self.run())
+        self._background.start()
 
     async def stop(self) -> None:
         """Publish what is pending and stop."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await self._background.stop()
         with contextlib.suppress(Exception):
             await self.publish_changes()
         with contextlib.suppress(Exception):

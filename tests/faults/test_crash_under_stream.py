@@ -14,6 +14,7 @@ import os
 import urllib.request
 import uuid
 from collections import defaultdict
+from dataclasses import dataclass
 
 import orjson
 import pytest
@@ -51,6 +52,7 @@ class Story:
     """The input, and the KPI values it implies."""
 
     def __init__(self, count: int) -> None:
+        self.count = count
         self.contacts = [
             envelope(
                 "contact.received",
@@ -197,6 +199,60 @@ def mismatches(port: int, expected: dict[str, tuple[float, float]]) -> dict[str,
     return wrong
 
 
+@dataclass
+class EndState:
+    """What the pipeline produced once every survey was scored and the KPIs settled."""
+
+    scored: list[dict]
+    kpi_wrong: dict[str, object]
+    classified: list
+    requested: list
+    care: list
+    dead: dict[str, int]
+
+
+async def end_state(
+    kafka: RawKafka,
+    story: "Story",
+    stop: asyncio.Event,
+    reactor: asyncio.Task,
+    metrics_port: int,
+    *,
+    timeout: float,
+) -> EndState:
+    """Wait for every contact's survey score and the KPIs, stop the staff, read the outputs."""
+    scored = await kafka.distinct("survey.scored", count=story.count, timeout=timeout)
+    expected = story.expected()
+    await eventually(lambda: not mismatches(metrics_port, expected), timeout=90, interval=1)
+    kpi_wrong = mismatches(metrics_port, expected)
+    stop.set()
+    await reactor
+    return EndState(
+        scored=scored,
+        kpi_wrong=kpi_wrong,
+        classified=await kafka.settle("case.classified", quiet=1.0),
+        requested=await kafka.settle("survey.requested", quiet=0.5),
+        care=await kafka.settle("care.contact.requested", quiet=0.5),
+        dead={t: len(await kafka.settle(f"{t}.dlq", quiet=0.2)) for t in topics.EVENT_TOPICS},
+    )
+
+
+def assert_one_outcome_per_contact(end: EndState, story: "Story") -> None:
+    """One case per contact, one survey request per survey, every case scored, KPIs exact,
+    nothing dead-lettered."""
+    per_contact = by_id(end.classified, "contact_id")
+    assert set(per_contact) == set(story.index), "every contact classified"
+    assert all(len(ids) == 1 for ids in per_contact.values()), "one case.classified per contact"
+    assert len({orjson.loads(r.value)["case_id"] for r in end.classified}) == story.count
+    assert all(len(ids) == 1 for ids in by_id(end.requested, "survey_id").values()), (
+        "a survey requested twice"
+    )
+    assert len({s["case_id"] for s in end.scored}) == story.count
+    dead = end.dead
+    assert sum(dead.values()) == 0, f"dead letters: { {t: n for t, n in dead.items() if n} }"
+    assert end.kpi_wrong == {}
+
+
 def by_id(records: list, field: str) -> dict[str, set[str]]:
     """Distinct event ids per value of `field` (a request id, a contact id)."""
     ids: dict[str, set[str]] = defaultdict(set)
@@ -233,33 +289,17 @@ async def test_each_service_killed_mid_stream_loses_and_double_counts_nothing(
                 services[name].start()
                 await services[name].wait_ready(timeout=90)
                 assert not reactor.done(), reactor.exception()
-            scored = await kafka.distinct("survey.scored", count=CONTACTS, timeout=240 + CONTACTS)
-            port = services["metrics"].port
-            expected = story.expected()
-            await eventually(lambda: not mismatches(port, expected), timeout=90, interval=1)
-            kpi_wrong = mismatches(port, expected)
-            stop.set()
-            await reactor
-            classified = await kafka.settle("case.classified", quiet=1.0)
-            requested = await kafka.settle("survey.requested", quiet=0.5)
-            care = await kafka.settle("care.contact.requested", quiet=0.5)
-            dead = {t: len(await kafka.settle(f"{t}.dlq", quiet=0.2)) for t in topics.EVENT_TOPICS}
+            end = await end_state(
+                kafka, story, stop, reactor, services["metrics"].port, timeout=240 + CONTACTS
+            )
     finally:
         stop.set()
         for service in services.values():
             await service.terminate()
 
-    per_contact = by_id(classified, "contact_id")
-    assert set(per_contact) == set(story.index), "every contact classified"
-    assert all(len(ids) == 1 for ids in per_contact.values()), "one case.classified per contact"
-    assert len({orjson.loads(r.value)["case_id"] for r in classified}) == CONTACTS
-    per_survey = by_id(requested, "survey_id")
-    assert len(per_survey) == CONTACTS
-    assert all(len(ids) == 1 for ids in per_survey.values()), "a survey requested twice"
-    assert all(len(ids) == 1 for ids in by_id(care, "request_id").values())
-    assert len({s["case_id"] for s in scored}) == CONTACTS
-    assert sum(dead.values()) == 0, f"dead letters: { {t: n for t, n in dead.items() if n} }"
-    assert kpi_wrong == {}
+    assert_one_outcome_per_contact(end, story)
+    assert len(by_id(end.requested, "survey_id")) == CONTACTS
+    assert all(len(ids) == 1 for ids in by_id(end.care, "request_id").values())
     restarts = sum(s.starts for s in services.values()) - len(services)
     print(f"\n{CONTACTS} contacts, {kills} SIGKILLs, {restarts} restarts, 0 lost, 0 KPI mismatches")
     assert kills == restarts == len(SERVICES)

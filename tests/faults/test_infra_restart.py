@@ -12,12 +12,14 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-import orjson
 import pytest
 
-from shared import topics
-from tests.conftest import eventually
-from tests.faults.test_crash_under_stream import Story, by_id, mismatches, react
+from tests.faults.test_crash_under_stream import (
+    Story,
+    assert_one_outcome_per_contact,
+    end_state,
+    react,
+)
 from tests.faults.tools import pipeline
 from tests.infra import LOCAL, free_port
 from tests.kafka_tools import RawKafka
@@ -79,27 +81,13 @@ async def test_a_server_stopped_for_20s_mid_stream_changes_nothing_in_the_end(
             for contact in story.contacts[half:]:
                 await kafka.send("contact.received", contact, key=contact["sender_id"])
                 await asyncio.sleep(0.02)
-            scored = await kafka.distinct("survey.scored", count=CONTACTS, timeout=240)
-            metrics_port = services["metrics"].port
-            expected = story.expected()
-            await eventually(lambda: not mismatches(metrics_port, expected), timeout=90, interval=1)
-            kpi_wrong = mismatches(metrics_port, expected)
-            stop.set()
-            await reactor
-            classified = await kafka.settle("case.classified", quiet=1.0)
-            requested = await kafka.settle("survey.requested", quiet=0.5)
-            dead = {t: len(await kafka.settle(f"{t}.dlq", quiet=0.2)) for t in topics.EVENT_TOPICS}
+            end = await end_state(
+                kafka, story, stop, reactor, services["metrics"].port, timeout=240
+            )
     finally:
         stop.set()
         for service in services.values():
             await service.terminate()
 
-    per_contact = by_id(classified, "contact_id")
-    assert set(per_contact) == set(story.index)
-    assert all(len(ids) == 1 for ids in per_contact.values())
-    assert all(len(ids) == 1 for ids in by_id(requested, "survey_id").values())
-    assert len({orjson.loads(r.value)["case_id"] for r in classified}) == CONTACTS
-    assert len({s["case_id"] for s in scored}) == CONTACTS
-    assert sum(dead.values()) == 0, f"dead letters: { {t: n for t, n in dead.items() if n} }"
-    assert kpi_wrong == {}
+    assert_one_outcome_per_contact(end, story)
     assert all(s.starts == 1 for s in services.values()), "no service was restarted by hand"
