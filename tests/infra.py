@@ -8,6 +8,7 @@
 
 import contextlib
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -31,16 +32,29 @@ class Infra:
 
 
 def free_port(span: int = 1) -> int:
-    """A TCP port such that `span` consecutive ports are free on 127.0.0.1."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            base = probe.getsockname()[1]
-        if base + span >= 65535:
-            continue
+    """A TCP port such that `span` consecutive ports are free on 127.0.0.1.
+
+    Drawn below the kernel's ephemeral range: a port from that range (what `bind(0)` hands
+    out) can be taken, between this check and the server's own bind, as the source port of
+    any outgoing connection on the machine, and the server then dies with "address in use".
+    """
+    low, high = _listen_port_range()
+    for _ in range(500):
+        base = random.randint(low, high - span)
         if all(_port_free(base + i) for i in range(span)):
             return base
-    raise RuntimeError("no free port range found")
+    raise RuntimeError(f"no {span} free consecutive ports in {low}-{high}")
+
+
+def _listen_port_range() -> tuple[int, int]:
+    """Ports no outgoing connection takes: from 15000 to just below the ephemeral range."""
+    try:
+        ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        ephemeral_low = 32768
+    if ephemeral_low - 15000 < 1000:  # an unusual kernel setting: fall back to a fixed range
+        return 61000, 65000
+    return 15000, ephemeral_low - 1
 
 
 def _port_free(port: int) -> bool:

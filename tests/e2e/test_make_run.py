@@ -20,9 +20,20 @@ pytestmark = pytest.mark.e2e
 def _wait_for_line(log: Path, text: str, proc: subprocess.Popen, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while text not in log.read_text(errors="replace"):
-        assert proc.poll() is None, f"run.py exited early:\n{log.read_text()[-3000:]}"
-        assert time.monotonic() < deadline, f"no {text!r} in {timeout}s:\n{log.read_text()[-3000:]}"
+        assert proc.poll() is None, f"run.py exited early:\n{_what_went_wrong(log)}"
+        assert time.monotonic() < deadline, f"no {text!r} in {timeout}s:\n{_what_went_wrong(log)}"
         time.sleep(0.3)
+
+
+def _what_went_wrong(log: Path) -> str:
+    """run.py's own lines and every error line first (the shutdown that follows buries them)."""
+    lines = log.read_text(errors="replace").splitlines()
+    telling = [
+        line
+        for line in lines
+        if line.startswith("[run]") or "error" in line.lower() or "Traceback" in line
+    ]
+    return "\n".join([*telling[-40:], "--- last lines ---", *lines[-15:]])
 
 
 def _pids_using(marker: str) -> list[str]:

@@ -3,7 +3,6 @@
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from collections import Counter
@@ -17,17 +16,12 @@ from pymongo import AsyncMongoClient
 from services.followup.app import FollowupSettings, create_app
 from shared.clock import FakeClock
 from tests.conftest import eventually
+from tests.infra import free_port
 from tests.kafka_tools import RawKafka
 from tests.unit.followup.builders import classified, vn, wire
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[3]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_followup(settings: FollowupSettings, *, offset_s: float, log: Path) -> subprocess.Popen:
