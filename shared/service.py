@@ -3,6 +3,7 @@
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -15,6 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import observability
 from shared.delivery import DeliveryGuard
+from shared.idempotency import LedgerRetention, ProcessedEvents
 from shared.kafka import ensure_topics, make_broker
 from shared.logging import configure_logging
 from shared.mongo import make_mongo, service_db
@@ -117,27 +119,46 @@ def build_app(
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
     routes: Sequence[Route] = (),
     gauges: Callable[[], Awaitable[None]] | None = None,
+    ledger: ProcessedEvents | None = None,
 ) -> AsgiFastStream:
-    """The service's ASGI app: topics ensured and hooks run before the broker starts."""
+    """The service's ASGI app: topics ensured and hooks run before the broker starts.
+
+    With a `ledger`, its marks older than the retention are forgotten while the app runs.
+    """
     broker, settings, mongo = parts.broker, parts.settings, parts.mongo
+    retention = None
+    if ledger is not None:
+        retention = LedgerRetention(
+            ledger,
+            keep=timedelta(days=settings.ledger_retention_days),
+            every=timedelta(seconds=settings.ledger_prune_every_s),
+            logger=parts.logger,
+        )
 
     async def prepare() -> None:
         await ensure_topics(settings)
+        if ledger is not None:
+            await ledger.prepare()
         for hook in on_startup:
             await hook()
 
     async def close() -> None:
+        if retention is not None:
+            await retention.stop()
         for hook in on_shutdown:
             await hook()
         await mongo.close()
 
-    return AsgiFastStream(
+    app = AsgiFastStream(
         broker,
         asgi_routes=[*standard_routes(broker, mongo, gauges=gauges), *routes],
         logger=parts.logger,
         on_startup=[prepare],
         after_shutdown=[close],
     )
+    if retention is not None:
+        app.after_startup(retention.start)
+    return app
 
 
 def serve(app: AsgiFastStream, settings: LexcareSettings) -> None:

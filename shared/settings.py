@@ -2,6 +2,7 @@
 
 from typing import Literal
 
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -36,11 +37,15 @@ class LexcareSettings(BaseSettings):
     """On SIGTERM, how long in-flight handlers may run before they are cancelled."""
     linger_ms: int = 5
     batch_max_records: int = 200
-    """Records consumed per poll and committed together (one ledger lookup per batch)."""
+    """Records consumed per poll and committed together (ledger marks written once per batch)."""
     batch_timeout_ms: int = 50
     """How long a poll waits for records before it hands over what it has."""
     batch_concurrency: int = 16
     """Keys (cases, surveys, customers) of a batch handled at once; one key is in order."""
+    ledger_retention_days: float = Field(default=30.0, gt=0)
+    """How long handled event ids are remembered; keep it above the topics' retention."""
+    ledger_prune_every_s: float = Field(default=3600.0, gt=0)
+    """How often ids older than the retention are forgotten."""
 
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"

@@ -80,7 +80,7 @@ def create_app(
     async def gauges() -> None:
         observability.TIMERS_DUE.set(await store.timers.due_count(clock.now()))
 
-    app = build_app(parts, on_startup=[store.prepare], gauges=gauges)
+    app = build_app(parts, on_startup=[store.prepare], gauges=gauges, ledger=store.processed)
     app.after_startup(loop.start)  # the loop publishes: the broker must be connected
     app.on_shutdown(loop.stop)
     return app

@@ -86,6 +86,8 @@ def create_app(settings: RoutingSettings) -> AsgiFastStream:
             OPEN_CASES.labels(person_id).set(count)
         WAITING_CASES.set(await store.waiting_count())
 
-    app = build_app(parts, on_startup=[store.prepare, load_roster], gauges=workload)
+    app = build_app(
+        parts, on_startup=[store.prepare, load_roster], gauges=workload, ledger=store.processed
+    )
     app.after_startup(announce_roster_changes)
     return app
