@@ -7,15 +7,17 @@ module subscribes it in batches of up to `batch_max_records` records per poll:
   retried in place; bad input and rejections dead-lettered alone, the rest go on);
 - records with the same key (a case, a survey, a customer) are handled one after another
   in log order; different keys concurrently, at most `batch_concurrency` at once;
-- the processed-events ledger's marks are written once per batch
-  (`ProcessedEvents.batch`);
-- the offsets are committed only when every record of the batch is handled and its
-  marks are stored; an infrastructure failure rewinds the whole batch, whose handlers
-  then replay idempotently (the ledger, derived event ids).
+- the batch runs inside the service's batch scope, which stores what the batch's
+  handlers left for the end: the processed-events ledger's marks, written once per batch
+  (`ProcessedEvents.batch`), or metrics' one checkpoint (`Checkpointer.batch`);
+- the offsets are committed only when every record of the batch is handled and the scope
+  has stored its effects; an infrastructure failure rewinds the whole batch, whose
+  handlers then replay idempotently (the ledger, derived event ids).
 """
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from typing import Any, get_type_hints
 
 from faststream.kafka import KafkaMessage, KafkaRouter
@@ -23,11 +25,12 @@ from pydantic import ValidationError
 
 from shared.delivery import CURRENT_GUARD, ENVELOPE_IDS
 from shared.events import Event
-from shared.idempotency import ProcessedEvents
 from shared.kafka import subscriber_options
 from shared.settings import LexcareSettings
 
 Handler = Callable[[Any], Awaitable[None]]
+BatchScope = Callable[[], AbstractAsyncContextManager[Any]]
+"""Entered around each batch's handlers; its exit stores what they left (ledger marks)."""
 
 
 def event_model(handler: Handler) -> type[Event]:
@@ -55,11 +58,9 @@ async def _no_decoding(message: Any) -> list[Any]:
 class BatchSubscriber:
     """Subscribes one-event handlers of a service in batches (see the module docstring)."""
 
-    def __init__(
-        self, router: KafkaRouter, settings: LexcareSettings, ledger: ProcessedEvents
-    ) -> None:
+    def __init__(self, router: KafkaRouter, settings: LexcareSettings, scope: BatchScope) -> None:
         self.router = router
-        self.ledger = ledger
+        self.scope = scope
         self.concurrency = settings.batch_concurrency
         self.options = {
             **subscriber_options(settings),
@@ -91,7 +92,7 @@ class BatchSubscriber:
         return register
 
     async def handle(self, model: type[Event], handler: Handler, records: tuple[Any, ...]) -> None:
-        """Handle one batch: parse, run its keys concurrently, write the ledger's marks."""
+        """Handle one batch: parse, run its keys concurrently, close the batch's scope."""
         guard = CURRENT_GUARD.get()
         assert guard is not None, "batches are consumed under the DeliveryGuard middleware"
         parsed = [(record, parse(model, record)) for record in records]
@@ -107,7 +108,7 @@ class BatchSubscriber:
                         record, _call(handler, event), retry_in_place=True, ids=_log_ids(event)
                     )
 
-        async with self.ledger.batch():
+        async with self.scope():
             results = await asyncio.gather(
                 *(run_key(items) for items in by_key.values()), return_exceptions=True
             )

@@ -42,7 +42,7 @@ def build_router(
 ) -> tuple[KafkaRouter, Callable[[Timer], Awaitable[None]]]:
     """Followup's subscribers and publisher, and the function that fires a due timer."""
     router = make_router(settings)
-    subscribe = BatchSubscriber(router, settings, store.processed)
+    subscribe = BatchSubscriber(router, settings, store.processed.batch)
     requested = router.publisher(
         topics.CARE_CONTACT_REQUESTED,
         schema=CareContactRequested,

@@ -45,7 +45,7 @@ def build_router(
 ) -> KafkaRouter:
     """Intake's subscribers and publishers."""
     router = make_router(settings)
-    subscribe = BatchSubscriber(router, settings, store.processed)
+    subscribe = BatchSubscriber(router, settings, store.processed.batch)
     zone = ZoneInfo(settings.timezone)
     case_classified = router.publisher(
         topics.CASE_CLASSIFIED,

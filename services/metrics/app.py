@@ -25,10 +25,6 @@ class MetricsSettings(LexcareSettings):
     http_port: int = 8085
     publish_interval_s: float = 1.0
     """metrics.kpi gets at most one message per key per this many seconds."""
-    # One consumer per topic: with 3, a restart left the group rebalancing for minutes
-    # (UnknownMemberId, heartbeats failing) and live KPIs stalled; see docs/services.
-    workers_per_topic: int = 1
-    """Consumers per input topic (one partition each at most); their handlers share checkpoints."""
     kpi_store_interval_s: float = 5.0
     """How often changed KPI values are written to the `kpis` collection."""
     max_cases_in_memory: int = Field(default=20_000, gt=0)
@@ -53,9 +49,7 @@ def create_app(settings: MetricsSettings) -> AsgiFastStream:
     store = MetricsStore(parts.db)
     engine = build_engine(settings)
     checkpointer = Checkpointer(engine, store)
-    router, publish = build_router(
-        settings, engine, checkpointer, workers=settings.workers_per_topic
-    )
+    router, publish = build_router(settings, engine, checkpointer)
     parts.broker.include_router(router)
     publisher = KpiPublisher(
         checkpointer,

@@ -1,4 +1,4 @@
-"""Metrics' Kafka handlers: parse → record on the case's sheet → wait for the checkpoint."""
+"""Metrics' Kafka handlers: batches of events put on their cases' sheets, one checkpoint each."""
 
 from collections.abc import Awaitable
 from datetime import datetime
@@ -13,6 +13,7 @@ from services.metrics.kpis import CellKey, KpiValue
 from services.metrics.live import Checkpointer, Publish
 from services.metrics.store import cell_id
 from shared import topics
+from shared.batching import BatchSubscriber
 from shared.events import (
     CareContactCompleted,
     CaseAssigned,
@@ -31,7 +32,7 @@ from shared.events import (
     SurveyScored,
     derived_event_id,
 )
-from shared.kafka import make_router, subscriber_options
+from shared.kafka import make_router
 from shared.settings import LexcareSettings
 
 log = structlog.get_logger("lexcare.metrics")
@@ -81,8 +82,6 @@ def build_router(
     settings: LexcareSettings,
     engine: MetricsEngine,
     checkpointer: Checkpointer,
-    *,
-    workers: int = 1,
 ) -> tuple[KafkaRouter, Publish]:
     """Metrics' subscribers, and the function that sends one KPI value to metrics.kpi."""
     router = make_router(settings)
@@ -101,55 +100,54 @@ def build_router(
         await checkpointer.ensure_sheet(entry)
         if not engine.ingest(entry):
             log.debug("nothing_new", event_type=event.event_type)
-        # Even a duplicate waits: its first delivery may not be checkpointed yet.
-        await checkpointer.durable()
 
-    subscribe = router.subscriber
-    # Handlers of different partitions run at once and share one checkpoint; the KPI
-    # arithmetic does not depend on arrival order, so concurrency changes no value.
-    options = {**subscriber_options(settings), "max_workers": max(1, workers)}
+    # A batch's events are applied in memory (different cases at once: the KPI arithmetic
+    # does not depend on arrival order), then the batch waits for one checkpoint holding
+    # them all before its offsets are committed. Even a batch of duplicates waits: their
+    # first delivery may not be checkpointed yet.
+    subscribe = BatchSubscriber(router, settings, checkpointer.batch)
 
-    @subscribe(topics.CASE_CLASSIFIED, **options)
+    @subscribe(topics.CASE_CLASSIFIED)
     async def on_case_classified(event: CaseClassified) -> None:
         await count(event)
 
-    @subscribe(topics.CUSTOMER_MERGED, **options)
+    @subscribe(topics.CUSTOMER_MERGED)
     async def on_customer_merged(event: CustomerMerged) -> None:
         await count(event)
 
-    @subscribe(topics.CASE_ASSIGNED, **options)
+    @subscribe(topics.CASE_ASSIGNED)
     async def on_case_assigned(event: CaseAssigned) -> None:
         await count(event)
 
-    @subscribe(topics.FEE_QUOTED, **options)
+    @subscribe(topics.FEE_QUOTED)
     async def on_fee_quoted(event: FeeQuoted) -> None:
         await count(event)
 
-    @subscribe(topics.CONTRACT_SIGNED, **options)
+    @subscribe(topics.CONTRACT_SIGNED)
     async def on_contract_signed(event: ContractSigned) -> None:
         await count(event)
 
-    @subscribe(topics.CASE_RESOLVED, **options)
+    @subscribe(topics.CASE_RESOLVED)
     async def on_case_resolved(event: CaseResolved) -> None:
         await count(event)
 
-    @subscribe(topics.CARE_CONTACT_COMPLETED, **options)
+    @subscribe(topics.CARE_CONTACT_COMPLETED)
     async def on_care_contact_completed(event: CareContactCompleted) -> None:
         await count(event)
 
-    @subscribe(topics.SURVEY_REQUESTED, **options)
+    @subscribe(topics.SURVEY_REQUESTED)
     async def on_survey_requested(event: SurveyRequested) -> None:
         await count(event)
 
-    @subscribe(topics.SURVEY_REMINDED, **options)
+    @subscribe(topics.SURVEY_REMINDED)
     async def on_survey_reminded(event: SurveyReminded) -> None:
         await count(event)
 
-    @subscribe(topics.SURVEY_EXPIRED, **options)
+    @subscribe(topics.SURVEY_EXPIRED)
     async def on_survey_expired(event: SurveyExpired) -> None:
         await count(event)
 
-    @subscribe(topics.SURVEY_SCORED, **options)
+    @subscribe(topics.SURVEY_SCORED)
     async def on_survey_scored(event: SurveyScored) -> None:
         await count(event)
 

@@ -1,9 +1,10 @@
 """The live loop around the engine: group-commit checkpoints and coalesced KPI publishing.
 
-A handler applies its event in memory, then awaits `Checkpointer.durable()`: it returns
-once a checkpoint that contains the event's entry is stored, so Kafka commits the offset
-only after the effect is durable (SPEC §8). One checkpoint serves every handler waiting at
-that moment: one insert for all their entries instead of a round trip per event.
+A batch of handlers applies its events in memory, then awaits `Checkpointer.durable()`
+(`Checkpointer.batch`): it returns once a checkpoint that contains their entries is stored,
+so Kafka commits the offsets only after the effects are durable (SPEC §8). One checkpoint
+serves every batch waiting at that moment: one insert for all their entries instead of a
+round trip per event.
 
 Every `publish_interval_s`, the cells that changed are sent to metrics.kpi, only when their
 value differs from the one last published: at most one message per key per interval. The
@@ -15,7 +16,7 @@ path). After a restart every cell is published and stored once again.
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -66,6 +67,12 @@ class Checkpointer:
         self.waiters.append(future)
         self.wake.set()
         await future
+
+    @contextlib.asynccontextmanager
+    async def batch(self) -> AsyncIterator[None]:
+        """Around a batch of handlers: when they are done, wait until all is stored."""
+        yield
+        await self.durable()
 
     async def checkpoint(self) -> int:
         """Store the entries and merges recorded since the last checkpoint; return how many."""

@@ -43,7 +43,7 @@ def build_router(
 ) -> KafkaRouter:
     """Routing's subscribers and publishers."""
     router = make_router(settings)
-    subscribe = BatchSubscriber(router, settings, store.processed)
+    subscribe = BatchSubscriber(router, settings, store.processed.batch)
     producer = settings.service_name
     assigned = router.publisher(
         topics.CASE_ASSIGNED,

@@ -63,7 +63,7 @@ def build_router(
 ) -> SurveyRouting:
     """Survey's subscribers, publishers and timer action."""
     router = make_router(settings)
-    subscribe = BatchSubscriber(router, settings, store.processed)
+    subscribe = BatchSubscriber(router, settings, store.processed.batch)
     producer = settings.service_name
     requested = router.publisher(
         topics.SURVEY_REQUESTED, schema=SurveyRequested, description="Send this survey."

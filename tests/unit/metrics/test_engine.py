@@ -6,7 +6,7 @@ from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
-from faststream.kafka import KafkaBroker, TestKafkaBroker
+from faststream.kafka import TestKafkaBroker
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -17,7 +17,10 @@ from services.metrics.engine import MetricsEngine
 from services.metrics.handlers import build_router
 from services.metrics.live import Checkpointer, KpiPublisher
 from services.metrics.report import format_value, kpi_table
+from shared.delivery import DeliveryGuard
 from shared.events import EVENT_MODELS
+from shared.kafka import make_broker
+from shared.logging import configure_logging
 from tests.integration.metrics import scenario as s
 from tests.integration.metrics.test_golden_scenario import golden_events
 
@@ -106,7 +109,7 @@ async def test_handlers_store_each_event_once_and_publish_changed_values_once():
     engine = MetricsEngine(TZ)
     checkpointer = Checkpointer(engine, store)  # type: ignore[arg-type]
     router, publish = build_router(settings, engine, checkpointer)
-    broker = KafkaBroker()
+    broker = make_broker(settings, configure_logging("metrics"), DeliveryGuard(settings))
     broker.include_router(router)
     messages: list[dict] = []
 

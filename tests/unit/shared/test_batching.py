@@ -65,7 +65,7 @@ class Harness:
         self.broker = make_broker(self.settings, configure_logging("probe"), self.guard)
         self.ledger = MemoryProcessed()
         router = make_router(self.settings)
-        self.subscribe = BatchSubscriber(router, self.settings, self.ledger)
+        self.subscribe = BatchSubscriber(router, self.settings, self.ledger.batch)
         self.handled: dict[str, list[str]] = defaultdict(list)
         self.failures: dict[str, int] = defaultdict(int)
         self.running = 0
