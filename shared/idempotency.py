@@ -12,24 +12,19 @@ per event: an `$in` over the batch's ids would be one round trip, but FerretDB v
 push `$in` down to its backend and scans the whole collection (550 ms at 20k documents
 against 11 ms for a `find_one` by `_id`, docs/benchmarks.md).
 
-Marks are kept for a retention period (LEXCARE_LEDGER_RETENTION_DAYS, 30 by default) and
-then forgotten by `LedgerRetention`: a redelivery can only come from what Kafka still
-holds (7 days by default), so the retention must stay longer than the topics' retention.
+Marks older than the retention are forgotten (`forget_before`, run by `shared.retention`).
 """
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
-
-from shared.background import Background
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 DUPLICATE_KEY = 11000
 
@@ -103,39 +98,3 @@ class ProcessedEvents:
         """Drop the marks made before `cutoff`; how many were dropped."""
         result = await self.collection.delete_many({"at": {"$lt": cutoff}})
         return result.deleted_count
-
-
-class LedgerRetention:
-    """Forgets the ledger's marks older than `keep`, at start and then every `every`."""
-
-    def __init__(
-        self, ledger: ProcessedEvents, *, keep: timedelta, every: timedelta, logger: Any
-    ) -> None:
-        self.ledger = ledger
-        self.keep = keep
-        self.every = every
-        self.logger = logger
-        self._background = Background(self._run, name="ledger-retention")
-
-    async def start(self) -> None:
-        """Start pruning in the background."""
-        self._background.start()
-
-    async def stop(self) -> None:
-        """Stop pruning (an interrupted delete is simply done again next time)."""
-        await self._background.stop()
-
-    async def prune(self) -> int:
-        """Forget the marks older than the retention now; how many were forgotten."""
-        forgotten = await self.ledger.forget_before(datetime.now(UTC) - self.keep)
-        if forgotten:
-            self.logger.info("ledger marks forgotten", count=forgotten, older_than=str(self.keep))
-        return forgotten
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.prune()
-            except PyMongoError as e:  # the database is away: try again next time
-                self.logger.warning("ledger retention failed", error=str(e))
-            await asyncio.sleep(self.every.total_seconds())

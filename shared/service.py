@@ -16,10 +16,10 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import observability
 from shared.delivery import DeliveryGuard
-from shared.idempotency import LedgerRetention, ProcessedEvents
 from shared.kafka import ensure_topics, make_broker
 from shared.logging import configure_logging
 from shared.mongo import make_mongo, service_db
+from shared.retention import Forget, Retention
 from shared.settings import LexcareSettings
 
 Route = tuple[str, Any]
@@ -119,32 +119,28 @@ def build_app(
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
     routes: Sequence[Route] = (),
     gauges: Callable[[], Awaitable[None]] | None = None,
-    ledger: ProcessedEvents | None = None,
+    forget: Sequence[Forget] = (),
 ) -> AsgiFastStream:
     """The service's ASGI app: topics ensured and hooks run before the broker starts.
 
-    With a `ledger`, its marks older than the retention are forgotten while the app runs.
+    `forget`: what the app drops while it runs once it is older than the retention
+    (`shared.retention`: handled event ids, finished timers).
     """
     broker, settings, mongo = parts.broker, parts.settings, parts.mongo
-    retention = None
-    if ledger is not None:
-        retention = LedgerRetention(
-            ledger,
-            keep=timedelta(days=settings.ledger_retention_days),
-            every=timedelta(seconds=settings.ledger_prune_every_s),
-            logger=parts.logger,
-        )
+    retention = Retention(
+        forget,
+        keep=timedelta(days=settings.retention_days),
+        every=timedelta(seconds=settings.retention_every_s),
+        logger=parts.logger,
+    )
 
     async def prepare() -> None:
         await ensure_topics(settings)
-        if ledger is not None:
-            await ledger.prepare()
         for hook in on_startup:
             await hook()
 
     async def close() -> None:
-        if retention is not None:
-            await retention.stop()
+        await retention.stop()
         for hook in on_shutdown:
             await hook()
         await mongo.close()
@@ -156,7 +152,7 @@ def build_app(
         on_startup=[prepare],
         after_shutdown=[close],
     )
-    if retention is not None:
+    if forget:
         app.after_startup(retention.start)
     return app
 

@@ -42,10 +42,10 @@ class LexcareSettings(BaseSettings):
     """How long a poll waits for records before it hands over what it has."""
     batch_concurrency: int = 16
     """Keys (cases, surveys, customers) of a batch handled at once; one key is in order."""
-    ledger_retention_days: float = Field(default=30.0, gt=0)
-    """How long handled event ids are remembered; keep it above the topics' retention."""
-    ledger_prune_every_s: float = Field(default=3600.0, gt=0)
-    """How often ids older than the retention are forgotten."""
+    retention_days: float = Field(default=30.0, gt=0)
+    """How long handled event ids and finished timers are kept; above the topics' retention."""
+    retention_every_s: float = Field(default=3600.0, gt=0)
+    """How often what is older than the retention is forgotten."""
 
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"

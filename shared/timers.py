@@ -73,6 +73,7 @@ class DurableTimers:
         """Create the indexes claiming relies on."""
         await self.collection.create_index([("state", 1), ("due_at", 1)])
         await self.collection.create_index("case_id")
+        await self.claims.create_index("at")
 
     async def schedule(
         self,
@@ -113,18 +114,18 @@ class DurableTimers:
 
     async def claim_due(self, now: datetime, *, limit: int = 100) -> list[Timer]:
         """Lease up to `limit` timers due at `now` (or whose lease ran out) to this owner."""
-        candidates = self.collection.find(
-            {
-                "$or": [
-                    {"state": PENDING, "due_at": {"$lte": now}},
-                    {"state": LEASED, "lease_until": {"$lt": now}},
-                ]
-            },
-            sort=[("due_at", 1)],
-            limit=limit,
-        )
+        # Two queries, each led by an equality on `state`, rather than one `$or`: FerretDB v1
+        # pushes only equalities down and answered the `$or` by decoding every timer ever
+        # fired (1.4 s at 20k); on MongoDB each is one range of the (state, due_at) index.
+        due = await self.collection.find(
+            {"state": PENDING, "due_at": {"$lte": now}}, sort=[("due_at", 1)], limit=limit
+        ).to_list()
+        expired = await self.collection.find(
+            {"state": LEASED, "lease_until": {"$lt": now}}, sort=[("due_at", 1)], limit=limit
+        ).to_list()
+        candidates = sorted([*due, *expired], key=lambda doc: doc["due_at"])[:limit]
         claimed: list[Timer] = []
-        async for doc in candidates:
+        for doc in candidates:
             claim = doc.get("claims", 0) + 1
             try:
                 await self.claims.insert_one(
@@ -151,6 +152,14 @@ class DurableTimers:
         await self.collection.update_one(
             {"_id": timer_id, "owner": self.owner, "state": LEASED}, {"$set": {"state": state}}
         )
+
+    async def forget_before(self, cutoff: datetime) -> int:
+        """Drop the timers finished (fired, cancelled, failed) that were due before `cutoff`,
+        and claims made before it; how many documents went."""
+        finished = {"$in": [DONE, CANCELLED, FAILED]}
+        timers = await self.collection.delete_many({"state": finished, "due_at": {"$lt": cutoff}})
+        claims = await self.claims.delete_many({"at": {"$lt": cutoff}})
+        return timers.deleted_count + claims.deleted_count
 
     async def due_count(self, now: datetime) -> int:
         """How many timers are due and not fired yet."""

@@ -80,7 +80,12 @@ def create_app(
     async def gauges() -> None:
         observability.TIMERS_DUE.set(await store.timers.due_count(clock.now()))
 
-    app = build_app(parts, on_startup=[store.prepare], gauges=gauges, ledger=store.processed)
+    app = build_app(
+        parts,
+        on_startup=[store.prepare],
+        gauges=gauges,
+        forget=[store.processed.forget_before, store.timers.forget_before],
+    )
     app.after_startup(loop.start)  # the loop publishes: the broker must be connected
     app.on_shutdown(loop.stop)
     return app

@@ -34,6 +34,7 @@ class FollowupStore:
         """Create the indexes followup relies on."""
         await self.timers.prepare()
         await self.requests.create_index("case_id")
+        await self.processed.prepare()
 
     async def case(self, case_id: str | None) -> CaseState | None:
         """What followup remembers of the case, or None."""

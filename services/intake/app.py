@@ -59,4 +59,4 @@ def create_app(settings: IntakeSettings) -> AsgiFastStream:
         settings, store, lexicon=load_lexicon(settings.lexicon_path), policy=settings.policy()
     )
     parts.broker.include_router(router)
-    return build_app(parts, on_startup=[store.prepare], ledger=store.processed)
+    return build_app(parts, on_startup=[store.prepare], forget=[store.processed.forget_before])

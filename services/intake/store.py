@@ -70,6 +70,7 @@ class IntakeStore:
         await self.identifiers.create_index("customer_id")
         await self.cases.create_index([("customer_id", 1), ("status", 1)])
         await self.contracts.create_index("customer_id")
+        await self.processed.prepare()
 
     # ------------------------------------------------------------ identity
 

@@ -87,7 +87,10 @@ def create_app(settings: RoutingSettings) -> AsgiFastStream:
         WAITING_CASES.set(await store.waiting_count())
 
     app = build_app(
-        parts, on_startup=[store.prepare, load_roster], gauges=workload, ledger=store.processed
+        parts,
+        on_startup=[store.prepare, load_roster],
+        gauges=workload,
+        forget=[store.processed.forget_before],
     )
     app.after_startup(announce_roster_changes)
     return app

@@ -120,6 +120,7 @@ class RoutingStore:
             [("state", ASCENDING), ("is_complaint", DESCENDING), ("opened_at", ASCENDING)]
         )
         await self.cases.create_index("released_by")
+        await self.processed.prepare()
         await self.contracts.create_index("case_id")
 
     # --- roster ----------------------------------------------------------------------------

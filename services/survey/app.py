@@ -62,7 +62,12 @@ def create_app(settings: SurveySettings, clock: Clock | None = None) -> AsgiFast
         observability.TIMERS_DUE.set(await store.timers.due_count(clock.now()))
         WAITING_RESOLUTIONS.set(await store.waiting_resolutions())
 
-    app = build_app(parts, on_startup=[store.prepare], gauges=gauges, ledger=store.processed)
+    app = build_app(
+        parts,
+        on_startup=[store.prepare],
+        gauges=gauges,
+        forget=[store.processed.forget_before, store.timers.forget_before],
+    )
     # Timers publish, so they run only while the broker is connected.
     app.after_startup(timers.start)
     app.on_shutdown(timers.stop)

@@ -65,6 +65,7 @@ class SurveyStore:
         await self.facts.create_index("kind")
         await self.outcomes.create_index([("customer_id", 1), ("at", DESCENDING)])
         await self.timers.prepare()
+        await self.processed.prepare()
 
     async def _put_fact(self, case_id: str, kind: str, value: Any) -> None:
         async def upsert() -> None:

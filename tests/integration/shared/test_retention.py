@@ -1,4 +1,4 @@
-"""Handled event ids are forgotten after the retention, by every service that keeps them."""
+"""Handled event ids and finished timers are forgotten after the retention, by every service."""
 
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -15,7 +15,9 @@ from services.routing.app import RoutingSettings
 from services.routing.app import create_app as routing_app
 from services.survey.app import SurveySettings
 from services.survey.app import create_app as survey_app
-from shared.idempotency import LedgerRetention, ProcessedEvents
+from shared.idempotency import ProcessedEvents
+from shared.retention import Retention
+from shared.timers import CANCELLED, DONE, FAILED, LEASED, PENDING, DurableTimers
 from tests.conftest import eventually
 
 pytestmark = pytest.mark.integration
@@ -41,8 +43,11 @@ async def test_marks_older_than_the_retention_are_forgotten_and_younger_ones_kep
     await db.processed_events.insert_many([old, older, young])
     just_handled = uuid.uuid4()
     await ledger.mark(just_handled, event_type="case.resolved")
-    retention = LedgerRetention(
-        ledger, keep=timedelta(days=30), every=timedelta(hours=1), logger=structlog.get_logger()
+    retention = Retention(
+        [ledger.forget_before],
+        keep=timedelta(days=30),
+        every=timedelta(hours=1),
+        logger=structlog.get_logger(),
     )
 
     assert await retention.prune() == 2
@@ -53,10 +58,39 @@ async def test_marks_older_than_the_retention_are_forgotten_and_younger_ones_kep
     assert await retention.prune() == 0
 
 
+async def test_finished_timers_and_their_claims_are_forgotten_and_live_ones_kept(db):
+    timers = DurableTimers(db)
+    await timers.prepare()
+    now = datetime.now(UTC)
+    ages = {DONE: 40, CANCELLED: 40, FAILED: 40, PENDING: 40, LEASED: 40}
+    for state, days in ages.items():
+        await timers.schedule(f"old-{state}", due_at=now - timedelta(days=days), kind="k")
+        await timers.collection.update_one({"_id": f"old-{state}"}, {"$set": {"state": state}})
+    await timers.schedule("young-done", due_at=now - timedelta(days=2), kind="k")
+    await timers.collection.update_one({"_id": "young-done"}, {"$set": {"state": DONE}})
+    await timers.claims.insert_many(
+        [
+            {"_id": "old-done#1", "owner": "x", "at": now - timedelta(days=40)},
+            {"_id": "young-done#1", "owner": "x", "at": now - timedelta(days=2)},
+        ]
+    )
+
+    assert await timers.forget_before(now - timedelta(days=30)) == 4  # 3 timers, 1 claim
+    left = {doc["_id"] async for doc in timers.collection.find({})}
+    assert left == {f"old-{PENDING}", f"old-{LEASED}", "young-done"}  # unfired ones stay
+    assert [doc["_id"] async for doc in timers.claims.find({})] == ["young-done#1"]
+    # A finished timer still remembered keeps scheduling idempotent: it is not re-armed.
+    await timers.schedule("young-done", due_at=now, kind="k")
+    assert (await timers.get("young-done"))["state"] == DONE
+
+
 async def test_the_retention_keeps_pruning_in_the_background_until_stopped(db):
     ledger = ProcessedEvents(db)
-    retention = LedgerRetention(
-        ledger, keep=timedelta(days=30), every=timedelta(seconds=0.1), logger=structlog.get_logger()
+    retention = Retention(
+        [ledger.forget_before],
+        keep=timedelta(days=30),
+        every=timedelta(seconds=0.1),
+        logger=structlog.get_logger(),
     )
     await retention.start()
     try:
@@ -75,32 +109,37 @@ async def test_the_retention_keeps_pruning_in_the_background_until_stopped(db):
 
 
 @pytest.mark.parametrize(
-    ("settings_class", "create_app"),
+    ("settings_class", "create_app", "has_timers"),
     [
-        (IntakeSettings, intake_app),
-        (RoutingSettings, routing_app),
-        (FollowupSettings, followup_app),
-        (SurveySettings, survey_app),
+        (IntakeSettings, intake_app, False),
+        (RoutingSettings, routing_app, False),
+        (FollowupSettings, followup_app, True),
+        (SurveySettings, survey_app, True),
     ],
     ids=["intake", "routing", "followup", "survey"],
 )
-async def test_each_service_forgets_the_event_ids_it_handled_longer_ago_than_the_retention(
-    settings_class, create_app, settings_for, run_app, namespace
+async def test_each_service_forgets_what_it_finished_longer_ago_than_the_retention(
+    settings_class, create_app, has_timers, settings_for, run_app, namespace
 ):
     settings = settings_for(
         settings_class,
         service_name=f"{settings_class.__name__}-{namespace}",
-        ledger_retention_days=7,
+        retention_days=7,
     )
     client = AsyncMongoClient(settings.mongo_url, tz_aware=True)
-    ledger = ProcessedEvents(client[settings.mongo_db])
+    db = client[settings.mongo_db]
+    ledger, timers = ProcessedEvents(db), DurableTimers(db)
     old, young = mark(timedelta(days=8)), mark(timedelta(days=6))
     await ledger.collection.insert_many([old, young])
+    await timers.schedule("fired", due_at=datetime.now(UTC) - timedelta(days=8), kind="k")
+    await timers.collection.update_one({"_id": "fired"}, {"$set": {"state": DONE}})
     try:
         await run_app(create_app(settings))
 
         async def forgotten() -> bool:
-            return not await ledger.seen(old["_id"])
+            return not await ledger.seen(old["_id"]) and (
+                not has_timers or await timers.get("fired") is None
+            )
 
         await eventually(forgotten, timeout=30)
         assert await ledger.seen(young["_id"])

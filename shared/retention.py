@@ -1,0 +1,60 @@
+"""Retention: what a service keeps only to deduplicate is forgotten when it can't matter.
+
+A service remembers handled event ids (`ProcessedEvents`) and finished timers
+(`DurableTimers`, whose document also makes scheduling idempotent) only so that an event
+Kafka delivers again changes nothing. Kafka can only deliver again what its topics still
+hold (7 days by default), so both are forgotten after LEXCARE_RETENTION_DAYS (30 by
+default), at start and then every LEXCARE_RETENTION_EVERY_S (1 h): their collections stop
+growing with history. Keep the retention longer than the topics' retention.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pymongo.errors import PyMongoError
+
+from shared.background import Background
+
+Forget = Callable[[datetime], Awaitable[int]]
+"""Drops what was finished before the cutoff; returns how many documents went."""
+
+
+class Retention:
+    """Calls each `forget(now - keep)` at start and then every `every`, until stopped."""
+
+    def __init__(
+        self, forgets: Sequence[Forget], *, keep: timedelta, every: timedelta, logger: Any
+    ) -> None:
+        self.forgets = list(forgets)
+        self.keep = keep
+        self.every = every
+        self.logger = logger
+        self._background = Background(self._run, name="retention")
+
+    async def start(self) -> None:
+        """Start forgetting in the background."""
+        self._background.start()
+
+    async def stop(self) -> None:
+        """Stop (an interrupted delete is simply done again next time)."""
+        await self._background.stop()
+
+    async def prune(self) -> int:
+        """Forget now what is older than the retention; how many documents went."""
+        cutoff = datetime.now(UTC) - self.keep
+        forgotten = 0
+        for forget in self.forgets:
+            forgotten += await forget(cutoff)
+        if forgotten:
+            self.logger.info("retention_forgot", count=forgotten, older_than=str(self.keep))
+        return forgotten
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.prune()
+            except PyMongoError as e:  # the database is away: try again next time
+                self.logger.warning("retention_failed", error=str(e))
+            await asyncio.sleep(self.every.total_seconds())
