@@ -11,11 +11,12 @@ growing with history. Keep the retention longer than the topics' retention.
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
-from pymongo.errors import PyMongoError
+import structlog
 
 from shared.background import Background
+
+log = structlog.get_logger("lexcare.retention")
 
 Forget = Callable[[datetime], Awaitable[int]]
 """Drops what was finished before the cutoff; returns how many documents went."""
@@ -24,18 +25,16 @@ Forget = Callable[[datetime], Awaitable[int]]
 class Retention:
     """Calls each `forget(now - keep)` at start and then every `every`, until stopped."""
 
-    def __init__(
-        self, forgets: Sequence[Forget], *, keep: timedelta, every: timedelta, logger: Any
-    ) -> None:
+    def __init__(self, forgets: Sequence[Forget], *, keep: timedelta, every: timedelta) -> None:
         self.forgets = list(forgets)
         self.keep = keep
         self.every = every
-        self.logger = logger
         self._background = Background(self._run, name="retention")
 
     async def start(self) -> None:
-        """Start forgetting in the background."""
-        self._background.start()
+        """Start forgetting in the background (nothing to do when nothing is kept)."""
+        if self.forgets:
+            self._background.start()
 
     async def stop(self) -> None:
         """Stop (an interrupted delete is simply done again next time)."""
@@ -48,13 +47,13 @@ class Retention:
         for forget in self.forgets:
             forgotten += await forget(cutoff)
         if forgotten:
-            self.logger.info("retention_forgot", count=forgotten, older_than=str(self.keep))
+            log.info("retention_forgot", count=forgotten, older_than=str(self.keep))
         return forgotten
 
     async def _run(self) -> None:
         while True:
             try:
                 await self.prune()
-            except PyMongoError as e:  # the database is away: try again next time
-                self.logger.warning("retention_failed", error=str(e))
+            except Exception as e:  # the database is away, say: try again next time
+                log.warning("retention_failed", error=f"{type(e).__name__}: {e}")
             await asyncio.sleep(self.every.total_seconds())

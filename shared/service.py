@@ -131,7 +131,6 @@ def build_app(
         forget,
         keep=timedelta(days=settings.retention_days),
         every=timedelta(seconds=settings.retention_every_s),
-        logger=parts.logger,
     )
 
     async def prepare() -> None:
@@ -145,16 +144,14 @@ def build_app(
             await hook()
         await mongo.close()
 
-    app = AsgiFastStream(
+    return AsgiFastStream(
         broker,
         asgi_routes=[*standard_routes(broker, mongo, gauges=gauges), *routes],
         logger=parts.logger,
         on_startup=[prepare],
+        after_startup=[retention.start],
         after_shutdown=[close],
     )
-    if forget:
-        app.after_startup(retention.start)
-    return app
 
 
 def serve(app: AsgiFastStream, settings: LexcareSettings) -> None:

@@ -4,7 +4,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import structlog
 from pymongo import AsyncMongoClient
 
 from services.followup.app import FollowupSettings
@@ -28,14 +27,6 @@ def mark(age: timedelta) -> dict:
     return {"_id": str(uuid.uuid4()), "type": "case.resolved", "at": datetime.now(UTC) - age}
 
 
-@pytest.fixture
-async def db(infra, namespace):
-    client = AsyncMongoClient(infra.mongo_url, tz_aware=True)
-    yield client[f"{namespace}_ledger"]
-    await client.drop_database(f"{namespace}_ledger")
-    await client.close()
-
-
 async def test_marks_older_than_the_retention_are_forgotten_and_younger_ones_kept(db):
     ledger = ProcessedEvents(db)
     await ledger.prepare()
@@ -47,7 +38,6 @@ async def test_marks_older_than_the_retention_are_forgotten_and_younger_ones_kep
         [ledger.forget_before],
         keep=timedelta(days=30),
         every=timedelta(hours=1),
-        logger=structlog.get_logger(),
     )
 
     assert await retention.prune() == 2
@@ -90,7 +80,6 @@ async def test_the_retention_keeps_pruning_in_the_background_until_stopped(db):
         [ledger.forget_before],
         keep=timedelta(days=30),
         every=timedelta(seconds=0.1),
-        logger=structlog.get_logger(),
     )
     await retention.start()
     try:

@@ -4,21 +4,12 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
 
 from shared.clock import FakeClock
 from shared.timers import DONE, DurableTimers, Timer, TimerLoop
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def db(infra, namespace):
-    client = AsyncMongoClient(infra.mongo_url, tz_aware=True)
-    yield client[f"{namespace}_timers"]
-    await client.drop_database(f"{namespace}_timers")
-    await client.close()
 
 
 async def test_a_timer_fires_once_when_due_and_scheduling_twice_changes_nothing(db):
