@@ -113,6 +113,25 @@ def _library_extras(
     return event_dict
 
 
+EXPECTED_NOTICES = frozenset(
+    {
+        # FastStream, per subscriber, because the broker may not create topics: the
+        # service's start (ensure_topics) has created them before any subscriber starts.
+        "Auto create topics is disabled. Make sure the topics exist.",
+    }
+)
+"""Library warnings expected on every healthy start: shown only at the DEBUG log level."""
+
+
+class _HideExpectedNotices(logging.Filter):
+    """Hide EXPECTED_NOTICES, ours or a library's, unless the log level is DEBUG."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every other record."""
+        event = record.msg.get("event") if isinstance(record.msg, dict) else record.getMessage()
+        return event not in EXPECTED_NOTICES or logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
 def _json_dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default or str).decode()
 
@@ -212,6 +231,7 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "auto") -
             processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
         )
     )
+    handler.addFilter(_HideExpectedNotices())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

@@ -10,7 +10,7 @@ import pytest
 import structlog
 from pymongo.errors import DuplicateKeyError
 
-from shared.logging import configure_logging, mask_text, pseudonym
+from shared.logging import EXPECTED_NOTICES, configure_logging, mask_text, pseudonym
 
 
 def test_phone_numbers_and_emails_inside_free_text_are_masked():
@@ -162,3 +162,15 @@ def test_faststream_and_uvicorn_lines_read_like_ours_on_the_console():
         assert "{'" not in line and "color_message" not in line, line
     assert "topic=contact.received" in received and "group_id=g" in received
     assert "topic=case.classified" in auto_create
+
+
+@pytest.mark.parametrize(("level", "shown"), [("INFO", False), ("DEBUG", True)])
+def test_a_library_warning_expected_on_every_start_shows_only_when_debugging(level, shown):
+    configure_logging("probe", level=level, fmt="json")
+    stream = io.StringIO()
+    logging.getLogger().handlers[0].setStream(stream)
+    structlog.get_logger("lexcare.probe").warning(next(iter(EXPECTED_NOTICES)))
+    logging.getLogger("faststream").warning(next(iter(EXPECTED_NOTICES)))
+    logging.getLogger("faststream").warning("something unexpected")
+    assert stream.getvalue().count("Make sure the topics exist") == (2 if shown else 0)
+    assert "something unexpected" in stream.getvalue()
