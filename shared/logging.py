@@ -146,15 +146,22 @@ def _exception_renderer(use_json: bool) -> Any:
 
 
 def _clock_time(value: object) -> str:
-    return str(value)[11:23]  # HH:MM:SS.mmm of the ISO timestamp
+    return f"{str(value)[11:23]}Z"  # HH:MM:SS.mmm (UTC) of the ISO timestamp
 
 
 def console_renderer(colors: bool) -> structlog.dev.ConsoleRenderer:
     """One line per event: time, level, service, event, then the fields as key=value."""
     renderer = structlog.dev.ConsoleRenderer(colors=colors, pad_event_to=28)
     styles = renderer.get_default_column_styles(colors)
-    columns = renderer.columns
-    timestamp = next(c for c in columns if c.key == "timestamp")
+    clock = structlog.dev.Column(
+        "timestamp",
+        structlog.dev.KeyValueColumnFormatter(
+            key_style=None,
+            value_style=styles.timestamp,
+            reset_style=styles.reset,
+            value_repr=_clock_time,
+        ),
+    )
     service = structlog.dev.Column(
         "service",
         structlog.dev.KeyValueColumnFormatter(
@@ -165,12 +172,7 @@ def console_renderer(colors: bool) -> structlog.dev.ConsoleRenderer:
             width=8,
         ),
     )
-    timestamp.formatter = structlog.dev.KeyValueColumnFormatter(
-        key_style=None,
-        value_style=styles.timestamp,
-        reset_style=styles.reset,
-        value_repr=_clock_time,
-    )
+    columns = [clock if c.key == "timestamp" else c for c in renderer.columns]
     at = next(i for i, c in enumerate(columns) if c.key == "level") + 1
     renderer.columns = [*columns[:at], service, *columns[at:]]
     return renderer
