@@ -1,11 +1,14 @@
 """Kafka plumbing: the broker every service uses, topic creation, subscriber defaults."""
 
+import asyncio
 import contextlib
 import ssl
+from collections.abc import Iterable
 from typing import Any
 
+import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
 from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
@@ -13,6 +16,8 @@ from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLS
 from shared import topics
 from shared.delivery import DeliveryGuard
 from shared.settings import LexcareSettings
+
+log = structlog.get_logger("lexcare.kafka")
 
 
 def _ssl_context(settings: LexcareSettings) -> ssl.SSLContext | None:
@@ -140,3 +145,36 @@ async def ensure_topics(settings: LexcareSettings) -> None:
                 await admin.create_topics(missing)
     finally:
         await admin.close()
+
+
+async def await_group_coordinators(
+    settings: LexcareSettings, groups: Iterable[str], *, timeout_s: float = 60.0
+) -> None:
+    """Wait until the broker names a coordinator for each consumer group.
+
+    A fresh broker creates its offsets topic and elects the coordinators at the first
+    request; aiokafka's consumer logs every refusal meanwhile at ERROR. Asking first, here,
+    keeps a healthy start quiet. Past `timeout_s` the consumers start anyway and report.
+    """
+    admin = AIOKafkaAdminClient(**admin_client_options(settings))
+    await admin.start()
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    try:
+        for group in sorted(set(groups)):
+            if not await _coordinator_named(admin, group, deadline):
+                return
+    finally:
+        await admin.close()
+
+
+async def _coordinator_named(admin: AIOKafkaAdminClient, group: str, deadline: float) -> bool:
+    """True once the broker names `group`'s coordinator; False on a lasting or fatal refusal."""
+    while True:
+        try:
+            await admin.find_coordinator(group)
+            return True
+        except KafkaError as err:
+            if not err.retriable or asyncio.get_running_loop().time() > deadline:
+                log.warning("group_coordinator_not_available", group=group, error=str(err))
+                return False
+        await asyncio.sleep(0.1)

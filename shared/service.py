@@ -16,7 +16,7 @@ from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import observability
 from shared.delivery import DeliveryGuard
-from shared.kafka import ensure_topics, make_broker
+from shared.kafka import await_group_coordinators, ensure_topics, make_broker
 from shared.logging import configure_logging
 from shared.mongo import make_mongo, service_db
 from shared.retention import Forget, Retention
@@ -112,6 +112,10 @@ def plumbing(settings: LexcareSettings) -> Plumbing:
     return Plumbing(settings, logger, broker, mongo, service_db(mongo, settings))
 
 
+def _consumer_groups(broker: KafkaBroker) -> list[str]:
+    return [group for s in broker.subscribers if (group := getattr(s, "group_id", None))]
+
+
 def build_app(
     parts: Plumbing,
     *,
@@ -135,6 +139,7 @@ def build_app(
 
     async def prepare() -> None:
         await ensure_topics(settings)
+        await await_group_coordinators(settings, _consumer_groups(broker))
         for hook in on_startup:
             await hook()
 

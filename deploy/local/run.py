@@ -52,6 +52,16 @@ def ready(port: int) -> bool:
         return False
 
 
+def log_env() -> dict[str, str]:
+    """Services write to this terminal: readable coloured lines on one, JSON otherwise."""
+    if not sys.stdout.isatty():
+        return {"LEXCARE_LOG_FORMAT": os.environ.get("LEXCARE_LOG_FORMAT", "json")}
+    return {
+        "LEXCARE_LOG_FORMAT": os.environ.get("LEXCARE_LOG_FORMAT", "console"),
+        "FORCE_COLOR": "1",
+    }
+
+
 def stop_services(procs: dict[str, subprocess.Popen], grace: float = 30.0) -> None:
     """SIGTERM every service, wait for them to finish in-flight work, SIGKILL stragglers."""
     for proc in procs.values():
@@ -93,6 +103,7 @@ def main() -> int:
             "LEXCARE_KAFKA": kafka,
             "LEXCARE_MONGO_URL": mongo,
             "PYTHONPATH": str(ROOT),
+            **log_env(),
         }
         for name, port in SERVICES.items():
             service_env = {**env, "LEXCARE_HTTP_PORT": str(port + args.port_offset)}

@@ -9,6 +9,7 @@ import time
 import uuid
 from pathlib import Path
 
+import orjson
 import pytest
 
 from tests.infra import ROOT, free_port
@@ -34,6 +35,25 @@ def _what_went_wrong(log: Path) -> str:
         if line.startswith("[run]") or "error" in line.lower() or "Traceback" in line
     ]
     return "\n".join([*telling[-40:], "--- last lines ---", *lines[-15:]])
+
+
+def _unreadable_lines(text: str) -> list[str]:
+    """Service lines that are not one JSON event, show a Python dict, or report an error."""
+    bad = []
+    for line in text.splitlines():
+        if not line.startswith("{"):
+            # run.py's own lines, the infra scripts' and the banner: never a service's.
+            if "{'" in line or not (line == "" or line.startswith(("[", "  ", "lexcare is"))):
+                bad.append(line)
+            continue
+        try:
+            level = orjson.loads(line)["level"]
+        except (orjson.JSONDecodeError, KeyError):
+            bad.append(line)
+            continue
+        if level in {"error", "critical"} or "{'" in line:
+            bad.append(line)
+    return bad
 
 
 def _pids_using(marker: str) -> list[str]:
@@ -97,6 +117,8 @@ async def test_the_whole_system_starts_takes_a_contact_and_stops_on_ctrl_c():
     assert "[run] stopped" in text
     assert _pids_using(str(data)) == []
     assert "Khach.Hang@Example.VN".lower() not in text.lower()
+    # A healthy start, one contact and a clean stop: JSON lines only, no error among them.
+    assert _unreadable_lines(text) == []
     subprocess.run(
         [
             "bash",
