@@ -3,17 +3,25 @@
 Calendar arithmetic over configuration, shared by followup (when to contact a customer)
 and metrics (first-response time counted only inside care windows). Windows are half-open
 `[start, end)` in the calendar's timezone: 11:00 is already outside 09:00–11:00.
+
+Public holidays come from the `holidays` package for the configured country, computed for
+every year (lunar dates, days off in lieu, the government's swapped days it knows); the
+configuration only adds the firm's own changes: extra days off and extra working days.
 """
 
 from datetime import date, datetime, time, timedelta
-from functools import cached_property
+from functools import cache, cached_property
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import holidays
+import structlog
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+log = structlog.get_logger("lexcare.calendar")
 
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 """Day names in ISO order: Monday is 1, Sunday is 7."""
@@ -63,10 +71,16 @@ def _default_windows() -> list[CareWindow]:
     ]
 
 
+@cache
+def public_holidays(country: str, year: int) -> frozenset[date]:
+    """The public holidays of `country` (ISO 3166 code) in `year`, days off in lieu included."""
+    return frozenset(holidays.country_holidays(country, years=year))
+
+
 class CareCalendar(BaseModel):
     """Care windows on working days in one timezone, minus holidays."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
     timezone: str = Field(default="Asia/Ho_Chi_Minh", description="IANA timezone of the windows.")
     windows: list[CareWindow] = Field(
@@ -79,7 +93,58 @@ class CareCalendar(BaseModel):
         min_length=1,
         description="ISO weekdays (1 = Monday) or names (mon..sun) the team works.",
     )
-    holidays: list[date] = Field(default_factory=list, description="Days without care.")
+    country: str | None = Field(
+        default="VN",
+        description="ISO 3166 code whose public holidays are days off (None: no public holidays).",
+        examples=["VN"],
+    )
+    extra_days_off: list[date] = Field(
+        default_factory=list,
+        description="The firm's own days off on top of the public holidays.",
+    )
+    extra_working_days: list[date] = Field(
+        default_factory=list,
+        description="Days the firm works although they are off by weekday or public holiday.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_holidays_key(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or "holidays" not in data:
+            return data
+        if "extra_days_off" in data:
+            raise ValueError(
+                "`holidays` is the old name of `extra_days_off`: list the days in one of them"
+            )
+        data = dict(data)
+        data["extra_days_off"] = data.pop("holidays")
+        return data
+
+    @field_validator("country", mode="before")
+    @classmethod
+    def _country_code(cls, value: Any) -> Any:
+        if isinstance(value, bool):  # YAML 1.1 reads an unquoted NO (Norway) as false
+            raise ValueError("quote the country code, e.g. 'NO'")
+        if isinstance(value, str) and value.strip().lower() in ("", "none"):
+            return None
+        if isinstance(value, str):
+            code = value.strip().upper()
+            try:
+                holidays.country_holidays(code)
+            except NotImplementedError as e:
+                raise ValueError(
+                    f"unknown country {code!r}: an ISO 3166 code the holidays package knows "
+                    "(e.g. VN), or none for no public holidays"
+                ) from e
+            return code
+        return value
+
+    @model_validator(mode="after")
+    def _off_or_working_not_both(self) -> "CareCalendar":
+        both = sorted(set(self.extra_days_off) & set(self.extra_working_days))
+        if both:
+            raise ValueError(f"{both[0]} is both a day off and a working day")
+        return self
 
     @field_validator("timezone")
     @classmethod
@@ -124,12 +189,31 @@ class CareCalendar(BaseModel):
         return ZoneInfo(self.timezone)
 
     @cached_property
-    def _holidays(self) -> frozenset[date]:
-        return frozenset(self.holidays)
+    def _days_off(self) -> frozenset[date]:
+        return frozenset(self.extra_days_off)
+
+    @cached_property
+    def _days_on(self) -> frozenset[date]:
+        return frozenset(self.extra_working_days)
+
+    def is_holiday(self, day: date) -> bool:
+        """True when `day` is a public holiday or a firm's day off it does not work."""
+        if day in self._days_on:
+            return False
+        if day in self._days_off:
+            return True
+        return self.country is not None and day in public_holidays(self.country, day.year)
 
     def is_working_day(self, day: date) -> bool:
-        """True when the team works on `day` (a working weekday, not a holiday)."""
-        return day.isoweekday() in self.working_days and day not in self._holidays
+        """True when the team works on `day` (a working weekday, not a holiday, or an extra one)."""
+        if day in self._days_on:
+            return True
+        return day.isoweekday() in self.working_days and not self.is_holiday(day)
+
+    def holidays_between(self, first: date, end: date) -> list[date]:
+        """The holidays in `[first, end)`, in order."""
+        count = max((end - first).days, 0)
+        return [d for d in (first + timedelta(days=k) for k in range(count)) if self.is_holiday(d)]
 
     def windows_on(self, day: date) -> list[tuple[datetime, datetime]]:
         """The day's windows as tz-aware `[start, end)` pairs (none on a day off)."""
@@ -194,3 +278,25 @@ def load_calendar(path: str | Path) -> CareCalendar:
     """Read a care calendar from YAML (see deploy/config/care_windows.yaml)."""
     data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     return CareCalendar.model_validate(data)
+
+
+def log_calendar_loaded(calendar: CareCalendar, *, now: datetime) -> None:
+    """Log where the holidays come from and how many fall in the next 12 months."""
+    today = _aware(now).astimezone(calendar.tz).date()
+    ahead = calendar.holidays_between(today, _a_year_after(today))
+    log.info(
+        "care_calendar_loaded",
+        country=calendar.country or "none",
+        holidays_package=holidays.__version__,
+        holidays_next_12_months=len(ahead),
+        next_holiday=ahead[0].isoformat() if ahead else None,
+        extra_days_off=len(calendar.extra_days_off),
+        extra_working_days=len(calendar.extra_working_days),
+    )
+
+
+def _a_year_after(day: date) -> date:
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:  # 29 February
+        return date(day.year + 1, 3, 1)

@@ -9,7 +9,7 @@ from services.followup.domain import CarePolicy
 from services.followup.handlers import Care, build_router
 from services.followup.store import FollowupStore
 from shared import observability
-from shared.calendar import CareCalendar, load_calendar
+from shared.calendar import CareCalendar, load_calendar, log_calendar_loaded
 from shared.clock import Clock, SystemClock
 from shared.service import build_app, plumbing
 from shared.settings import LexcareSettings
@@ -24,7 +24,7 @@ class FollowupSettings(LexcareSettings):
     service_name: str = "followup"
     http_port: int = 8083
     care_calendar_path: Path = DEFAULT_CALENDAR
-    """YAML care calendar: windows, working days, holidays, timezone."""
+    """YAML care calendar: windows, working days, timezone, the firm's changes to holidays."""
     care_every_days: int = 2
     """Open cases: a care contact every this many days."""
     close_care_every_days: int = 1
@@ -80,9 +80,12 @@ def create_app(
     async def gauges() -> None:
         observability.TIMERS_DUE.set(await store.timers.due_count(clock.now()))
 
+    async def announce_calendar() -> None:
+        log_calendar_loaded(care.calendar, now=clock.now())
+
     app = build_app(
         parts,
-        on_startup=[store.prepare],
+        on_startup=[announce_calendar, store.prepare],
         gauges=gauges,
         forget=[store.processed.forget_before, store.timers.forget_before],
     )

@@ -11,7 +11,8 @@ from services.metrics.engine import MetricsEngine
 from services.metrics.handlers import build_router
 from services.metrics.live import Checkpointer, KpiPublisher
 from services.metrics.store import MetricsStore
-from shared.calendar import load_calendar
+from shared.calendar import CareCalendar, load_calendar, log_calendar_loaded
+from shared.clock import SystemClock
 from shared.service import build_app, plumbing
 from shared.settings import LexcareSettings
 
@@ -33,9 +34,10 @@ class MetricsSettings(LexcareSettings):
     """YAML care calendar: FRT in business time counts only time inside its windows."""
 
 
-def build_engine(settings: MetricsSettings) -> MetricsEngine:
-    """An empty engine with the firm's timezone and care calendar."""
-    calendar = load_calendar(settings.care_calendar_path)
+def build_engine(settings: MetricsSettings, calendar: CareCalendar | None = None) -> MetricsEngine:
+    """An empty engine with the firm's timezone and care calendar (its file when not given)."""
+    if calendar is None:
+        calendar = load_calendar(settings.care_calendar_path)
     return MetricsEngine(
         ZoneInfo(settings.timezone),
         business_seconds=calendar.business_seconds,
@@ -47,7 +49,8 @@ def create_app(settings: MetricsSettings) -> AsgiFastStream:
     """Build metrics: broker, database, handlers and HTTP endpoints."""
     parts = plumbing(settings)
     store = MetricsStore(parts.db)
-    engine = build_engine(settings)
+    calendar = load_calendar(settings.care_calendar_path)
+    engine = build_engine(settings, calendar)
     checkpointer = Checkpointer(engine, store)
     router, publish = build_router(settings, engine, checkpointer)
     parts.broker.include_router(router)
@@ -59,6 +62,7 @@ def create_app(settings: MetricsSettings) -> AsgiFastStream:
     )
 
     async def start() -> None:
+        log_calendar_loaded(calendar, now=SystemClock().now())
         await store.prepare()
         await checkpointer.restore()
         await checkpointer.start()

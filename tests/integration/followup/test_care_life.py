@@ -122,11 +122,13 @@ async def test_a_complaint_gets_an_apology_at_once_and_daily_care(infra, followu
         assert at(apology["due_at"]) == vn(2026, 11, 23, 20, 0)
 
         await eventually(lambda: timer_exists(db, "care:case-angry"))
-        clock.set(vn(2026, 11, 24, 9, 0))  # the next day: daily care for complaints
+        # Daily care for complaints: the next working day (Tue 24 Nov 2026 is Vietnam
+        # Cultural Day, a public holiday in the deployed calendar).
+        clock.set(vn(2026, 11, 25, 9, 0))
         care = (await requests_of(kafka, 2))[1]
         assert care["kind"] == "care"
         assert care["priority"] == "high"
-        assert at(care["due_at"]) == vn(2026, 11, 24, 9, 0)
+        assert at(care["due_at"]) == vn(2026, 11, 25, 9, 0)
 
 
 async def test_birthday_and_loyalty_offer(infra, followup):
@@ -139,7 +141,7 @@ async def test_birthday_and_loyalty_offer(infra, followup):
         await kafka.send("customer.segment_changed", wire(loyal), key="cus-case-bd")
         await eventually(lambda: timer_exists(db, "loyalty_offer:cus-case-bd"))
 
-        clock.set(vn(2026, 11, 24, 9, 0))
+        clock.set(vn(2026, 11, 25, 9, 0))
         records = await kafka.read(
             "care.contact.requested",
             until=lambda r: (
@@ -148,7 +150,8 @@ async def test_birthday_and_loyalty_offer(infra, followup):
             ),
         )
         by_kind = {orjson.loads(r.value)["kind"]: orjson.loads(r.value) for r in records}
-        assert at(by_kind["birthday"]["due_at"]) == vn(2026, 11, 24, 9, 0)
+        # A birthday on a public holiday (Vietnam Cultural Day): the next working morning.
+        assert at(by_kind["birthday"]["due_at"]) == vn(2026, 11, 25, 9, 0)
         assert at(by_kind["loyalty_offer"]["due_at"]) == vn(2026, 11, 23, 9, 0)
         assert by_kind["loyalty_offer"]["case_id"] == "case-bd"
         # The next greeting waits for next year's birthday.

@@ -16,7 +16,7 @@ from shared.calendar import CareCalendar
 from shared.events import CareKind, ContactPoint, Priority
 from tests.unit.followup.builders import became_loyal, classified, completed, resolved, vn
 
-calendar = CareCalendar(holidays=[date(2026, 12, 2)])
+calendar = CareCalendar(country=None, extra_days_off=[date(2026, 12, 2)])
 policy = CarePolicy()
 MON_0800 = vn(2026, 11, 23, 8, 0)
 rules = {"calendar": calendar, "policy": policy}
