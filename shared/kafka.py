@@ -4,10 +4,11 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Final
 
 import structlog
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker, KafkaRouter
@@ -18,6 +19,9 @@ from shared.delivery import DeliveryGuard
 from shared.settings import LexcareSettings
 
 log = structlog.get_logger("lexcare.kafka")
+
+KEEP_FOREVER: Final = {"retention.ms": "-1", "retention.bytes": "-1"}
+"""Topic configuration of a replayed topic: the broker never deletes its history."""
 
 
 def _ssl_context(settings: LexcareSettings) -> ssl.SSLContext | None:
@@ -121,8 +125,22 @@ def subscriber_options(settings: LexcareSettings) -> dict[str, Any]:
     }
 
 
-async def ensure_topics(settings: LexcareSettings) -> None:
-    """Create every lexcare topic that does not exist yet (metrics.kpi compacted)."""
+def topic_configs(name: str) -> dict[str, str]:
+    """Topic-level configuration lexcare creates topic `name` (unprefixed) with."""
+    if name in topics.COMPACTED_TOPICS:
+        return {"cleanup.policy": "compact"}
+    if name in topics.REPLAYED_TOPICS:
+        return dict(KEEP_FOREVER)
+    return {}  # dead letters: the broker's default retention
+
+
+async def ensure_topics(settings: LexcareSettings) -> list[str]:
+    """Create every missing lexcare topic; return the replayed ones whose history is trimmed.
+
+    Existing topics are never altered: their retention is the operators' (who may archive
+    elsewhere, and whose services may lack the AlterConfigs right); a replayed topic with a
+    finite retention is logged as a warning with the command that keeps its history.
+    """
     admin = AIOKafkaAdminClient(**admin_client_options(settings))
     await admin.start()
     try:
@@ -132,9 +150,7 @@ async def ensure_topics(settings: LexcareSettings) -> None:
                 settings.topic(name),
                 num_partitions=settings.partitions,
                 replication_factor=settings.replication_factor,
-                topic_configs=(
-                    {"cleanup.policy": "compact"} if name in topics.COMPACTED_TOPICS else {}
-                ),
+                topic_configs=topic_configs(name),
             )
             for name in topics.ALL_TOPICS
             if settings.topic(name) not in existing
@@ -143,8 +159,46 @@ async def ensure_topics(settings: LexcareSettings) -> None:
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(missing)
+        replayed = [settings.topic(t) for t in topics.REPLAYED_TOPICS]
+        return await _warn_about_trimmed(admin, [t for t in replayed if t in existing])
     finally:
         await admin.close()
+
+
+async def _warn_about_trimmed(admin: AIOKafkaAdminClient, names: list[str]) -> list[str]:
+    """Log a warning for each topic of `names` whose retention is finite; return them."""
+    if not names:
+        return []
+    wanted = dict.fromkeys(KEEP_FOREVER)
+    try:
+        responses = await admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, wanted) for name in names]
+        )
+    except KafkaError as error:
+        log.warning("topic_retention_unchecked", error=repr(error))
+        return []
+    trimmed = []
+    for resource in (r for response in responses for r in response.to_object()["resources"]):
+        if resource["error_code"]:
+            log.warning("topic_retention_unchecked", topic=resource["resource_name"])
+            continue
+        configs = {e["config_names"]: e["config_value"] for e in resource["config_entries"]}
+        if all(configs.get(k) == v for k, v in KEEP_FOREVER.items()):
+            continue
+        topic = resource["resource_name"]
+        trimmed.append(topic)
+        log.warning(
+            "topic_retention_finite",
+            topic=topic,
+            retention_ms=configs.get("retention.ms"),
+            retention_bytes=configs.get("retention.bytes"),
+            consequence="events older than the retention are deleted; replay cannot rebuild",
+            fix=(
+                f"kafka-configs.sh --bootstrap-server <broker> --alter --entity-type topics "
+                f"--entity-name {topic} --add-config retention.ms=-1,retention.bytes=-1"
+            ),
+        )
+    return sorted(trimmed)
 
 
 async def await_group_coordinators(

@@ -2,10 +2,11 @@
 
 A service remembers handled event ids (`ProcessedEvents`) and finished timers
 (`DurableTimers`, whose document also makes scheduling idempotent) only so that an event
-Kafka delivers again changes nothing. Kafka can only deliver again what its topics still
-hold (7 days by default), so both are forgotten after LEXCARE_RETENTION_DAYS (30 by
-default), at start and then every LEXCARE_RETENTION_EVERY_S (1 h): their collections stop
-growing with history. Keep the retention longer than the topics' retention.
+Kafka delivers again changes nothing. Kafka delivers a handled event again when a batch is
+rewound (recent events) or when a consumer group lost its committed offsets (the broker
+keeps them a year for an idle group in compose), so both are forgotten after
+LEXCARE_RETENTION_DAYS (30 by default), at start and then every LEXCARE_RETENTION_EVERY_S
+(1 h): their collections stop growing with history.
 """
 
 import asyncio

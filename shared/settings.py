@@ -43,7 +43,7 @@ class LexcareSettings(BaseSettings):
     batch_concurrency: int = 16
     """Keys (cases, surveys, customers) of a batch handled at once; one key is in order."""
     retention_days: float = Field(default=30.0, gt=0)
-    """How long handled event ids and finished timers are kept; above the topics' retention."""
+    """How long handled event ids and finished timers are kept (longer than a redelivery)."""
     retention_every_s: float = Field(default=3600.0, gt=0)
     """How often what is older than the retention is forgotten."""
 

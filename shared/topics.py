@@ -42,6 +42,15 @@ EVENT_TOPICS: Final = (
 
 COMPACTED_TOPICS: Final = (METRICS_KPI,)
 
+REPLAYED_TOPICS: Final = EVENT_TOPICS
+"""Topics whose whole history a service reads again, so they are never trimmed.
+
+metrics rebuilds its KPIs from its input topics (`python -m services.metrics rebuild`); the
+other services' state is to be restorable from their input topics the same way: the log is
+the system's record.
+Their dead-letter twins are not replayed and keep the broker's default retention.
+"""
+
 
 def dlq(topic: str) -> str:
     """The dead-letter topic of `topic`."""

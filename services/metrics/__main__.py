@@ -1,11 +1,15 @@
-"""python -m services.metrics [rebuild | kpi]: run the service, replay the log, or print KPIs."""
+"""python -m services.metrics [rebuild | kpi]: run the service, replay the log, or print KPIs.
+
+rebuild exits 0 when the rebuilt KPIs equal the live ones, 1 when some differ, 3 when it
+refuses to start because the log lost its head (a topic's earliest offset is not 0).
+"""
 
 import asyncio
 import sys
 from zoneinfo import ZoneInfo
 
 from services.metrics.app import MetricsSettings, create_app
-from services.metrics.rebuild import rebuild
+from services.metrics.rebuild import LogTrimmed, rebuild
 from services.metrics.report import print_kpis
 from shared.service import serve
 
@@ -18,7 +22,11 @@ def main(argv: list[str]) -> int:
         serve(create_app(settings), settings)
         return 0
     if command == "rebuild":
-        report = asyncio.run(rebuild(settings))
+        try:
+            report = asyncio.run(rebuild(settings))
+        except LogTrimmed as refused:
+            print(refused, file=sys.stderr)
+            return 3
         print(f"replayed {report.events} events ({report.invalid} invalid, skipped)")
         print(f"rebuilt {report.kpis} KPI values; {len(report.differences)} differ from live")
         for diff in report.differences[:50]:

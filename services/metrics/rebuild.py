@@ -3,6 +3,8 @@
 `python -m services.metrics rebuild` reads every input topic from its earliest offset up to
 the end offsets seen at start, feeds the events to a fresh engine, writes the result into
 fresh `rebuilt_*` collections and reports every KPI value that differs from the live ones.
+It refuses to start when a partition no longer begins at offset 0: its first events were
+deleted (retention, delete-records), and a replay without them would differ silently.
 """
 
 from dataclasses import dataclass, field
@@ -36,6 +38,23 @@ class Difference:
     rebuilt: dict[str, Any] | None
 
 
+class LogTrimmed(Exception):
+    """Replayed partitions whose head was deleted: their earliest offset is not 0."""
+
+    def __init__(self, earliest: dict[TopicPartition, int]) -> None:
+        self.earliest = earliest
+        lines = [
+            f"  {tp.topic} partition {tp.partition}: earliest offset {offset}, not 0"
+            for tp, offset in sorted(earliest.items())
+        ]
+        super().__init__(
+            "cannot rebuild: the log no longer holds every event; the KPIs replayed from it "
+            "would differ from the live ones.\n"
+            + "\n".join(lines)
+            + "\nThe topics' history must be kept (retention.ms=-1): see docs/operations.md."
+        )
+
+
 @dataclass
 class RebuildReport:
     """What a replay read and where it disagrees with the live values."""
@@ -67,6 +86,7 @@ async def replay_log(settings: MetricsSettings, engine: MetricsEngine) -> tuple[
         models = {settings.topic(m.TOPIC): m for m in CONSUMED}
         partitions = await _partitions(settings, list(models))
         consumer.assign(partitions)
+        await _require_whole_log(consumer, partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
         remaining = {tp for tp in partitions if ends[tp] > 0}
@@ -90,6 +110,14 @@ async def replay_log(settings: MetricsSettings, engine: MetricsEngine) -> tuple[
         return events, invalid
     finally:
         await consumer.stop()
+
+
+async def _require_whole_log(consumer: AIOKafkaConsumer, partitions: list[TopicPartition]) -> None:
+    """Raise LogTrimmed when any partition's earliest offset is not 0."""
+    earliest = await consumer.beginning_offsets(partitions)
+    trimmed = {tp: offset for tp, offset in earliest.items() if offset > 0}
+    if trimmed:
+        raise LogTrimmed(trimmed)
 
 
 async def _partitions(settings: MetricsSettings, topics: list[str]) -> list[TopicPartition]:

@@ -18,8 +18,11 @@ import yaml
 from services.followup.app import FollowupSettings
 from services.intake.app import IntakeSettings
 from services.metrics.app import MetricsSettings
+from services.metrics.handlers import CONSUMED
 from services.routing.app import RoutingSettings
 from services.survey.app import SurveySettings
+from shared import topics
+from shared.kafka import KEEP_FOREVER, ensure_topics, topic_configs
 from shared.settings import LexcareSettings
 from tests.infra import ROOT
 
@@ -202,3 +205,25 @@ def test_the_tls_override_shown_in_the_operations_guide_validates(tmp_path):
         mounts = config["services"][name]["volumes"]
         text = json.dumps(mounts)
         assert "/run/secrets/kafka" in text and "/app/deploy/config" in text, name
+
+
+def test_the_topics_job_creates_the_replayed_topics_keeping_their_whole_history():
+    config = rendered()
+    job = config["services"]["topics"]
+    script = " ".join(job["command"])
+    # The job runs the services' own topic creation, which gives every replayed topic
+    # retention.ms=-1 and retention.bytes=-1 (checked over a real broker in
+    # tests/integration/shared/test_topics.py).
+    assert job["entrypoint"] == ["python", "-c"]
+    assert f"from shared.kafka import {ensure_topics.__name__}" in script
+    assert "asyncio.run(ensure_topics(LexcareSettings()))" in script
+    assert {m.TOPIC for m in CONSUMED} <= set(topics.REPLAYED_TOPICS), "metrics replays them"
+    for name in topics.REPLAYED_TOPICS:
+        assert topic_configs(name) == KEEP_FOREVER, name
+
+
+def test_the_broker_keeps_offsets_of_idle_groups_a_year_and_dead_letters_a_week():
+    kafka = rendered()["services"]["kafka"]["environment"]
+    # Topics keep everything: a group whose offsets expired would replay all history.
+    assert int(kafka["KAFKA_OFFSETS_RETENTION_MINUTES"]) >= 365 * 24 * 60
+    assert int(kafka["KAFKA_LOG_RETENTION_HOURS"]) == 168
