@@ -30,15 +30,16 @@ install: uv tools ## install Python deps, fetch Kafka jars, build FerretDB (cach
 	@bash deploy/local/ferretdb.sh fetch
 
 run: install ## start Kafka, FerretDB and the five services; Ctrl-C stops everything
-	@$(UV) run --frozen python deploy/local/run.py
+	@$(UV) run --frozen python deploy/local/run.py --data "$(RUN_DIR)" \
+	    --kafka-port $(LEXCARE_KAFKA_PORT) --mongo-port $(LEXCARE_MONGO_PORT)
 
 infra-up: install ## start only Kafka and FerretDB (ports LEXCARE_KAFKA_PORT, LEXCARE_MONGO_PORT)
-	@bash deploy/local/kafka.sh start $(RUN_DIR)/kafka $(LEXCARE_KAFKA_PORT)
-	@bash deploy/local/ferretdb.sh start $(RUN_DIR)/ferretdb $(LEXCARE_MONGO_PORT)
+	@bash deploy/local/kafka.sh start "$(RUN_DIR)/kafka" $(LEXCARE_KAFKA_PORT)
+	@bash deploy/local/ferretdb.sh start "$(RUN_DIR)/ferretdb" $(LEXCARE_MONGO_PORT)
 
 infra-down: ## stop what infra-up started
-	@bash deploy/local/ferretdb.sh stop $(RUN_DIR)/ferretdb
-	@bash deploy/local/kafka.sh stop $(RUN_DIR)/kafka
+	@bash deploy/local/ferretdb.sh stop "$(RUN_DIR)/ferretdb"
+	@bash deploy/local/kafka.sh stop "$(RUN_DIR)/kafka"
 
 lint: uv ## ruff lint and format check
 	@$(UV) run --frozen ruff check .
@@ -75,5 +76,7 @@ bench-large: install ## benchmarks including the 1M-event cost-growth run
 kpi: uv ## today's and this month's KPIs as a table (needs a running metrics service)
 	@$(UV) run --frozen python -m services.metrics kpi
 
-clean: infra-down ## stop local infra and delete its data
-	rm -rf $(RUN_DIR)
+clean: ## stop local infra and delete all its data: Kafka's log, the database, the logs
+	@bash deploy/local/ferretdb.sh stop "$(RUN_DIR)/ferretdb" --purge
+	@bash deploy/local/kafka.sh stop "$(RUN_DIR)/kafka"
+	rm -rf "$(RUN_DIR)"
