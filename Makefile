@@ -21,7 +21,7 @@ help: ## list the commands
 uv: ## install uv (the Python package manager) if missing
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 
-tools: ## check/install java, maven, go (Debian packages where missing)
+tools: ## check/install java, maven, go, kcat, jq (Debian packages where missing)
 	@bash deploy/local/ensure-tools.sh
 
 install: uv tools ## install Python deps, fetch Kafka jars, build FerretDB (cached)
@@ -29,16 +29,17 @@ install: uv tools ## install Python deps, fetch Kafka jars, build FerretDB (cach
 	@bash deploy/local/kafka.sh fetch
 	@bash deploy/local/ferretdb.sh fetch
 
-run: install ## start Kafka, FerretDB and the five services; Ctrl-C stops everything
-	@$(UV) run --frozen python deploy/local/run.py
+run: install ## start Kafka, FerretDB and the five services (restarted if they die); Ctrl-C stops all
+	@$(UV) run --frozen python deploy/local/run.py --data "$(RUN_DIR)" \
+	    --kafka-port $(LEXCARE_KAFKA_PORT) --mongo-port $(LEXCARE_MONGO_PORT)
 
 infra-up: install ## start only Kafka and FerretDB (ports LEXCARE_KAFKA_PORT, LEXCARE_MONGO_PORT)
-	@bash deploy/local/kafka.sh start $(RUN_DIR)/kafka $(LEXCARE_KAFKA_PORT)
-	@bash deploy/local/ferretdb.sh start $(RUN_DIR)/ferretdb $(LEXCARE_MONGO_PORT)
+	@bash deploy/local/kafka.sh start "$(RUN_DIR)/kafka" $(LEXCARE_KAFKA_PORT)
+	@bash deploy/local/ferretdb.sh start "$(RUN_DIR)/ferretdb" $(LEXCARE_MONGO_PORT)
 
 infra-down: ## stop what infra-up started
-	@bash deploy/local/ferretdb.sh stop $(RUN_DIR)/ferretdb
-	@bash deploy/local/kafka.sh stop $(RUN_DIR)/kafka
+	@bash deploy/local/ferretdb.sh stop "$(RUN_DIR)/ferretdb"
+	@bash deploy/local/kafka.sh stop "$(RUN_DIR)/kafka"
 
 lint: uv ## ruff lint and format check
 	@$(UV) run --frozen ruff check .
@@ -75,5 +76,7 @@ bench-large: install ## benchmarks including the 1M-event cost-growth run
 kpi: uv ## today's and this month's KPIs as a table (needs a running metrics service)
 	@$(UV) run --frozen python -m services.metrics kpi
 
-clean: infra-down ## stop local infra and delete its data
-	rm -rf $(RUN_DIR)
+clean: ## stop local infra and delete all its data: Kafka's log, the database, the logs
+	@bash deploy/local/ferretdb.sh stop "$(RUN_DIR)/ferretdb" --purge
+	@bash deploy/local/kafka.sh stop "$(RUN_DIR)/kafka"
+	rm -rf "$(RUN_DIR)"

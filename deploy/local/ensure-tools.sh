@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# Make sure the toolchains the local infrastructure needs are present.
+# Make sure the toolchains the local infrastructure and the tests need are present.
 set -euo pipefail
 missing=()
 command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null || missing+=(maven)
+# kcat and jq: the commands of docs/adapters.md, run by tests/e2e/test_adapters_doc.py.
+command -v kcat >/dev/null || missing+=(kcat)
+command -v jq >/dev/null || missing+=(jq)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[tools] installing ${missing[*]} from Debian's packages" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

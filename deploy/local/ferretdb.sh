@@ -59,31 +59,58 @@ wait_port() {
   done
 }
 
-# Where PostgreSQL keeps DATA_DIR's files. As root, PostgreSQL runs as the postgres user,
-# which may not traverse DATA_DIR's parents (/root, mkdtemp dirs): use a directory of its own.
+# PostgreSQL keeps DATA_DIR's files under DATA_DIR: deleting DATA_DIR resets everything.
 pg_dir() {
-  if [ "$(id -u)" = 0 ]; then
-    echo "/var/tmp/lexcare-pg/$(echo -n "$1" | sha256sum | cut -c1-16)"
-  else
-    echo "$1/pg"
-  fi
+  echo "$1/pg"
 }
 
-# PostgreSQL listens only on a unix socket in its own directory: no TCP port to clash.
+short_hash() {
+  echo -n "$1" | sha256sum | cut -c1-16
+}
+
+# Where PostgreSQL's unix socket lives: next to its data, unless that socket path would pass
+# the ~107-byte limit of unix socket paths; then a directory of its own under /tmp.
+pg_socket_dir() {
+  local LC_ALL=C pg; pg="$(pg_dir "$1")"
+  if [ ${#pg} -le 90 ]; then echo "$pg"; else echo "/tmp/lexcare-pg-$(short_hash "$1")"; fi
+}
+
+# Where earlier versions kept PostgreSQL's data as root: stopped and purged with DATA_DIR.
+legacy_pg_dir() {
+  if [ "$(id -u)" = 0 ]; then echo "/var/tmp/lexcare-pg/$(short_hash "$1")"; fi
+}
+
+# As root, PostgreSQL runs as the postgres user, which must reach its data: let it traverse
+# (o+x: enter, not list) each parent it cannot, e.g. /root or a mkdtemp directory.
+let_postgres_reach() {
+  local path="" part parts
+  IFS=/ read -ra parts <<< "${1#/}"
+  for part in "${parts[@]}"; do
+    [ -n "$part" ] || continue
+    path="$path/$part"
+    if ! runuser -u postgres -- test -x "$path"; then
+      log "letting the postgres user traverse $path (chmod o+x)"
+      chmod o+x "$path"
+    fi
+  done
+}
+
+# PostgreSQL listens only on a unix socket: no TCP port to clash.
 start_postgres() {
   local dir=$1
-  local pg; pg="$(pg_dir "$dir")"
+  local pg sock; pg="$(pg_dir "$dir")"; sock="$(pg_socket_dir "$dir")"
   ensure_postgres
-  mkdir -p "$pg"
+  mkdir -p "$pg" "$sock"
   if [ "$(id -u)" = 0 ]; then
-    chmod 755 "$(dirname "$pg")"; chown -R postgres "$pg"; chmod 700 "$pg"
+    id postgres >/dev/null 2>&1 || useradd --system --no-create-home postgres
+    chown -R postgres "$pg" "$sock"; chmod 700 "$pg" "$sock"
+    let_postgres_reach "$pg"
   fi
   if [ ! -f "$pg/data/PG_VERSION" ]; then
     as_pg "$PG_BIN/initdb" -D "$pg/data" -U postgres --auth=trust -E UTF8 >/dev/null
     # Single-node scratch database: durability comes from Kafka replay, not fsync.
     cat >> "$pg/data/postgresql.conf" <<EOF
 listen_addresses = ''
-unix_socket_directories = '$pg'
 fsync = ${LEXCARE_PG_FSYNC:-on}
 synchronous_commit = off
 full_page_writes = off
@@ -91,10 +118,11 @@ max_connections = 300
 shared_buffers = 256MB
 EOF
   fi
-  as_pg "$PG_BIN/pg_ctl" -D "$pg/data" -l "$pg/postgres.log" -w start >/dev/null
-  as_pg "$PG_BIN/psql" -h "$pg" -U postgres -tAc \
+  # The socket directory is given at each start: the run directory may have moved.
+  as_pg "$PG_BIN/pg_ctl" -D "$pg/data" -l "$pg/postgres.log" -o "-k '$sock'" -w start >/dev/null
+  as_pg "$PG_BIN/psql" -h "$sock" -U postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname='ferretdb'" | grep -q 1 \
-    || as_pg "$PG_BIN/createdb" -h "$pg" -U postgres ferretdb
+    || as_pg "$PG_BIN/createdb" -h "$sock" -U postgres ferretdb
 }
 
 start() {
@@ -116,7 +144,7 @@ start() {
     start_postgres "$dir"
     args+=(--handler=postgresql
            # FerretDB's default pool of 50 can be exhausted by many clients and then stall.
-           --postgresql-url="postgres://postgres@/ferretdb?host=$(pg_dir "$dir")&pool_max_conns=250")
+           --postgresql-url="postgres://postgres@/ferretdb?host=$(pg_socket_dir "$dir")&pool_max_conns=250")
   else
     mkdir -p "$dir/sqlite"
     args+=(--handler=sqlite --sqlite-url="file:$dir/sqlite/")
@@ -130,7 +158,7 @@ start() {
 
 stop() {
   local dir=$1 purge=${2:-}
-  local pg; pg="$(pg_dir "$dir")"
+  [ ! -d "$dir" ] || dir="$(cd "$dir" && pwd)"
   if [ -f "$dir/ferretdb.pid" ]; then
     local pid; pid="$(cat "$dir/ferretdb.pid")"
     kill "$pid" 2>/dev/null || true
@@ -138,11 +166,16 @@ stop() {
     kill -9 "$pid" 2>/dev/null || true
     rm -f "$dir/ferretdb.pid"
   fi
-  if [ -f "$pg/data/postmaster.pid" ]; then
-    ensure_postgres
-    as_pg "$PG_BIN/pg_ctl" -D "$pg/data" -m fast -w stop >/dev/null 2>&1 || true
+  local pg legacy; legacy="$(legacy_pg_dir "$dir")"
+  for pg in "$(pg_dir "$dir")" ${legacy:+"$legacy"}; do
+    if [ -f "$pg/data/postmaster.pid" ]; then
+      ensure_postgres
+      as_pg "$PG_BIN/pg_ctl" -D "$pg/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+  done
+  if [ "$purge" = --purge ]; then
+    rm -rf "$dir" "$(pg_socket_dir "$dir")" ${legacy:+"$legacy"}
   fi
-  if [ "$purge" = --purge ]; then rm -rf "$pg" "$dir"; fi
 }
 
 case "${1:-}" in

@@ -94,10 +94,10 @@ start() {
   fi
   write_config "$dir" "$port" "$ctl"
   if [ ! -f "$dir/data/meta.properties" ]; then
-    # A cluster id is 16 random bytes in URL-safe base64 (what StorageTool random-uuid prints).
-    local cluster; cluster="$(python3 -c 'import base64,uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))')"
+    # What StorageTool random-uuid prints, never starting with `-`; `=` keeps it a value anyway.
+    local cluster; cluster="$(python3 "$HERE/cluster_id.py")"
     run_java -Dlog4j2.configurationFile="$dir/log4j2.yaml" kafka.tools.StorageTool format \
-      -t "$cluster" -c "$dir/server.properties" >/dev/null
+      --cluster-id="$cluster" -c "$dir/server.properties" >/dev/null
   fi
   nohup java -Xms${LEXCARE_KAFKA_HEAP:-768M} -Xmx${LEXCARE_KAFKA_HEAP:-768M} \
       -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:TieredStopAtLevel=1 \

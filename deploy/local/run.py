@@ -2,7 +2,8 @@
 
 Infrastructure and services run in sessions of their own, so the terminal's Ctrl-C reaches
 only this supervisor, which then stops things in order: services first (they finish their
-in-flight messages and commit), then the database and the broker.
+in-flight messages and commit), then the database and the broker. A service that dies is
+started again after a backoff; one that crashes too often in a short time stops everything.
 """
 
 import argparse
@@ -13,6 +14,8 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+
+from supervisor import GaveUp, RestartPolicy, Service, say, stop_all, watch
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "deploy" / "local"
@@ -35,7 +38,37 @@ def parse_args() -> argparse.Namespace:
         "--port-offset", type=int, default=0, help="added to every service's HTTP port"
     )
     parser.add_argument("--ready-timeout", type=float, default=120.0)
+    parser.add_argument(
+        "--restart-backoff",
+        type=float,
+        default=float(os.environ.get("LEXCARE_RESTART_BACKOFF_S", 1.0)),
+        help="seconds before a dead service starts again; doubles with each recent crash",
+    )
+    parser.add_argument(
+        "--restart-backoff-max",
+        type=float,
+        default=float(os.environ.get("LEXCARE_RESTART_BACKOFF_MAX_S", 30.0)),
+    )
+    parser.add_argument(
+        "--max-crashes",
+        type=int,
+        default=int(os.environ.get("LEXCARE_MAX_CRASHES", 5)),
+        help="crashes of one service within --crash-window that stop everything",
+    )
+    parser.add_argument(
+        "--crash-window", type=float, default=float(os.environ.get("LEXCARE_CRASH_WINDOW_S", 60.0))
+    )
     return parser.parse_args()
+
+
+def restart_policy(args: argparse.Namespace) -> RestartPolicy:
+    """The restart policy the flags describe."""
+    return RestartPolicy(
+        backoff_s=args.restart_backoff,
+        backoff_max_s=args.restart_backoff_max,
+        max_crashes=args.max_crashes,
+        window_s=args.crash_window,
+    )
 
 
 def infra(script: str, *args: str) -> None:
@@ -62,19 +95,27 @@ def log_env() -> dict[str, str]:
     }
 
 
-def stop_services(procs: dict[str, subprocess.Popen], grace: float = 30.0) -> None:
-    """SIGTERM every service, wait for them to finish in-flight work, SIGKILL stragglers."""
-    for proc in procs.values():
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + grace
-    for name, proc in procs.items():
-        try:
-            proc.wait(timeout=max(deadline - time.monotonic(), 0.1))
-        except subprocess.TimeoutExpired:
-            print(f"[run] {name} did not stop in {grace:.0f}s: killing", flush=True)
-            proc.kill()
-            proc.wait()
+def announce_recovered(services: list[Service]) -> None:
+    """Say when a restarted service answers /readyz again."""
+    for service in services:
+        if service.recovering and ready(service.port):
+            service.recovering = False
+            say(f"{service.name} is ready again")
+
+
+def banner(kafka: str, mongo: str, data: Path, port_offset: int) -> str:
+    """Where everything listens: the last lines `make run` prints on start."""
+    lines = [
+        "",
+        "lexcare is running. Ctrl-C stops everything.",
+        f"  Kafka      {kafka}   (topics: contact.received, case.classified, ...)",
+        f"  MongoDB    {mongo}   (FerretDB, data in {data})",
+    ]
+    for name, port in SERVICES.items():
+        url = f"http://127.0.0.1:{port + port_offset}"
+        lines.append(f"  {name:<10} {url}/healthz  /readyz  /metrics")
+    lines.append(f"  KPIs       http://127.0.0.1:{SERVICES['metrics'] + port_offset}/kpis")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -92,7 +133,8 @@ def main() -> int:
     data = args.data.resolve()
     kafka = f"127.0.0.1:{args.kafka_port}"
     mongo = f"mongodb://127.0.0.1:{args.mongo_port}/"
-    procs: dict[str, subprocess.Popen] = {}
+    policy = restart_policy(args)
+    services: list[Service] = []
     started_infra: list[tuple[str, Path]] = []
     try:
         for script, port in (("kafka.sh", args.kafka_port), ("ferretdb.sh", args.mongo_port)):
@@ -107,48 +149,34 @@ def main() -> int:
         }
         for name, port in SERVICES.items():
             service_env = {**env, "LEXCARE_HTTP_PORT": str(port + args.port_offset)}
-            procs[name] = subprocess.Popen(
-                [sys.executable, "-m", f"services.{name}"],
-                cwd=ROOT,
-                env=service_env,
-                start_new_session=True,
-            )
+            command = [sys.executable, "-m", f"services.{name}"]
+            services.append(Service(name, command, service_env, ROOT, port + args.port_offset))
+            services[-1].start()
         deadline = time.monotonic() + args.ready_timeout
-        waiting = dict(SERVICES)
+        waiting = list(services)
         while waiting and not stopping:
-            for name, port in list(waiting.items()):
-                if procs[name].poll() is not None:
-                    print(f"[run] {name} exited with {procs[name].returncode}", flush=True)
-                    return 1
-                if ready(port + args.port_offset):
-                    del waiting[name]
+            watch(services, policy, time.monotonic())
+            waiting = [service for service in services if not ready(service.port)]
             if time.monotonic() > deadline:
-                print(f"[run] not ready after {args.ready_timeout:.0f}s: {sorted(waiting)}")
+                say(f"not ready after {args.ready_timeout:.0f}s: {[s.name for s in waiting]}")
                 return 1
             time.sleep(0.3)
         if stopping:
             return 0
-        lines = [
-            "",
-            "lexcare is running. Ctrl-C stops everything.",
-            f"  Kafka      {kafka}   (topics: contact.received, case.classified, ...)",
-            f"  MongoDB    {mongo}   (FerretDB, data in {data})",
-        ]
-        for name, port in SERVICES.items():
-            url = f"http://127.0.0.1:{port + args.port_offset}"
-            lines.append(f"  {name:<10} {url}/healthz  /readyz  /metrics")
-        lines.append(f"  KPIs       http://127.0.0.1:{SERVICES['metrics'] + args.port_offset}/kpis")
-        print("\n".join(lines), flush=True)
+        for service in services:
+            service.recovering = False
+        print(banner(kafka, mongo, data, args.port_offset), flush=True)
         while not stopping:
-            for name, proc in procs.items():
-                if proc.poll() is not None:
-                    print(f"[run] {name} exited with {proc.returncode}; stopping", flush=True)
-                    stopping = True
+            watch(services, policy, time.monotonic())
+            announce_recovered(services)
             time.sleep(0.5)
         return 0
+    except GaveUp as error:
+        say(f"{error}: stopping everything")
+        return 1
     finally:
         print("\n[run] stopping services ...", flush=True)
-        stop_services(procs)
+        stop_all(services)
         for script, path in reversed(started_infra):
             subprocess.run(["bash", str(LOCAL / script), "stop", str(path)], check=False)
         print("[run] stopped", flush=True)

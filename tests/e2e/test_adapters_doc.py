@@ -99,6 +99,7 @@ def test_every_command_in_the_adapters_guide_works_against_a_running_system():
             ],
             check=False,
         )
+        shutil.rmtree(data, ignore_errors=True)  # every piece of the run's state is in it
     text = "\n".join(outputs)
     classified = next(json.loads(line) for line in text.splitlines() if '"legal_field"' in line)
     assert classified["legal_field"] == "land" and classified["is_dispute"] is True
