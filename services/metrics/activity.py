@@ -16,7 +16,7 @@ from bisect import bisect_left, bisect_right
 from collections import Counter
 from collections.abc import Iterator
 from datetime import date, timedelta
-from itertools import accumulate
+from itertools import accumulate, pairwise
 
 from services.metrics.kpis import Cell, CellKey
 from services.metrics.windows import CALENDAR_WINDOWS, Window, period_end, period_start
@@ -126,7 +126,7 @@ class CustomerActivity:
         _apply(self.down, Counter(end for _, end in intervals), sign)
         gaps = Counter(
             (end, start)
-            for (_, end), (start, _) in zip(intervals, intervals[1:], strict=False)
+            for (_, end), (start, _) in pairwise(intervals)
             if start - end < LONGEST_PERIOD
         )
         _apply(self.gaps, gaps, sign)

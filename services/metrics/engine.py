@@ -4,9 +4,10 @@ Memory: the sheets (the KPI-relevant fields of a case's events, no personal data
 most `max_cases` recently active cases, the ids of the cases whose sheets were set aside,
 contact days per customer, each customer's first contract, and the cells, which are
 bounded by KPIs x windows x periods x dimension values rather than by the number of
-events. CRR is published for every period up to today, so the engine reads a clock. A case set aside is stored already
-(entries are durable before they are evicted); an entry for it waits until its sheet is
-brought back (`needs_sheet` / `reload`), so its retractions stay exact.
+events. CRR is published for every period up to today, so the engine reads a clock. A
+case set aside is stored already (entries are durable before they are evicted); an entry
+for it waits until its sheet is brought back (`needs_sheet` / `reload`), so its
+retractions stay exact.
 """
 
 from collections import Counter, OrderedDict
@@ -24,7 +25,7 @@ from services.metrics.domain import (
     signed_contracts,
 )
 from services.metrics.kpis import Cell, CellKey
-from services.metrics.revenue import FirstContracts, as_returning
+from services.metrics.revenue import FirstContracts, as_returning, new_revenue
 from services.metrics.windows import Window, local_day, periods_of
 from shared.clock import Clock
 
@@ -50,6 +51,8 @@ class MetricsEngine:
         self.cells: dict[CellKey, Cell] = {}
         self.customers = CustomerActivity()
         self.first_contracts = FirstContracts()
+        self.new_revenue: dict[str, Fact] = {}
+        """Per case holding its customer's first contract: that contract's revenue fact."""
         self.crr_until: date | None = None
         """The day CRR cells were last computed up to."""
         self.merges: dict[str, CustomerMerge] = {}
@@ -114,8 +117,7 @@ class MetricsEngine:
         group = self._offer_contracts(sheet)
         after = self._facts(sheet)
         self._move(before, after)
-        if group is not None:
-            self.first_contracts.note(group, entry.case_id, after)
+        self._keep_new_revenue(entry.case_id, group, after)
         if entry.kind is EntryKind.CONTACT and entry.customer_id:
             self.customers.add_contact(entry.customer_id, local_day(entry.at, self.tz))
         self.new_entries.append(entry)
@@ -143,8 +145,18 @@ class MetricsEngine:
             self._recount_as_returning(self.first_contracts.offer(group, contract))
         return group
 
-    def _recount_as_returning(self, fact: Fact | None) -> None:
-        """Move a contract that is no longer its customer's first from new to returning."""
+    def _keep_new_revenue(self, case_id: str, group: str | None, facts: Counter[Fact]) -> None:
+        """Remember the revenue fact of the case's contract that is its customer's first."""
+        holds = group is not None and self.first_contracts.holds_first(group, case_id)
+        fact = new_revenue(facts) if holds else None
+        if fact is None:
+            self.new_revenue.pop(case_id, None)
+        else:
+            self.new_revenue[case_id] = fact
+
+    def _recount_as_returning(self, case_id: str | None) -> None:
+        """Count the case's contract that is no longer its customer's first as returning."""
+        fact = self.new_revenue.pop(case_id, None) if case_id else None
         if fact is not None:
             self._apply(fact, -1)
             self._apply(as_returning(fact), 1)

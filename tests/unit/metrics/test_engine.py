@@ -17,8 +17,8 @@ from services.metrics.engine import MetricsEngine
 from services.metrics.handlers import build_router
 from services.metrics.live import Checkpointer, KpiPublisher
 from services.metrics.report import format_value, kpi_table
-from shared.delivery import DeliveryGuard
 from shared.clock import FakeClock
+from shared.delivery import DeliveryGuard
 from shared.events import EVENT_MODELS
 from shared.kafka import make_broker
 from shared.logging import configure_logging
