@@ -31,7 +31,7 @@ class KpiUpdated(Event):
     )
     unit: KpiUnit = Field(
         description=(
-            "What `value` measures: percent (0-100; NPS -100..100), ratio (0-1 share), "
+            "What `value` measures: percent (75 = 75 %; NPS -100..100), ratio (0.75 = 75 %), "
             "seconds, count, vnd, or score (mean answer: CSAT 1-5, CES 1-7). One unit per KPI."
         ),
         examples=["percent"],

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from services.metrics.domain import CaseEntry, CustomerMerge, EntryKind
 from services.metrics.engine import MetricsEngine
 from services.metrics.kpis import KPIS, UNITS, kpi_value
+from services.metrics.store import entry_doc, entry_from
 from services.metrics.windows import Window, local_day
 from shared.clock import FakeClock
 from shared.events import KpiUnit, KpiUpdated
@@ -339,3 +340,12 @@ def test_random_streams_with_sheets_set_aside_give_the_same_cells(seed):
     engine.refresh_crr()
     assert engine.evicted
     assert engine.cells == fed(items).cells
+
+
+def test_quotes_stored_before_their_price_was_recorded_still_count_unless_legal_aid():
+    priced, free = quote("a", 1, 500_000), quote("b", 1, 0)
+    assert [entry_from(entry_doc(q)).amount for q in (priced, free)] == [500_000, 0]
+    old = [{**entry_doc(q), "amount": 0} for q in (priced, free)]
+    for doc in old:
+        del doc["v"]
+    assert [entry_from(doc).amount > 0 for doc in old] == [True, False]
