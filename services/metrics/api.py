@@ -22,6 +22,7 @@ CSV_COLUMNS = (
     "dimension",
     "dimension_value",
     "value",
+    "unit",
     "numerator",
     "denominator",
     "count",

@@ -12,7 +12,7 @@ from services.metrics.handlers import build_router
 from services.metrics.live import Checkpointer, KpiPublisher
 from services.metrics.store import MetricsStore
 from shared.calendar import CareCalendar, load_calendar, log_calendar_loaded
-from shared.clock import SystemClock
+from shared.clock import Clock, SystemClock
 from shared.service import build_app, plumbing
 from shared.settings import LexcareSettings
 
@@ -34,23 +34,31 @@ class MetricsSettings(LexcareSettings):
     """YAML care calendar: FRT in business time counts only time inside its windows."""
 
 
-def build_engine(settings: MetricsSettings, calendar: CareCalendar | None = None) -> MetricsEngine:
-    """An empty engine with the firm's timezone and care calendar (its file when not given)."""
+def build_engine(
+    settings: MetricsSettings,
+    calendar: CareCalendar | None = None,
+    *,
+    clock: Clock | None = None,
+) -> MetricsEngine:
+    """An empty engine with the firm's timezone and care calendar (its file when not given),
+    reading the system clock unless given another."""
     if calendar is None:
         calendar = load_calendar(settings.care_calendar_path)
     return MetricsEngine(
         ZoneInfo(settings.timezone),
         business_seconds=calendar.business_seconds,
+        clock=clock or SystemClock(),
         max_cases=settings.max_cases_in_memory,
     )
 
 
-def create_app(settings: MetricsSettings) -> AsgiFastStream:
+def create_app(settings: MetricsSettings, clock: Clock | None = None) -> AsgiFastStream:
     """Build metrics: broker, database, handlers and HTTP endpoints."""
     parts = plumbing(settings)
     store = MetricsStore(parts.db)
     calendar = load_calendar(settings.care_calendar_path)
-    engine = build_engine(settings, calendar)
+    clock = clock or SystemClock()
+    engine = build_engine(settings, calendar, clock=clock)
     checkpointer = Checkpointer(engine, store)
     router, publish = build_router(settings, engine, checkpointer)
     parts.broker.include_router(router)
@@ -62,7 +70,7 @@ def create_app(settings: MetricsSettings) -> AsgiFastStream:
     )
 
     async def start() -> None:
-        log_calendar_loaded(calendar, now=SystemClock().now())
+        log_calendar_loaded(calendar, now=clock.now())
         await store.prepare()
         await checkpointer.restore()
         await checkpointer.start()

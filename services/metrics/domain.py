@@ -5,6 +5,10 @@ duplicate changes nothing). `case_facts(sheet)` is a pure function of that set: 
 contributions of the case. The engine keeps the facts it last added for each case and
 applies only the difference, so arrival order never matters and a late event moves its
 contribution into the window of its own occurred_at.
+
+One rule looks beyond the case: a contract's revenue is *returning* when its customer had
+signed another contract before it (by occurred_at, then event id). The engine knows each
+customer's first contract and passes `case_facts` a `Returning` predicate for it.
 """
 
 from collections import Counter, defaultdict
@@ -23,7 +27,6 @@ from shared.events import (
     CustomerMerged,
     Event,
     FeeQuoted,
-    Segment,
     SurveyExpired,
     SurveyReminded,
     SurveyRequested,
@@ -33,8 +36,8 @@ from shared.events import (
 BusinessSeconds = Callable[[datetime, datetime], float]
 """Seconds between two instants counted only inside the care windows."""
 
-RETURNING_SEGMENTS = frozenset({Segment.CUSTOMER, Segment.LOYAL, Segment.LAPSED})
-"""Segments of a customer who had signed a contract before the case opened."""
+Returning = Callable[[str | None, "CaseEntry"], bool]
+"""Whether the customer (None: not known yet) had signed a contract before this one."""
 
 FRT_BUCKETS: tuple[tuple[str, int], ...] = (
     ("0-1h", 3_600_000),
@@ -77,13 +80,13 @@ class CaseEntry:
     legal_field: str | None = None
     lawyer_id: str | None = None
     customer_id: str | None = None
-    segment: str | None = None
     complaint: bool = False
     legal_aid: bool = False
     new_case: bool = False
     ref: str | None = None
     """Contract id or survey id."""
     amount: int = 0
+    """VND: a contract's amount, or a quote's highest price (0 for a legal-aid quote)."""
     nps: int | None = None
     csat: int | None = None
     ces: int | None = None
@@ -111,7 +114,6 @@ def entry_of(event: Event) -> CaseEntry | CustomerMerge | None:
                 channel=event.channel,
                 legal_field=event.legal_field,
                 customer_id=event.customer_id,
-                segment=event.segment,
                 complaint=event.is_complaint,
                 legal_aid=event.legal_aid,
                 new_case=event.new_case,
@@ -127,6 +129,7 @@ def entry_of(event: Event) -> CaseEntry | CustomerMerge | None:
                 **_base(event, EntryKind.QUOTED, event.case_id),
                 legal_field=event.legal_field,
                 legal_aid=event.legal_aid,
+                amount=max(event.prices_vnd.values(), default=0),
             )
         case ContractSigned():
             return CaseEntry(
@@ -259,15 +262,34 @@ def case_dims(view: _CaseView, opening: CaseEntry | None) -> dict[str, str]:
     return {k: v for k, v in dims.items() if v is not None}
 
 
+def _origin(view: _CaseView) -> tuple[CaseEntry | None, CaseEntry | None]:
+    """The contact that opened the case, and the one the case runs from (else the first)."""
+    contacts = view[EntryKind.CONTACT]
+    opening = next((c for c in contacts if c.new_case), None)
+    return opening, opening or _first(contacts)
+
+
+def signed_contracts(entries: Iterable[CaseEntry]) -> tuple[str | None, list[CaseEntry]]:
+    """The case's customer (from the contact it runs from) and its contracts, once each."""
+    view = _view(entries)
+    _, origin = _origin(view)
+    return (origin.customer_id if origin else None), _first_per_ref(view[EntryKind.CONTRACT])
+
+
+def _never_returning(customer_id: str | None, contract: CaseEntry) -> bool:
+    return False
+
+
 def case_facts(
-    entries: Iterable[CaseEntry], business_seconds: BusinessSeconds | None = None
+    entries: Iterable[CaseEntry],
+    business_seconds: BusinessSeconds | None = None,
+    returning: Returning = _never_returning,
 ) -> Counter[Fact]:
     """Every KPI contribution of one case, from its sheet (order-independent)."""
     K = EntryKind
     view = _view(entries)
     contacts = view[K.CONTACT]
-    opening = next((c for c in contacts if c.new_case), None)
-    origin = opening or _first(contacts)
+    opening, origin = _origin(view)
     dims = case_dims(view, opening)
     case = tuple(sorted(dims.items()))
     facts: Counter[Fact] = Counter()
@@ -294,16 +316,18 @@ def case_facts(
             add("atht", resolved.at, numerator=ms, denominator=1, sample_ms=ms)
     elif opening or view[K.ASSIGNED]:
         add("open_cases", None, numerator=1)
-    quote = _first(view[K.QUOTED])
+    # Conversion is counted at the case's first priced quote, so a period's value is the
+    # share of its quotes that converted, whenever the contract came (never above 1).
+    quote = _first(q for q in view[K.QUOTED] if q.amount > 0)
+    contracts = _first_per_ref(view[K.CONTRACT])
     if quote:
-        add("quote_conversion", quote.at, denominator=1)
+        add("quote_conversion", quote.at, numerator=int(bool(contracts)), denominator=1)
     aid = sorted((e for e in (*contacts, *view[K.QUOTED]) if e.legal_aid), key=_order)
     if aid:
         add("legal_aid_referrals", aid[0].at, numerator=1)
-    returning = bool(origin and origin.segment in RETURNING_SEGMENTS)
-    for contract in _first_per_ref(view[K.CONTRACT]):
-        add("quote_conversion", contract.at, numerator=1)
-        split = "returning" if returning else "new"
+    customer = origin.customer_id if origin else None
+    for contract in contracts:
+        split = "returning" if returning(customer, contract) else "new"
         parts = ((split, contract.amount),)
         add("revenue_vnd", contract.at, numerator=contract.amount, parts=parts)
     reached = _first(view[K.REACHED])

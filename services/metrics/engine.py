@@ -2,13 +2,16 @@
 
 Memory: the sheets (the KPI-relevant fields of a case's events, no personal data) of at
 most `max_cases` recently active cases, the ids of the cases whose sheets were set aside,
-contact days per customer, and the cells, which are bounded by KPIs x windows x periods x
-dimension values rather than by the number of events. A case set aside is stored already
-(entries are durable before they are evicted); an entry for it waits until its sheet is
-brought back (`needs_sheet` / `reload`), so its retractions stay exact.
+contact days per customer, each customer's first contract, and the cells, which are
+bounded by KPIs x windows x periods x dimension values rather than by the number of
+events. CRR is published for every period up to today, so the engine reads a clock. A
+case set aside is stored already (entries are durable before they are evicted); an entry
+for it waits until its sheet is brought back (`needs_sheet` / `reload`), so its
+retractions stay exact.
 """
 
 from collections import Counter, OrderedDict
+from datetime import date
 from zoneinfo import ZoneInfo
 
 from services.metrics.activity import CustomerActivity
@@ -19,9 +22,12 @@ from services.metrics.domain import (
     EntryKind,
     Fact,
     case_facts,
+    signed_contracts,
 )
 from services.metrics.kpis import Cell, CellKey
+from services.metrics.revenue import FirstContracts, as_returning, new_revenue
 from services.metrics.windows import Window, local_day, periods_of
+from shared.clock import Clock
 
 
 class MetricsEngine:
@@ -32,16 +38,23 @@ class MetricsEngine:
         tz: ZoneInfo,
         business_seconds: BusinessSeconds | None = None,
         *,
+        clock: Clock,
         max_cases: int | None = None,
     ) -> None:
         self.tz = tz
         self.business_seconds = business_seconds
+        self.clock = clock
         self.max_cases = max_cases
         self.sheets: OrderedDict[str, dict[str, CaseEntry]] = OrderedDict()
         """Sheets of the cases in memory, least recently active first."""
         self.evicted: set[str] = set()
         self.cells: dict[CellKey, Cell] = {}
         self.customers = CustomerActivity()
+        self.first_contracts = FirstContracts()
+        self.new_revenue: dict[str, Fact] = {}
+        """Per case holding its customer's first contract: that contract's revenue fact."""
+        self.crr_until: date | None = None
+        """The day CRR cells were last computed up to."""
         self.merges: dict[str, CustomerMerge] = {}
         self.new_entries: list[CaseEntry] = []
         self.new_merges: list[CustomerMerge] = []
@@ -101,7 +114,10 @@ class MetricsEngine:
         # be most of the engine's memory (≈ 20 facts per case, docs/benchmarks.md).
         before = self._facts(sheet)
         sheet[entry.id] = entry
-        self._move(before, self._facts(sheet))
+        group = self._offer_contracts(sheet)
+        after = self._facts(sheet)
+        self._move(before, after)
+        self._keep_new_revenue(entry.case_id, group, after)
         if entry.kind is EntryKind.CONTACT and entry.customer_id:
             self.customers.add_contact(entry.customer_id, local_day(entry.at, self.tz))
         self.new_entries.append(entry)
@@ -112,12 +128,48 @@ class MetricsEngine:
         if merge.id in self.merges:
             return False
         self.merges[merge.id] = merge
-        self.customers.merge(merge.survivor, merge.merged)
+        for keep, gone in self.customers.merge(merge.survivor, merge.merged):
+            self._recount_as_returning(self.first_contracts.fold(keep, gone))
         self.new_merges.append(merge)
         return True
 
+    def _offer_contracts(self, sheet: dict[str, CaseEntry]) -> str | None:
+        """Let the case's contracts become its customer's first; the customer's group."""
+        if not any(e.kind is EntryKind.CONTRACT for e in sheet.values()):
+            return None
+        customer, contracts = signed_contracts(sheet.values())
+        if customer is None:
+            return None
+        group = self.customers.root(customer)
+        for contract in contracts:
+            self._recount_as_returning(self.first_contracts.offer(group, contract))
+        return group
+
+    def _keep_new_revenue(self, case_id: str, group: str | None, facts: Counter[Fact]) -> None:
+        """Remember the revenue fact of the case's contract that is its customer's first."""
+        holds = group is not None and self.first_contracts.holds_first(group, case_id)
+        fact = new_revenue(facts) if holds else None
+        if fact is None:
+            self.new_revenue.pop(case_id, None)
+        else:
+            self.new_revenue[case_id] = fact
+
+    def _recount_as_returning(self, case_id: str | None) -> None:
+        """Count the case's contract that is no longer its customer's first as returning."""
+        fact = self.new_revenue.pop(case_id, None) if case_id else None
+        if fact is not None:
+            self._apply(fact, -1)
+            self._apply(as_returning(fact), 1)
+
+    def _returning(self, customer_id: str | None, contract: CaseEntry) -> bool:
+        if customer_id is None:
+            return False
+        return self.first_contracts.is_returning(self.customers.root(customer_id), contract)
+
     def _facts(self, sheet: dict[str, CaseEntry]) -> Counter[Fact]:
-        return case_facts(sheet.values(), self.business_seconds) if sheet else Counter()
+        if not sheet:
+            return Counter()
+        return case_facts(sheet.values(), self.business_seconds, self._returning)
 
     def _move(self, old: Counter[Fact], new: Counter[Fact]) -> None:
         """Retract the facts the case no longer has, add the ones it gained."""
@@ -146,11 +198,12 @@ class MetricsEngine:
                 self.dirty_cells.add(key)
 
     def refresh_crr(self) -> None:
-        """Recompute CRR cells when customer activity changed since the last call."""
-        if not self.customers.changed:
+        """Recompute CRR cells when customer activity or the day changed since the last call."""
+        today = local_day(self.clock.now(), self.tz)
+        if not self.customers.changed and today == self.crr_until:
             return
-        self.customers.changed = False
-        fresh = self.customers.crr_cells()
+        self.customers.changed, self.crr_until = False, today
+        fresh = self.customers.crr_cells(today)
         for key in [k for k in self.cells if k[0] == "crr" and k not in fresh]:
             del self.cells[key]
             self.dirty_cells.add(key)

@@ -9,7 +9,7 @@ from faststream.kafka import KafkaRouter
 
 from services.metrics.domain import entry_of
 from services.metrics.engine import MetricsEngine
-from services.metrics.kpis import CellKey, KpiValue
+from services.metrics.kpis import UNITS, CellKey, KpiValue
 from services.metrics.live import Checkpointer, Publish
 from services.metrics.store import cell_id
 from shared import topics
@@ -70,6 +70,7 @@ def kpi_event(key: CellKey, value: KpiValue | None, *, producer: str, now: datet
         dimension=KpiDimension(dimension),
         dimension_value=dimension_value,
         value=figures.value,
+        unit=UNITS[kpi],
         numerator=figures.numerator,
         denominator=figures.denominator,
         count=figures.count,

@@ -13,6 +13,7 @@ from typing import Any
 
 from services.metrics.domain import FRT_BUCKETS
 from services.metrics.windows import Window
+from shared.events import KpiUnit
 
 SKETCH_ACCURACY = 0.01
 _GAMMA = (1 + SKETCH_ACCURACY) / (1 - SKETCH_ACCURACY)
@@ -31,6 +32,15 @@ FRT_KPIS = frozenset({"frt", "frt_business"})
 FRT_BUCKET_NAMES = (*(name for name, _ in FRT_BUCKETS), ">24h")
 KPIS = tuple(sorted(COUNTS | PERCENTS | DURATIONS | RATIOS | MEANS))
 """Every KPI identifier on the wire (SPEC §6)."""
+UNITS: dict[str, KpiUnit] = {
+    **dict.fromkeys(PERCENTS, KpiUnit.PERCENT),
+    **dict.fromkeys(RATIOS, KpiUnit.RATIO),
+    **dict.fromkeys(DURATIONS, KpiUnit.SECONDS),
+    **dict.fromkeys(COUNTS - {"revenue_vnd"}, KpiUnit.COUNT),
+    "revenue_vnd": KpiUnit.VND,
+    **dict.fromkeys(MEANS, KpiUnit.SCORE),
+}
+"""The unit of every KPI's value (metrics.kpi `unit`)."""
 
 
 def sketch_bucket(ms: int) -> int:
@@ -148,6 +158,7 @@ def kpi_row(key: CellKey, value: KpiValue) -> dict[str, Any]:
         "dimension": dimension,
         "dimension_value": dimension_value,
         "value": value.value,
+        "unit": str(UNITS[kpi]),
         "numerator": value.numerator,
         "denominator": value.denominator,
         "count": value.count,

@@ -21,6 +21,7 @@ from services.metrics.engine import MetricsEngine
 from services.metrics.handlers import CONSUMED
 from services.metrics.kpis import kpi_value
 from services.metrics.store import COMPARED, MetricsStore
+from shared.clock import Clock
 from shared.kafka import admin_client_options
 from shared.mongo import make_mongo, service_db
 
@@ -135,9 +136,9 @@ async def _partitions(settings: MetricsSettings, topics: list[str]) -> list[Topi
     ]
 
 
-async def rebuild(settings: MetricsSettings) -> RebuildReport:
+async def rebuild(settings: MetricsSettings, clock: Clock | None = None) -> RebuildReport:
     """Replay the log into fresh collections and compare them with the live ones."""
-    engine = build_engine(settings)
+    engine = build_engine(settings, clock=clock)
     report = RebuildReport()
     report.events, report.invalid = await replay_log(settings, engine)
     entries, merges = engine.take_new()

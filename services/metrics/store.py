@@ -19,6 +19,10 @@ from services.metrics.domain import CaseEntry, CustomerMerge, EntryKind
 from services.metrics.kpis import CellKey, KpiValue, kpi_row
 
 _ENTRY_FIELDS = {f.name for f in fields(CaseEntry)}
+ENTRY_VERSION = 2
+"""2: a quote's entry records its highest price in `amount` (1 recorded none)."""
+UNKNOWN_PRICE = 1
+"""The amount given to a priced quote stored before its price was (any amount above 0)."""
 
 
 def entry_doc(entry: CaseEntry) -> dict[str, Any]:
@@ -27,6 +31,7 @@ def entry_doc(entry: CaseEntry) -> dict[str, Any]:
     doc["_id"] = doc.pop("id")
     doc["at"] = entry.at.isoformat()
     doc["kind"] = str(entry.kind)
+    doc["v"] = ENTRY_VERSION
     return doc
 
 
@@ -36,6 +41,10 @@ def entry_from(doc: dict[str, Any]) -> CaseEntry:
     data["id"] = doc["_id"]
     data["at"] = datetime.fromisoformat(doc["at"])
     data["kind"] = EntryKind(doc["kind"])
+    if data["kind"] is EntryKind.QUOTED and doc.get("v", 1) < 2:
+        # Stored without its price: only legal-aid quotes were 0 VND (the fee schedule's
+        # prices are above 0), so the flag tells whether the quote can convert.
+        data["amount"] = 0 if doc.get("legal_aid") else UNKNOWN_PRICE
     return CaseEntry(**data)
 
 

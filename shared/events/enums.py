@@ -153,3 +153,17 @@ class KpiDimension(StrEnum):
     CHANNEL = "channel"
     LEGAL_FIELD = "legal_field"
     LAWYER = "lawyer"
+
+
+class KpiUnit(StrEnum):
+    """What a KPI value measures, so readers need not guess its scale."""
+
+    PERCENT = "percent"
+    """0–100 (NPS −100..100)."""
+    RATIO = "ratio"
+    """A share 0–1 (a rate that can exceed 1 when its parts fall in different periods)."""
+    SECONDS = "seconds"
+    COUNT = "count"
+    VND = "vnd"
+    SCORE = "score"
+    """A mean answer on the survey's scale (CSAT 1–5, CES 1–7)."""

@@ -8,7 +8,7 @@ from pydantic import AwareDatetime, Field
 from shared import topics
 
 from .base import Event
-from .enums import KpiDimension, KpiWindow
+from .enums import KpiDimension, KpiUnit, KpiWindow
 
 
 class KpiUpdated(Event):
@@ -26,7 +26,16 @@ class KpiUpdated(Event):
     dimension_value: str = Field(
         description="Value of the dimension; 'all' for all.", examples=["zalo"]
     )
-    value: float | None = Field(description="The KPI value; null when undefined (0/0).")
+    value: float | None = Field(
+        description="The KPI value; null when undefined (0/0).", examples=[42.5]
+    )
+    unit: KpiUnit = Field(
+        description=(
+            "What `value` measures: percent (75 = 75 %; NPS -100..100), ratio (0.75 = 75 %), "
+            "seconds, count, vnd, or score (mean answer: CSAT 1-5, CES 1-7). One unit per KPI."
+        ),
+        examples=["percent"],
+    )
     numerator: float = Field(description="Numerator, for re-aggregation.")
     denominator: float = Field(description="Denominator, for re-aggregation.")
     count: int = Field(ge=0, description="Events that contributed.")

@@ -4,9 +4,11 @@ Calendar (Asia/Ho_Chi_Minh): Sat 2026-11-28 and Sun 11-29 close ISO week 2026-11
 Mon 11-30 opens week 2026-11-30, which crosses the month boundary into Tue 12-01.
 Care windows: 09:00-11:00 and 14:30-16:30, Mon-Sat (deploy/config/care_windows.yaml).
 
-Customers: cus-1 (case A, zalo) absorbs cus-5 (case E, a contact on 2025-12-15);
-cus-2 (case B, facebook, already a customer); cus-3 (case C, zalo, a complaint, still open);
-cus-4 (case D, website, legal aid); cus-6 (case F, one contact on 2025-11-20, then lapsed).
+Customers: cus-1 (case A, zalo) absorbs cus-5 (case E, a contact on 2025-12-15 and a
+contract the day after); cus-2 (case B, facebook, segment customer but no contract metrics
+has seen); cus-3 (case C, zalo, a complaint, still open); cus-4 (case D, website, legal
+aid); cus-6 (case F, one contact on 2025-11-20, then lapsed; back more than 365 days later
+with case G, segment lapsed though never signed).
 
 Case A  opened Sat 11-28 09:00, assigned law-1 10:00, quoted 11:00, reached 14:00,
         contract 5,000,000 Mon 11-30 10:00, resolved Tue 12-01 09:00, survey 10/5/2.
@@ -17,17 +19,23 @@ Case C  opened Mon 11-30 10:00 (complaint), assigned law-1 10:05, quoted 10:10,
         reached 10:30; still open.
 Case D  opened Tue 12-01 14:00 (legal aid), assigned law-2 14:10, quoted 0 VND 14:20,
         reached 16:00, resolved 17:00, survey expired Tue 12-08 17:05.
-Cases E, F: a single follow-up contact each (the case opened before the log began).
+Case G  opened Sat 12-05 10:00 (email, enterprise), quoted 11:00, two contracts:
+        4,000,000 Sun 12-06 10:00 and 1,000,000 Mon 12-07 10:00; still open.
+Cases E, F: a single follow-up contact each (the case opened before the log began); E
+        has a contract 2,000,000 on 2025-12-16 10:00, delivered after A's.
+"Now" is Thu 2026-12-10 12:00: CRR runs for every period up to it.
 """
 
-from datetime import date
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
 
 from services.metrics.app import MetricsSettings, build_engine, create_app
 from services.metrics.domain import entry_of
-from services.metrics.kpis import cell_row
+from services.metrics.kpis import UNITS, cell_row
+from shared.clock import FakeClock
 from shared.events import EVENT_MODELS
 from tests.conftest import eventually
 from tests.integration.metrics import scenario as s
@@ -36,11 +44,12 @@ from tests.kafka_tools import RawKafka
 pytestmark = pytest.mark.integration
 
 H = 3600
+NOW = datetime(2026, 12, 10, 12, 0, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
 
 
 def golden_events() -> list[dict]:
     """The scenario's events in the order they are sent: D's resolution comes first (late
-    classification), and A's contract is delivered twice."""
+    classification), A's contract is delivered twice, and E's earlier contract after it."""
     resolved_d = s.resolved("case-D", "2026-12-01T17:00:00+07:00", "law-2")
     contract_a = s.contract("case-A", "2026-11-30T10:00:00+07:00", 5_000_000)
     return [
@@ -145,6 +154,18 @@ def golden_events() -> list[dict]:
             ces=5,
         ),
         s.survey_expired("srv-D", "case-D", "2026-12-08T17:05:00+07:00", "website"),
+        s.classified(
+            "case-G",
+            "cus-6",
+            "2026-12-05T10:00:00+07:00",
+            channel="email",
+            legal_field="enterprise",
+            segment="lapsed",
+        ),
+        s.quoted("case-G", "2026-12-05T11:00:00+07:00", "enterprise"),
+        s.contract("case-G", "2026-12-07T10:00:00+07:00", 1_000_000),
+        s.contract("case-G", "2026-12-06T10:00:00+07:00", 4_000_000),
+        s.contract("case-E", "2025-12-16T10:00:00+07:00", 2_000_000),
     ]
 
 
@@ -166,37 +187,39 @@ def mean(values: list[float]) -> float:
 
 # key: (kpi, window, period_start, dimension, dimension_value) -> (value, extra subset)
 EXPECTED: dict[tuple[str, str, str | None, str, str], tuple[float | None, dict]] = {
-    # TFT: 7 contacts in all; 4 in November 2026 (A, B, B', C), 1 in December (D).
-    ("tft", "all", None, "all", "all"): (7, {}),
+    # TFT: 8 contacts in all; 4 in November 2026 (A, B, B', C), 2 in December (D, G).
+    ("tft", "all", None, "all", "all"): (8, {}),
     ("tft", "month", "2026-11-01", "all", "all"): (4, {}),
-    ("tft", "month", "2026-12-01", "all", "all"): (1, {}),
+    ("tft", "month", "2026-12-01", "all", "all"): (2, {}),
     ("tft", "month", "2025-12-01", "all", "all"): (1, {}),
     ("tft", "week", "2026-11-23", "all", "all"): (2, {}),
-    ("tft", "week", "2026-11-30", "all", "all"): (3, {}),
+    ("tft", "week", "2026-11-30", "all", "all"): (4, {}),
     ("tft", "day", "2026-11-30", "all", "all"): (2, {}),
     ("tft", "all", None, "channel", "zalo"): (2, {}),
     ("tft", "all", None, "channel", "facebook"): (2, {}),
     ("tft", "week", "2026-11-30", "channel", "facebook"): (1, {}),
     ("tft", "all", None, "channel", "phone"): (1, {}),
+    ("tft", "all", None, "channel", "email"): (2, {}),
     ("tft", "all", None, "lawyer", "law-2"): (3, {}),
     # complaint rate = complaints / contacts x 100: B' and C complain.
-    ("complaint_rate", "all", None, "all", "all"): (200 / 7, {}),
+    ("complaint_rate", "all", None, "all", "all"): (25.0, {}),
     ("complaint_rate", "month", "2026-11-01", "all", "all"): (50.0, {}),
-    ("complaint_rate", "week", "2026-11-30", "all", "all"): (200 / 3, {}),
+    ("complaint_rate", "week", "2026-11-30", "all", "all"): (50.0, {}),
     ("complaint_rate", "week", "2026-11-23", "all", "all"): (0.0, {}),
     ("complaint_rate", "all", None, "channel", "facebook"): (50.0, {}),
-    # resolution rate = resolved / opened in the window (opened: A, B, C, D).
-    ("resolution_rate", "all", None, "all", "all"): (3 / 4, {}),
+    # resolution rate = resolved / opened in the window (opened: A, B, C, D, G).
+    ("resolution_rate", "all", None, "all", "all"): (3 / 5, {}),
     ("resolution_rate", "month", "2026-11-01", "all", "all"): (0.0, {}),
-    ("resolution_rate", "month", "2026-12-01", "all", "all"): (3.0, {}),
-    ("resolution_rate", "week", "2026-11-30", "all", "all"): (3 / 2, {}),
+    ("resolution_rate", "month", "2026-12-01", "all", "all"): (3 / 2, {}),
+    ("resolution_rate", "week", "2026-11-30", "all", "all"): (3 / 3, {}),
     ("resolution_rate", "week", "2026-11-23", "all", "all"): (0.0, {}),
     # resolved per lawyer; open cases now (C with law-1).
     ("resolved_cases", "all", None, "all", "all"): (3, {}),
     ("resolved_cases", "month", "2026-12-01", "lawyer", "law-1"): (1, {}),
     ("resolved_cases", "month", "2026-12-01", "lawyer", "law-2"): (2, {}),
     ("resolved_cases", "day", "2026-12-01", "all", "all"): (2, {}),
-    ("open_cases", "all", None, "all", "all"): (1, {}),
+    ("open_cases", "all", None, "all", "all"): (2, {}),
+    ("open_cases", "all", None, "channel", "email"): (1, {}),
     ("open_cases", "all", None, "lawyer", "law-1"): (1, {}),
     ("open_cases", "all", None, "legal_field", "labor"): (1, {}),
     # TTR, ATHT: counted when the case is resolved (all in December).
@@ -235,20 +258,39 @@ EXPECTED: dict[tuple[str, str, str | None, str, str], tuple[float | None, dict]]
         mean([FRT_BUSINESS["A"], FRT_BUSINESS["B"], FRT_BUSINESS["C"]]),
         {},
     ),
-    # quote conversion = contracts / cases quoted (quotes A, B Nov 28-29; C Nov 30; D Dec 1).
-    ("quote_conversion", "all", None, "all", "all"): (2 / 4, {}),
-    ("quote_conversion", "month", "2026-11-01", "all", "all"): (1 / 3, {}),
-    ("quote_conversion", "month", "2026-12-01", "all", "all"): (1.0, {}),
-    ("quote_conversion", "week", "2026-11-23", "all", "all"): (0.0, {}),
-    ("quote_conversion", "week", "2026-11-30", "all", "all"): (1.0, {}),
-    # revenue: A is a new customer, B a returning one (segment customer).
+    # quote conversion = cases with a non-zero quote and a contract / cases with a non-zero
+    # quote, counted at the quote: A, B (Nov 28-29) and C (Nov 30) and G (Dec 5); D's 0 VND
+    # legal-aid quote is left out; G's two contracts count once. Converted: A, B, G.
+    ("quote_conversion", "all", None, "all", "all"): (3 / 4, {}),
+    ("quote_conversion", "month", "2026-11-01", "all", "all"): (2 / 3, {}),
+    ("quote_conversion", "month", "2026-12-01", "all", "all"): (1 / 1, {}),
+    ("quote_conversion", "week", "2026-11-23", "all", "all"): (2 / 2, {}),
+    ("quote_conversion", "week", "2026-11-30", "all", "all"): (1 / 2, {}),
+    ("quote_conversion", "all", None, "channel", "email"): (1 / 1, {}),
+    # revenue: returning = the customer signed a contract before this one. E (cus-5, Dec
+    # 2025) is new, so A (cus-1 absorbs cus-5) is returning; B is new though its segment was
+    # customer; G's first contract is new though cus-6 was lapsed, its second returning.
     ("revenue_vnd", "all", None, "all", "all"): (
-        8_000_000,
-        {"new": 5_000_000, "returning": 3_000_000},
+        15_000_000,
+        {"new": 9_000_000, "returning": 6_000_000},
     ),
-    ("revenue_vnd", "month", "2026-11-01", "all", "all"): (5_000_000, {"new": 5_000_000}),
-    ("revenue_vnd", "month", "2026-12-01", "all", "all"): (3_000_000, {"returning": 3_000_000}),
-    ("revenue_vnd", "all", None, "channel", "zalo"): (5_000_000, {}),
+    ("revenue_vnd", "month", "2025-12-01", "all", "all"): (2_000_000, {"new": 2_000_000}),
+    ("revenue_vnd", "month", "2026-11-01", "all", "all"): (
+        5_000_000,
+        {"returning": 5_000_000},
+    ),
+    ("revenue_vnd", "month", "2026-12-01", "all", "all"): (
+        8_000_000,
+        {"new": 7_000_000, "returning": 1_000_000},
+    ),
+    ("revenue_vnd", "day", "2026-12-07", "all", "all"): (1_000_000, {"returning": 1_000_000}),
+    ("revenue_vnd", "all", None, "channel", "zalo"): (5_000_000, {"returning": 5_000_000}),
+    ("revenue_vnd", "all", None, "channel", "phone"): (2_000_000, {"new": 2_000_000}),
+    ("revenue_vnd", "all", None, "channel", "email"): (
+        5_000_000,
+        {"new": 4_000_000, "returning": 1_000_000},
+    ),
+    ("revenue_vnd", "all", None, "lawyer", "law-1"): (5_000_000, {"returning": 5_000_000}),
     # legal aid: D, counted at its classification (before its 0 VND quote).
     ("legal_aid_referrals", "all", None, "all", "all"): (1, {}),
     ("legal_aid_referrals", "day", "2026-12-01", "channel", "website"): (1, {}),
@@ -264,18 +306,46 @@ EXPECTED: dict[tuple[str, str, str | None, str, str], tuple[float | None, dict]]
     ("csat_mean", "all", None, "all", "all"): (4.0, {}),
     ("ces", "all", None, "all", "all"): (3.5, {}),
     ("ces", "all", None, "lawyer", "law-1"): (2.0, {}),
-    # CRR = (E - N) / S x 100, active = a contact in the 365 days before a boundary.
-    # Nov 2026: S = {cus-1+5, cus-6} = 2; E at Dec 1 = {cus-1+5, cus-2, cus-3} (cus-6
-    # lapsed on 2026-11-21) = 3; N = {cus-2, cus-3} = 2 -> 50 %.
-    ("crr", "month", "2026-11-01", "all", "all"): (50.0, {"start": 2, "end": 3, "new": 2}),
-    # Dec 2026: S = {cus-1+5, cus-2, cus-3}; E adds cus-4; N = {cus-4} -> (4 - 1) / 3.
-    ("crr", "month", "2026-12-01", "all", "all"): (100.0, {"start": 3, "end": 4, "new": 1}),
-    # Week of Nov 23: the merge makes cus-1 old (first contact 2025-12-15), so only
-    # cus-2 is new: S = 1, E = 2, N = 1.
-    ("crr", "week", "2026-11-23", "all", "all"): (100.0, {"start": 1, "end": 2, "new": 1}),
-    # Dec 2025: S = {cus-6}; E = {cus-6, cus-5}; N = {cus-5}.
-    ("crr", "month", "2025-12-01", "all", "all"): (100.0, {"start": 1, "end": 2, "new": 1}),
+    # CRR = customers active at both the period's start and its end / active at its start
+    # x 100; active at a boundary = a contact in the 365 days before it. Active boundaries:
+    # cus-6 [2025-11-21, 2026-11-21) and [2026-12-06, ...); cus-1+5 from 2025-12-16;
+    # cus-2 from 11-30, cus-3 from 12-01, cus-4 from 12-02 (all 2026, to 2027).
+    # Nov 2026: start {cus-1, cus-6}, end {cus-1, cus-2, cus-3}: kept cus-1, cus-6 lapsed.
+    ("crr", "month", "2026-11-01", "all", "all"): (
+        50.0,
+        {"start": 2, "end": 3, "new": 2, "lost": 1},
+    ),
+    # Dec 2026: start {cus-1, cus-2, cus-3}, end adds cus-4 and cus-6, back after more
+    # than 365 days (the old (E - N) / S gave (5 - 1) / 3 = 133 %).
+    ("crr", "month", "2026-12-01", "all", "all"): (
+        100.0,
+        {"start": 3, "end": 5, "new": 2, "lost": 0},
+    ),
+    ("crr", "week", "2026-11-23", "all", "all"): (
+        100.0,
+        {"start": 1, "end": 2, "new": 1, "lost": 0},
+    ),
+    # Week of Nov 30 (to Dec 7): start {cus-1, cus-2}; end all five.
+    ("crr", "week", "2026-11-30", "all", "all"): (
+        100.0,
+        {"start": 2, "end": 5, "new": 3, "lost": 0},
+    ),
+    # Nov 20, 2026: cus-6's last day active: start {cus-1, cus-6}, end {cus-1}.
+    ("crr", "day", "2026-11-20", "all", "all"): (
+        50.0,
+        {"start": 2, "end": 1, "new": 0, "lost": 1},
+    ),
+    # Dec 2025: start {cus-6}; end {cus-6, cus-5}.
+    ("crr", "month", "2025-12-01", "all", "all"): (
+        100.0,
+        {"start": 1, "end": 2, "new": 1, "lost": 0},
+    ),
     ("crr", "month", "2025-11-01", "all", "all"): (None, {"start": 0, "end": 1, "new": 1}),
+    # Quiet periods still have retention: no contact from Dec 16, 2025 to Nov 27, 2026.
+    ("crr", "month", "2026-06-01", "all", "all"): (100.0, {"start": 2, "end": 2}),
+    ("crr", "week", "2026-03-02", "all", "all"): (100.0, {"start": 2, "end": 2}),
+    ("crr", "day", "2026-12-09", "all", "all"): (100.0, {"start": 5, "end": 5}),
+    ("crr", "day", "2026-12-10", "all", "all"): (100.0, {"start": 5, "end": 5}),
 }
 
 PERCENTILES = ("p50", "p90")
@@ -312,7 +382,7 @@ def row_key(row: dict) -> tuple:
 
 
 def test_the_engine_alone_computes_every_golden_value():
-    engine = build_engine(MetricsSettings())
+    engine = build_engine(MetricsSettings(), clock=FakeClock(NOW))
     for raw in golden_events():
         model = EVENT_MODELS[raw["event_type"]]
         engine.ingest(entry_of(model.model_validate_json(orjson.dumps(raw))))
@@ -320,6 +390,13 @@ def test_the_engine_alone_computes_every_golden_value():
     rows = {row_key(cell_row(k, c)): cell_row(k, c) for k, c in engine.cells.items()}
     problems = [p for key in EXPECTED for p in check(key, rows.get(key))]
     assert not problems, "\n".join(problems)
+    assert all(row["unit"] == UNITS[row["kpi"]] for row in rows.values())
+    crr_days = sorted(k[2] for k in rows if k[0] == "crr" and k[1] == "day")
+    # every day from the first contact's (2025-11-20) to today's, quiet ones included
+    assert (crr_days[0], crr_days[-1], len(crr_days)) == ("2025-11-20", "2026-12-10", 386)
+    assert all(
+        r["value"] is None or 0 <= r["value"] <= 100 for k, r in rows.items() if k[0] == "crr"
+    )
     assert {k[0] for k in EXPECTED} == {
         "tft",
         "nps",
@@ -358,7 +435,7 @@ async def test_golden_values_over_http_and_on_the_kpi_topic(
         kpi_store_interval_s=0.5,
         max_cases_in_memory=max_cases,  # 2: cases are set aside and reloaded from the store
     )
-    app = create_app(settings)
+    app = create_app(settings, clock=FakeClock(NOW))
     await run_app(app)
     http = await serve_http(app)
     async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
@@ -387,11 +464,18 @@ async def test_golden_values_over_http_and_on_the_kpi_topic(
         )
         assert status == 200 and content_type.startswith("text/csv")
         lines = body.decode().splitlines()
-        assert lines[0].startswith("kpi,window,period_start,dimension,dimension_value,value")
+        assert lines[0].startswith(
+            "kpi,window,period_start,dimension,dimension_value,value,unit,numerator"
+        )
         assert sorted(lines[1:]) == [
-            'nps,all,,channel,facebook,-100.0,-1.0,1.0,1,"{""detractors"":1.0}"',
-            'nps,all,,channel,zalo,100.0,1.0,1.0,1,"{""promoters"":1.0}"',
+            'nps,all,,channel,facebook,-100.0,percent,-1.0,1.0,1,"{""detractors"":1.0}"',
+            'nps,all,,channel,zalo,100.0,percent,1.0,1.0,1,"{""promoters"":1.0}"',
         ]
+        assert {(r["kpi"], r["unit"]) for r in await http.kpis("kpi=crr,ttr,revenue_vnd")} == {
+            ("crr", "percent"),
+            ("ttr", "seconds"),
+            ("revenue_vnd", "vnd"),
+        }
 
         def topic_matches(records: list) -> bool:
             latest = {row_key(v): v for v in latest_per_key(records).values()}
@@ -400,6 +484,7 @@ async def test_golden_values_over_http_and_on_the_kpi_topic(
         records = await kafka.read("metrics.kpi", until=topic_matches, timeout=60)
         for record in records:
             message = orjson.loads(record.value)
+            assert message["unit"] == UNITS[message["kpi"]]
             period = message["period_start"] or "all"
             assert record.key.decode() == "|".join(
                 (

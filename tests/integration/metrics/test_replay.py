@@ -14,6 +14,7 @@ from services.metrics.domain import entry_of
 from services.metrics.kpis import kpi_value
 from services.metrics.rebuild import compare, rebuild
 from services.metrics.store import MetricsStore, kpi_doc
+from shared.clock import FakeClock
 from shared.events import EVENT_MODELS
 from tests.conftest import eventually
 from tests.integration.metrics import scenario as s
@@ -28,10 +29,14 @@ LAWYERS = ("law-1", "law-2", "law-3")
 
 
 def random_story(rng: random.Random, case: int) -> list[dict]:
-    """One case's events at random business times over about two months."""
+    """One case's events at random business times over about two months (one case in ten
+    from more than a year before: those customers come back after 365 days idle)."""
     case_id, customer = f"case-{case}", f"cus-{rng.randrange(25)}"
     channel, field, lawyer = rng.choice(CHANNELS), rng.choice(FIELDS), rng.choice(LAWYERS)
     t = datetime(2026, 10, 20, 8, tzinfo=TZ) + timedelta(minutes=rng.randrange(60 * 24 * 60))
+    if rng.random() < 0.1:
+        t -= timedelta(days=rng.randrange(366, 500))
+    legal_aid = rng.random() < 0.1
 
     def at(hours: float) -> str:
         return (t + timedelta(hours=hours)).isoformat()
@@ -44,8 +49,8 @@ def random_story(rng: random.Random, case: int) -> list[dict]:
             channel=channel,
             legal_field=field,
             complaint=rng.random() < 0.2,
-            legal_aid=rng.random() < 0.1,
-            segment=rng.choice(["new", "potential", "customer"]),
+            legal_aid=legal_aid,
+            segment=rng.choice(["new", "potential", "customer", "lapsed"]),
         )
     ]
     if rng.random() < 0.5:
@@ -61,10 +66,10 @@ def random_story(rng: random.Random, case: int) -> list[dict]:
         )
     if rng.random() < 0.9:
         events.append(s.assigned(case_id, at(rng.uniform(0, 2)), lawyer, field))
-        events.append(s.quoted(case_id, at(rng.uniform(2, 3)), field))
+        events.append(s.quoted(case_id, at(rng.uniform(2, 3)), field, legal_aid=legal_aid))
     for hours in sorted(rng.uniform(0, 72) for _ in range(rng.randrange(3))):
         events.append(s.care_completed(case_id, at(hours), rng.choice(["reached", "no_answer"])))
-    if rng.random() < 0.4:
+    for _ in range(rng.choice([0, 0, 1, 2])):  # two contracts on one case count once
         events.append(s.contract(case_id, at(rng.uniform(3, 100)), rng.randrange(1, 50) * 100_000))
     if rng.random() < 0.6:
         done = rng.uniform(100, 400)
@@ -90,6 +95,18 @@ def random_story(rng: random.Random, case: int) -> list[dict]:
     return events
 
 
+def comeback() -> list[dict]:
+    """A customer who never signed, back after more than 365 days idle, signs twice."""
+    where = {"channel": "zalo", "legal_field": "land"}
+    return [
+        s.classified("case-old", "cus-30", "2025-09-01T10:00:00+07:00", **where),
+        s.classified("case-back", "cus-30", "2026-11-20T10:00:00+07:00", **where, segment="lapsed"),
+        s.quoted("case-back", "2026-11-20T11:00:00+07:00", "land"),
+        s.contract("case-back", "2026-11-22T10:00:00+07:00", 1_000_000),
+        s.contract("case-back", "2026-11-21T10:00:00+07:00", 2_000_000),
+    ]
+
+
 def random_log(seed: int, cases: int = 30) -> tuple[list[dict], list[dict]]:
     """(unique events, what is sent: shuffled, with duplicates)."""
     rng = random.Random(seed)
@@ -97,14 +114,19 @@ def random_log(seed: int, cases: int = 30) -> tuple[list[dict], list[dict]]:
     unique += [
         s.merged(f"cus-{a}", [f"cus-{a + 1}"], "2026-11-01T12:00:00+07:00") for a in (3, 7, 8)
     ]
+    unique += comeback()
     sent = unique + rng.sample(unique, len(unique) // 6)
     rng.shuffle(sent)
     return unique, sent
 
 
+NOW = datetime(2026, 12, 31, 12, tzinfo=TZ)
+"""Today for the live and the rebuilt engines: CRR runs for every period up to it."""
+
+
 def expected_docs(settings: MetricsSettings, events: list[dict]) -> dict[str, dict]:
     """KPI documents an engine computes from the unique events, in log order."""
-    engine = build_engine(settings)
+    engine = build_engine(settings, clock=FakeClock(NOW))
     for raw in events:
         model = EVENT_MODELS[raw["event_type"]]
         engine.ingest(entry_of(model.model_validate_json(orjson.dumps(raw))))
@@ -121,6 +143,9 @@ async def test_live_equals_rebuilt_after_duplicates_reordering_and_a_restart(
     settings = settings_for(MetricsSettings, publish_interval_s=0.2, kpi_store_interval_s=0.5)
     unique, sent = random_log(seed=7)
     expected = expected_docs(settings, unique)
+    values = [(d["kpi"], d["value"]) for d in expected.values() if d["value"] is not None]
+    assert all(0 <= v <= 100 for k, v in values if k == "crr")
+    assert all(0 <= v <= 1 for k, v in values if k == "quote_conversion")
     mongo = AsyncMongoClient(infra.mongo_url, tz_aware=True)
     live = MetricsStore(mongo[settings.mongo_db])
 
@@ -128,19 +153,19 @@ async def test_live_equals_rebuilt_after_duplicates_reordering_and_a_restart(
         return not compare(await live.kpi_docs(), expected)
 
     async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
-        first = await run_app(create_app(settings))
+        first = await run_app(create_app(settings, FakeClock(NOW)))
         half = len(sent) // 2
         for raw in sent[:half]:
             await kafka.send(raw["event_type"], raw, key=raw.get("case_id") or raw["event_id"])
         await first.stop()  # a restart in the middle: state comes back from MongoDB
-        await run_app(create_app(settings))
+        await run_app(create_app(settings, FakeClock(NOW)))
         for raw in sent[half:]:
             await kafka.send(raw["event_type"], raw, key=raw.get("case_id") or raw["event_id"])
 
         # A deadline for slow machines (the restart rejoins 3 consumers per topic), not a
         # timing check: a wrong aggregate never matches, whatever the wait.
         await eventually(live_matches, timeout=240)
-        report = await rebuild(settings)
+        report = await rebuild(settings, FakeClock(NOW))
         assert report.events == len(sent)
         assert report.kpis == len(expected)
         assert report.differences == []

@@ -2,13 +2,14 @@
 
 from zoneinfo import ZoneInfo
 
-from bench.metrics_growth import EVENTS_PER_CASE, case_entries
+from bench.metrics_growth import END, EVENTS_PER_CASE, case_entries
 from services.metrics.engine import MetricsEngine
 from services.metrics.windows import Window
+from shared.clock import FakeClock
 
 
 def test_every_synthetic_case_counts_as_contacted_resolved_contracted_and_surveyed():
-    engine = MetricsEngine(ZoneInfo("Asia/Ho_Chi_Minh"))
+    engine = MetricsEngine(ZoneInfo("Asia/Ho_Chi_Minh"), clock=FakeClock(END))
     for n in range(60):
         entries = case_entries(n)
         assert len(entries) == EVENTS_PER_CASE

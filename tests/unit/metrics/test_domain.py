@@ -86,13 +86,36 @@ def test_an_unresolved_case_is_open_for_its_current_lawyer():
     assert open_case.at is None and dict(open_case.dims)["lawyer"] == "law-2"
 
 
-def test_a_duplicate_contract_id_counts_once_and_revenue_splits_by_segment():
+def test_a_duplicate_contract_id_counts_once_and_revenue_splits_by_the_engines_answer():
     first = entry(EntryKind.CONTRACT, 3, ref="HD-1", amount=5_000_000)
     again = dataclasses.replace(first, id="other-event")
-    facts = kpis(case_facts([opened(segment="customer"), first, again]))
+    facts = kpis(case_facts([opened(), first, again], returning=lambda customer, c: True))
     assert [f.parts for f in facts["revenue_vnd"]] == [(("returning", 5_000_000),)]
-    new = kpis(case_facts([opened(segment="potential"), first]))
+    new = kpis(case_facts([opened(), first]))
     assert [f.parts for f in new["revenue_vnd"]] == [(("new", 5_000_000),)]
+
+
+def quote(hours: float, amount: int, **fields: object) -> CaseEntry:
+    """A fee.quoted entry of case-1 whose highest price is `amount`."""
+    return entry(EntryKind.QUOTED, hours, amount=amount, **fields)
+
+
+def contract(hours: float, ref: str) -> CaseEntry:
+    """A contract.signed entry of case-1."""
+    return entry(EntryKind.CONTRACT, hours, ref=ref, amount=1_000_000)
+
+
+def test_a_case_converts_once_however_many_contracts_at_its_first_priced_quote():
+    sheet = [opened(), quote(1, 500_000), quote(30, 700_000), contract(50, "HD-1")]
+    [one] = kpis(case_facts([*sheet, contract(60, "HD-2")]))["quote_conversion"]
+    assert (one.at, one.numerator, one.denominator) == (T0 + timedelta(hours=1), 1, 1)
+    [pending] = kpis(case_facts(sheet[:2]))["quote_conversion"]
+    assert (pending.numerator, pending.denominator) == (0, 1)
+
+
+def test_a_legal_aid_quote_of_0_vnd_is_not_a_quote_that_can_convert():
+    sheet = [opened(legal_aid=True), quote(1, 0, legal_aid=True), contract(5, "HD-1")]
+    assert "quote_conversion" not in kpis(case_facts(sheet))
 
 
 def test_legal_aid_counts_once_at_its_first_sign():
@@ -169,14 +192,53 @@ def test_values_scale_percentages_and_express_durations_in_seconds():
     assert kpi_value("csat", Cell()).value is None
 
 
+TODAY = date(2026, 12, 10)
+NOVEMBER = ("crr", Window.MONTH, date(2026, 11, 1), "all", "all")
+
+
 def test_crr_counts_customers_active_at_start_and_end_and_the_new_ones():
     activity = CustomerActivity()
     activity.add_contact("lapsing", date(2025, 11, 20))
     activity.add_contact("kept", date(2026, 10, 5))
     activity.add_contact("newcomer", date(2026, 11, 10))
-    cell = activity.crr_cells()[("crr", Window.MONTH, date(2026, 11, 1), "all", "all")]
-    assert dict(cell.parts) == {"start": 2, "end": 2, "new": 1}
+    cell = activity.crr_cells(TODAY)[NOVEMBER]
+    assert dict(cell.parts) == {"start": 2, "end": 2, "new": 1, "lost": 1}
     assert kpi_value("crr", cell).value == 50.0
+
+
+def test_a_customer_back_after_more_than_365_days_is_not_retained():
+    activity = CustomerActivity()
+    activity.add_contact("kept", date(2026, 10, 5))
+    activity.add_contact("back", date(2025, 10, 1))  # inactive from 2026-10-02
+    activity.add_contact("back", date(2026, 11, 15))
+    cell = activity.crr_cells(TODAY)[NOVEMBER]
+    assert dict(cell.parts) == {"start": 1, "end": 2, "new": 1, "lost": 0}
+    assert kpi_value("crr", cell).value == 100.0  # (E - first contacts) / S gave 200 %
+
+
+def test_a_customer_active_at_both_ends_is_retained_though_inactive_in_between():
+    activity = CustomerActivity()
+    activity.add_contact("gap", date(2025, 11, 1))  # active at boundaries up to 2026-11-01
+    activity.add_contact("gap", date(2026, 11, 20))  # active again from 2026-11-21
+    cell = activity.crr_cells(TODAY)[NOVEMBER]
+    assert dict(cell.parts) == {"start": 1, "end": 1, "new": 0, "lost": 0}
+    day = activity.crr_cells(TODAY)[("crr", Window.DAY, date(2026, 11, 1), "all", "all")]
+    assert dict(day.parts) == {"start": 1, "end": 0, "new": 0, "lost": 1}
+
+
+def test_crr_covers_every_period_from_the_first_contact_to_today_quiet_ones_included():
+    activity = CustomerActivity()
+    activity.add_contact("once", date(2026, 1, 30))
+    cells = activity.crr_cells(date(2026, 3, 2))
+    days = sorted(k[2] for k in cells if k[1] is Window.DAY)
+    assert (days[0], days[-1], len(days)) == (date(2026, 1, 30), date(2026, 3, 2), 32)
+    months = sorted(k[2] for k in cells if k[1] is Window.MONTH)
+    assert months == [date(2026, 1, 1), date(2026, 2, 1), date(2026, 3, 1)]
+    weeks = sorted(k[2] for k in cells if k[1] is Window.WEEK)
+    assert (weeks[0], weeks[-1], len(weeks)) == (date(2026, 1, 26), date(2026, 3, 2), 6)
+    february = cells[("crr", Window.MONTH, date(2026, 2, 1), "all", "all")]
+    assert kpi_value("crr", february).value == 100.0
+    assert CustomerActivity().crr_cells(TODAY) == {}
 
 
 def test_a_merge_makes_two_customers_one_in_any_order():
@@ -184,13 +246,12 @@ def test_a_merge_makes_two_customers_one_in_any_order():
         activity = CustomerActivity()
         for step in steps:
             step(activity)
-        cell = activity.crr_cells()[("crr", Window.MONTH, date(2026, 11, 1), "all", "all")]
-        return dict(cell.parts)
+        return dict(activity.crr_cells(TODAY)[NOVEMBER].parts)
 
     old = lambda a: a.add_contact("cus-5", date(2025, 12, 15))  # noqa: E731
     new = lambda a: a.add_contact("cus-1", date(2026, 11, 28))  # noqa: E731
     merge = lambda a: a.merge("cus-1", ("cus-5",))  # noqa: E731
-    expected = {"start": 1, "end": 1, "new": 0}
+    expected = {"start": 1, "end": 1, "new": 0, "lost": 0}
     assert crr_parts([old, new, merge]) == expected
     assert crr_parts([merge, new, old]) == expected
     assert crr_parts([new, merge, old, merge]) == expected

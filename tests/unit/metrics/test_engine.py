@@ -17,14 +17,16 @@ from services.metrics.engine import MetricsEngine
 from services.metrics.handlers import build_router
 from services.metrics.live import Checkpointer, KpiPublisher
 from services.metrics.report import format_value, kpi_table
+from shared.clock import FakeClock
 from shared.delivery import DeliveryGuard
 from shared.events import EVENT_MODELS
 from shared.kafka import make_broker
 from shared.logging import configure_logging
 from tests.integration.metrics import scenario as s
-from tests.integration.metrics.test_golden_scenario import golden_events
+from tests.integration.metrics.test_golden_scenario import NOW, golden_events
 
 TZ = ZoneInfo("Asia/Ho_Chi_Minh")
+CLOCK = FakeClock(NOW)
 
 
 def parsed(raw: dict):
@@ -34,7 +36,9 @@ def parsed(raw: dict):
 
 def engine_after(events: list) -> MetricsEngine:
     """An engine fed `events` in the given order."""
-    engine = MetricsEngine(TZ, business_seconds=lambda a, b: (b - a).total_seconds() / 2)
+    engine = MetricsEngine(
+        TZ, clock=CLOCK, business_seconds=lambda a, b: (b - a).total_seconds() / 2
+    )
     for event in events:
         engine.ingest(entry_of(event))
     engine.refresh_crr()
@@ -106,7 +110,7 @@ class FakeStore:
 async def test_handlers_store_each_event_once_and_publish_changed_values_once():
     settings = MetricsSettings()
     store = FakeStore()
-    engine = MetricsEngine(TZ)
+    engine = MetricsEngine(TZ, clock=CLOCK)
     checkpointer = Checkpointer(engine, store)  # type: ignore[arg-type]
     router, publish = build_router(settings, engine, checkpointer)
     broker = make_broker(settings, configure_logging("metrics"), DeliveryGuard(settings))
@@ -135,7 +139,7 @@ async def test_handlers_store_each_event_once_and_publish_changed_values_once():
     assert {m["window"] for m in tft} == {"day", "week", "month", "all"}
     assert all(m["value"] == 1 and m["count"] == 1 for m in tft)
     assert "cus-1" not in str(messages) and s.PERSONAL["name"] not in str(messages)
-    restored = MetricsEngine(TZ)
+    restored = MetricsEngine(TZ, clock=CLOCK)
     await Checkpointer(restored, store).restore()  # type: ignore[arg-type]
     assert restored.cells == engine.cells
 
@@ -143,7 +147,10 @@ async def test_handlers_store_each_event_once_and_publish_changed_values_once():
 def test_the_api_filters_rows_and_writes_csv():
     engine = engine_after(GOLDEN)
     rows = select_kpis(engine, {"kpi": ["nps,ces"], "window": ["all"], "dimension": ["all"]})
-    assert [(r["kpi"], r["value"]) for r in rows] == [("ces", 3.5), ("nps", 0.0)]
+    assert [(r["kpi"], r["value"], r["unit"]) for r in rows] == [
+        ("ces", 3.5, "score"),
+        ("nps", 0.0, "percent"),
+    ]
     november = select_kpis(
         engine,
         {
@@ -158,10 +165,10 @@ def test_the_api_filters_rows_and_writes_csv():
     assert [(r["period_start"], r["value"]) for r in november] == [("2026-11-01", 2.0)]
     csv = rows_as_csv(rows).decode().splitlines()
     assert (
-        csv[0] == "kpi,window,period_start,dimension,dimension_value,value,numerator,"
+        csv[0] == "kpi,window,period_start,dimension,dimension_value,value,unit,numerator,"
         "denominator,count,extra"
     )
-    assert csv[1].startswith("ces,all,,all,all,3.5,7.0,2.0,2,")
+    assert csv[1].startswith("ces,all,,all,all,3.5,score,7.0,2.0,2,")
 
 
 def test_the_terminal_table_shows_durations_and_percentages_readably():
@@ -218,7 +225,7 @@ class FlakyStore(FakeStore):
 
 async def test_a_failed_checkpoint_keeps_the_entry_for_the_redelivery():
     store = FlakyStore()
-    engine = MetricsEngine(TZ)
+    engine = MetricsEngine(TZ, clock=CLOCK)
     checkpointer = Checkpointer(engine, store)  # type: ignore[arg-type]
     contact = parsed(
         s.classified(
@@ -235,7 +242,7 @@ async def test_a_failed_checkpoint_keeps_the_entry_for_the_redelivery():
     finally:
         await checkpointer.stop()
     assert list(store.entries) == [str(contact.event_id)]
-    restored = MetricsEngine(TZ)
+    restored = MetricsEngine(TZ, clock=CLOCK)
     await Checkpointer(restored, store).restore()  # type: ignore[arg-type]
     engine.refresh_crr()
     assert restored.cells == engine.cells
@@ -248,7 +255,10 @@ async def test_cases_set_aside_and_brought_back_leave_every_cell_exact(rng, max_
     rng.shuffle(events)
     store = FakeStore()
     engine = MetricsEngine(
-        TZ, business_seconds=lambda a, b: (b - a).total_seconds() / 2, max_cases=max_cases
+        TZ,
+        clock=CLOCK,
+        business_seconds=lambda a, b: (b - a).total_seconds() / 2,
+        max_cases=max_cases,
     )
     checkpointer = Checkpointer(engine, store)  # type: ignore[arg-type]
     for event in events:
@@ -264,7 +274,10 @@ async def test_cases_set_aside_and_brought_back_leave_every_cell_exact(rng, max_
     assert engine.cells == engine_after(GOLDEN).cells
 
     restarted = MetricsEngine(
-        TZ, business_seconds=lambda a, b: (b - a).total_seconds() / 2, max_cases=max_cases
+        TZ,
+        clock=CLOCK,
+        business_seconds=lambda a, b: (b - a).total_seconds() / 2,
+        max_cases=max_cases,
     )
     await Checkpointer(restarted, store).restore()  # type: ignore[arg-type]
     assert len(restarted.sheets) <= max_cases
@@ -272,7 +285,7 @@ async def test_cases_set_aside_and_brought_back_leave_every_cell_exact(rng, max_
 
 
 def test_an_entry_for_a_case_set_aside_is_refused_until_its_sheet_is_back():
-    engine = MetricsEngine(TZ, max_cases=1)
+    engine = MetricsEngine(TZ, clock=CLOCK, max_cases=1)
     first, second = GOLDEN[0], next(e for e in GOLDEN if e.case_id != GOLDEN[0].case_id)
     engine.ingest(entry_of(first))
     engine.ingest(entry_of(second))

@@ -100,6 +100,7 @@ def test_kpi_messages_are_keyed_for_compaction():
             "dimension": "channel",
             "dimension_value": "zalo",
             "value": 40.0,
+            "unit": "percent",
             "numerator": 4,
             "denominator": 10,
             "count": 10,
@@ -107,3 +108,4 @@ def test_kpi_messages_are_keyed_for_compaction():
         }
     )
     assert kpi.partition_key() == b"nps|month|2026-11-01|channel|zalo"
+    assert kpi.unit == "percent"
