@@ -100,6 +100,7 @@ class Runtime(Generic[V]):
         self.crash_at: str | None = None
         self.crashed = asyncio.Event()
         self.garbage: list[str] = []
+        self.tombstones: list[str] = []
         self.consumed = 0
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -352,13 +353,13 @@ class Runtime(Generic[V]):
             version = changes.version_id("v", key)
             state.put(key, value, version=version)
             if value is DELETED:
-                self.garbage.append(version)
+                self.tombstones.append(version)
         for timer_id, timer in batch.view.timer_writes.items():
             self._supersede(state.timer_versions.pop(timer_id, None))
             version = changes.version_id("t", timer_id)
             if timer is DELETED:
                 state.timers.pop(timer_id, None)
-                self.garbage.append(version)
+                self.tombstones.append(version)
             else:
                 state.timers[timer_id] = timer
                 state.timer_versions[timer_id] = version
@@ -459,6 +460,7 @@ class Runtime(Generic[V]):
         state.checkpoint = stored.checkpoint
         state.next_seq = stored.next_seq
         self.garbage.extend(stored.garbage)
+        self.tombstones.extend(stored.tombstones)
         if len(state.values) > self.max_keys:
             state.evict(keep=self.max_keys, idle=self.idle)
         return state
@@ -466,12 +468,15 @@ class Runtime(Generic[V]):
     async def compact_once(self) -> int:
         """Delete the superseded versions and old markers noted so far; how many."""
         doomed, self.garbage = self.garbage, []
+        buried, self.tombstones = self.tombstones, []
         try:
             await self.changes.forget(doomed)
-        except TRANSIENT_ERRORS:
+            await self.changes.forget(buried)  # after what they hide, or it would come back
+        except Exception:
             self.garbage = doomed + self.garbage
+            self.tombstones = buried + self.tombstones
             raise
-        return len(doomed)
+        return len(doomed) + len(buried)
 
     async def _compact(self) -> None:
         while True:

@@ -68,6 +68,8 @@ class Restored:
     """The last batch's records: maybe unpublished when its owner stopped."""
     garbage: list[str] = field(default_factory=list)
     """Superseded versions, and versions of batches cut short."""
+    tombstones: list[str] = field(default_factory=list)
+    """Versions recording a deletion: forgotten after the garbage they hide."""
 
 
 def _outgoing_doc(out: Outgoing) -> dict[str, Any]:
@@ -126,7 +128,7 @@ def restored(docs: Sequence[dict[str, Any]]) -> Restored:
             result.garbage.append(doc["_id"])
     for (ns, key), doc in latest.items():
         if doc["value"] is None:
-            result.garbage.append(doc["_id"])  # a deletion with nothing left before it
+            result.tombstones.append(doc["_id"])
             continue
         target = result.values if ns == VALUE else result.timers
         target[key] = (doc["value"], doc["_id"])
@@ -189,8 +191,14 @@ class ChangeStore:
         doc = await self.collection.find_one({"_id": version_id}, {"value": 1})
         return None if doc is None else doc["value"]
 
-    async def forget(self, version_ids: Sequence[str]) -> None:
-        """Delete superseded versions and old markers, one `_id` at a time (no scan)."""
-        for version_id in version_ids:
+    async def forget(self, version_ids: Sequence[str], *, chunk: int = 1_000) -> None:
+        """Delete superseded versions and old markers, in order, `chunk` ids per request.
+
+        On FerretDB an `$in` scans the collection, but one scan per thousand ids beats a
+        thousand `delete_one`s at 2-10 ms each; on MongoDB it is an index lookup. A
+        deletion's own version comes after the versions it hides, in a later chunk.
+        """
+        for start in range(0, len(version_ids), chunk):
             self.round_trips += 1
-            await self.collection.delete_one({"_id": version_id})
+            ids = list(version_ids[start : start + chunk])
+            await self.collection.delete_many({"_id": {"$in": ids}})
