@@ -70,6 +70,18 @@ def describe_error(error: BaseException, body: bytes | None = None) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def dead_letter_headers(record: Any, error: BaseException, *, consumer: str) -> dict[str, str]:
+    """The headers a dead letter carries: why, who gave up, and where the record was."""
+    return {
+        "x-error": describe_error(error, record.value)[:4000],
+        "x-error-type": type(error).__name__,
+        "x-consumer": consumer,
+        "x-original-topic": record.topic,
+        "x-original-partition": str(record.partition),
+        "x-original-offset": str(record.offset),
+    }
+
+
 ENVELOPE_IDS = ("event_id", "case_id", "correlation_id")
 """Envelope fields bound to every log line of a message's handling."""
 
@@ -115,15 +127,8 @@ class DeliveryGuard:
     async def dead_letter(self, record: Any, error: BaseException) -> None:
         """Publish the original bytes to `<topic>.dlq` with the reason in headers."""
         assert self.broker is not None, "DeliveryGuard.bind(broker) was not called"
-        reason = describe_error(error, record.value)
-        headers = {
-            "x-error": reason[:4000],
-            "x-error-type": type(error).__name__,
-            "x-consumer": self.consumer,
-            "x-original-topic": record.topic,
-            "x-original-partition": str(record.partition),
-            "x-original-offset": str(record.offset),
-        }
+        headers = dead_letter_headers(record, error, consumer=self.consumer)
+        reason = headers["x-error"]
         await self.broker.publish(
             record.value or b"",
             topic=topics.dlq(record.topic),

@@ -8,6 +8,9 @@ Points, all on the consuming side of a handler (topic without the environment pr
   after the handler's database writes, before its publish and before its offset commit.
 - `after_handle:<topic>`: the process dies when a handler of `<topic>` returned, i.e.
   after its writes and publishes, before its offset commit.
+- `runtime_after_persist:<service>` / `runtime_after_publish:<service>`: the process dies
+  in the stateful runtime (shared/runtime) after a batch is stored and before it is
+  published, or after it is published and before its offsets are committed.
 - `slow_publish:<topic>`: a publish to `<topic>` first sleeps `LEXCARE_FAULT_DELAY_S`
   seconds (default 5), so a test can stop the service while a handler is in flight.
 """

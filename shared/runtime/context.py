@@ -1,0 +1,55 @@
+"""What a rule may do besides reading and writing its state: emit events, set timers."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, NoReturn
+
+from shared.delivery import Rejected
+from shared.events import Event
+from shared.runtime.state import View
+from shared.runtime.timers import Timer
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A record to publish once the batch is persisted: an event or a dead letter."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+class Context:
+    """Handed to a rule with its event: `emit`, `schedule`, `cancel`, `reject`, `now`."""
+
+    def __init__(self, view: View[Any], *, now: datetime, topic: Callable[[str], str]) -> None:
+        self.view = view
+        self.now = now
+        self._topic = topic
+        self.emitted: list[Outgoing] = []
+
+    def emit(self, event: Event) -> None:
+        """Publish `event` when the batch is persisted (its id derived from the cause)."""
+        topic = self._topic(event.event_type)
+        self.emitted.append(Outgoing(topic, event.partition_key(), event.to_bytes()))
+
+    def schedule(
+        self, timer_id: str, *, due_at: datetime, kind: str, payload: dict[str, Any] | None = None
+    ) -> None:
+        """Fire the rule registered for `kind` at `due_at` (same id again: moves the timer)."""
+        self.view.put_timer(Timer(timer_id, due_at, kind, payload or {}))
+
+    def cancel(self, timer_id: str) -> None:
+        """Forget a pending timer."""
+        self.view.drop_timer(timer_id)
+
+    def timer(self, timer_id: str) -> Timer | None:
+        """The pending timer with this id, or None."""
+        return self.view.timer(timer_id)
+
+    @staticmethod
+    def reject(reason: str) -> NoReturn:
+        """Dead-letter the event with `reason` (invalid for business reasons), at once."""
+        raise Rejected(reason)

@@ -1,0 +1,508 @@
+"""The stateful runtime: one consumer group over a service's co-partitioned topics.
+
+Per poll: plan (drop what the state already holds) → run the rules per partition in log
+order, each event on a copy-on-write view → persist the batch's changes (one insert) →
+publish its events and dead letters (sent together, awaited once) → commit the offsets →
+apply the changes to the partitions in memory. On assignment a partition is restored from
+storage (and its last batch's records republished); on revocation it is let go. Due timers
+of owned partitions run in the same cycle. See docs/developing.md, "The stateful runtime".
+"""
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import structlog
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import CommitFailedError
+from aiokafka.structs import TopicPartition
+from pydantic import TypeAdapter
+from pymongo.asynchronous.database import AsyncDatabase
+
+from shared import faults, observability
+from shared.background import Background
+from shared.clock import Clock, SystemClock
+from shared.delivery import TRANSIENT_ERRORS, Rejected, dead_letter_headers, describe_error
+from shared.events import Event
+from shared.kafka import admin_client_options
+from shared.runtime.context import Context, Outgoing
+from shared.runtime.plan import Plan, Work, plan_batch
+from shared.runtime.state import DELETED, KeyNotLoaded, PartitionState, View
+from shared.runtime.storage import Changes, ChangeStore, Fenced, Restored
+from shared.runtime.timers import Timer, TimerHeap, decode_timer, encode_timer
+from shared.settings import LexcareSettings
+from shared.topics import dlq
+
+V = TypeVar("V")
+E = TypeVar("E", bound=Event)
+Rule = Callable[[View[Any], E, Context], None]
+TimerRule = Callable[[View[Any], Timer, Context], None]
+
+log = structlog.get_logger("lexcare.runtime")
+
+CRASH_POINTS = ("after_persist", "after_publish")
+"""Where a test may stop the runtime dead (`crash_at`), or a process (`faults`)."""
+
+
+class Crashed(Exception):
+    """Raised at the crash point a test chose: the runtime stops without committing."""
+
+
+@dataclass(frozen=True)
+class _Route:
+    model: type[Event]
+    rule: Rule[Any]
+
+
+@dataclass
+class _Batch:
+    """One partition's work in progress: its view, what it publishes, what it handled."""
+
+    state: PartitionState[Any]
+    view: View[Any]
+    outbox: list[Outgoing]
+    handled: list[str]
+
+
+class Runtime(Generic[V]):
+    """Runs a service's rules over its partitions' state (see the module docstring)."""
+
+    def __init__(
+        self,
+        settings: LexcareSettings,
+        db: AsyncDatabase,
+        *,
+        value_type: Any,
+        name: str = "state",
+        clock: Clock | None = None,
+        idle: Callable[[V], bool] = lambda value: False,
+        max_keys: int = 100_000,
+        ledger_size: int = 100_000,
+        compact_every_s: float = 5.0,
+    ) -> None:
+        self.settings = settings
+        self.codec: TypeAdapter[V] = TypeAdapter(value_type)
+        self.changes = ChangeStore(db, name)
+        self.clock = clock or SystemClock()
+        self.idle = idle
+        self.max_keys = max_keys
+        self.ledger_size = ledger_size
+        self.routes: dict[str, _Route] = {}
+        self.timer_rules: dict[str, TimerRule] = {}
+        self.partitions: dict[int, PartitionState[V]] = {}
+        self._parked: dict[int, PartitionState[V]] = {}
+        self.heap = TimerHeap()
+        self.lock = asyncio.Lock()
+        self.owner = uuid.uuid4().hex
+        self.crash_at: str | None = None
+        self.crashed = asyncio.Event()
+        self.garbage: list[str] = []
+        self.tombstones: list[str] = []
+        self.consumed = 0
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producer: AIOKafkaProducer | None = None
+        self._loop = Background(self._run, name=f"runtime-{settings.service_name}")
+        self._compactor = Background(self._compact, name=f"compact-{settings.service_name}")
+        self._compact_every_s = compact_every_s
+
+    # Registration: what the service's handlers module does at import.
+
+    def on(self, topic: str, model: type[E]) -> Callable[[Rule[E]], Rule[E]]:
+        """Decorator: run `rule(state, event, ctx)` for each `model` event on `topic`."""
+
+        def register(rule: Rule[E]) -> Rule[E]:
+            self.routes[self.settings.topic(topic)] = _Route(model, rule)
+            return rule
+
+        return register
+
+    def on_timer(self, kind: str) -> Callable[[TimerRule], TimerRule]:
+        """Decorator: run `rule(state, timer, ctx)` when a timer of `kind` is due."""
+
+        def register(rule: TimerRule) -> TimerRule:
+            self.timer_rules[kind] = rule
+            return rule
+
+        return register
+
+    # Life cycle.
+
+    async def start(self) -> None:
+        """Create the index, join the group, start consuming and compacting."""
+        await self.changes.prepare()
+        options = admin_client_options(self.settings)
+        self._producer = AIOKafkaProducer(
+            **options, acks="all", enable_idempotence=True, linger_ms=self.settings.linger_ms
+        )
+        self._consumer = AIOKafkaConsumer(
+            **options,
+            group_id=self.settings.consumer_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=self.settings.batch_max_records,
+            partition_assignment_strategy=(RangePartitionAssignor,),
+            session_timeout_ms=10_000,
+            heartbeat_interval_ms=1_000,
+        )
+        await self._producer.start()
+        await self._consumer.start()
+        self._check_copartitioned()
+        self._consumer.subscribe(list(self.routes), listener=_Rebalance(self))
+        self._loop.start()
+        self._compactor.start()
+
+    async def stop(self) -> None:
+        """Finish the batch in flight, then leave the group."""
+        async with self.lock:
+            await self._loop.stop()
+        await self._close()
+
+    async def kill(self) -> None:
+        """Stop at once, committing nothing more (what a crash does)."""
+        await self._loop.stop()
+        await self._close()
+
+    async def _close(self) -> None:
+        await self._compactor.stop()
+        consumer, producer = self._consumer, self._producer
+        self._consumer = self._producer = None
+        if consumer is not None:
+            await consumer.stop()
+        if producer is not None:
+            await producer.stop()
+        self.partitions.clear()
+        self._parked.clear()
+        self.heap = TimerHeap()
+
+    def _check_copartitioned(self) -> None:
+        assert self._consumer is not None
+        counts = {t: len(self._consumer.partitions_for_topic(t) or ()) for t in self.routes}
+        if len(set(counts.values())) > 1:
+            raise RuntimeError(f"input topics must have one partition count: {counts}")
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Crashed:
+                self.crashed.set()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("runtime_batch_failed")
+                await self._rewind()
+                await asyncio.sleep(self.settings.retry_backoff_s)
+
+    # One poll.
+
+    async def run_once(self) -> int:
+        """Poll once and take the batch through rules, persist, publish and commit."""
+        assert self._consumer is not None
+        polled = await self._consumer.getmany(
+            timeout_ms=self.settings.batch_timeout_ms,
+            max_records=self.settings.batch_max_records,
+        )
+        records = [record for batch in polled.values() for record in batch]
+        async with self.lock:
+            due = self.heap.due(self.clock.now(), current=self._current_timer)
+            plan = plan_batch(
+                records,
+                models={topic: route.model for topic, route in self.routes.items()},
+                states=self.partitions,
+                due=due,
+            )
+            if not plan.offsets and not plan.work:
+                return 0
+            batches = [await self._apply(p, work) for p, work in plan.work.items()]
+            stored = [(b, self._changes(b, plan)) for b in batches if b.view.writes or b.outbox]
+            if stored and not await self._persist([changes for _, changes in stored]):
+                return 0
+            self._crash("after_persist")
+            await self._until_done(self._publish, [out for b in batches for out in b.outbox])
+            self._crash("after_publish")
+            for batch, changes in stored:
+                self._settle(batch, changes)
+            await self._commit(plan)
+            self.consumed += len(records)
+            return len(records)
+
+    async def _apply(self, partition: int, work: list[Work]) -> _Batch:
+        """Run the partition's work in order on one batch view."""
+        state = self.partitions[partition]
+        batch = _Batch(state, View(state), [], [])
+        for item in work:
+            if item.timer is not None:
+                await self._fire(batch, item.timer)
+            elif isinstance(item.event, Event):
+                await self._handle(batch, item.record, item.event)
+            else:
+                self._dead_letter(batch, item.record, item.event or ValueError("empty record"))
+        return batch
+
+    async def _handle(self, batch: _Batch, record: Any, event: Event) -> None:
+        route = self.routes[record.topic]
+        outcome = await self._attempt(batch, lambda view, ctx: route.rule(view, event, ctx))
+        if isinstance(outcome, BaseException):
+            self._dead_letter(batch, record, outcome)
+            return
+        batch.handled.append(str(event.event_id))
+        observability.HANDLED.labels(record.topic).inc()
+
+    async def _fire(self, batch: _Batch, timer: Timer) -> None:
+        rule = self.timer_rules.get(timer.kind)
+
+        def fire(view: View[Any], ctx: Context) -> None:
+            view.drop_timer(timer.id)  # fired once: the rule may schedule it again
+            if rule is not None:
+                rule(view, timer, ctx)
+
+        outcome = await self._attempt(batch, fire)
+        if isinstance(outcome, BaseException):
+            log.error("timer_failed_giving_up", timer_id=timer.id, error=describe_error(outcome))
+            batch.view.drop_timer(timer.id)
+
+    async def _attempt(
+        self, batch: _Batch, rule: Callable[[View[Any], Context], None]
+    ) -> Context | BaseException:
+        """Run `rule` on a fresh child view until it passes or fails `max_attempts` times."""
+        tries = 0
+        while True:
+            view = batch.view.child()
+            ctx = Context(view, now=self.clock.now(), topic=self.settings.topic)
+            try:
+                rule(view, ctx)
+            except KeyNotLoaded as e:
+                await self._until_done(self._reload, batch.state, e.key)
+                continue
+            except Rejected as e:
+                return e
+            except Exception as e:
+                tries += 1
+                if tries >= self.settings.max_attempts:
+                    return e
+                log.warning("rule_failed_retrying", tries=tries, error=describe_error(e))
+                continue
+            view.fold()
+            batch.outbox.extend(ctx.emitted)
+            return ctx
+
+    def _dead_letter(self, batch: _Batch, record: Any, error: BaseException) -> None:
+        headers = dead_letter_headers(record, error, consumer=self.settings.consumer_group)
+        out = Outgoing(dlq(record.topic), record.key, record.value or b"", tuple(headers.items()))
+        batch.outbox.append(out)
+        observability.DEAD_LETTERS.labels(record.topic).inc()
+        reason = headers["x-error"]
+        log.warning("dead_lettered", topic=record.topic, offset=record.offset, reason=reason)
+
+    def _changes(self, batch: _Batch, plan: Plan) -> Changes:
+        state = batch.state
+        checkpoint = dict(state.checkpoint)
+        for tp, offset in plan.offsets.items():
+            if tp.partition == state.partition:
+                checkpoint[tp.topic] = offset
+        return Changes(
+            partition=state.partition,
+            seq=state.next_seq,
+            values={k: self._encode(v) for k, v in batch.view.writes.items()},
+            timers={t: _encode_timer(timer) for t, timer in batch.view.timer_writes.items()},
+            handled=batch.handled,
+            outbox=batch.outbox,
+            checkpoint=checkpoint,
+        )
+
+    def _encode(self, value: Any) -> Any:
+        return None if value is DELETED else self.codec.dump_python(value, mode="json")
+
+    async def _persist(self, batch: list[Changes]) -> bool:
+        """Store the poll's changes; False when another instance stored a batch first."""
+        try:
+            await self._until_done(self.changes.persist, batch, owner=self.owner)
+        except Fenced as e:
+            # Another instance wrote these partitions since we restored them: this poll is
+            # void. Read them again and re-run the records (or lose them in the rebalance).
+            log.warning("partition_fenced", version=str(e))
+            for changes in batch:
+                stored = await self._until_done(self.changes.restore, changes.partition)
+                self.partitions[changes.partition] = self._partition(changes.partition, stored)
+            await self._rewind()
+            return False
+        return True
+
+    async def _publish(self, outbox: list[Outgoing]) -> None:
+        if not outbox:
+            return
+        assert self._producer is not None
+        sent = [
+            await self._producer.send(out.topic, out.value, key=out.key, headers=_headers(out))
+            for out in outbox
+        ]
+        await asyncio.gather(*sent)
+
+    def _settle(self, batch: _Batch, changes: Changes) -> None:
+        """Apply a persisted batch to its partition in memory."""
+        state = batch.state
+        state.next_seq = changes.seq + 1
+        state.checkpoint = changes.checkpoint
+        state.remember(changes.handled)
+        for key, value in batch.view.writes.items():
+            self._supersede(state.versions.get(key))
+            version = changes.version_id("v", key)
+            state.put(key, value, version=version)
+            if value is DELETED:
+                self.tombstones.append(version)
+        for timer_id, timer in batch.view.timer_writes.items():
+            self._supersede(state.timer_versions.pop(timer_id, None))
+            version = changes.version_id("t", timer_id)
+            if timer is DELETED:
+                state.timers.pop(timer_id, None)
+                self.tombstones.append(version)
+            else:
+                state.timers[timer_id] = timer
+                state.timer_versions[timer_id] = version
+                self.heap.push(state.partition, timer)
+        self.garbage.extend(state.keep_marker(changes.marker_id, len(changes.handled)))
+        if len(state.values) > self.max_keys:
+            state.evict(keep=self.max_keys, idle=self.idle)
+
+    def _supersede(self, version: str | None) -> None:
+        if version is not None:
+            self.garbage.append(version)
+
+    async def _commit(self, plan: Plan) -> None:
+        assert self._consumer is not None
+        owned = {tp: o for tp, o in plan.offsets.items() if tp.partition in self.partitions}
+        if not owned:
+            return
+        try:
+            await self._until_done(self._consumer.commit, owned)
+        except CommitFailedError:  # rebalanced meanwhile: the state is stored, the next owner skips
+            log.warning("commit_failed_partitions_moved", partitions=sorted(map(str, owned)))
+
+    async def _rewind(self) -> None:
+        """After an unexpected failure, read the uncommitted records again."""
+        assert self._consumer is not None
+        for tp in self._consumer.assignment():
+            committed = await self._consumer.committed(tp)
+            if committed is None:
+                await self._consumer.seek_to_beginning(tp)
+            else:
+                self._consumer.seek(tp, committed)
+
+    def _crash(self, point: str) -> None:
+        faults.crash_at(f"runtime_{point}", self.settings.service_name)
+        if self.crash_at == point:
+            raise Crashed(point)
+
+    async def _until_done(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Await `call(...)`, retrying while the database or the broker is unreachable."""
+        while True:
+            try:
+                return await call(*args, **kwargs)
+            except TRANSIENT_ERRORS as e:
+                log.warning("infrastructure_unavailable_retrying", error=describe_error(e))
+                await asyncio.sleep(self.settings.retry_backoff_s * 4)
+
+    # Partitions.
+
+    def _current_timer(self, partition: int, timer_id: str) -> Timer | None:
+        state = self.partitions.get(partition)
+        return None if state is None else state.timers.get(timer_id)
+
+    async def _reload(self, state: PartitionState[V], key: str) -> None:
+        """Bring an evicted key back into memory."""
+        version = state.versions.get(key)
+        encoded = None if version is None else await self.changes.load(version)
+        value = DELETED if encoded is None else self.codec.validate_python(encoded)
+        state.put(key, value, version=version or "")
+
+    async def revoke(self) -> None:
+        """Stop processing every partition until the next assignment (the batch in flight ends).
+
+        Their state is parked: no other instance processes a partition between its
+        revocation and the assignment that follows, so one given back to us is still valid.
+        """
+        async with self.lock:
+            self._parked.update(self.partitions)
+            self.partitions = {}
+
+    async def assign(self, partitions: Iterable[int]) -> None:
+        """Own exactly `partitions`: take back the parked ones, restore the new ones."""
+        wanted = set(partitions)
+        async with self.lock:
+            parked, self._parked = self._parked, {}
+            held = {**parked, **self.partitions}
+            self.partitions = {p: state for p, state in held.items() if p in wanted}
+            new = sorted(wanted - set(self.partitions))
+            restored = await asyncio.gather(
+                *(self._until_done(self.changes.restore, p) for p in new)
+            )
+            for partition, stored in zip(new, restored, strict=True):
+                self.partitions[partition] = self._partition(partition, stored)
+                await self._until_done(self._publish, stored.outbox)
+            log.info("partitions_assigned", partitions=sorted(wanted), restored=new)
+
+    def _partition(self, partition: int, stored: Restored) -> PartitionState[V]:
+        state: PartitionState[V] = PartitionState(partition, ledger_size=self.ledger_size)
+        for key, (encoded, version) in stored.values.items():
+            state.put(key, self.codec.validate_python(encoded), version=version)
+        for timer_id, (encoded, version) in stored.timers.items():
+            timer = decode_timer(timer_id, encoded)
+            state.timers[timer_id] = timer
+            state.timer_versions[timer_id] = version
+            self.heap.push(partition, timer)
+        state.remember(stored.handled)
+        for marker_id, handled in stored.markers:
+            self.garbage.extend(state.keep_marker(marker_id, handled))
+        state.checkpoint = stored.checkpoint
+        state.next_seq = stored.next_seq
+        self.garbage.extend(stored.garbage)
+        self.tombstones.extend(stored.tombstones)
+        if len(state.values) > self.max_keys:
+            state.evict(keep=self.max_keys, idle=self.idle)
+        return state
+
+    async def compact_once(self) -> int:
+        """Delete the superseded versions and old markers noted so far; how many."""
+        doomed, self.garbage = self.garbage, []
+        buried, self.tombstones = self.tombstones, []
+        try:
+            await self.changes.forget(doomed)
+            await self.changes.forget(buried)  # after what they hide, or it would come back
+        except Exception:
+            self.garbage = doomed + self.garbage
+            self.tombstones = buried + self.tombstones
+            raise
+        return len(doomed) + len(buried)
+
+    async def _compact(self) -> None:
+        while True:
+            await asyncio.sleep(self._compact_every_s)
+            try:
+                await self.compact_once()
+            except Exception as e:
+                log.warning("compaction_failed", error=describe_error(e))
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    """Lets a revocation wait for the batch in flight; restores what is assigned."""
+
+    def __init__(self, runtime: Runtime[Any]) -> None:
+        self.runtime = runtime
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.runtime.revoke()
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.runtime.assign(tp.partition for tp in assigned)
+
+
+def _headers(out: Outgoing) -> list[tuple[str, bytes]] | None:
+    return [(k, v.encode()) for k, v in out.headers] or None
+
+
+def _encode_timer(timer: Any) -> Any:
+    return None if timer is DELETED else encode_timer(timer)

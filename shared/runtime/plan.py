@@ -1,0 +1,70 @@
+"""Batch planning, pure: which records of a poll run, in which order, and what to commit."""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka.structs import TopicPartition
+
+from shared.batching import parse
+from shared.events import Event
+from shared.runtime.state import PartitionState
+from shared.runtime.timers import Timer
+
+
+@dataclass(frozen=True)
+class Work:
+    """One thing to run a rule for: a record (parsed, or its parse error) or a due timer."""
+
+    record: Any = None
+    event: Event | Exception | None = None
+    timer: Timer | None = None
+
+
+@dataclass
+class Plan:
+    """A poll's work per owned partition in log order, and the offsets it lets us commit."""
+
+    work: dict[int, list[Work]] = field(default_factory=dict)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    """The next offset of every owned partition the poll read from, skipped records included."""
+    skipped: int = 0
+
+    def add(self, partition: int, item: Work) -> None:
+        """Queue `item` after the partition's earlier work."""
+        self.work.setdefault(partition, []).append(item)
+
+
+def plan_batch(
+    records: Sequence[Any],
+    *,
+    models: Mapping[str, type[Event]],
+    states: Mapping[int, PartitionState[Any]],
+    due: Sequence[tuple[int, Timer]] = (),
+) -> Plan:
+    """Parse a poll's records; drop those already in the state (below the checkpoint, or
+    with an event id handled before or earlier in the poll) and those of partitions no
+    longer owned; queue the due timers after their partition's records."""
+    plan = Plan()
+    batch_ids: set[str] = set()
+    for record in records:
+        state = states.get(record.partition)
+        if state is None:
+            continue  # revoked since the poll: its next owner reads it again
+        tp = TopicPartition(record.topic, record.partition)
+        plan.offsets[tp] = max(plan.offsets.get(tp, 0), record.offset + 1)
+        if record.offset < state.checkpoint.get(record.topic, 0):
+            plan.skipped += 1
+            continue
+        event = parse(models[record.topic], record)
+        if isinstance(event, Event):
+            event_id = str(event.event_id)
+            if state.handled(event_id) or event_id in batch_ids:
+                plan.skipped += 1
+                continue
+            batch_ids.add(event_id)
+        plan.add(record.partition, Work(record=record, event=event))
+    for partition, timer in due:
+        if partition in states:
+            plan.add(partition, Work(timer=timer))
+    return plan

@@ -1,0 +1,164 @@
+"""A partition's state in memory and the copy-on-write views rules read and write.
+
+`PartitionState` owns one partition's values (key → typed value), its timers and the ids
+of the events it handled recently. Rules never touch it: each event runs on a `View`
+layered over the batch's `View`, itself over the partition; an event whose rule fails is
+dropped with its view, a successful one folds its writes into the batch; the batch's
+writes reach the partition only once they are persisted.
+"""
+
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from shared.runtime.timers import Timer
+
+V = TypeVar("V")
+
+
+class KeyNotLoaded(Exception):
+    """A rule asked for a key that was evicted from memory; the runtime reloads it and reruns."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+class _Deleted:
+    def __repr__(self) -> str:
+        return "DELETED"
+
+
+DELETED: Any = _Deleted()
+"""What a view holds for a key (or timer) deleted in it."""
+
+MAX_MARKERS = 1_000
+"""Batch markers a partition keeps at most (restore reads them all)."""
+
+
+@dataclass
+class PartitionState(Generic[V]):
+    """One partition's values, timers, recent event ids and where its versions are stored."""
+
+    partition: int
+    values: OrderedDict[str, V] = field(default_factory=OrderedDict)
+    timers: dict[str, Timer] = field(default_factory=dict)
+    seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    versions: dict[str, str] = field(default_factory=dict)
+    """Key → id of its latest stored version (values and evicted keys alike)."""
+    timer_versions: dict[str, str] = field(default_factory=dict)
+    markers: deque[tuple[str, int]] = field(default_factory=deque)
+    """Stored batch markers kept for the ledger: (id, events handled), oldest first."""
+    evicted: set[str] = field(default_factory=set)
+    checkpoint: dict[str, int] = field(default_factory=dict)
+    """Topic → the next offset of this partition not yet in the state."""
+    next_seq: int = 0
+    ledger_size: int = 100_000
+
+    def lookup(self, key: str) -> V | None:
+        """The key's value (None when absent); raise `KeyNotLoaded` when it was evicted."""
+        if key in self.evicted:
+            raise KeyNotLoaded(key)
+        value = self.values.get(key)
+        if value is not None:
+            self.values.move_to_end(key)
+        return value
+
+    def handled(self, event_id: str) -> bool:
+        """True when the event was handled here recently."""
+        return event_id in self.seen
+
+    def remember(self, event_ids: Iterable[str]) -> None:
+        """Add handled event ids to the ledger, forgetting the oldest past its size."""
+        for event_id in event_ids:
+            self.seen[event_id] = None
+        while len(self.seen) > self.ledger_size:
+            self.seen.popitem(last=False)
+
+    def keep_marker(self, marker_id: str, handled: int) -> list[str]:
+        """Add a stored marker; return the oldest ones the ledger no longer needs."""
+        self.markers.append((marker_id, handled))
+        total = sum(count for _, count in self.markers)
+        dropped: list[str] = []
+        while len(self.markers) > 1 and (
+            total - self.markers[0][1] >= self.ledger_size or len(self.markers) > MAX_MARKERS
+        ):
+            old_id, count = self.markers.popleft()
+            total -= count
+            dropped.append(old_id)
+        return dropped
+
+    def put(self, key: str, value: V, *, version: str) -> None:
+        """Keep a loaded or newly stored value (`DELETED` drops it)."""
+        self.evicted.discard(key)
+        if value is DELETED:
+            self.values.pop(key, None)
+            self.versions.pop(key, None)
+            return
+        self.values[key] = value
+        self.values.move_to_end(key)
+        self.versions[key] = version
+
+    def evict(self, *, keep: int, idle: Callable[[V], bool]) -> list[str]:
+        """Let the least recently used idle values leave memory until `keep` remain."""
+        gone: list[str] = []
+        for key in list(self.values):
+            if len(self.values) <= keep:
+                break
+            if idle(self.values[key]):
+                del self.values[key]
+                self.evicted.add(key)
+                gone.append(key)
+        return gone
+
+
+class View(Generic[V]):
+    """Copy-on-write access to a partition's values and timers: what a rule sees as `state`."""
+
+    def __init__(self, parent: "View[V] | PartitionState[V]") -> None:
+        self.parent = parent
+        self.writes: dict[str, Any] = {}
+        self.timer_writes: dict[str, Any] = {}
+
+    def get(self, key: str) -> V | None:
+        """The key's value, or None."""
+        if key in self.writes:
+            value = self.writes[key]
+            return None if value is DELETED else value
+        return self.parent.get(key) if isinstance(self.parent, View) else self.parent.lookup(key)
+
+    def set(self, key: str, value: V) -> None:
+        """Give the key a new value (values are immutable: build a new one, never mutate)."""
+        self.writes[key] = value
+
+    def delete(self, key: str) -> None:
+        """Forget the key."""
+        self.writes[key] = DELETED
+
+    def timer(self, timer_id: str) -> Timer | None:
+        """The pending timer with this id, or None."""
+        if timer_id in self.timer_writes:
+            timer = self.timer_writes[timer_id]
+            return None if timer is DELETED else timer
+        if isinstance(self.parent, View):
+            return self.parent.timer(timer_id)
+        return self.parent.timers.get(timer_id)
+
+    def put_timer(self, timer: Timer) -> None:
+        """Schedule (or move) a timer."""
+        self.timer_writes[timer.id] = timer
+
+    def drop_timer(self, timer_id: str) -> None:
+        """Cancel a timer (nothing happens when it is not pending)."""
+        self.timer_writes[timer_id] = DELETED
+
+    def child(self) -> "View[V]":
+        """A view over this one whose writes stay apart until `fold`."""
+        return View(self)
+
+    def fold(self) -> None:
+        """Move this view's writes into its parent view."""
+        assert isinstance(self.parent, View), "the batch's view is applied by the runtime"
+        self.parent.writes.update(self.writes)
+        self.parent.timer_writes.update(self.timer_writes)

@@ -1,0 +1,222 @@
+"""The stateful runtime over the real broker and database, with a toy counter service."""
+
+import asyncio
+import uuid
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+from shared.clock import FakeClock
+from shared.events import derived_event_id
+from shared.runtime.engine import CRASH_POINTS, Runtime
+from shared.runtime.storage import ChangeStore
+from shared.settings import LexcareSettings
+from shared.topics import dlq
+from tests.conftest import eventually
+from tests.kafka_tools import RawKafka
+from tests.toy_service import ADDED, COUNTED, INPUTS, OUTPUTS, REMINDED, REMOVED, toy_runtime
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+PARTITIONS = 3
+
+
+@pytest.fixture
+def settings(settings_for) -> LexcareSettings:
+    return settings_for(
+        LexcareSettings, service_name="toy", partitions=PARTITIONS, batch_timeout_ms=20
+    )
+
+
+@pytest.fixture
+async def toy_topics(settings: LexcareSettings) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
+    await admin.start()
+    names = [*INPUTS, *OUTPUTS, *(dlq(t) for t in INPUTS)]
+    await admin.create_topics([NewTopic(settings.topic(n), PARTITIONS, 1) for n in names])
+    await admin.close()
+
+
+@pytest.fixture
+async def start(settings, db, toy_topics):
+    running: list[Runtime[Any]] = []
+
+    async def start_one(**options: Any) -> Runtime[Any]:
+        runtime = toy_runtime(settings, db, **options)
+        await runtime.start()
+        running.append(runtime)
+        return runtime
+
+    yield start_one
+    for runtime in running:
+        await runtime.kill()
+
+
+@pytest.fixture
+async def kafka(infra, settings):
+    async with RawKafka(infra.kafka, settings.topic_prefix) as raw:
+        yield raw
+
+
+def event(topic: str, case_id: str, *, at: datetime = T0, **fields: Any) -> dict[str, Any]:
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": topic,
+        "occurred_at": at.isoformat(),
+        "producer": "test",
+        "case_id": case_id,
+        **fields,
+    }
+
+
+async def send(kafka: RawKafka, events: list[dict[str, Any]], *, pause: float = 0.0) -> None:
+    for e in events:
+        await kafka.send(e["event_type"], e, key=e["case_id"])
+        if pause:
+            await asyncio.sleep(pause)
+
+
+def expected_totals(events: list[dict[str, Any]]) -> dict[str, int]:
+    totals: Counter[str] = Counter()
+    for e in events:
+        totals[e["case_id"]] += e.get("amount", 1) * (1 if e["event_type"] == ADDED else -1)
+    return dict(totals)
+
+
+def counted_id(e: dict[str, Any]) -> str:
+    return str(derived_event_id(e["event_id"], COUNTED, ""))
+
+
+async def stored_totals(db) -> dict[str, int]:
+    store = ChangeStore(db, "state")
+    totals: dict[str, int] = {}
+    for partition in range(PARTITIONS):
+        restored = await store.restore(partition)
+        totals.update({key: value["total"] for key, (value, _) in restored.values.items()})
+    return totals
+
+
+async def test_every_input_is_counted_once_and_a_duplicate_changes_nothing(start, kafka, db):
+    runtime = await start()
+    events = [event(ADDED, f"case-{i % 5}") for i in range(40)]
+    events += [event(REMOVED, "case-0", amount=2) for _ in range(3)]
+    await send(kafka, events)
+    await send(kafka, events[:10])  # redelivered by their producer: same ids
+    counted = await kafka.distinct(COUNTED, count=len(events))
+    assert {e["event_id"] for e in counted} == {counted_id(e) for e in events}
+    assert len(await kafka.settle(COUNTED)) == len(events)  # nothing published twice
+    assert (
+        await stored_totals(db)
+        == expected_totals(events)
+        == {
+            "case-0": 2,
+            **{f"case-{i}": 8 for i in range(1, 5)},
+        }
+    )
+
+    async def compacted() -> bool:
+        await runtime.compact_once()
+        versions = await db["state_changes"].count_documents({"ns": "v"})
+        return versions == 5  # one version per key left
+
+    await eventually(compacted)
+    assert await stored_totals(db) == expected_totals(events)
+
+
+async def test_bad_input_and_a_rule_that_always_fails_are_dead_lettered(start, kafka, settings, db):
+    await start()
+    await kafka.send(ADDED, b"{not json", key="case-1")
+    await send(kafka, [event(ADDED, "case-1", poison=True), event(ADDED, "case-1")])
+    dead = await kafka.read(dlq(ADDED), until=lambda records: len(records) >= 2)
+    reasons = [dict(r.headers) for r in dead]
+    assert reasons[0]["x-error"].startswith(b"not valid JSON")
+    assert reasons[1]["x-error"] == b"RuntimeError: poisoned"
+    for headers in reasons:
+        assert headers["x-consumer"] == settings.consumer_group.encode()
+        assert headers["x-original-topic"] == settings.topic(ADDED).encode()
+    assert dead[0].value == b"{not json"
+    counted = await kafka.distinct(COUNTED, count=1)
+    assert counted[0]["total"] == 1  # the poisoned event's change was discarded
+    assert await stored_totals(db) == {"case-1": 1}
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+async def test_a_crash_between_persist_and_commit_loses_nothing_and_counts_nothing_twice(
+    point, start, kafka, db
+):
+    first = await start()
+    first.crash_at = point
+    events = [event(ADDED, f"case-{i % 4}") for i in range(20)]
+    await send(kafka, events)
+    await eventually(first.crashed.is_set)
+    await first.kill()
+    await start()
+    counted = await kafka.distinct(COUNTED, count=len(events))
+    assert {e["event_id"] for e in counted} == {counted_id(e) for e in events}
+    await eventually(lambda: _totals_reach(db, expected_totals(events)))
+    assert await stored_totals(db) == {f"case-{i}": 5 for i in range(4)}
+
+
+async def _totals_reach(db, expected: dict[str, int]) -> bool:
+    return await stored_totals(db) == expected
+
+
+async def test_a_second_instance_joining_and_leaving_midstream_changes_no_result(start, kafka, db):
+    one = await start()
+    events = [
+        event(ADDED if i % 4 else REMOVED, f"case-{i % 7}", amount=1 + i % 3) for i in range(150)
+    ]
+    sending = asyncio.create_task(send(kafka, events, pause=0.01))
+    await kafka.distinct(COUNTED, count=30)
+    two = await start()
+    await eventually(lambda: one.partitions and two.partitions, timeout=20)
+    for runtime in (one, two):  # RangeAssignor: partition p of both inputs on one member
+        owned = runtime._consumer.assignment()
+        by_topic = [{tp.partition for tp in owned if tp.topic.endswith(t)} for t in INPUTS]
+        assert by_topic[0] == by_topic[1] == set(runtime.partitions)
+    await kafka.distinct(COUNTED, count=90)
+    await two.stop()
+    await sending
+    counted = await kafka.distinct(COUNTED, count=len(events))
+    assert {e["event_id"] for e in counted} == {counted_id(e) for e in events}
+    await eventually(lambda: _totals_reach(db, expected_totals(events)))
+
+
+async def test_a_timer_scheduled_before_a_restart_fires_once_after_it(start, kafka):
+    clock = FakeClock(T0)
+    first = await start(clock=clock)
+    await send(kafka, [event(ADDED, "case-t", at=T0)])
+    await kafka.distinct(COUNTED, count=1)
+    await first.stop()
+    clock.advance(timedelta(hours=2))
+    second = await start(clock=clock)
+    reminded = await kafka.distinct(REMINDED, count=1)
+    assert reminded[0]["total"] == 1
+    await eventually(
+        lambda: second.partitions and not any(s.timers for s in second.partitions.values())
+    )
+    await second.stop()
+    third = await start(clock=clock)
+    await eventually(lambda: len(third.partitions) == PARTITIONS)
+    records = await kafka.settle(REMINDED)
+    assert {r.value for r in records} == {records[0].value}  # one reminder (maybe resent)
+    assert not any(s.timers for s in third.partitions.values())
+
+
+async def test_idle_keys_leave_memory_and_come_back_when_an_event_needs_them(start, kafka):
+    runtime = await start(max_keys=1, idle=lambda tally: True)
+    keys = [f"case-{i}" for i in range(6)]
+    events = [event(ADDED, key) for key in keys]
+    await send(kafka, events)
+    await kafka.distinct(COUNTED, count=6)
+    assert sum(len(s.evicted) for s in runtime.partitions.values()) >= 3
+    again = [event(ADDED, key) for key in keys]
+    await send(kafka, again)
+    counted = await kafka.distinct(COUNTED, count=12)
+    again_ids = {counted_id(e) for e in again}
+    last = {e["case_id"]: e["total"] for e in counted if e["event_id"] in again_ids}
+    assert last == dict.fromkeys(keys, 2)
+    assert all(len(s.values) <= 1 for s in runtime.partitions.values())
