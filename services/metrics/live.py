@@ -129,6 +129,10 @@ class Checkpointer:
             await self.checkpoint()
 
 
+_VANISHED = KpiValue(None, 0.0, 0.0, -1, {})
+"""Stands for a stored value whose cell the engine no longer has (no real cell counts -1)."""
+
+
 class KpiPublisher:
     """Publishes cells whose value changed, at most once per key per interval, and stores
     the published values in `kpis` at most once per store interval."""
@@ -201,8 +205,21 @@ class KpiPublisher:
                 log.info("kpis_published", count=sent)
 
     async def start(self) -> None:
-        """Start publishing in the background."""
+        """Retract what the restored engine no longer has, then publish in the background."""
+        await self.retract_vanished()
         self._background.start()
+
+    async def retract_vanished(self) -> None:
+        """Cells stored before a restart that the restored engine does not have: gone.
+
+        Their last change can be lost with the process (a stop after the broker closed, a
+        kill between two publishes); they go out as null and leave the store at once.
+        """
+        engine = self.checkpointer.engine
+        for key in await self.checkpointer.store.stored_cells():
+            if key not in engine.cells:
+                self.published[key] = _VANISHED
+                self.retry.add(key)
 
     async def stop(self) -> None:
         """Publish what is pending and stop."""

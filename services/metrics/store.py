@@ -17,6 +17,7 @@ from pymongo.errors import BulkWriteError
 
 from services.metrics.domain import CaseEntry, CustomerMerge, EntryKind
 from services.metrics.kpis import CellKey, KpiValue, kpi_row
+from services.metrics.windows import Window
 
 _ENTRY_FIELDS = {f.name for f in fields(CaseEntry)}
 ENTRY_VERSION = 2
@@ -115,6 +116,20 @@ class MetricsStore:
         return [
             CustomerMerge(id=doc["_id"], survivor=doc["survivor"], merged=tuple(doc["merged"]))
             async for doc in self.merges.find({})
+        ]
+
+    async def stored_cells(self) -> list[CellKey]:
+        """The keys of every stored KPI value."""
+        fields = {"kpi": 1, "window": 1, "period_start": 1, "dimension": 1, "dimension_value": 1}
+        return [
+            (
+                doc["kpi"],
+                Window(doc["window"]),
+                parse_period(doc["period_start"]),
+                doc["dimension"],
+                doc["dimension_value"],
+            )
+            async for doc in self.kpis.find({}, fields)
         ]
 
     async def kpi_docs(self) -> dict[str, dict[str, Any]]:
