@@ -30,10 +30,15 @@ class Context:
         self._topic = topic
         self.emitted: list[Outgoing] = []
 
-    def emit(self, event: Event) -> None:
-        """Publish `event` when the batch is persisted (its id derived from the cause)."""
+    def emit(self, event: Event, *, key: str | None = None) -> None:
+        """Publish `event` when the batch is persisted (its id derived from the cause).
+
+        `key`: the record's key instead of the event's own (`partition_key`), e.g. a
+        customer id when re-keying through an internal topic.
+        """
         topic = self._topic(event.event_type)
-        self.emitted.append(Outgoing(topic, event.partition_key(), event.to_bytes()))
+        record_key = key.encode() if key is not None else event.partition_key()
+        self.emitted.append(Outgoing(topic, record_key, event.to_bytes()))
 
     def schedule(
         self, timer_id: str, *, due_at: datetime, kind: str, payload: dict[str, Any] | None = None

@@ -9,6 +9,7 @@ of owned partitions run in the same cycle. See docs/developing.md, "The stateful
 """
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -16,8 +17,9 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, TopicAlreadyExistsError
 from aiokafka.structs import TopicPartition
 from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
@@ -91,6 +93,8 @@ class Runtime(Generic[V]):
         self.max_keys = max_keys
         self.ledger_size = ledger_size
         self.routes: dict[str, _Route] = {}
+        self.internal: set[str] = set()
+        """Topics this runtime both publishes and consumes (re-keying): created at start."""
         self.timer_rules: dict[str, TimerRule] = {}
         self.partitions: dict[int, PartitionState[V]] = {}
         self._parked: dict[int, PartitionState[V]] = {}
@@ -110,11 +114,19 @@ class Runtime(Generic[V]):
 
     # Registration: what the service's handlers module does at import.
 
-    def on(self, topic: str, model: type[E]) -> Callable[[Rule[E]], Rule[E]]:
-        """Decorator: run `rule(state, event, ctx)` for each `model` event on `topic`."""
+    def on(
+        self, topic: str, model: type[E], *, internal: bool = False
+    ) -> Callable[[Rule[E]], Rule[E]]:
+        """Decorator: run `rule(state, event, ctx)` for each `model` event on `topic`.
+
+        `internal`: the service's own re-keying topic (its rules emit to it with another
+        key); the runtime creates it at start, co-partitioned with the other inputs.
+        """
 
         def register(rule: Rule[E]) -> Rule[E]:
             self.routes[self.settings.topic(topic)] = _Route(model, rule)
+            if internal:
+                self.internal.add(self.settings.topic(topic))
             return rule
 
         return register
@@ -133,6 +145,7 @@ class Runtime(Generic[V]):
     async def start(self) -> None:
         """Create the index, join the group, start consuming and compacting."""
         await self.changes.prepare()
+        await self._create_internal_topics()
         options = admin_client_options(self.settings)
         self._producer = AIOKafkaProducer(
             **options, acks="all", enable_idempotence=True, linger_ms=self.settings.linger_ms
@@ -176,6 +189,35 @@ class Runtime(Generic[V]):
         self.partitions.clear()
         self._parked.clear()
         self.heap = TimerHeap()
+
+    async def _create_internal_topics(self) -> None:
+        """Create the missing internal topics (and their dead letters) with the partition
+        count of the other inputs, and wait until the broker lists their partitions."""
+        if not self.internal:
+            return
+        admin = AIOKafkaAdminClient(**admin_client_options(self.settings))
+        await admin.start()
+        try:
+            inputs = sorted(set(self.routes) - self.internal)
+            counts = {len(t["partitions"]) for t in await admin.describe_topics(inputs)}
+            count = max(counts - {0}, default=self.settings.partitions)
+            names = sorted(self.internal | {dlq(t) for t in self.internal})
+            existing = set(await admin.list_topics())
+            missing = [
+                NewTopic(t, count, self.settings.replication_factor)
+                for t in names
+                if t not in existing
+            ]
+            if missing:  # another instance may create them at the same moment
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(missing)
+            deadline = asyncio.get_running_loop().time() + 30
+            while not all(t["partitions"] for t in await admin.describe_topics(names)):
+                if asyncio.get_running_loop().time() > deadline:
+                    raise RuntimeError(f"internal topics not listed by the broker: {names}")
+                await asyncio.sleep(0.1)
+        finally:
+            await admin.close()
 
     def _check_copartitioned(self) -> None:
         assert self._consumer is not None

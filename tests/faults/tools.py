@@ -17,7 +17,8 @@ from tests.infra import ROOT, free_port
 
 
 class ServiceProcess:
-    """One lexcare service run as `python -m services.<name>`, its output in a file."""
+    """One lexcare service run as `python -m services.<name>` (or `module`), its output in a
+    file."""
 
     def __init__(
         self,
@@ -28,8 +29,10 @@ class ServiceProcess:
         namespace: str,
         log: Path,
         env: dict[str, str] | None = None,
+        module: str | None = None,
     ) -> None:
         self.name = name
+        self.module = module or f"services.{name}"
         self.port = free_port()
         self.log = log
         self.env = {
@@ -53,7 +56,7 @@ class ServiceProcess:
         merged = {k: v for k, v in {**self.env, **env}.items() if v is not None}
         with self.log.open("a") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", f"services.{self.name}"],
+                [sys.executable, "-m", self.module],
                 cwd=ROOT,
                 env=merged,
                 stdout=out,

@@ -6,8 +6,8 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.clock import FakeClock
 from shared.events import derived_event_id
@@ -17,7 +17,19 @@ from shared.settings import LexcareSettings
 from shared.topics import dlq
 from tests.conftest import eventually
 from tests.kafka_tools import RawKafka
-from tests.toy_service import ADDED, COUNTED, INPUTS, OUTPUTS, REMINDED, REMOVED, toy_runtime
+from tests.toy_service import (
+    ADDED,
+    CONTACT,
+    COUNTED,
+    FILED,
+    INPUTS,
+    OPENED,
+    REMINDED,
+    REMOVED,
+    RESOLVED,
+    create_topics,
+    toy_runtime,
+)
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -33,11 +45,7 @@ def settings(settings_for) -> LexcareSettings:
 
 @pytest.fixture
 async def toy_topics(settings: LexcareSettings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka)
-    await admin.start()
-    names = [*INPUTS, *OUTPUTS, *(dlq(t) for t in INPUTS)]
-    await admin.create_topics([NewTopic(settings.topic(n), PARTITIONS, 1) for n in names])
-    await admin.close()
+    await create_topics(settings)
 
 
 @pytest.fixture
@@ -90,13 +98,18 @@ def counted_id(e: dict[str, Any]) -> str:
     return str(derived_event_id(e["event_id"], COUNTED, ""))
 
 
-async def stored_totals(db) -> dict[str, int]:
+async def stored_values(db) -> dict[str, dict[str, Any]]:
     store = ChangeStore(db, "state")
-    totals: dict[str, int] = {}
+    values: dict[str, dict[str, Any]] = {}
     for partition in range(PARTITIONS):
         restored = await store.restore(partition)
-        totals.update({key: value["total"] for key, (value, _) in restored.values.items()})
-    return totals
+        values.update({key: value for key, (value, _) in restored.values.items()})
+    return values
+
+
+async def stored_totals(db) -> dict[str, int]:
+    values = await stored_values(db)
+    return {key: value["total"] for key, value in values.items() if value["kind"] == "tally"}
 
 
 async def test_every_input_is_counted_once_and_a_duplicate_changes_nothing(start, kafka, db):
@@ -212,7 +225,8 @@ async def test_idle_keys_leave_memory_and_come_back_when_an_event_needs_them(sta
     events = [event(ADDED, key) for key in keys]
     await send(kafka, events)
     await kafka.distinct(COUNTED, count=6)
-    assert sum(len(s.evicted) for s in runtime.partitions.values()) >= 3
+    # Published before the batch is applied to memory: wait for the eviction.
+    await eventually(lambda: sum(len(s.evicted) for s in runtime.partitions.values()) >= 3)
     again = [event(ADDED, key) for key in keys]
     await send(kafka, again)
     counted = await kafka.distinct(COUNTED, count=12)
@@ -220,3 +234,65 @@ async def test_idle_keys_leave_memory_and_come_back_when_an_event_needs_them(sta
     last = {e["case_id"]: e["total"] for e in counted if e["event_id"] in again_ids}
     assert last == dict.fromkeys(keys, 2)
     assert all(len(s.values) <= 1 for s in runtime.partitions.values())
+
+
+def contact(sender: str, customer: str) -> dict[str, Any]:
+    """A toy contact from `sender`, whose customer is `customer` (no case yet)."""
+    return {
+        "event_id": str(uuid.uuid4()),
+        "event_type": CONTACT,
+        "occurred_at": T0.isoformat(),
+        "producer": "test",
+        "sender_id": sender,
+        "customer_id": customer,
+    }
+
+
+async def send_pairs(kafka: RawKafka, customers: int) -> list[dict[str, Any]]:
+    """Two simultaneous contacts per customer, from two senders on different partitions."""
+    sent = []
+    for c in range(customers):
+        pair = [contact(f"sender-{c}-{side}", f"customer-{c}") for side in "ab"]
+        await asyncio.gather(
+            *(
+                kafka.send(CONTACT, e, key=e["sender_id"], partition=(c + side) % PARTITIONS)
+                for side, e in enumerate(pair)
+            )
+        )
+        sent += pair
+    return sent
+
+
+def assert_one_case_per_customer(
+    contacts: list[dict[str, Any]], opened: list[dict[str, Any]], filed: list[dict[str, Any]]
+) -> None:
+    """Exactly one case opened per customer, every contact filed once, on that case."""
+    customers = {c["customer_id"] for c in contacts}
+    per_customer = Counter(e["customer_id"] for e in opened)
+    assert set(per_customer) == customers
+    assert set(per_customer.values()) == {1}, f"one case per customer: {per_customer}"
+    case_of = {e["customer_id"]: e["case_id"] for e in opened}
+    assert sorted(e["contact_id"] for e in filed) == sorted(c["event_id"] for c in contacts)
+    assert all(e["case_id"] == case_of[e["customer_id"]] for e in filed)
+
+
+@pytest.mark.parametrize("instances", [1, 2])
+async def test_two_simultaneous_contacts_of_one_customer_on_two_partitions_open_one_case(
+    instances, start, kafka, db, settings
+):
+    runtimes = [await start() for _ in range(instances)]
+    await eventually(lambda: all(r.partitions for r in runtimes), timeout=20)
+    owned = [p for r in runtimes for p in r.partitions]
+    assert sorted(owned) == list(range(PARTITIONS))  # the instances share the partitions
+    contacts = await send_pairs(kafka, customers=30)
+    filed = await kafka.distinct(FILED, count=len(contacts))
+    opened = [orjson.loads(r.value) for r in await kafka.settle(OPENED)]
+    assert len({e["event_id"] for e in opened}) == len(opened) == 30  # none published twice
+    assert_one_case_per_customer(contacts, opened, filed)
+    stored = await stored_values(db)
+    assert {k: v["contacts"] for k, v in stored.items()} == {
+        f"customer/customer-{c}": 2 for c in range(30)
+    }
+    internal = settings.topic(RESOLVED)
+    assert all(internal in r.internal for r in runtimes)
+    assert {len(r._consumer.partitions_for_topic(internal)) for r in runtimes} == {PARTITIONS}
