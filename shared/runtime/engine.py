@@ -145,7 +145,7 @@ class Runtime(Generic[V]):
     async def start(self) -> None:
         """Create the index, join the group, start consuming and compacting."""
         await self.changes.prepare()
-        await self._create_internal_topics()
+        counts = await self._prepare_topics()
         options = admin_client_options(self.settings)
         self._producer = AIOKafkaProducer(
             **options, acks="all", enable_idempotence=True, linger_ms=self.settings.linger_ms
@@ -162,7 +162,7 @@ class Runtime(Generic[V]):
         )
         await self._producer.start()
         await self._consumer.start()
-        self._check_copartitioned()
+        _check_copartitioned(counts)
         self._consumer.subscribe(list(self.routes), listener=_Rebalance(self))
         self._loop.start()
         self._compactor.start()
@@ -190,40 +190,41 @@ class Runtime(Generic[V]):
         self._parked.clear()
         self.heap = TimerHeap()
 
-    async def _create_internal_topics(self) -> None:
+    async def _prepare_topics(self) -> dict[str, int]:
         """Create the missing internal topics (and their dead letters) with the partition
-        count of the other inputs, and wait until the broker lists their partitions."""
-        if not self.internal:
-            return
+        count of the other inputs; wait until the broker gives every input topic's partitions
+        a leader (a topic created a moment ago is not served yet, and a consumer that
+        subscribes before would wait for its next metadata refresh, minutes); return the
+        partition count of each input topic."""
         admin = AIOKafkaAdminClient(**admin_client_options(self.settings))
         await admin.start()
         try:
-            inputs = sorted(set(self.routes) - self.internal)
-            counts = {len(t["partitions"]) for t in await admin.describe_topics(inputs)}
-            count = max(counts - {0}, default=self.settings.partitions)
-            names = sorted(self.internal | {dlq(t) for t in self.internal})
-            existing = set(await admin.list_topics())
-            missing = [
-                NewTopic(t, count, self.settings.replication_factor)
-                for t in names
-                if t not in existing
-            ]
-            if missing:  # another instance may create them at the same moment
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics(missing)
+            if self.internal:
+                await self._create_internal_topics(admin)
+            inputs = sorted(set(self.routes) | {dlq(t) for t in self.internal})
             deadline = asyncio.get_running_loop().time() + 30
-            while not all(t["partitions"] for t in await admin.describe_topics(names)):
+            while not _served(described := await admin.describe_topics(inputs)):
                 if asyncio.get_running_loop().time() > deadline:
-                    raise RuntimeError(f"internal topics not listed by the broker: {names}")
+                    raise RuntimeError(f"input topics not served by the broker: {inputs}")
                 await asyncio.sleep(0.1)
+            counts = {t["topic"]: len(t["partitions"]) for t in described}
+            return {t: n for t, n in counts.items() if t in self.routes}
         finally:
             await admin.close()
 
-    def _check_copartitioned(self) -> None:
-        assert self._consumer is not None
-        counts = {t: len(self._consumer.partitions_for_topic(t) or ()) for t in self.routes}
-        if len(set(counts.values())) > 1:
-            raise RuntimeError(f"input topics must have one partition count: {counts}")
+    async def _create_internal_topics(self, admin: AIOKafkaAdminClient) -> None:
+        """Create the missing internal topics with the other inputs' partition count."""
+        inputs = sorted(set(self.routes) - self.internal)
+        counts = {len(t["partitions"]) for t in await admin.describe_topics(inputs)}
+        count = max(counts - {0}, default=self.settings.partitions)
+        names = sorted(self.internal | {dlq(t) for t in self.internal})
+        existing = set(await admin.list_topics())
+        missing = [
+            NewTopic(t, count, self.settings.replication_factor) for t in names if t not in existing
+        ]
+        if missing:  # another instance may create them at the same moment
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(missing)
 
     async def _run(self) -> None:
         while True:
@@ -548,3 +549,17 @@ def _headers(out: Outgoing) -> list[tuple[str, bytes]] | None:
 
 def _encode_timer(timer: Any) -> Any:
     return None if timer is DELETED else encode_timer(timer)
+
+
+def _served(described: list[dict[str, Any]]) -> bool:
+    """True when every described topic exists and each of its partitions has a leader."""
+    return all(
+        not t["error_code"] and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+        for t in described
+    )
+
+
+def _check_copartitioned(counts: dict[str, int]) -> None:
+    """Refuse input topics whose partition counts differ: a key would have two owners."""
+    if len(set(counts.values())) > 1:
+        raise RuntimeError(f"input topics must have one partition count: {counts}")
