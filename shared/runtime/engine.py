@@ -34,6 +34,7 @@ from shared.runtime.context import Context, Outgoing
 from shared.runtime.plan import Plan, Work, plan_batch
 from shared.runtime.state import DELETED, KeyNotLoaded, PartitionState, View
 from shared.runtime.storage import (
+    PART_DOCS,
     SNAP_VALUE,
     Changes,
     ChangeStore,
@@ -109,6 +110,7 @@ class Runtime(Generic[V]):
         self._parked: dict[int, PartitionState[V]] = {}
         self.heap = TimerHeap()
         self.lock = asyncio.Lock()
+        self._compacting = asyncio.Lock()  # one snapshot at a time: each reads the last one
         self.owner = uuid.uuid4().hex
         self.crash_at: str | None = None
         self.crashed = asyncio.Event()
@@ -364,6 +366,7 @@ class Runtime(Generic[V]):
             outbox=batch.outbox,
             checkpoint=checkpoint,
             gen=state.gen,
+            part=state.gen_docs // PART_DOCS,
         )
 
     def _encode(self, value: Any) -> Any:
@@ -400,8 +403,10 @@ class Runtime(Generic[V]):
         state.next_seq = changes.seq + 1
         state.checkpoint = changes.checkpoint
         state.remember(changes.handled)
-        state.gens.add(changes.gen)
-        state.since_snapshot += len(changes.values) + len(changes.timers) + 1
+        docs = len(changes.values) + len(changes.timers) + 1
+        state.gens[changes.gen] = max(state.gens.get(changes.gen, 0), changes.part)
+        state.gen_docs += docs
+        state.since_snapshot += docs
         for key, value in batch.view.writes.items():
             state.put(key, value, version=changes.version_id("v", key))
         for timer_id, timer in batch.view.timer_writes.items():
@@ -507,7 +512,7 @@ class Runtime(Generic[V]):
         state.remember(stored.handled)
         state.checkpoint = stored.checkpoint
         state.next_seq = stored.next_seq
-        state.gen, state.gens = stored.gen, set(stored.gens)
+        state.gen, state.gen_docs, state.gens = stored.gen, stored.gen_docs, dict(stored.gens)
         state.since_snapshot, state.snapshot_keys = stored.since_snapshot, stored.base_keys
         if len(state.values) > self.max_keys:
             state.evict(keep=self.max_keys, idle=self.idle)
@@ -522,8 +527,9 @@ class Runtime(Generic[V]):
             if state.needs_snapshot(min_docs=1 if force else self.snapshot_min_docs)
         ]
         deleted = 0
-        for partition in due:
-            deleted += await self.compact(partition)
+        async with self._compacting:
+            for partition in due:
+                deleted += await self.compact(partition)
         self.compacted += deleted
         return deleted
 
@@ -539,10 +545,10 @@ class Runtime(Generic[V]):
             state = self.partitions.get(partition)
             if state is None:
                 return 0
-            gen = max(state.gens | {state.gen}) + 1
-            old, upto = set(state.gens), state.next_seq
-            state.gen, state.since_snapshot = gen, 0
-            state.gens.add(gen)
+            gen = max([*state.gens, state.gen]) + 1
+            old, upto = dict(state.gens), state.next_seq
+            state.gen, state.gen_docs, state.since_snapshot = gen, 0, 0
+            state.gens[gen] = 0
         snap = await self.changes.snapshot(
             partition, gen=gen, upto=upto, ledger_size=self.ledger_size, owner=self.owner
         )
@@ -554,10 +560,12 @@ class Runtime(Generic[V]):
             for key, (_, version) in snap.values.items():
                 if state.versions.get(key) == version:
                     state.versions[key] = snapshot_version_id(partition, gen, SNAP_VALUE, key)
-            state.gens -= old
+            state.gens[gen] = max(state.gens[gen], snap.gens[gen])
+            for stale in old:
+                state.gens.pop(stale, None)
         deleted = 0
-        for stale in sorted(old - {gen}):
-            deleted += await self.changes.drop_generation(partition, stale)
+        for stale, parts in sorted(old.items()):
+            deleted += await self.changes.drop_generation(partition, stale, parts=parts)
         log.info("partition_compacted", partition=partition, gen=gen, deleted=deleted)
         return deleted
 

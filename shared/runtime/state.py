@@ -51,8 +51,10 @@ class PartitionState(Generic[V]):
     ledger_size: int = 100_000
     gen: int = 0
     """The storage generation this partition's batches are written in."""
-    gens: set[int] = field(default_factory=set)
-    """Generations stored for this partition (the next snapshot drops those below it)."""
+    gen_docs: int = 0
+    """Documents stored in that generation: its current part is `gen_docs // PART_DOCS`."""
+    gens: dict[int, int] = field(default_factory=dict)
+    """Generation → highest part, stored for this partition (a snapshot drops the older)."""
     since_snapshot: int = 0
     """Documents stored since the last snapshot: what compaction would reclaim."""
     snapshot_keys: int = 0

@@ -10,11 +10,12 @@ One collection `<name>_changes` holds, per owned partition:
 - per generation `g` ≥ 1, a snapshot: the live values and timers and the ledger of every
   batch before `next_seq` (`{_id: <p>/g<g>/...}`), then its own marker `{_id: <p>/g<g>}`,
   last. A generation counts only when its marker is stored.
-Every document carries the generation it was written in. Restore reads the partition by
+Every document carries the generation it was written in, and a part of it (the unit one
+`delete_many` drops, about `PART_DOCS` documents). Restore reads the partition by
 equality on `partition` and takes the latest complete snapshot plus the complete batches
 after it. Compaction writes a new snapshot (insert-only) and then drops each older
-generation with `delete_many({"partition": p, "gen": g})`: pure equality, which FerretDB
-pushes down to one SQL delete (an `$in` of ids scans the collection per request).
+generation part by part with `delete_many({"partition": p, "gen": g, "part": n})`: pure
+equality, which FerretDB pushes down (an `$in` of ids scans the collection per request).
 """
 
 from collections.abc import Sequence
@@ -31,6 +32,9 @@ SNAP_VALUE, SNAP_TIMER, SNAP_LEDGER, GEN = "sv", "st", "sl", "gen"
 DUPLICATE_KEY = 11000
 LEDGER_CHUNK = 5_000
 """Handled event ids per ledger document of a snapshot."""
+PART_DOCS = 20_000
+"""Documents per part of a generation, about: FerretDB deletes the documents a filter
+matches in one SQL statement with a parameter each, and PostgreSQL allows 65,535."""
 
 
 class Fenced(Exception):
@@ -49,6 +53,7 @@ class Changes:
     outbox: list[Outgoing]
     checkpoint: dict[str, int]
     gen: int = 0
+    part: int = 0
 
     def version_id(self, ns: str, key: str) -> str:
         """The stored id of this batch's version of `key` in namespace `ns`."""
@@ -74,8 +79,10 @@ class Restored:
     """The last batch's records: maybe unpublished when its owner stopped."""
     gen: int = 0
     """The generation new batches are written in: the highest one stored."""
-    gens: set[int] = field(default_factory=set)
-    """Every generation with a document stored: what the next snapshot drops."""
+    gen_docs: int = 0
+    """Documents stored in that generation (where its next part begins)."""
+    gens: dict[int, int] = field(default_factory=dict)
+    """Generation → its highest part, for every generation stored: what a snapshot drops."""
     base_keys: int = 0
     """Keys in the snapshot restored from."""
     since_snapshot: int = 0
@@ -103,7 +110,7 @@ def _checkpoint_doc(checkpoint: dict[str, int]) -> list[dict[str, Any]]:
 def batch_docs(changes: Changes, *, owner: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The versions and the marker one batch of one partition stores."""
     common = {"partition": changes.partition, "seq": changes.seq, "gen": changes.gen}
-    common["owner"] = owner
+    common |= {"part": changes.part, "owner": owner}
     versions = [
         {"_id": changes.version_id(ns, key), **common, "ns": ns, "key": key, "value": value}
         for ns, items in ((VALUE, changes.values), (TIMER, changes.timers))
@@ -150,12 +157,15 @@ def snapshot_docs(
             "_id": prefix,
             **common,
             "ns": GEN,
+            "parts": len(docs) // PART_DOCS + 1,
             "next_seq": state.next_seq,
             "keys": len(state.values),
             "checkpoint": _checkpoint_doc(state.checkpoint),
             "outbox": [_outgoing_doc(out) for out in state.outbox],
         }
     )
+    for n, doc in enumerate(docs):
+        doc["part"] = n // PART_DOCS
     return docs
 
 
@@ -186,8 +196,11 @@ def restored(docs: Sequence[dict[str, Any]], *, upto: int | None = None) -> Rest
     if last is not None:
         result.checkpoint = {c["topic"]: c["offset"] for c in last["checkpoint"]}
         result.outbox = [_outgoing(doc) for doc in last["outbox"]]
-    result.gens = {d.get("gen", 0) for d in docs}
+    for doc in docs:
+        gen = doc.get("gen", 0)
+        result.gens[gen] = max(result.gens.get(gen, 0), doc.get("part", 0))
     result.gen = max(result.gens, default=0)
+    result.gen_docs = sum(1 for d in docs if d.get("gen", 0) == result.gen)
     result.next_seq = max([start, *(d["seq"] + 1 for d in docs if d["ns"] != GEN)])
     result.since_snapshot = sum(
         1 for d in docs if d["ns"] in (VALUE, TIMER, BATCH) and d["seq"] >= start
@@ -262,16 +275,22 @@ class ChangeStore:
     async def snapshot(
         self, partition: int, *, gen: int, upto: int, ledger_size: int, owner: str
     ) -> Restored:
-        """Write generation `gen`: the partition's state after the batches before `upto`."""
+        """Write generation `gen`: the partition's state after the batches before `upto`
+        (returned with `gens` set to the parts the snapshot took)."""
         state = await self.restore(partition, upto=upto)
         state.next_seq = max(state.next_seq, upto)
         self.round_trips += 1
         docs = snapshot_docs(partition, state, gen=gen, ledger_size=ledger_size, owner=owner)
         await self.collection.insert_many(docs, ordered=True)
+        state.gens = {gen: docs[-1]["part"]}
         return state
 
-    async def drop_generation(self, partition: int, gen: int) -> int:
-        """Delete every document of one generation of the partition; how many."""
-        self.round_trips += 1
-        result = await self.collection.delete_many({"partition": partition, "gen": gen})
-        return result.deleted_count
+    async def drop_generation(self, partition: int, gen: int, *, parts: int) -> int:
+        """Delete every document of one generation of the partition (parts 0 to `parts`);
+        how many."""
+        deleted = 0
+        for part in range(parts + 1):
+            self.round_trips += 1
+            doomed = {"partition": partition, "gen": gen, "part": part}
+            deleted += (await self.collection.delete_many(doomed)).deleted_count
+        return deleted

@@ -8,6 +8,7 @@ import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
+from shared.runtime import storage
 from shared.runtime.plan import plan_batch
 from shared.runtime.state import KeyNotLoaded, PartitionState, View
 from shared.runtime.storage import Changes, Restored, batch_docs, restored, snapshot_docs
@@ -150,7 +151,7 @@ def test_restore_keeps_the_latest_version_of_complete_batches_only():
     assert state.checkpoint == {ADDED: 2}
     assert state.handled == ["e0", "e1"]
     assert state.next_seq == 3
-    assert state.gens == {0} and state.since_snapshot == 8  # what a snapshot reclaims
+    assert state.gens == {0: 0} and state.since_snapshot == 8  # what a snapshot reclaims
 
 
 def _history() -> list[dict[str, Any]]:
@@ -167,11 +168,11 @@ def test_restore_starts_from_the_latest_complete_snapshot_and_the_batches_after_
     assert set(state.timers) == {"remind/a"}  # kept by the snapshot
     assert state.handled == ["e0", "e1", "e2"]  # the ledger survives the snapshot
     assert state.checkpoint == {ADDED: 3} and state.next_seq == 3
-    assert state.gens == {0, 1} and state.gen == 1
+    assert state.gens == {0: 0, 1: 0} and state.gen == 1
     without_old = [d for d in docs if d["gen"] == 1]  # generation 0 dropped
     assert _values(restored(without_old)) == _values(state)
     assert restored(without_old).handled == state.handled
-    assert restored(without_old).gens == {1}
+    assert restored(without_old).gens == {1: 0}
 
 
 def test_a_snapshot_cut_short_leaves_the_previous_generation_in_charge():
@@ -180,7 +181,7 @@ def test_a_snapshot_cut_short_leaves_the_previous_generation_in_charge():
     state = restored([*docs, *cut, *_docs(_batch(3, {"c": 2}, ["e3"], gen=2))])
     assert _values(state) == {"a": 5, "c": 2}
     assert state.handled == ["e0", "e1", "e2", "e3"]
-    assert state.gen == 2 and state.gens == {0, 1, 2}  # the next snapshot drops 0 and 1
+    assert state.gen == 2 and state.gens == {0: 0, 1: 0, 2: 0}  # the next snapshot drops 0 and 1
 
 
 def test_what_is_left_of_a_dropped_generation_is_ignored():
@@ -192,7 +193,7 @@ def test_what_is_left_of_a_dropped_generation_is_ignored():
     assert state.values["a"][1] == "0/g2/sv/a"
     assert state.handled == ["e0", "e1", "e2"]
     assert state.since_snapshot == 0 and state.base_keys == 2
-    assert state.gens == {0, 1, 2}
+    assert state.gens == {0: 0, 1: 0, 2: 0}
 
 
 def test_a_snapshot_keeps_the_newest_ledger_entries_only():
@@ -206,5 +207,13 @@ def test_a_partition_needs_a_snapshot_once_it_stored_as_many_documents_as_keys()
     assert not state.needs_snapshot(min_docs=10)
     state.since_snapshot = 100
     assert state.needs_snapshot(min_docs=10) and not state.needs_snapshot(min_docs=1_000)
-    leftover: PartitionState[int] = PartitionState(0, gens={1, 2})
+    leftover: PartitionState[int] = PartitionState(0, gens={1: 0, 2: 0})
     assert leftover.needs_snapshot(min_docs=1_000)  # a compaction cut short
+
+
+def test_a_generation_is_stored_in_parts_small_enough_for_one_delete_each(monkeypatch):
+    monkeypatch.setattr(storage, "PART_DOCS", 2)
+    docs = [d for n in range(3) for d in _docs(_batch(n, {f"k{n}": n}, [f"e{n}"]))]
+    snapshot = _snapshot(docs, gen=1, upto=3)  # 3 values, 1 timer, 1 ledger chunk, marker
+    assert [d["part"] for d in snapshot] == [0, 0, 1, 1, 2, 2]
+    assert restored([*docs, *snapshot]).gens == {0: 0, 1: 2}
