@@ -35,12 +35,11 @@ from shared.runtime.plan import Plan, Work, plan_batch
 from shared.runtime.state import DELETED, KeyNotLoaded, PartitionState, View
 from shared.runtime.storage import (
     PART_DOCS,
-    SNAP_VALUE,
     Changes,
     ChangeStore,
     Fenced,
     Restored,
-    snapshot_version_id,
+    snapshot_value_ids,
 )
 from shared.runtime.timers import Timer, TimerHeap, decode_timer, encode_timer
 from shared.settings import LexcareSettings
@@ -461,7 +460,7 @@ class Runtime(Generic[V]):
     async def _reload(self, state: PartitionState[V], key: str) -> None:
         """Bring an evicted key back into memory."""
         version = state.versions.get(key)
-        encoded = None if version is None else await self.changes.load(version)
+        encoded = None if version is None else await self.changes.load(version, key)
         value = DELETED if encoded is None else self.codec.validate_python(encoded)
         state.put(key, value, version=version or "")
 
@@ -557,9 +556,10 @@ class Runtime(Generic[V]):
             if self.partitions.get(partition) is not state:
                 return 0  # moved meanwhile: the next owner drops the old generations
             state.snapshot_keys = len(snap.values)
+            moved = snapshot_value_ids(partition, gen, snap.values)
             for key, (_, version) in snap.values.items():
                 if state.versions.get(key) == version:
-                    state.versions[key] = snapshot_version_id(partition, gen, SNAP_VALUE, key)
+                    state.versions[key] = moved[key]
             state.gens[gen] = max(state.gens[gen], snap.gens[gen])
             for stale in old:
                 state.gens.pop(stale, None)

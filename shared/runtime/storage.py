@@ -18,7 +18,7 @@ generation part by part with `delete_many({"partition": p, "gen": g, "part": n})
 equality, which FerretDB pushes down (an `$in` of ids scans the collection per request).
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,8 @@ SNAP_VALUE, SNAP_TIMER, SNAP_LEDGER, GEN = "sv", "st", "sl", "gen"
 DUPLICATE_KEY = 11000
 LEDGER_CHUNK = 5_000
 """Handled event ids per ledger document of a snapshot."""
+SNAP_CHUNK = 200
+"""Values (or timers) per snapshot document: FerretDB's cost goes by documents read."""
 PART_DOCS = 20_000
 """Documents per part of a generation, about: FerretDB deletes the documents a filter
 matches in one SQL statement with a parameter each, and PostgreSQL allows 65,535."""
@@ -127,9 +129,24 @@ def batch_docs(changes: Changes, *, owner: str) -> tuple[list[dict[str, Any]], d
     return versions, marker
 
 
-def snapshot_version_id(partition: int, gen: int, ns: str, key: str) -> str:
-    """The stored id of `key`'s value (or timer) in generation `gen`'s snapshot."""
-    return f"{partition}/g{gen}/{ns}/{key}"
+def snapshot_value_ids(partition: int, gen: int, keys: Iterable[str]) -> dict[str, str]:
+    """Key → id of the document holding its value in generation `gen`'s snapshot."""
+    return {key: f"{partition}/g{gen}/{SNAP_VALUE}/{n // SNAP_CHUNK}" for n, key in enumerate(keys)}
+
+
+def _packed(
+    items: dict[str, Any], *, ns: str, prefix: str, common: dict[str, Any]
+) -> list[dict[str, Any]]:
+    pairs = [{"k": key, "v": value} for key, value in items.items()]
+    return [
+        {
+            "_id": f"{prefix}/{ns}/{n}",
+            **common,
+            "ns": ns,
+            "items": pairs[start : start + SNAP_CHUNK],
+        }
+        for n, start in enumerate(range(0, len(pairs), SNAP_CHUNK))
+    ]
 
 
 def snapshot_docs(
@@ -138,15 +155,9 @@ def snapshot_docs(
     """A generation holding `state` (every batch before `state.next_seq`), its marker last."""
     common = {"partition": partition, "gen": gen, "seq": state.next_seq - 1, "owner": owner}
     prefix = f"{partition}/g{gen}"
-    docs = [
-        {"_id": snapshot_version_id(partition, gen, ns, key), **common, "ns": ns, "key": key}
-        | {"value": value}
-        for ns, items in (
-            (SNAP_VALUE, {k: v for k, (v, _) in state.values.items()}),
-            (SNAP_TIMER, state.timers),
-        )
-        for key, value in items.items()
-    ]
+    values = {key: value for key, (value, _) in state.values.items()}
+    docs = _packed(values, ns=SNAP_VALUE, prefix=prefix, common=common)
+    docs += _packed(state.timers, ns=SNAP_TIMER, prefix=prefix, common=common)
     ledger = state.handled[-ledger_size:] if ledger_size else []
     for n, start in enumerate(range(0, len(ledger), LEDGER_CHUNK)):
         chunk = ledger[start : start + LEDGER_CHUNK]
@@ -213,9 +224,9 @@ def _restore_snapshot(result: Restored, base: dict[str, Any], docs: list[dict[st
     ledger: list[tuple[int, list[str]]] = []
     for doc in docs:
         if doc["ns"] == SNAP_VALUE:
-            result.values[doc["key"]] = (doc["value"], doc["_id"])
+            result.values.update((i["k"], (i["v"], doc["_id"])) for i in doc["items"])
         elif doc["ns"] == SNAP_TIMER:
-            result.timers[doc["key"]] = doc["value"]
+            result.timers.update((i["k"], i["v"]) for i in doc["items"])
         elif doc["ns"] == SNAP_LEDGER:
             ledger.append((doc["n"], doc["handled"]))
     for _, handled in sorted(ledger, key=lambda chunk: chunk[0]):
@@ -266,11 +277,15 @@ class ChangeStore:
         docs = await self.collection.find({"partition": partition}).to_list(None)
         return restored(docs, upto=upto)
 
-    async def load(self, version_id: str) -> Any:
-        """One stored version's encoded value (an evicted key coming back), or None."""
+    async def load(self, version_id: str, key: str) -> Any:
+        """`key`'s encoded value in one stored version (an evicted key coming back), or None."""
         self.round_trips += 1
-        doc = await self.collection.find_one({"_id": version_id}, {"value": 1})
-        return None if doc is None else doc["value"]
+        doc = await self.collection.find_one({"_id": version_id}, {"value": 1, "items": 1})
+        if doc is None:
+            return None
+        if "items" in doc:  # a snapshot's document holds many keys
+            return next((i["v"] for i in doc["items"] if i["k"] == key), None)
+        return doc["value"]
 
     async def snapshot(
         self, partition: int, *, gen: int, upto: int, ledger_size: int, owner: str

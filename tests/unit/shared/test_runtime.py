@@ -190,7 +190,7 @@ def test_what_is_left_of_a_dropped_generation_is_ignored():
     half_deleted = [d for d in docs if d["gen"] != 0 or d["seq"] == 0]
     state = restored([*half_deleted, *snapshot])
     assert _values(state) == {"a": 5, "c": 1}
-    assert state.values["a"][1] == "0/g2/sv/a"
+    assert state.values["a"][1] == "0/g2/sv/0"  # the snapshot's document holding it
     assert state.handled == ["e0", "e1", "e2"]
     assert state.since_snapshot == 0 and state.base_keys == 2
     assert state.gens == {0: 0, 1: 0, 2: 0}
@@ -214,6 +214,8 @@ def test_a_partition_needs_a_snapshot_once_it_stored_as_many_documents_as_keys()
 def test_a_generation_is_stored_in_parts_small_enough_for_one_delete_each(monkeypatch):
     monkeypatch.setattr(storage, "PART_DOCS", 2)
     docs = [d for n in range(3) for d in _docs(_batch(n, {f"k{n}": n}, [f"e{n}"]))]
-    snapshot = _snapshot(docs, gen=1, upto=3)  # 3 values, 1 timer, 1 ledger chunk, marker
-    assert [d["part"] for d in snapshot] == [0, 0, 1, 1, 2, 2]
+    monkeypatch.setattr(storage, "SNAP_CHUNK", 2)
+    snapshot = _snapshot(docs, gen=1, upto=3)  # 3 values in 2 docs, 1 timer, ledger, marker
+    assert [d["part"] for d in snapshot] == [0, 0, 1, 1, 2]
     assert restored([*docs, *snapshot]).gens == {0: 0, 1: 2}
+    assert _values(restored(snapshot)) == {"k0": 0, "k1": 1, "k2": 2}
