@@ -153,7 +153,7 @@ async def delete_by_ids(store: ChangeStore, batches: int, parts: int, chunk: int
 async def snapshot_and_drop(store: ChangeStore, batches: int, parts: int) -> int:
     """Step 2's compaction: generation 1 of partition 0, then generation 0 dropped."""
     await store.snapshot(0, gen=1, upto=batches, ledger_size=100_000, owner="bench")
-    return await store.drop_generation(0, 0, parts=parts)
+    return await store.drop_generation(0, 0, parts=parts, before=batches)
 
 
 async def compaction_before_after(db, runtime, *, versions: int, keys: int) -> dict[str, float]:

@@ -565,7 +565,9 @@ class Runtime(Generic[V]):
                 state.gens.pop(stale, None)
         deleted = 0
         for stale, parts in sorted(old.items()):
-            deleted += await self.changes.drop_generation(partition, stale, parts=parts)
+            deleted += await self.changes.drop_generation(
+                partition, stale, parts=parts, before=upto
+            )
         log.info("partition_compacted", partition=partition, gen=gen, deleted=deleted)
         return deleted
 

@@ -14,8 +14,9 @@ Every document carries the generation it was written in, and a part of it (the u
 `delete_many` drops, about `PART_DOCS` documents). Restore reads the partition by
 equality on `partition` and takes the latest complete snapshot plus the complete batches
 after it. Compaction writes a new snapshot (insert-only) and then drops each older
-generation part by part with `delete_many({"partition": p, "gen": g, "part": n})`: pure
-equality, which FerretDB pushes down (an `$in` of ids scans the collection per request).
+generation part by part with `delete_many({"partition": p, "gen": g, "part": n, "seq":
+{"$lt": next_seq}})`: equalities FerretDB pushes down (an `$in` of ids scans the whole
+collection per request), the `seq` bound checked on what they matched.
 """
 
 from collections.abc import Iterable, Sequence
@@ -303,12 +304,14 @@ class ChangeStore:
         state.gens = {gen: docs[-1]["part"]}
         return state
 
-    async def drop_generation(self, partition: int, gen: int, *, parts: int) -> int:
-        """Delete every document of one generation of the partition (parts 0 to `parts`);
-        how many."""
+    async def drop_generation(self, partition: int, gen: int, *, parts: int, before: int) -> int:
+        """Delete one generation of the partition (parts 0 to `parts`), batches from `before`
+        on excepted (a successor's, should this instance have lost the partition); how many.
+
+        FerretDB pushes the equalities down and checks `seq` on what they matched."""
         deleted = 0
         for part in range(parts + 1):
             self.round_trips += 1
-            doomed = {"partition": partition, "gen": gen, "part": part}
+            doomed = {"partition": partition, "gen": gen, "part": part, "seq": {"$lt": before}}
             deleted += (await self.collection.delete_many(doomed)).deleted_count
         return deleted

@@ -12,7 +12,7 @@ import pytest
 from shared.clock import FakeClock
 from shared.events import derived_event_id
 from shared.runtime.engine import CRASH_POINTS, Crashed, Runtime
-from shared.runtime.storage import ChangeStore
+from shared.runtime.storage import Changes, ChangeStore
 from shared.settings import LexcareSettings
 from shared.topics import dlq
 from tests.conftest import eventually
@@ -371,3 +371,19 @@ async def test_compaction_keeps_storage_bounded_with_the_settings_cadence(
         assert await stored_totals(db) == expected_totals(events)
     finally:
         await runtime.kill()
+
+
+async def test_dropping_a_generation_spares_the_batches_a_successor_wrote_to_it(db):
+    store = ChangeStore(db, "zombie")
+    await store.prepare()
+    for seq in range(2):  # ours
+        await store.persist(
+            [Changes(0, seq, {"a": seq}, {}, [f"e{seq}"], [], {"t": seq + 1})], owner="old"
+        )
+    await store.snapshot(0, gen=1, upto=2, ledger_size=10, owner="old")
+    # The partition moved meanwhile: its new owner wrote to generation 0, not knowing 1 yet.
+    await store.persist([Changes(0, 2, {"a": 2}, {}, ["e2"], [], {"t": 3})], owner="new")
+    await store.drop_generation(0, 0, parts=0, before=2)
+    state = await store.restore(0)
+    assert {key: value for key, (value, _) in state.values.items()} == {"a": 2}
+    assert state.handled == ["e0", "e1", "e2"] and state.checkpoint == {"t": 3}
