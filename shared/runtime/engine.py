@@ -4,8 +4,9 @@ Per poll: plan (drop what the state already holds) → run the rules per partiti
 order, each event on a copy-on-write view → persist the batch's changes (one insert) →
 publish its events and dead letters (sent together, awaited once) → commit the offsets →
 apply the changes to the partitions in memory. On assignment a partition is restored from
-storage (and its last batch's records republished); on revocation it is let go. Due timers
-of owned partitions run in the same cycle. See docs/developing.md, "The stateful runtime".
+storage (its last batch's records republished unless the group committed it); on
+revocation it is let go. Due timers of owned partitions run in the same cycle; compaction
+snapshots partitions off the hot path. See docs/developing.md, "The stateful runtime".
 """
 
 import asyncio
