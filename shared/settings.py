@@ -47,6 +47,15 @@ class LexcareSettings(BaseSettings):
     retention_every_s: float = Field(default=3600.0, gt=0)
     """How often what is older than the retention is forgotten."""
 
+    runtime_max_keys: int = Field(default=100_000, gt=0)
+    """Values a stateful service keeps in memory per partition; idle ones past it leave."""
+    runtime_ledger_size: int = Field(default=100_000, ge=0)
+    """Handled event ids a stateful service remembers per partition to drop duplicates."""
+    runtime_compact_every_s: float = Field(default=5.0, gt=0)
+    """How often a stateful service checks whether a partition's storage needs a snapshot."""
+    runtime_snapshot_min_docs: int = Field(default=10_000, gt=0)
+    """Documents a partition stores after its snapshot before the next (or as many as keys)."""
+
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
     kafka_sasl_mechanism: Literal["SCRAM-SHA-256", "SCRAM-SHA-512", "PLAIN"] = "SCRAM-SHA-512"
     kafka_sasl_username: str | None = None

@@ -4,8 +4,9 @@ Per poll: plan (drop what the state already holds) → run the rules per partiti
 order, each event on a copy-on-write view → persist the batch's changes (one insert) →
 publish its events and dead letters (sent together, awaited once) → commit the offsets →
 apply the changes to the partitions in memory. On assignment a partition is restored from
-storage (and its last batch's records republished); on revocation it is let go. Due timers
-of owned partitions run in the same cycle. See docs/developing.md, "The stateful runtime".
+storage (its last batch's records republished unless the group committed it); on
+revocation it is let go. Due timers of owned partitions run in the same cycle; compaction
+snapshots partitions off the hot path. See docs/developing.md, "The stateful runtime".
 """
 
 import asyncio
@@ -33,7 +34,14 @@ from shared.kafka import admin_client_options
 from shared.runtime.context import Context, Outgoing
 from shared.runtime.plan import Plan, Work, plan_batch
 from shared.runtime.state import DELETED, KeyNotLoaded, PartitionState, View
-from shared.runtime.storage import Changes, ChangeStore, Fenced, Restored
+from shared.runtime.storage import (
+    PART_DOCS,
+    Changes,
+    ChangeStore,
+    Fenced,
+    Restored,
+    snapshot_value_ids,
+)
 from shared.runtime.timers import Timer, TimerHeap, decode_timer, encode_timer
 from shared.settings import LexcareSettings
 from shared.topics import dlq
@@ -81,17 +89,19 @@ class Runtime(Generic[V]):
         name: str = "state",
         clock: Clock | None = None,
         idle: Callable[[V], bool] = lambda value: False,
-        max_keys: int = 100_000,
-        ledger_size: int = 100_000,
-        compact_every_s: float = 5.0,
+        max_keys: int | None = None,
+        ledger_size: int | None = None,
+        compact_every_s: float | None = None,
+        snapshot_min_docs: int | None = None,
     ) -> None:
         self.settings = settings
         self.codec: TypeAdapter[V] = TypeAdapter(value_type)
         self.changes = ChangeStore(db, name)
         self.clock = clock or SystemClock()
         self.idle = idle
-        self.max_keys = max_keys
-        self.ledger_size = ledger_size
+        self.max_keys = max_keys or settings.runtime_max_keys
+        self.ledger_size = settings.runtime_ledger_size if ledger_size is None else ledger_size
+        self.snapshot_min_docs = snapshot_min_docs or settings.runtime_snapshot_min_docs
         self.routes: dict[str, _Route] = {}
         self.internal: set[str] = set()
         """Topics this runtime both publishes and consumes (re-keying): created at start."""
@@ -100,17 +110,17 @@ class Runtime(Generic[V]):
         self._parked: dict[int, PartitionState[V]] = {}
         self.heap = TimerHeap()
         self.lock = asyncio.Lock()
+        self._compacting = asyncio.Lock()  # one snapshot at a time: each reads the last one
         self.owner = uuid.uuid4().hex
         self.crash_at: str | None = None
         self.crashed = asyncio.Event()
-        self.garbage: list[str] = []
-        self.tombstones: list[str] = []
         self.consumed = 0
+        self.compacted = 0
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._loop = Background(self._run, name=f"runtime-{settings.service_name}")
         self._compactor = Background(self._compact, name=f"compact-{settings.service_name}")
-        self._compact_every_s = compact_every_s
+        self._compact_every_s = compact_every_s or settings.runtime_compact_every_s
 
     # Registration: what the service's handlers module does at import.
 
@@ -355,6 +365,8 @@ class Runtime(Generic[V]):
             handled=batch.handled,
             outbox=batch.outbox,
             checkpoint=checkpoint,
+            gen=state.gen,
+            part=state.gen_docs // PART_DOCS,
         )
 
     def _encode(self, value: Any) -> Any:
@@ -391,29 +403,20 @@ class Runtime(Generic[V]):
         state.next_seq = changes.seq + 1
         state.checkpoint = changes.checkpoint
         state.remember(changes.handled)
+        docs = len(changes.values) + len(changes.timers) + 1
+        state.gens[changes.gen] = max(state.gens.get(changes.gen, 0), changes.part)
+        state.gen_docs += docs
+        state.since_snapshot += docs
         for key, value in batch.view.writes.items():
-            self._supersede(state.versions.get(key))
-            version = changes.version_id("v", key)
-            state.put(key, value, version=version)
-            if value is DELETED:
-                self.tombstones.append(version)
+            state.put(key, value, version=changes.version_id("v", key))
         for timer_id, timer in batch.view.timer_writes.items():
-            self._supersede(state.timer_versions.pop(timer_id, None))
-            version = changes.version_id("t", timer_id)
             if timer is DELETED:
                 state.timers.pop(timer_id, None)
-                self.tombstones.append(version)
             else:
                 state.timers[timer_id] = timer
-                state.timer_versions[timer_id] = version
                 self.heap.push(state.partition, timer)
-        self.garbage.extend(state.keep_marker(changes.marker_id, len(changes.handled)))
         if len(state.values) > self.max_keys:
             state.evict(keep=self.max_keys, idle=self.idle)
-
-    def _supersede(self, version: str | None) -> None:
-        if version is not None:
-            self.garbage.append(version)
 
     async def _commit(self, plan: Plan) -> None:
         assert self._consumer is not None
@@ -458,7 +461,7 @@ class Runtime(Generic[V]):
     async def _reload(self, state: PartitionState[V], key: str) -> None:
         """Bring an evicted key back into memory."""
         version = state.versions.get(key)
-        encoded = None if version is None else await self.changes.load(version)
+        encoded = None if version is None else await self.changes.load(version, key)
         value = DELETED if encoded is None else self.codec.validate_python(encoded)
         state.put(key, value, version=version or "")
 
@@ -485,47 +488,98 @@ class Runtime(Generic[V]):
             )
             for partition, stored in zip(new, restored, strict=True):
                 self.partitions[partition] = self._partition(partition, stored)
-                await self._until_done(self._publish, stored.outbox)
+                if stored.outbox and not await self._until_done(self._committed, partition, stored):
+                    await self._until_done(self._publish, stored.outbox)
             log.info("partitions_assigned", partitions=sorted(wanted), restored=new)
+
+    async def _committed(self, partition: int, stored: Restored) -> bool:
+        """True when the group committed the last stored batch: it was published before."""
+        assert self._consumer is not None
+        for topic, offset in stored.checkpoint.items():
+            committed = await self._consumer.committed(TopicPartition(topic, partition))
+            if committed is None or committed < offset:
+                return False
+        return True
 
     def _partition(self, partition: int, stored: Restored) -> PartitionState[V]:
         state: PartitionState[V] = PartitionState(partition, ledger_size=self.ledger_size)
         for key, (encoded, version) in stored.values.items():
             state.put(key, self.codec.validate_python(encoded), version=version)
-        for timer_id, (encoded, version) in stored.timers.items():
+        for timer_id, encoded in stored.timers.items():
             timer = decode_timer(timer_id, encoded)
             state.timers[timer_id] = timer
-            state.timer_versions[timer_id] = version
             self.heap.push(partition, timer)
         state.remember(stored.handled)
-        for marker_id, handled in stored.markers:
-            self.garbage.extend(state.keep_marker(marker_id, handled))
         state.checkpoint = stored.checkpoint
         state.next_seq = stored.next_seq
-        self.garbage.extend(stored.garbage)
-        self.tombstones.extend(stored.tombstones)
+        state.gen, state.gen_docs, state.gens = stored.gen, stored.gen_docs, dict(stored.gens)
+        state.since_snapshot, state.snapshot_keys = stored.since_snapshot, stored.base_keys
         if len(state.values) > self.max_keys:
             state.evict(keep=self.max_keys, idle=self.idle)
         return state
 
-    async def compact_once(self) -> int:
-        """Delete the superseded versions and old markers noted so far; how many."""
-        doomed, self.garbage = self.garbage, []
-        buried, self.tombstones = self.tombstones, []
-        try:
-            await self.changes.forget(doomed)
-            await self.changes.forget(buried)  # after what they hide, or it would come back
-        except Exception:
-            self.garbage = doomed + self.garbage
-            self.tombstones = buried + self.tombstones
-            raise
-        return len(doomed) + len(buried)
+    async def compact_once(self, *, force: bool = False) -> int:
+        """Snapshot each owned partition with enough to reclaim (`force`: anything); documents
+        deleted."""
+        due = [
+            p
+            for p, state in self.partitions.items()
+            if state.needs_snapshot(min_docs=1 if force else self.snapshot_min_docs)
+        ]
+        deleted = 0
+        async with self._compacting:
+            for partition in due:
+                deleted += await self.compact(partition)
+        self.compacted += deleted
+        return deleted
+
+    async def compact(self, partition: int) -> int:
+        """Write the partition's state as a new generation, then drop the older ones.
+
+        New batches go to the new generation from now on; the snapshot is read back from
+        storage (evicted keys included) up to the batches before it. A crash before the
+        snapshot's marker leaves the old generations in charge; after it, restore ignores
+        what is left of them and the next snapshot drops it.
+        """
+        async with self.lock:
+            state = self.partitions.get(partition)
+            if state is None:
+                return 0
+            gen = max([*state.gens, state.gen]) + 1
+            old, upto = dict(state.gens), state.next_seq
+            state.gen, state.gen_docs, state.since_snapshot = gen, 0, 0
+            state.gens[gen] = 0
+        snap = await self.changes.snapshot(
+            partition, gen=gen, upto=upto, ledger_size=self.ledger_size, owner=self.owner
+        )
+        self._crash("after_snapshot")
+        async with self.lock:
+            if self.partitions.get(partition) is not state:
+                return 0  # moved meanwhile: the next owner drops the old generations
+            state.snapshot_keys = len(snap.values)
+            moved = snapshot_value_ids(partition, gen, snap.values)
+            for key, (_, version) in snap.values.items():
+                if state.versions.get(key) == version:
+                    state.versions[key] = moved[key]
+            state.gens[gen] = max(state.gens[gen], snap.gens[gen])
+            for stale in old:
+                state.gens.pop(stale, None)
+        deleted = 0
+        for stale, parts in sorted(old.items()):
+            deleted += await self.changes.drop_generation(
+                partition, stale, parts=parts, before=upto
+            )
+        log.info("partition_compacted", partition=partition, gen=gen, deleted=deleted)
+        return deleted
 
     async def _compact(self) -> None:
         while True:
             await asyncio.sleep(self._compact_every_s)
             try:
                 await self.compact_once()
+            except Crashed:
+                self.crashed.set()
+                return
             except Exception as e:
                 log.warning("compaction_failed", error=describe_error(e))
 

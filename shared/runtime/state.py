@@ -7,7 +7,7 @@ dropped with its view, a successful one folds its writes into the batch; the bat
 writes reach the partition only once they are persisted.
 """
 
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -33,9 +33,6 @@ class _Deleted:
 DELETED: Any = _Deleted()
 """What a view holds for a key (or timer) deleted in it."""
 
-MAX_MARKERS = 1_000
-"""Batch markers a partition keeps at most (restore reads them all)."""
-
 
 @dataclass
 class PartitionState(Generic[V]):
@@ -47,14 +44,26 @@ class PartitionState(Generic[V]):
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
     versions: dict[str, str] = field(default_factory=dict)
     """Key → id of its latest stored version (values and evicted keys alike)."""
-    timer_versions: dict[str, str] = field(default_factory=dict)
-    markers: deque[tuple[str, int]] = field(default_factory=deque)
-    """Stored batch markers kept for the ledger: (id, events handled), oldest first."""
     evicted: set[str] = field(default_factory=set)
     checkpoint: dict[str, int] = field(default_factory=dict)
     """Topic → the next offset of this partition not yet in the state."""
     next_seq: int = 0
     ledger_size: int = 100_000
+    gen: int = 0
+    """The storage generation this partition's batches are written in."""
+    gen_docs: int = 0
+    """Documents stored in that generation: its current part is `gen_docs // PART_DOCS`."""
+    gens: dict[int, int] = field(default_factory=dict)
+    """Generation → highest part, stored for this partition (a snapshot drops the older)."""
+    since_snapshot: int = 0
+    """Documents stored since the last snapshot: what compaction would reclaim."""
+    snapshot_keys: int = 0
+    """Keys in the last snapshot: the next one waits until as many documents are stored."""
+
+    def needs_snapshot(self, *, min_docs: int) -> bool:
+        """True when compaction would reclaim enough (as many documents as keys, at least),
+        or when older generations are left (a compaction cut short)."""
+        return self.since_snapshot >= max(min_docs, self.snapshot_keys, 1) or len(self.gens) > 1
 
     def lookup(self, key: str) -> V | None:
         """The key's value (None when absent); raise `KeyNotLoaded` when it was evicted."""
@@ -75,19 +84,6 @@ class PartitionState(Generic[V]):
             self.seen[event_id] = None
         while len(self.seen) > self.ledger_size:
             self.seen.popitem(last=False)
-
-    def keep_marker(self, marker_id: str, handled: int) -> list[str]:
-        """Add a stored marker; return the oldest ones the ledger no longer needs."""
-        self.markers.append((marker_id, handled))
-        total = sum(count for _, count in self.markers)
-        dropped: list[str] = []
-        while len(self.markers) > 1 and (
-            total - self.markers[0][1] >= self.ledger_size or len(self.markers) > MAX_MARKERS
-        ):
-            old_id, count = self.markers.popleft()
-            total -= count
-            dropped.append(old_id)
-        return dropped
 
     def put(self, key: str, value: V, *, version: str) -> None:
         """Keep a loaded or newly stored value (`DELETED` drops it)."""

@@ -1,29 +1,45 @@
-"""Durable partition state in MongoDB: insert-only versions per batch, a marker last.
+"""Durable partition state in MongoDB: insert-only batches, compacted by generations.
 
-One collection `<name>_changes` holds, per batch and owned partition that changed:
-- one document per changed key or timer: `{_id: <p>/<ns>/<key>/<seq>, partition, seq, ns,
-  key, value}` (`value` None: deleted);
-- then the batch's marker `{_id: <p>/batch/<seq>, ...}` with the partition's checkpoint
-  offsets, the ids of the events it handled (the idempotency ledger) and the records it
-  publishes (the outbox).
-All of a poll's documents go in one ordered `insert_many`, markers last: a batch counts
-only when its marker is stored, so a batch cut short leaves versions restore ignores.
-Restore reads the partition by equality on `partition` (the one filter FerretDB pushes
-down) and keeps the latest version per key. Superseded versions are deleted later, by
-`_id`, off the hot path.
+One collection `<name>_changes` holds, per owned partition:
+- per batch that changed something: one document per changed key or timer
+  `{_id: <p>/<ns>/<key>/<seq>, partition, gen, seq, ns, key, value}` (`value` None:
+  deleted), then the batch's marker `{_id: <p>/batch/<seq>, ...}` with the partition's
+  checkpoint offsets, the ids of the events it handled (the idempotency ledger) and the
+  records it publishes (the outbox). All of a poll's documents go in one ordered
+  `insert_many`, markers last: a batch counts only when its marker is stored.
+- per generation `g` ≥ 1, a snapshot: the live values and timers and the ledger of every
+  batch before `next_seq` (`{_id: <p>/g<g>/...}`), then its own marker `{_id: <p>/g<g>}`,
+  last. A generation counts only when its marker is stored.
+Every document carries the generation it was written in, and a part of it (the unit one
+`delete_many` drops, about `PART_DOCS` documents). Restore reads the partition by
+equality on `partition` and takes the latest complete snapshot plus the complete batches
+after it. Compaction writes a new snapshot (insert-only) and then drops each older
+generation part by part with `delete_many({"partition": p, "gen": g, "part": n, "seq":
+{"$lt": next_seq}})`: equalities FerretDB pushes down (an `$in` of ids scans the whole
+collection per request), the `seq` bound checked on what they matched.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError
 
 from shared.runtime.context import Outgoing
 
 VALUE, TIMER, BATCH = "v", "t", "batch"
+SNAP_VALUE, SNAP_TIMER, SNAP_LEDGER, GEN = "sv", "st", "sl", "gen"
 DUPLICATE_KEY = 11000
+LEDGER_CHUNK = 5_000
+"""Handled event ids per ledger document of a snapshot."""
+SNAP_CHUNK = 200
+"""Values (or timers) per snapshot document, as one JSON blob: FerretDB decodes every field
+it reads (100k keys as fields: 4.6 s), a blob is one opaque field."""
+PART_DOCS = 20_000
+"""Documents per part of a generation, about: FerretDB deletes the documents a filter
+matches in one SQL statement with a parameter each, and PostgreSQL allows 65,535."""
 
 
 class Fenced(Exception):
@@ -41,6 +57,8 @@ class Changes:
     handled: list[str]
     outbox: list[Outgoing]
     checkpoint: dict[str, int]
+    gen: int = 0
+    part: int = 0
 
     def version_id(self, ns: str, key: str) -> str:
         """The stored id of this batch's version of `key` in namespace `ns`."""
@@ -58,18 +76,22 @@ class Restored:
 
     values: dict[str, tuple[Any, str]] = field(default_factory=dict)
     """Key → (encoded value, id of that version)."""
-    timers: dict[str, tuple[Any, str]] = field(default_factory=dict)
+    timers: dict[str, Any] = field(default_factory=dict)
     handled: list[str] = field(default_factory=list)
-    markers: list[tuple[str, int]] = field(default_factory=list)
-    """(marker id, events handled) oldest first: what compaction may forget."""
     checkpoint: dict[str, int] = field(default_factory=dict)
     next_seq: int = 0
     outbox: list[Outgoing] = field(default_factory=list)
     """The last batch's records: maybe unpublished when its owner stopped."""
-    garbage: list[str] = field(default_factory=list)
-    """Superseded versions, and versions of batches cut short."""
-    tombstones: list[str] = field(default_factory=list)
-    """Versions recording a deletion: forgotten after the garbage they hide."""
+    gen: int = 0
+    """The generation new batches are written in: the highest one stored."""
+    gen_docs: int = 0
+    """Documents stored in that generation (where its next part begins)."""
+    gens: dict[int, int] = field(default_factory=dict)
+    """Generation → its highest part, for every generation stored: what a snapshot drops."""
+    base_keys: int = 0
+    """Keys in the snapshot restored from."""
+    since_snapshot: int = 0
+    """Documents stored after that snapshot (versions and markers, complete or not)."""
 
 
 def _outgoing_doc(out: Outgoing) -> dict[str, Any]:
@@ -86,9 +108,14 @@ def _outgoing(doc: dict[str, Any]) -> Outgoing:
     return Outgoing(doc["topic"], doc.get("key"), doc["value"], headers)
 
 
+def _checkpoint_doc(checkpoint: dict[str, int]) -> list[dict[str, Any]]:
+    return [{"topic": t, "offset": o} for t, o in checkpoint.items()]
+
+
 def batch_docs(changes: Changes, *, owner: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """The versions and the marker one batch of one partition stores."""
-    common = {"partition": changes.partition, "seq": changes.seq, "owner": owner}
+    common = {"partition": changes.partition, "seq": changes.seq, "gen": changes.gen}
+    common |= {"part": changes.part, "owner": owner}
     versions = [
         {"_id": changes.version_id(ns, key), **common, "ns": ns, "key": key, "value": value}
         for ns, items in ((VALUE, changes.values), (TIMER, changes.timers))
@@ -98,48 +125,116 @@ def batch_docs(changes: Changes, *, owner: str) -> tuple[list[dict[str, Any]], d
         "_id": changes.marker_id,
         **common,
         "ns": BATCH,
-        "checkpoint": [{"topic": t, "offset": o} for t, o in changes.checkpoint.items()],
+        "checkpoint": _checkpoint_doc(changes.checkpoint),
         "handled": changes.handled,
         "outbox": [_outgoing_doc(out) for out in changes.outbox],
     }
     return versions, marker
 
 
-def restored(docs: Sequence[dict[str, Any]]) -> Restored:
-    """The latest state among a partition's stored documents."""
+def snapshot_value_ids(partition: int, gen: int, keys: Iterable[str]) -> dict[str, str]:
+    """Key → id of the document holding its value in generation `gen`'s snapshot."""
+    return {key: f"{partition}/g{gen}/{SNAP_VALUE}/{n // SNAP_CHUNK}" for n, key in enumerate(keys)}
+
+
+def _packed(
+    items: dict[str, Any], *, ns: str, prefix: str, common: dict[str, Any]
+) -> list[dict[str, Any]]:
+    pairs = list(items.items())
+    return [
+        {
+            "_id": f"{prefix}/{ns}/{n}",
+            **common,
+            "ns": ns,
+            "items": orjson.dumps(dict(pairs[start : start + SNAP_CHUNK])),
+        }
+        for n, start in enumerate(range(0, len(pairs), SNAP_CHUNK))
+    ]
+
+
+def snapshot_docs(
+    partition: int, state: Restored, *, gen: int, ledger_size: int, owner: str
+) -> list[dict[str, Any]]:
+    """A generation holding `state` (every batch before `state.next_seq`), its marker last."""
+    common = {"partition": partition, "gen": gen, "seq": state.next_seq - 1, "owner": owner}
+    prefix = f"{partition}/g{gen}"
+    values = {key: value for key, (value, _) in state.values.items()}
+    docs = _packed(values, ns=SNAP_VALUE, prefix=prefix, common=common)
+    docs += _packed(state.timers, ns=SNAP_TIMER, prefix=prefix, common=common)
+    ledger = state.handled[-ledger_size:] if ledger_size else []
+    for n, start in enumerate(range(0, len(ledger), LEDGER_CHUNK)):
+        chunk = ledger[start : start + LEDGER_CHUNK]
+        docs.append({"_id": f"{prefix}/{SNAP_LEDGER}/{n}", **common, "ns": SNAP_LEDGER, "n": n})
+        docs[-1]["handled"] = orjson.dumps(chunk)
+    docs.append(
+        {
+            "_id": prefix,
+            **common,
+            "ns": GEN,
+            "parts": len(docs) // PART_DOCS + 1,
+            "next_seq": state.next_seq,
+            "keys": len(state.values),
+            "checkpoint": _checkpoint_doc(state.checkpoint),
+            "outbox": [_outgoing_doc(out) for out in state.outbox],
+        }
+    )
+    for n, doc in enumerate(docs):
+        doc["part"] = n // PART_DOCS
+    return docs
+
+
+def restored(docs: Sequence[dict[str, Any]], *, upto: int | None = None) -> Restored:
+    """The latest state among a partition's stored documents (of batches before `upto`)."""
+    if upto is not None:
+        docs = [d for d in docs if d["seq"] < upto]
     result = Restored()
-    markers = sorted((d for d in docs if d["ns"] == BATCH), key=lambda d: d["seq"])
+    bases = [d for d in docs if d["ns"] == GEN]
+    base = max(bases, key=lambda d: d["gen"], default=None)
+    start = 0 if base is None else base["next_seq"]
+    if base is not None:
+        _restore_snapshot(result, base, [d for d in docs if d.get("gen") == base["gen"]])
+    markers = sorted(
+        (d for d in docs if d["ns"] == BATCH and d["seq"] >= start), key=lambda d: d["seq"]
+    )
     complete = {m["seq"] for m in markers}
-    latest: dict[tuple[str, str], dict[str, Any]] = {}
-    for doc in docs:
-        result.next_seq = max(result.next_seq, doc["seq"] + 1)
-        if doc["ns"] == BATCH:
-            continue
-        if doc["seq"] not in complete:
-            result.garbage.append(doc["_id"])
-            continue
-        slot = (doc["ns"], doc["key"])
-        kept = latest.get(slot)
-        if kept is None or kept["seq"] < doc["seq"]:
-            if kept is not None:
-                result.garbage.append(kept["_id"])
-            latest[slot] = doc
-        else:
-            result.garbage.append(doc["_id"])
-    for (ns, key), doc in latest.items():
+    versions = (d for d in docs if d["ns"] in (VALUE, TIMER) and d["seq"] in complete)
+    for doc in sorted(versions, key=lambda d: d["seq"]):
+        target = result.values if doc["ns"] == VALUE else result.timers
         if doc["value"] is None:
-            result.tombstones.append(doc["_id"])
-            continue
-        target = result.values if ns == VALUE else result.timers
-        target[key] = (doc["value"], doc["_id"])
+            target.pop(doc["key"], None)
+        else:
+            target[doc["key"]] = (doc["value"], doc["_id"]) if doc["ns"] == VALUE else doc["value"]
     for marker in markers:
         result.handled.extend(marker["handled"])
-        result.markers.append((marker["_id"], len(marker["handled"])))
-    if markers:
-        last = markers[-1]
+    last = markers[-1] if markers else base
+    if last is not None:
         result.checkpoint = {c["topic"]: c["offset"] for c in last["checkpoint"]}
         result.outbox = [_outgoing(doc) for doc in last["outbox"]]
+    for doc in docs:
+        gen = doc.get("gen", 0)
+        result.gens[gen] = max(result.gens.get(gen, 0), doc.get("part", 0))
+    result.gen = max(result.gens, default=0)
+    result.gen_docs = sum(1 for d in docs if d.get("gen", 0) == result.gen)
+    result.next_seq = max([start, *(d["seq"] + 1 for d in docs if d["ns"] != GEN)])
+    result.since_snapshot = sum(
+        1 for d in docs if d["ns"] in (VALUE, TIMER, BATCH) and d["seq"] >= start
+    )
     return result
+
+
+def _restore_snapshot(result: Restored, base: dict[str, Any], docs: list[dict[str, Any]]) -> None:
+    result.base_keys = base["keys"]
+    ledger: list[tuple[int, list[str]]] = []
+    for doc in docs:
+        if doc["ns"] == SNAP_VALUE:
+            items = orjson.loads(doc["items"])
+            result.values.update((key, (value, doc["_id"])) for key, value in items.items())
+        elif doc["ns"] == SNAP_TIMER:
+            result.timers.update(orjson.loads(doc["items"]))
+        elif doc["ns"] == SNAP_LEDGER:
+            ledger.append((doc["n"], orjson.loads(doc["handled"])))
+    for _, handled in sorted(ledger, key=lambda chunk: chunk[0]):
+        result.handled.extend(handled)
 
 
 class ChangeStore:
@@ -180,25 +275,43 @@ class ChangeStore:
         if stored is not None and stored.get("owner") != owner:
             raise Fenced(doc_id)
 
-    async def restore(self, partition: int) -> Restored:
-        """The partition's latest stored state."""
+    async def restore(self, partition: int, *, upto: int | None = None) -> Restored:
+        """The partition's latest stored state (of the batches before `upto`)."""
         self.round_trips += 1
-        return restored(await self.collection.find({"partition": partition}).to_list(None))
+        docs = await self.collection.find({"partition": partition}).to_list(None)
+        return restored(docs, upto=upto)
 
-    async def load(self, version_id: str) -> Any:
-        """One stored version's encoded value (an evicted key coming back), or None."""
+    async def load(self, version_id: str, key: str) -> Any:
+        """`key`'s encoded value in one stored version (an evicted key coming back), or None."""
         self.round_trips += 1
-        doc = await self.collection.find_one({"_id": version_id}, {"value": 1})
-        return None if doc is None else doc["value"]
+        doc = await self.collection.find_one({"_id": version_id}, {"value": 1, "items": 1})
+        if doc is None:
+            return None
+        if "items" in doc:  # a snapshot's document holds many keys
+            return orjson.loads(doc["items"]).get(key)
+        return doc["value"]
 
-    async def forget(self, version_ids: Sequence[str], *, chunk: int = 1_000) -> None:
-        """Delete superseded versions and old markers, in order, `chunk` ids per request.
+    async def snapshot(
+        self, partition: int, *, gen: int, upto: int, ledger_size: int, owner: str
+    ) -> Restored:
+        """Write generation `gen`: the partition's state after the batches before `upto`
+        (returned with `gens` set to the parts the snapshot took)."""
+        state = await self.restore(partition, upto=upto)
+        state.next_seq = max(state.next_seq, upto)
+        self.round_trips += 1
+        docs = snapshot_docs(partition, state, gen=gen, ledger_size=ledger_size, owner=owner)
+        await self.collection.insert_many(docs, ordered=True)
+        state.gens = {gen: docs[-1]["part"]}
+        return state
 
-        On FerretDB an `$in` scans the collection, but one scan per thousand ids beats a
-        thousand `delete_one`s at 2-10 ms each; on MongoDB it is an index lookup. A
-        deletion's own version comes after the versions it hides, in a later chunk.
-        """
-        for start in range(0, len(version_ids), chunk):
+    async def drop_generation(self, partition: int, gen: int, *, parts: int, before: int) -> int:
+        """Delete one generation of the partition (parts 0 to `parts`), batches from `before`
+        on excepted (a successor's, should this instance have lost the partition); how many.
+
+        FerretDB pushes the equalities down and checks `seq` on what they matched."""
+        deleted = 0
+        for part in range(parts + 1):
             self.round_trips += 1
-            ids = list(version_ids[start : start + chunk])
-            await self.collection.delete_many({"_id": {"$in": ids}})
+            doomed = {"partition": partition, "gen": gen, "part": part, "seq": {"$lt": before}}
+            deleted += (await self.collection.delete_many(doomed)).deleted_count
+        return deleted

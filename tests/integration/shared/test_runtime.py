@@ -11,8 +11,8 @@ import pytest
 
 from shared.clock import FakeClock
 from shared.events import derived_event_id
-from shared.runtime.engine import CRASH_POINTS, Runtime
-from shared.runtime.storage import ChangeStore
+from shared.runtime.engine import CRASH_POINTS, Crashed, Runtime
+from shared.runtime.storage import Changes, ChangeStore
 from shared.settings import LexcareSettings
 from shared.topics import dlq
 from tests.conftest import eventually
@@ -130,12 +130,11 @@ async def test_every_input_is_counted_once_and_a_duplicate_changes_nothing(start
         }
     )
 
-    async def compacted() -> bool:
-        await runtime.compact_once()
-        versions = await db["state_changes"].count_documents({"ns": "v"})
-        return versions == 5  # one version per key left
-
-    await eventually(compacted)
+    assert await runtime.compact_once(force=True) > 0
+    stored = db["state_changes"]
+    assert await stored.count_documents({"ns": {"$in": ["v", "t", "batch"]}}) == 0
+    snapshots = await stored.find({"ns": "sv"}).to_list(None)
+    assert sum(len(orjson.loads(d["items"])) for d in snapshots) == 5  # one per key left
     assert await stored_totals(db) == expected_totals(events)
 
 
@@ -296,3 +295,95 @@ async def test_two_simultaneous_contacts_of_one_customer_on_two_partitions_open_
     internal = settings.topic(RESOLVED)
     assert all(internal in r.internal for r in runtimes)
     assert {len(r._consumer.partitions_for_topic(internal)) for r in runtimes} == {PARTITIONS}
+
+
+async def test_a_crash_between_a_snapshot_and_the_old_generation_s_delete_restores_the_state(
+    start, kafka, db
+):
+    clock = FakeClock(T0)  # the reminders stay pending
+    first = await start(clock=clock, max_keys=2, idle=lambda tally: True)  # some evicted
+    events = [event(ADDED, f"case-{i % 6}", amount=1 + i % 4) for i in range(60)]
+    await send(kafka, events)
+    await kafka.distinct(COUNTED, count=len(events))
+    await eventually(lambda: first.consumed >= len(events))  # the last batch applied too
+    before = {p: (dict(s.values), dict(s.timers), set(s.seen)) for p, s in first.partitions.items()}
+    first.crash_at = "after_snapshot"
+    with pytest.raises(Crashed):
+        await first.compact_once(force=True)
+    await first.kill()
+    stored = db["state_changes"]
+    snapshot = await stored.find_one({"ns": "gen"})  # the new generation is complete
+    assert await stored.count_documents({"ns": "gen"}) == 1
+    old = {"partition": snapshot["partition"], "gen": 0}
+    assert await stored.count_documents(old) > 0  # the old one is still there
+    second = await start(clock=clock)
+    await eventually(lambda: len(second.partitions) == PARTITIONS)
+    for partition, (values, timers, seen) in before.items():
+        state = second.partitions[partition]
+        assert values.items() <= state.values.items()  # and the evicted ones are back
+        assert state.timers == timers and set(state.seen) == seen
+    restored = {k: v.total for s in second.partitions.values() for k, v in s.values.items()}
+    assert restored == expected_totals(events)
+    assert await stored_totals(db) == expected_totals(events)
+    assert await second.compact_once() > 0  # what the crash left is dropped
+    assert await stored.count_documents(old) == 0
+    assert await stored_totals(db) == expected_totals(events)
+    await second.kill()
+    await start(clock=clock, max_keys=1, idle=lambda tally: True)  # reloads from snapshots
+    more = [event(ADDED, f"case-{i}") for i in range(6)]
+    await send(kafka, more)
+    counted = await kafka.distinct(COUNTED, count=len(events) + len(more))
+    more_ids = {counted_id(e) for e in more}
+    totals = {e["case_id"]: e["total"] for e in counted if e["event_id"] in more_ids}
+    assert totals == {key: total + 1 for key, total in expected_totals(events).items()}
+
+
+async def test_a_clean_restart_or_a_rebalance_republishes_nothing(start, kafka, db):
+    clock = FakeClock(T0)  # no reminder: each partition's last batch published `counted`
+    one = await start(clock=clock)
+    events = [event(ADDED, f"case-{i % 5}") for i in range(30)]
+    await send(kafka, events)
+    await kafka.distinct(COUNTED, count=len(events))
+    two = await start(clock=clock)  # a rebalance: each partition restored by one of the two
+    await eventually(lambda: one.partitions and two.partitions, timeout=20)
+    await two.stop()  # another one: its partitions go back
+    await eventually(lambda: len(one.partitions) == PARTITIONS, timeout=20)
+    await one.stop()
+    three = await start(clock=clock)  # a clean restart
+    await eventually(lambda: len(three.partitions) == PARTITIONS)
+    assert len(await kafka.settle(COUNTED)) == len(events)
+
+
+async def test_compaction_keeps_storage_bounded_with_the_settings_cadence(
+    settings, db, toy_topics, kafka
+):
+    tuned = settings.model_copy(
+        update={"runtime_compact_every_s": 0.1, "runtime_snapshot_min_docs": 20}
+    )
+    runtime = toy_runtime(tuned, db)
+    await runtime.start()
+    try:
+        events = [event(ADDED, f"case-{i % 3}") for i in range(300)]
+        await send(kafka, events, pause=0.002)
+        await kafka.distinct(COUNTED, count=len(events))
+        await eventually(lambda: runtime.compacted > 0)
+        assert await db["state_changes"].count_documents({}) < len(events)
+        assert await stored_totals(db) == expected_totals(events)
+    finally:
+        await runtime.kill()
+
+
+async def test_dropping_a_generation_spares_the_batches_a_successor_wrote_to_it(db):
+    store = ChangeStore(db, "zombie")
+    await store.prepare()
+    for seq in range(2):  # ours
+        await store.persist(
+            [Changes(0, seq, {"a": seq}, {}, [f"e{seq}"], [], {"t": seq + 1})], owner="old"
+        )
+    await store.snapshot(0, gen=1, upto=2, ledger_size=10, owner="old")
+    # The partition moved meanwhile: its new owner wrote to generation 0, not knowing 1 yet.
+    await store.persist([Changes(0, 2, {"a": 2}, {}, ["e2"], [], {"t": 3})], owner="new")
+    await store.drop_generation(0, 0, parts=0, before=2)
+    state = await store.restore(0)
+    assert {key: value for key, (value, _) in state.values.items()} == {"a": 2}
+    assert state.handled == ["e0", "e1", "e2"] and state.checkpoint == {"t": 3}

@@ -8,9 +8,10 @@ import orjson
 import pytest
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
+from shared.runtime import storage
 from shared.runtime.plan import plan_batch
 from shared.runtime.state import KeyNotLoaded, PartitionState, View
-from shared.runtime.storage import Changes, batch_docs, restored
+from shared.runtime.storage import Changes, Restored, batch_docs, restored, snapshot_docs
 from shared.runtime.timers import Timer, TimerHeap
 from tests.toy_service import ADDED, Added
 
@@ -122,19 +123,99 @@ def _docs(changes: Changes) -> list[dict[str, Any]]:
     return [*versions, marker]
 
 
-def test_restore_keeps_the_latest_version_of_complete_batches_only():
-    def changes(seq: int, values: dict[str, Any], handled: list[str]) -> Changes:
-        return Changes(0, seq, values, {}, handled, [], {ADDED: seq + 1})
+def _batch(seq: int, values: dict[str, Any], handled: list[str], *, gen: int = 0) -> Changes:
+    timers = (
+        {"remind/a": {"due_at": T0.isoformat(), "kind": "k", "payload": {}}} if seq == 0 else {}
+    )
+    return Changes(0, seq, values, timers, handled, [], {ADDED: seq + 1}, gen=gen)
 
+
+def _values(state: Restored) -> dict[str, Any]:
+    return {k: v for k, (v, _) in state.values.items()}
+
+
+def _snapshot(docs: list[dict[str, Any]], *, gen: int, upto: int, ledger: int = 100) -> list:
+    return snapshot_docs(0, restored(docs, upto=upto), gen=gen, ledger_size=ledger, owner="me")
+
+
+def test_restore_keeps_the_latest_version_of_complete_batches_only():
     docs = [
-        *_docs(changes(0, {"a": 1, "b": 1}, ["e0"])),
-        *_docs(changes(1, {"a": 2, "b": None}, ["e1"])),
-        *_docs(changes(2, {"a": 3}, ["e2"]))[:-1],  # cut short: no marker
+        *_docs(_batch(0, {"a": 1, "b": 1}, ["e0"])),
+        *_docs(_batch(1, {"a": 2, "b": None}, ["e1"])),
+        *_docs(_batch(2, {"a": 3}, ["e2"]))[:-1],  # cut short: no marker
     ]
     state = restored(docs)
-    assert {k: v for k, (v, _) in state.values.items()} == {"a": 2}
+    assert _values(state) == {"a": 2}
+    assert state.values["a"][1] == "0/v/a/1"  # where an evicted key is reloaded from
+    assert set(state.timers) == {"remind/a"}
     assert state.checkpoint == {ADDED: 2}
     assert state.handled == ["e0", "e1"]
     assert state.next_seq == 3
-    assert set(state.garbage) == {"0/v/a/0", "0/v/b/0", "0/v/a/2"}
-    assert state.tombstones == ["0/v/b/1"]
+    assert state.gens == {0: 0} and state.since_snapshot == 8  # what a snapshot reclaims
+
+
+def _history() -> list[dict[str, Any]]:
+    """Batches 0-1 in generation 0, snapshot 1 of them, batch 2 written in generation 1."""
+    old = [*_docs(_batch(0, {"a": 1, "b": 1}, ["e0"])), *_docs(_batch(1, {"b": None}, ["e1"]))]
+    snapshot = _snapshot(old, gen=1, upto=2)
+    return [*old, *snapshot, *_docs(_batch(2, {"a": 5, "c": 1}, ["e2"], gen=1))]
+
+
+def test_restore_starts_from_the_latest_complete_snapshot_and_the_batches_after_it():
+    docs = _history()
+    state = restored(docs)
+    assert _values(state) == {"a": 5, "c": 1}
+    assert set(state.timers) == {"remind/a"}  # kept by the snapshot
+    assert state.handled == ["e0", "e1", "e2"]  # the ledger survives the snapshot
+    assert state.checkpoint == {ADDED: 3} and state.next_seq == 3
+    assert state.gens == {0: 0, 1: 0} and state.gen == 1
+    without_old = [d for d in docs if d["gen"] == 1]  # generation 0 dropped
+    assert _values(restored(without_old)) == _values(state)
+    assert restored(without_old).handled == state.handled
+    assert restored(without_old).gens == {1: 0}
+
+
+def test_a_snapshot_cut_short_leaves_the_previous_generation_in_charge():
+    docs = _history()
+    cut = _snapshot(docs, gen=2, upto=3)[:-1]  # the crash came before its marker
+    state = restored([*docs, *cut, *_docs(_batch(3, {"c": 2}, ["e3"], gen=2))])
+    assert _values(state) == {"a": 5, "c": 2}
+    assert state.handled == ["e0", "e1", "e2", "e3"]
+    assert state.gen == 2 and state.gens == {0: 0, 1: 0, 2: 0}  # the next snapshot drops 0 and 1
+
+
+def test_what_is_left_of_a_dropped_generation_is_ignored():
+    docs = _history()
+    snapshot = _snapshot(docs, gen=2, upto=3)
+    half_deleted = [d for d in docs if d["gen"] != 0 or d["seq"] == 0]
+    state = restored([*half_deleted, *snapshot])
+    assert _values(state) == {"a": 5, "c": 1}
+    assert state.values["a"][1] == "0/g2/sv/0"  # the snapshot's document holding it
+    assert state.handled == ["e0", "e1", "e2"]
+    assert state.since_snapshot == 0 and state.base_keys == 2
+    assert state.gens == {0: 0, 1: 0, 2: 0}
+
+
+def test_a_snapshot_keeps_the_newest_ledger_entries_only():
+    docs = [d for n in range(5) for d in _docs(_batch(n, {"a": n}, [f"e{n}"]))]
+    state = restored(_snapshot(docs, gen=1, upto=5, ledger=2))
+    assert state.handled == ["e3", "e4"] and _values(state) == {"a": 4}
+
+
+def test_a_partition_needs_a_snapshot_once_it_stored_as_many_documents_as_keys():
+    state: PartitionState[int] = PartitionState(0, since_snapshot=99, snapshot_keys=100)
+    assert not state.needs_snapshot(min_docs=10)
+    state.since_snapshot = 100
+    assert state.needs_snapshot(min_docs=10) and not state.needs_snapshot(min_docs=1_000)
+    leftover: PartitionState[int] = PartitionState(0, gens={1: 0, 2: 0})
+    assert leftover.needs_snapshot(min_docs=1_000)  # a compaction cut short
+
+
+def test_a_generation_is_stored_in_parts_small_enough_for_one_delete_each(monkeypatch):
+    monkeypatch.setattr(storage, "PART_DOCS", 2)
+    docs = [d for n in range(3) for d in _docs(_batch(n, {f"k{n}": n}, [f"e{n}"]))]
+    monkeypatch.setattr(storage, "SNAP_CHUNK", 2)
+    snapshot = _snapshot(docs, gen=1, upto=3)  # 3 values in 2 docs, 1 timer, ledger, marker
+    assert [d["part"] for d in snapshot] == [0, 0, 1, 1, 2]
+    assert restored([*docs, *snapshot]).gens == {0: 0, 1: 2}
+    assert _values(restored(snapshot)) == {"k0": 0, "k1": 1, "k2": 2}
