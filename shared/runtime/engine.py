@@ -212,7 +212,7 @@ class Runtime(Generic[V]):
                 raise
             except Exception:
                 log.exception("runtime_batch_failed")
-                await self._rewind()
+                await self._until_done(self._rewind)  # a broker blip here must not end the loop
                 await asyncio.sleep(self.settings.retry_backoff_s)
 
     # One poll.
@@ -556,9 +556,11 @@ class _Rebalance(ConsumerRebalanceListener):
         self.runtime = runtime
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Park every partition once the batch in flight is done."""
         await self.runtime.revoke()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Own exactly the assigned partitions, restored before the first fetch."""
         await self.runtime.assign(tp.partition for tp in assigned)
 
 
