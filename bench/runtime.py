@@ -25,14 +25,17 @@ import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from pymongo import AsyncMongoClient
+from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.baseline import pass_through
 from bench.infra import provide_infra
+from shared.runtime import Runtime
 from shared.runtime.storage import PART_DOCS, Changes, ChangeStore
 from shared.settings import LexcareSettings
 from tests.kafka_tools import delete_topics
@@ -85,7 +88,7 @@ async def wait_for(condition: Callable[[], bool]) -> None:
         await asyncio.sleep(0.005)
 
 
-async def run_toy(settings: LexcareSettings, db, events: int) -> dict[str, float]:
+async def run_toy(settings: LexcareSettings, db: AsyncDatabase, events: int) -> dict[str, float]:
     """The toy service at saturation, compacting at the settings' cadence: events/s, round
     trips, documents kept at the end; then a last compaction's deletes and seconds."""
     runtime = toy_runtime(settings, db)
@@ -132,7 +135,7 @@ async def write_versions(
     return (time.monotonic() - started) / batches * 1000, part
 
 
-async def timed_restore(store: ChangeStore, runtime) -> tuple[float, int]:
+async def timed_restore(store: ChangeStore, runtime: Runtime[Any]) -> tuple[float, int]:
     """Restore partition 0 as an assignment does (read, then decode): seconds, keys."""
     started = time.monotonic()
     stored = await store.restore(0)
@@ -156,7 +159,9 @@ async def snapshot_and_drop(store: ChangeStore, batches: int, parts: int) -> int
     return await store.drop_generation(0, 0, parts=parts, before=batches)
 
 
-async def compaction_before_after(db, runtime, *, versions: int, keys: int) -> dict[str, float]:
+async def compaction_before_after(
+    db: AsyncDatabase, runtime: Runtime[Any], *, versions: int, keys: int
+) -> dict[str, float]:
     """The same versions compacted both ways: deletes/s, and restore before and after."""
     figures: dict[str, float] = {}
     for name, compact in (("ids", delete_by_ids), ("gen", snapshot_and_drop)):
@@ -175,7 +180,9 @@ async def compaction_before_after(db, runtime, *, versions: int, keys: int) -> d
     return figures
 
 
-async def restore_at_scale(db, runtime, *, keys: int) -> dict[str, float]:
+async def restore_at_scale(
+    db: AsyncDatabase, runtime: Runtime[Any], *, keys: int
+) -> dict[str, float]:
     """One partition of `keys` keys restored from its batches, then from a snapshot."""
     store = ChangeStore(db, "restore")
     await store.prepare()
@@ -194,7 +201,7 @@ async def restore_at_scale(db, runtime, *, keys: int) -> dict[str, float]:
 
 
 async def storage_choice(
-    bootstrap: str, db, topic: str, *, keys: int, batches: int
+    bootstrap: str, db: AsyncDatabase, topic: str, *, keys: int, batches: int
 ) -> dict[str, float]:
     """Per-batch persist time and restore time: MongoDB inserts versus a changelog topic."""
     store = ChangeStore(db, "choice")

@@ -5,6 +5,10 @@ import contextlib
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+import structlog
+
+log = structlog.get_logger("lexcare.background")
+
 
 class Background:
     """Runs `run()` as one task; `stop` cancels it and waits until it has ended."""
@@ -18,6 +22,7 @@ class Background:
         """Start the task (once)."""
         if self._task is None:
             self._task = asyncio.create_task(self.run(), name=self.name)
+            self._task.add_done_callback(self._report_death)
 
     async def stop(self) -> None:
         """Cancel the task and wait for it; nothing happens when it was not started."""
@@ -26,3 +31,8 @@ class Background:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+
+    def _report_death(self, task: asyncio.Task[None]) -> None:
+        """Log a task that ended by raising: nothing else would notice until `stop`."""
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("background_task_died", task=self.name, exc_info=error)

@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 import ssl
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from typing import Any, Final
 
 import structlog
@@ -67,6 +67,27 @@ def admin_client_options(settings: LexcareSettings) -> dict[str, Any]:
             sasl_plain_password=settings.kafka_sasl_password,
         )
     return options
+
+
+@contextlib.asynccontextmanager
+async def admin_client(settings: LexcareSettings) -> AsyncIterator[AIOKafkaAdminClient]:
+    """A started admin client for the configured broker, closed on exit."""
+    admin = AIOKafkaAdminClient(**admin_client_options(settings))
+    await admin.start()
+    try:
+        yield admin
+    finally:
+        await admin.close()
+
+
+async def create_missing_topics(admin: AIOKafkaAdminClient, wanted: list[NewTopic]) -> set[str]:
+    """Create the topics of `wanted` the broker lacks; return the names it already had."""
+    existing = set(await admin.list_topics())
+    missing = [topic for topic in wanted if topic.name not in existing]
+    if missing:  # another process may create the same topics at the same moment
+        with contextlib.suppress(TopicAlreadyExistsError):
+            await admin.create_topics(missing)
+    return existing
 
 
 def make_broker(settings: LexcareSettings, logger: Any, guard: DeliveryGuard) -> KafkaBroker:
@@ -141,28 +162,21 @@ async def ensure_topics(settings: LexcareSettings) -> list[str]:
     elsewhere, and whose services may lack the AlterConfigs right); a replayed topic with a
     finite retention is logged as a warning with the command that keeps its history.
     """
-    admin = AIOKafkaAdminClient(**admin_client_options(settings))
-    await admin.start()
-    try:
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(
-                settings.topic(name),
-                num_partitions=settings.partitions,
-                replication_factor=settings.replication_factor,
-                topic_configs=topic_configs(name),
-            )
-            for name in topics.ALL_TOPICS
-            if settings.topic(name) not in existing
-        ]
-        # Another service may create the same topics at the same moment.
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
+    async with admin_client(settings) as admin:
+        existing = await create_missing_topics(
+            admin,
+            [
+                NewTopic(
+                    settings.topic(name),
+                    num_partitions=settings.partitions,
+                    replication_factor=settings.replication_factor,
+                    topic_configs=topic_configs(name),
+                )
+                for name in topics.ALL_TOPICS
+            ],
+        )
         replayed = [settings.topic(t) for t in topics.REPLAYED_TOPICS]
         return await _warn_about_trimmed(admin, [t for t in replayed if t in existing])
-    finally:
-        await admin.close()
 
 
 async def _warn_about_trimmed(admin: AIOKafkaAdminClient, names: list[str]) -> list[str]:
@@ -210,15 +224,11 @@ async def await_group_coordinators(
     request; aiokafka's consumer logs every refusal meanwhile at ERROR. Asking first, here,
     keeps a healthy start quiet. Past `timeout_s` the consumers start anyway and report.
     """
-    admin = AIOKafkaAdminClient(**admin_client_options(settings))
-    await admin.start()
     deadline = asyncio.get_running_loop().time() + timeout_s
-    try:
+    async with admin_client(settings) as admin:
         for group in sorted(set(groups)):
             if not await _coordinator_named(admin, group, deadline):
                 return
-    finally:
-        await admin.close()
 
 
 async def _coordinator_named(admin: AIOKafkaAdminClient, group: str, deadline: float) -> bool:

@@ -14,19 +14,18 @@ every contact is filed on it (`toy.contact.filed`).
 Run as a process like a service: `python -m tests.toy_service` (LEXCARE_* settings).
 """
 
-import contextlib
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.admin import NewTopic
 from faststream.asgi import AsgiFastStream
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.clock import Clock
 from shared.events import Event, derived_event_id
-from shared.kafka import admin_client_options
+from shared.kafka import admin_client, create_missing_topics
 from shared.runtime import Context, Runtime, Timer, View
+from shared.runtime.storage import ChangeStore
 from shared.service import build_app, plumbing, serve
 from shared.settings import LexcareSettings
 from shared.topics import dlq
@@ -220,21 +219,30 @@ class ToySettings(LexcareSettings):
 
 async def create_topics(settings: LexcareSettings) -> None:
     """Create the toy's input and output topics (and its inputs' dead letters) if missing."""
-    admin = AIOKafkaAdminClient(**admin_client_options(settings))
-    await admin.start()
-    try:
-        names = [*INPUTS, *OUTPUTS, *(dlq(t) for t in INPUTS)]
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(settings.topic(n), settings.partitions, settings.replication_factor)
-            for n in names
-            if settings.topic(n) not in existing
-        ]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
-    finally:
-        await admin.close()
+    names = [*INPUTS, *OUTPUTS, *(dlq(t) for t in INPUTS)]
+    async with admin_client(settings) as admin:
+        await create_missing_topics(
+            admin,
+            [
+                NewTopic(settings.topic(n), settings.partitions, settings.replication_factor)
+                for n in names
+            ],
+        )
+
+
+async def stored_values(db: Any, partitions: int) -> dict[str, dict[str, Any]]:
+    """Every value the toy's storage holds, as a restarted owner of each partition restores it."""
+    store = ChangeStore(db, "state")
+    values: dict[str, dict[str, Any]] = {}
+    for partition in range(partitions):
+        restored = await store.restore(partition)
+        values.update({key: value for key, (value, _) in restored.values.items()})
+    return values
+
+
+def counted_id(added: dict[str, Any]) -> str:
+    """The id of the `toy.counted` event an added event (as sent) gives."""
+    return str(derived_event_id(added["event_id"], COUNTED, ""))
 
 
 def create_app(settings: ToySettings) -> AsgiFastStream:

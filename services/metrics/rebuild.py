@@ -12,7 +12,6 @@ from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 
 from services.metrics.app import MetricsSettings, build_engine
@@ -22,7 +21,7 @@ from services.metrics.handlers import CONSUMED
 from services.metrics.kpis import kpi_value
 from services.metrics.store import COMPARED, MetricsStore
 from shared.clock import Clock
-from shared.kafka import admin_client_options
+from shared.kafka import admin_client, admin_client_options
 from shared.mongo import make_mongo, service_db
 
 log = structlog.get_logger("lexcare.metrics")
@@ -122,12 +121,8 @@ async def _require_whole_log(consumer: AIOKafkaConsumer, partitions: list[TopicP
 
 
 async def _partitions(settings: MetricsSettings, topics: list[str]) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(**admin_client_options(settings))
-    await admin.start()
-    try:
+    async with admin_client(settings) as admin:
         described = await admin.describe_topics(topics)
-    finally:
-        await admin.close()
     return [
         TopicPartition(topic["topic"], partition["partition"])
         for topic in described

@@ -10,7 +10,6 @@ snapshots partitions off the hot path. See docs/developing.md, "The stateful run
 """
 
 import asyncio
-import contextlib
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,9 +17,8 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, TopicAlreadyExistsError
+from aiokafka.errors import CommitFailedError
 from aiokafka.structs import TopicPartition
 from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
@@ -32,6 +30,7 @@ from shared.delivery import TRANSIENT_ERRORS, Rejected, dead_letter_headers, des
 from shared.events import Event
 from shared.kafka import admin_client_options
 from shared.runtime.context import Context, Outgoing
+from shared.runtime.inputs import check_copartitioned, prepare_inputs
 from shared.runtime.plan import Plan, Work, plan_batch
 from shared.runtime.state import DELETED, KeyNotLoaded, PartitionState, View
 from shared.runtime.storage import (
@@ -155,7 +154,9 @@ class Runtime(Generic[V]):
     async def start(self) -> None:
         """Create the index, join the group, start consuming and compacting."""
         await self.changes.prepare()
-        counts = await self._prepare_topics()
+        counts = await prepare_inputs(
+            self.settings, inputs=set(self.routes), internal=self.internal
+        )
         options = admin_client_options(self.settings)
         self._producer = AIOKafkaProducer(
             **options, acks="all", enable_idempotence=True, linger_ms=self.settings.linger_ms
@@ -172,7 +173,7 @@ class Runtime(Generic[V]):
         )
         await self._producer.start()
         await self._consumer.start()
-        _check_copartitioned(counts)
+        check_copartitioned(counts)
         self._consumer.subscribe(list(self.routes), listener=_Rebalance(self))
         self._loop.start()
         self._compactor.start()
@@ -200,42 +201,6 @@ class Runtime(Generic[V]):
         self._parked.clear()
         self.heap = TimerHeap()
 
-    async def _prepare_topics(self) -> dict[str, int]:
-        """Create the missing internal topics (and their dead letters) with the partition
-        count of the other inputs; wait until the broker gives every input topic's partitions
-        a leader (a topic created a moment ago is not served yet, and a consumer that
-        subscribes before would wait for its next metadata refresh, minutes); return the
-        partition count of each input topic."""
-        admin = AIOKafkaAdminClient(**admin_client_options(self.settings))
-        await admin.start()
-        try:
-            if self.internal:
-                await self._create_internal_topics(admin)
-            inputs = sorted(set(self.routes) | {dlq(t) for t in self.internal})
-            deadline = asyncio.get_running_loop().time() + 30
-            while not _served(described := await admin.describe_topics(inputs)):
-                if asyncio.get_running_loop().time() > deadline:
-                    raise RuntimeError(f"input topics not served by the broker: {inputs}")
-                await asyncio.sleep(0.1)
-            counts = {t["topic"]: len(t["partitions"]) for t in described}
-            return {t: n for t, n in counts.items() if t in self.routes}
-        finally:
-            await admin.close()
-
-    async def _create_internal_topics(self, admin: AIOKafkaAdminClient) -> None:
-        """Create the missing internal topics with the other inputs' partition count."""
-        inputs = sorted(set(self.routes) - self.internal)
-        counts = {len(t["partitions"]) for t in await admin.describe_topics(inputs)}
-        count = max(counts - {0}, default=self.settings.partitions)
-        names = sorted(self.internal | {dlq(t) for t in self.internal})
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(t, count, self.settings.replication_factor) for t in names if t not in existing
-        ]
-        if missing:  # another instance may create them at the same moment
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
-
     async def _run(self) -> None:
         while True:
             try:
@@ -247,7 +212,7 @@ class Runtime(Generic[V]):
                 raise
             except Exception:
                 log.exception("runtime_batch_failed")
-                await self._rewind()
+                await self._until_done(self._rewind)  # a broker blip here must not end the loop
                 await asyncio.sleep(self.settings.retry_backoff_s)
 
     # One poll.
@@ -591,9 +556,11 @@ class _Rebalance(ConsumerRebalanceListener):
         self.runtime = runtime
 
     async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        """Park every partition once the batch in flight is done."""
         await self.runtime.revoke()
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        """Own exactly the assigned partitions, restored before the first fetch."""
         await self.runtime.assign(tp.partition for tp in assigned)
 
 
@@ -603,17 +570,3 @@ def _headers(out: Outgoing) -> list[tuple[str, bytes]] | None:
 
 def _encode_timer(timer: Any) -> Any:
     return None if timer is DELETED else encode_timer(timer)
-
-
-def _served(described: list[dict[str, Any]]) -> bool:
-    """True when every described topic exists and each of its partitions has a leader."""
-    return all(
-        not t["error_code"] and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
-        for t in described
-    )
-
-
-def _check_copartitioned(counts: dict[str, int]) -> None:
-    """Refuse input topics whose partition counts differ: a key would have two owners."""
-    if len(set(counts.values())) > 1:
-        raise RuntimeError(f"input topics must have one partition count: {counts}")

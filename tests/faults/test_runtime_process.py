@@ -30,12 +30,20 @@ from pymongo import AsyncMongoClient
 from shared.events import derived_event_id
 from shared.faults import CRASH_EXIT_CODE
 from shared.runtime.engine import CRASH_POINTS
-from shared.runtime.storage import ChangeStore
 from shared.topics import dlq
 from tests.conftest import eventually
 from tests.faults.tools import ServiceProcess
 from tests.kafka_tools import RawKafka
-from tests.toy_service import ADDED, CONTACT, COUNTED, FILED, OPENED, RESOLVED
+from tests.toy_service import (
+    ADDED,
+    CONTACT,
+    COUNTED,
+    FILED,
+    OPENED,
+    RESOLVED,
+    counted_id,
+    stored_values,
+)
 
 pytestmark = pytest.mark.faults
 
@@ -112,10 +120,6 @@ class Stream:
             await kafka.send(ADDED, event, key=event["case_id"])
 
 
-def counted_id(added: dict[str, Any]) -> str:
-    return str(derived_event_id(added["event_id"], COUNTED, ""))
-
-
 def resolved_id(contact: dict[str, Any]) -> uuid.UUID:
     return derived_event_id(contact["event_id"], RESOLVED, "")
 
@@ -153,7 +157,7 @@ async def outcome(kafka: RawKafka, db: Any, stream: Stream) -> dict[str, Any]:
     assert sorted(by_contact) == sorted(c["event_id"] for c in stream.contacts)
     assert all(e["case_id"] == case_of[e["customer_id"]] for e in by_contact.values())
     # The stored state, as a restarted owner would restore it.
-    stored = await stored_values(db)
+    stored = await stored_values(db, PARTITIONS)
     assert {k: (v["total"], v["events"]) for k, v in stored.items() if v["kind"] == "tally"} == {
         k: (n, n) for k, n in expected.items()
     }
@@ -165,15 +169,6 @@ async def outcome(kafka: RawKafka, db: Any, stream: Stream) -> dict[str, Any]:
     records = [*counted, *filed, *opened]
     distinct = {e["event_id"] for e in records}
     return {"inputs": stream.size, "outputs": len(distinct), "resent": len(records) - len(distinct)}
-
-
-async def stored_values(db: Any) -> dict[str, dict[str, Any]]:
-    store = ChangeStore(db, "state")
-    values: dict[str, dict[str, Any]] = {}
-    for partition in range(PARTITIONS):
-        restored = await store.restore(partition)
-        values.update({key: value for key, (value, _) in restored.values.items()})
-    return values
 
 
 @dataclass

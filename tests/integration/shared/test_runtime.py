@@ -10,7 +10,6 @@ import orjson
 import pytest
 
 from shared.clock import FakeClock
-from shared.events import derived_event_id
 from shared.runtime.engine import CRASH_POINTS, Crashed, Runtime
 from shared.runtime.storage import Changes, ChangeStore
 from shared.settings import LexcareSettings
@@ -27,7 +26,9 @@ from tests.toy_service import (
     REMINDED,
     REMOVED,
     RESOLVED,
+    counted_id,
     create_topics,
+    stored_values,
     toy_runtime,
 )
 
@@ -94,21 +95,8 @@ def expected_totals(events: list[dict[str, Any]]) -> dict[str, int]:
     return dict(totals)
 
 
-def counted_id(e: dict[str, Any]) -> str:
-    return str(derived_event_id(e["event_id"], COUNTED, ""))
-
-
-async def stored_values(db) -> dict[str, dict[str, Any]]:
-    store = ChangeStore(db, "state")
-    values: dict[str, dict[str, Any]] = {}
-    for partition in range(PARTITIONS):
-        restored = await store.restore(partition)
-        values.update({key: value for key, (value, _) in restored.values.items()})
-    return values
-
-
 async def stored_totals(db) -> dict[str, int]:
-    values = await stored_values(db)
+    values = await stored_values(db, PARTITIONS)
     return {key: value["total"] for key, value in values.items() if value["kind"] == "tally"}
 
 
@@ -288,7 +276,7 @@ async def test_two_simultaneous_contacts_of_one_customer_on_two_partitions_open_
     opened = [orjson.loads(r.value) for r in await kafka.settle(OPENED)]
     assert len({e["event_id"] for e in opened}) == len(opened) == 30  # none published twice
     assert_one_case_per_customer(contacts, opened, filed)
-    stored = await stored_values(db)
+    stored = await stored_values(db, PARTITIONS)
     assert {k: v["contacts"] for k, v in stored.items()} == {
         f"customer/customer-{c}": 2 for c in range(30)
     }

@@ -1,18 +1,22 @@
 """The stateful runtime's pure parts: batch planning, dedupe, timer heap, views, restore."""
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
+from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from shared.runtime import storage
+from shared.runtime.engine import Crashed, Runtime
 from shared.runtime.plan import plan_batch
 from shared.runtime.state import KeyNotLoaded, PartitionState, View
 from shared.runtime.storage import Changes, Restored, batch_docs, restored, snapshot_docs
 from shared.runtime.timers import Timer, TimerHeap
+from shared.settings import LexcareSettings
 from tests.toy_service import ADDED, Added
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -219,3 +223,39 @@ def test_a_generation_is_stored_in_parts_small_enough_for_one_delete_each(monkey
     assert [d["part"] for d in snapshot] == [0, 0, 1, 1, 2]
     assert restored([*docs, *snapshot]).gens == {0: 0, 1: 2}
     assert _values(restored(snapshot)) == {"k0": 0, "k1": 1, "k2": 2}
+
+
+class _RewindingConsumer:
+    """A consumer whose first `committed` call finds the broker unreachable."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.seeks: list[tuple[TopicPartition, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition("toy.added", 0)}
+
+    async def committed(self, tp: TopicPartition) -> int:
+        self.calls += 1
+        if self.calls == 1:
+            raise KafkaConnectionError("broker away")
+        return 5
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+
+async def test_a_failed_batch_rewinds_even_when_the_broker_blips_during_the_rewind():
+    settings = LexcareSettings(service_name="toy", retry_backoff_s=0.001)
+    runtime: Runtime[Any] = Runtime(settings, {"state_changes": None}, value_type=int)
+    consumer = _RewindingConsumer()
+    runtime._consumer = consumer  # type: ignore[assignment]
+    outcomes: list[BaseException] = [RuntimeError("rule blew up"), Crashed("after_persist")]
+
+    async def run_once() -> int:
+        raise outcomes.pop(0)
+
+    runtime.run_once = run_once  # type: ignore[method-assign]
+    await asyncio.wait_for(runtime._run(), timeout=30)
+    assert consumer.seeks == [(TopicPartition("toy.added", 0), 5)]
+    assert runtime.crashed.is_set()
