@@ -11,7 +11,7 @@ log = structlog.get_logger("lexcare.background")
 
 
 class Background:
-    """Runs `run()` as one task; `stop` cancels it and waits until it has ended."""
+    """Runs `run()` as one task; `stop` ends it and waits until it has ended."""
 
     def __init__(self, run: Callable[[], Coroutine[Any, Any, None]], *, name: str) -> None:
         self.run = run
@@ -24,10 +24,15 @@ class Background:
             self._task = asyncio.create_task(self.run(), name=self.name)
             self._task.add_done_callback(self._report_death)
 
-    async def stop(self) -> None:
-        """Cancel the task and wait for it; nothing happens when it was not started."""
+    async def stop(self, *, cancel: bool = True) -> None:
+        """Cancel the task (or, `cancel=False`, let it return) and wait until it has ended.
+
+        Nothing happens when it was not started. A task that writes should be let return:
+        a write cancelled in flight may still be applied by the server, later.
+        """
         if self._task is not None:
-            self._task.cancel()
+            if cancel:
+                self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None

@@ -85,6 +85,11 @@ class RunningApp:
             raise RuntimeError("app stopped during start-up")
         return self
 
+    def consuming(self) -> bool:
+        """True once every subscriber of the app's broker has partitions assigned."""
+        consumers = [getattr(s, "consumer", None) for s in self.app.broker.subscribers]
+        return all(c is not None and c.assignment() for c in consumers)
+
     async def stop(self) -> None:
         """Shut the app down gracefully, as SIGTERM would."""
         self._stop.set()

@@ -129,8 +129,8 @@ class Checkpointer:
             await self.checkpoint()
 
 
-_VANISHED = KpiValue(None, 0.0, 0.0, -1, {})
-"""Stands for a stored value whose cell the engine no longer has (no real cell counts -1)."""
+_STORED = KpiValue(None, 0.0, 0.0, -1, {})
+"""Stands for a value stored before a restart, unknown to this process (no cell counts -1)."""
 
 
 class KpiPublisher:
@@ -153,6 +153,7 @@ class KpiPublisher:
         self.stored_at = float("-inf")
         self.published: dict[CellKey, KpiValue | None] = {}
         self.retry: set[CellKey] = set()
+        self._stopping = asyncio.Event()
         self._background = Background(self.run, name="kpi-publisher")
 
     async def publish_changes(self) -> int:
@@ -193,9 +194,12 @@ class KpiPublisher:
         self.stored_at = clock
 
     async def run(self) -> None:
-        """Publish changes every interval, until cancelled."""
+        """Publish changes every interval, until `stop` asks it to return."""
         while True:
-            await asyncio.sleep(self.interval_s)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.interval_s)
+            if self._stopping.is_set():
+                return
             try:
                 sent = await self.publish_changes()
             except Exception as e:
@@ -210,20 +214,25 @@ class KpiPublisher:
         self._background.start()
 
     async def retract_vanished(self) -> None:
-        """Cells stored before a restart that the restored engine does not have: gone.
+        """Take the values stored before a restart as published, with unknown values.
 
         Their last change can be lost with the process (a stop after the broker closed, a
-        kill between two publishes); they go out as null and leave the store at once.
+        kill between two publishes). Whatever the restored engine holds for a stored key
+        is sent again, and a cell it lacks, now or once a later event empties it before
+        the first publish, goes out as null and leaves the store.
         """
-        engine = self.checkpointer.engine
         for key in await self.checkpointer.store.stored_cells():
-            if key not in engine.cells:
-                self.published[key] = _VANISHED
-                self.retry.add(key)
+            self.published[key] = _STORED
+            self.retry.add(key)
 
     async def stop(self) -> None:
-        """Publish what is pending and stop."""
-        await self._background.stop()
+        """Publish what is pending and stop.
+
+        The loop is let finish its round instead of being cancelled: a `kpis` write
+        cancelled in flight could land after a successor's (a stale value for ever).
+        """
+        self._stopping.set()
+        await self._background.stop(cancel=False)
         with contextlib.suppress(Exception):
             await self.publish_changes()
         with contextlib.suppress(Exception):

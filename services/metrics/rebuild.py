@@ -7,6 +7,7 @@ It refuses to start when a partition no longer begins at offset 0: its first eve
 deleted (retention, delete-records), and a replay without them would differ silently.
 """
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,8 +79,13 @@ def compare(live: dict[str, dict], rebuilt: dict[str, dict]) -> list[Difference]
 
 async def replay_log(settings: MetricsSettings, engine: MetricsEngine) -> tuple[int, int]:
     """Feed every event of the input topics, earliest first, to `engine`: (events, invalid)."""
+    # Earliest as the default reset too: a position reset started by `assign` before the
+    # seek below would otherwise jump to the end and the replay would read nothing.
     consumer = AIOKafkaConsumer(
-        **admin_client_options(settings), group_id=None, enable_auto_commit=False
+        **admin_client_options(settings),
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     try:
@@ -120,13 +126,27 @@ async def _require_whole_log(consumer: AIOKafkaConsumer, partitions: list[TopicP
         raise LogTrimmed(trimmed)
 
 
-async def _partitions(settings: MetricsSettings, topics: list[str]) -> list[TopicPartition]:
+async def _partitions(
+    settings: MetricsSettings, topics: list[str], *, timeout_s: float = 30.0
+) -> list[TopicPartition]:
+    """Every partition of `topics`, once the broker describes each of them without error.
+
+    A metadata answer may leave out a topic for a moment (no leader yet, a busy broker):
+    read then, the replay would silently skip its events.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout_s
     async with admin_client(settings) as admin:
-        described = await admin.describe_topics(topics)
+        while True:
+            described = await admin.describe_topics(topics)
+            whole = {t["topic"] for t in described if not t["error_code"] and t["partitions"]}
+            if whole >= set(topics):
+                break
+            if asyncio.get_running_loop().time() > deadline:
+                raise RuntimeError(f"topics not described by the broker: {set(topics) - whole}")
+            await asyncio.sleep(0.2)
     return [
         TopicPartition(topic["topic"], partition["partition"])
         for topic in described
-        if not topic.get("error_code")
         for partition in topic["partitions"]
     ]
 

@@ -149,22 +149,33 @@ async def test_live_equals_rebuilt_after_duplicates_reordering_and_a_restart(
     mongo = AsyncMongoClient(infra.mongo_url, tz_aware=True)
     live = MetricsStore(mongo[settings.mongo_db])
 
+    differences: list = []
+
     async def live_matches() -> bool:
-        return not compare(await live.kpi_docs(), expected)
+        differences[:] = compare(await live.kpi_docs(), expected)
+        return not differences
 
     async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
         first = await run_app(create_app(settings, FakeClock(NOW)))
         half = len(sent) // 2
         for raw in sent[:half]:
             await kafka.send(raw["event_type"], raw, key=raw.get("case_id") or raw["event_id"])
-        await first.stop()  # a restart in the middle: state comes back from MongoDB
+        # A restart in the middle of the stream, once the first instance consumes every
+        # topic: an app stopped inside its groups' first join leaves, in this test process,
+        # consumers that keep those groups rebalancing until max_poll_interval (300 s); a
+        # real process that exits leaves nothing behind.
+        await eventually(first.consuming, timeout=60)
+        await first.stop()  # state comes back from MongoDB
         await run_app(create_app(settings, FakeClock(NOW)))
         for raw in sent[half:]:
             await kafka.send(raw["event_type"], raw, key=raw.get("case_id") or raw["event_id"])
 
         # A deadline for slow machines (the restart rejoins 3 consumers per topic), not a
         # timing check: a wrong aggregate never matches, whatever the wait.
-        await eventually(live_matches, timeout=240)
+        try:
+            await eventually(live_matches, timeout=240)
+        except AssertionError as e:
+            raise AssertionError(f"{len(differences)} differ: {differences[:10]}") from e
         report = await rebuild(settings, FakeClock(NOW))
         assert report.events == len(sent)
         assert report.kpis == len(expected)
