@@ -201,7 +201,9 @@ async def test_the_whole_system_starts_outlives_a_killed_service_and_stops_on_ct
     # A healthy start and its contacts: JSON lines only, no error. After the SIGKILL the
     # restarted service may log the broker's transient reconnect errors, but still only
     # JSON lines, never a Python dict.
-    healthy, _, after_kill = text.partition("killed by SIGKILL")
+    lines = text.splitlines(keepends=True)
+    kill = next(i for i, line in enumerate(lines) if "killed by SIGKILL" in line)
+    healthy, after_kill = "".join(lines[:kill]), "".join(lines[kill:])
     assert _unreadable_lines(healthy) == []
     assert [line for line in _unreadable_lines(after_kill) if '"level":"error"' not in line] == []
 
