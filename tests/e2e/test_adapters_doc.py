@@ -9,16 +9,14 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.infra import ROOT, free_port
+from tests.infra import ROOT
 
 pytestmark = [
     pytest.mark.e2e,
@@ -59,47 +57,16 @@ def run_block(language: str, code: str, kafka: str, state: Path) -> str:
     return result.stdout
 
 
-def test_every_command_in_the_adapters_guide_works_against_a_running_system():
-    data = Path(tempfile.mkdtemp(prefix="lexcare-doc-"))
-    kafka_port, mongo_port = free_port(span=2), free_port()
-    offset = free_port(span=6) - 8081
-    log = data / "run.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "deploy/local/run.py", "--kafka-port", str(kafka_port)),
-                *("--mongo-port", str(mongo_port), "--data", str(data / "state")),
-                *("--port-offset", str(offset)),
-            ],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "LEXCARE_LOG_FORMAT": "json"},
-        )
+def test_every_command_in_the_adapters_guide_works_against_a_running_system(start_run):
+    run = start_run()
+    run.wait_for("lexcare is running", timeout=180)
+    state = run.data / "state.sh"
+    state.touch()
     outputs: list[str] = []
-    try:
-        deadline = time.monotonic() + 180
-        while "lexcare is running" not in log.read_text(errors="replace"):
-            assert proc.poll() is None, log.read_text()[-3000:]
-            assert time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.3)
-        state = data / "state.sh"
-        state.touch()
-        for language, code in code_blocks(DOC.read_text()):
-            if "metrics.kpi" in code:
-                time.sleep(3)  # metrics publishes coalesced KPI updates each second
-            outputs.append(run_block(language, code, f"127.0.0.1:{kafka_port}", state))
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=90)
-        subprocess.run(
-            [
-                *("bash", str(ROOT / "deploy/local/ferretdb.sh"), "stop"),
-                *(str(data / "state" / "ferretdb"), "--purge"),
-            ],
-            check=False,
-        )
-        shutil.rmtree(data, ignore_errors=True)  # every piece of the run's state is in it
+    for language, code in code_blocks(DOC.read_text()):
+        if "metrics.kpi" in code:
+            time.sleep(3)  # metrics publishes coalesced KPI updates each second
+        outputs.append(run_block(language, code, run.kafka, state))
     text = "\n".join(outputs)
     classified = next(json.loads(line) for line in text.splitlines() if '"legal_field"' in line)
     assert classified["legal_field"] == "land" and classified["is_dispute"] is True

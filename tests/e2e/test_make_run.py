@@ -2,116 +2,18 @@
 service, and Ctrl-C stops it all; a service that keeps crashing makes it give up."""
 
 import os
-import re
-import shutil
 import signal
 import subprocess
-import sys
-import tempfile
-import time
 import urllib.request
 import uuid
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import orjson
 import pytest
 
-from tests.infra import ROOT, free_port
+from tests.e2e.runs import what_went_wrong
 from tests.kafka_tools import RawKafka
 
 pytestmark = pytest.mark.e2e
-
-
-@dataclass
-class Run:
-    """run.py started on free ports, its output in a log file under `data`."""
-
-    proc: subprocess.Popen
-    data: Path
-    log: Path
-    kafka: str
-    port_offset: int
-
-    def text(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def wait_for(self, pattern: str, timeout: float, *, after: int = 0) -> re.Match:
-        """The first match of `pattern` in the log past offset `after`, polled to a deadline."""
-        deadline = time.monotonic() + timeout
-        while not (found := re.compile(pattern, re.M).search(self.text(), after)):
-            assert self.proc.poll() is None, f"run.py exited early:\n{_what_went_wrong(self.log)}"
-            assert time.monotonic() < deadline, (
-                f"no {pattern!r} in {timeout}s:\n{_what_went_wrong(self.log)}"
-            )
-            time.sleep(0.3)
-        return found
-
-    def stop(self) -> int:
-        """Ctrl-C, as a terminal sends it; run.py's exit code."""
-        self.proc.send_signal(signal.SIGINT)
-        return self.proc.wait(timeout=90)
-
-    def cleanup(self) -> None:
-        """Stop whatever run.py left, delete the run directory (all of its state is in it)."""
-        for name in ("ferretdb", "kafka"):
-            script, state = ROOT / "deploy" / "local" / f"{name}.sh", self.data / "state" / name
-            subprocess.run(["bash", str(script), "stop", str(state)], check=False)
-        shutil.rmtree(self.data, ignore_errors=True)
-
-
-def launch(*flags: str, env: dict[str, str] | None = None) -> Run:
-    """Start deploy/local/run.py on free ports in a temporary directory."""
-    data = Path(tempfile.mkdtemp(prefix="lexcare-run-"))
-    kafka_port, mongo_port = free_port(span=2), free_port()
-    offset = free_port(span=6) - 8081
-    log = data / "run.log"
-    with log.open("w") as out:
-        proc = subprocess.Popen(
-            [
-                *(sys.executable, "deploy/local/run.py", "--data", str(data / "state")),
-                *("--kafka-port", str(kafka_port), "--mongo-port", str(mongo_port)),
-                *("--port-offset", str(offset), *flags),
-            ],
-            cwd=ROOT,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            env={
-                **os.environ,
-                "PYTHONPATH": str(ROOT),
-                "LEXCARE_LOG_FORMAT": "json",
-                **(env or {}),
-            },
-        )
-    return Run(proc, data, log, f"127.0.0.1:{kafka_port}", offset)
-
-
-@pytest.fixture
-def start_run() -> Iterator[Callable[..., Run]]:
-    """`launch`, with whatever it started stopped and deleted at the end of the test."""
-    runs: list[Run] = []
-
-    def start(*flags: str, env: dict[str, str] | None = None) -> Run:
-        runs.append(launch(*flags, env=env))
-        return runs[-1]
-
-    yield start
-    for run in runs:
-        if run.proc.poll() is None:
-            run.stop()
-        run.cleanup()
-
-
-def _what_went_wrong(log: Path) -> str:
-    """run.py's own lines and every error line first (the shutdown that follows buries them)."""
-    lines = log.read_text(errors="replace").splitlines()
-    telling = [
-        line
-        for line in lines
-        if line.startswith("[run]") or "error" in line.lower() or "Traceback" in line
-    ]
-    return "\n".join([*telling[-40:], "--- last lines ---", *lines[-15:]])
 
 
 def _unreadable_lines(text: str) -> list[str]:
@@ -215,7 +117,7 @@ def test_a_service_that_keeps_crashing_stops_everything_with_a_clear_message(sta
     )
     code = run.proc.wait(timeout=300)
     text = run.text()
-    assert code == 1, _what_went_wrong(run.log)
+    assert code == 1, what_went_wrong(run.log)
     assert "[run] routing exited with code 1; restarting in 0.5s" in text
     assert "[run] routing exited with code 1; restarting in 1s" in text
     assert (

@@ -1,0 +1,89 @@
+"""`make run` (deploy/local/run.py) as the end-to-end tests start it: free ports, a
+temporary run directory holding all of its state, JSON logs in a file."""
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.infra import ROOT, free_port
+
+
+@dataclass
+class Run:
+    """run.py started on free ports, its output in a log file under `data`."""
+
+    proc: subprocess.Popen
+    data: Path
+    log: Path
+    kafka: str
+    port_offset: int
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for(self, pattern: str, timeout: float, *, after: int = 0) -> re.Match:
+        """The first match of `pattern` in the log past offset `after`, polled to a deadline."""
+        deadline = time.monotonic() + timeout
+        while not (found := re.compile(pattern, re.M).search(self.text(), after)):
+            assert self.proc.poll() is None, f"run.py exited early:\n{what_went_wrong(self.log)}"
+            assert time.monotonic() < deadline, (
+                f"no {pattern!r} in {timeout}s:\n{what_went_wrong(self.log)}"
+            )
+            time.sleep(0.3)
+        return found
+
+    def stop(self) -> int:
+        """Ctrl-C, as a terminal sends it; run.py's exit code."""
+        self.proc.send_signal(signal.SIGINT)
+        return self.proc.wait(timeout=90)
+
+    def cleanup(self) -> None:
+        """Stop whatever run.py left, delete the run directory (all of its state is in it)."""
+        for name in ("ferretdb", "kafka"):
+            script, state = ROOT / "deploy" / "local" / f"{name}.sh", self.data / "state" / name
+            subprocess.run(["bash", str(script), "stop", str(state)], check=False)
+        shutil.rmtree(self.data, ignore_errors=True)
+
+
+def launch(*flags: str, env: dict[str, str] | None = None) -> Run:
+    """Start deploy/local/run.py on free ports in a temporary directory."""
+    data = Path(tempfile.mkdtemp(prefix="lexcare-run-"))
+    kafka_port, mongo_port = free_port(span=2), free_port()
+    offset = free_port(span=6) - 8081
+    log = data / "run.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                *(sys.executable, "deploy/local/run.py", "--data", str(data / "state")),
+                *("--kafka-port", str(kafka_port), "--mongo-port", str(mongo_port)),
+                *("--port-offset", str(offset), *flags),
+            ],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                "LEXCARE_LOG_FORMAT": "json",
+                **(env or {}),
+            },
+        )
+    return Run(proc, data, log, f"127.0.0.1:{kafka_port}", offset)
+
+
+def what_went_wrong(log: Path) -> str:
+    """run.py's own lines and every error line first (the shutdown that follows buries them)."""
+    lines = log.read_text(errors="replace").splitlines()
+    telling = [
+        line
+        for line in lines
+        if line.startswith("[run]") or "error" in line.lower() or "Traceback" in line
+    ]
+    return "\n".join([*telling[-40:], "--- last lines ---", *lines[-15:]])
