@@ -155,6 +155,32 @@ def topic_configs(name: str) -> dict[str, str]:
     return {}  # dead letters: the broker's default retention
 
 
+def _served(described: list[dict[str, Any]]) -> bool:
+    """True when every described topic exists and each of its partitions has a leader."""
+    return all(
+        not t["error_code"] and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
+        for t in described
+    )
+
+
+async def await_served(
+    admin: AIOKafkaAdminClient, names: list[str], *, timeout_s: float = 30.0
+) -> list[dict[str, Any]]:
+    """Wait until the broker serves every topic of `names` (each partition led); describe them.
+
+    A topic created a moment ago is not served yet: a producer sending to it logs errors
+    and retries, a consumer subscribing to it waits for its next metadata refresh (minutes).
+    Raises TimeoutError past `timeout_s`.
+    """
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while not _served(described := await admin.describe_topics(names)):
+        if asyncio.get_running_loop().time() > deadline:
+            unserved = sorted(t["topic"] for t in described if not _served([t]))
+            raise TimeoutError(f"topics not served by the broker: {unserved or names}")
+        await asyncio.sleep(0.1)
+    return described
+
+
 async def ensure_topics(settings: LexcareSettings) -> list[str]:
     """Create every missing lexcare topic; return the replayed ones whose history is trimmed.
 
@@ -175,6 +201,10 @@ async def ensure_topics(settings: LexcareSettings) -> list[str]:
                 for name in topics.ALL_TOPICS
             ],
         )
+        try:  # the services start right after: no error from a topic not led yet
+            await await_served(admin, [settings.topic(name) for name in topics.ALL_TOPICS])
+        except TimeoutError as error:
+            log.warning("topics_not_served_yet", error=str(error))
         replayed = [settings.topic(t) for t in topics.REPLAYED_TOPICS]
         return await _warn_about_trimmed(admin, [t for t in replayed if t in existing])
 

@@ -7,7 +7,6 @@ It refuses to start when a partition no longer begins at offset 0: its first eve
 deleted (retention, delete-records), and a replay without them would differ silently.
 """
 
-import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +21,7 @@ from services.metrics.handlers import CONSUMED
 from services.metrics.kpis import kpi_value
 from services.metrics.store import COMPARED, MetricsStore
 from shared.clock import Clock
-from shared.kafka import admin_client, admin_client_options
+from shared.kafka import admin_client, admin_client_options, await_served
 from shared.mongo import make_mongo, service_db
 
 log = structlog.get_logger("lexcare.metrics")
@@ -126,24 +125,14 @@ async def _require_whole_log(consumer: AIOKafkaConsumer, partitions: list[TopicP
         raise LogTrimmed(trimmed)
 
 
-async def _partitions(
-    settings: MetricsSettings, topics: list[str], *, timeout_s: float = 30.0
-) -> list[TopicPartition]:
-    """Every partition of `topics`, once the broker describes each of them without error.
+async def _partitions(settings: MetricsSettings, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, once the broker serves each of them.
 
     A metadata answer may leave out a topic for a moment (no leader yet, a busy broker):
     read then, the replay would silently skip its events.
     """
-    deadline = asyncio.get_running_loop().time() + timeout_s
     async with admin_client(settings) as admin:
-        while True:
-            described = await admin.describe_topics(topics)
-            whole = {t["topic"] for t in described if not t["error_code"] and t["partitions"]}
-            if whole >= set(topics):
-                break
-            if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError(f"topics not described by the broker: {set(topics) - whole}")
-            await asyncio.sleep(0.2)
+        described = await await_served(admin, topics)
     return [
         TopicPartition(topic["topic"], partition["partition"])
         for topic in described

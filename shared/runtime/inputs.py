@@ -1,11 +1,8 @@
 """The runtime's input topics: its internal ones created, all of them served and co-partitioned."""
 
-import asyncio
-from typing import Any
-
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from shared.kafka import admin_client, create_missing_topics
+from shared.kafka import admin_client, await_served, create_missing_topics
 from shared.settings import LexcareSettings
 from shared.topics import dlq
 
@@ -25,11 +22,7 @@ async def prepare_inputs(
         if internal:
             await _create_internal(admin, settings, inputs=inputs, internal=internal)
         names = sorted(inputs | {dlq(t) for t in internal})
-        deadline = asyncio.get_running_loop().time() + SERVED_TIMEOUT_S
-        while not _served(described := await admin.describe_topics(names)):
-            if asyncio.get_running_loop().time() > deadline:
-                raise RuntimeError(f"input topics not served by the broker: {names}")
-            await asyncio.sleep(0.1)
+        described = await await_served(admin, names, timeout_s=SERVED_TIMEOUT_S)
         counts = {t["topic"]: len(t["partitions"]) for t in described}
         return {t: n for t, n in counts.items() if t in inputs}
 
@@ -49,14 +42,6 @@ async def _create_internal(
     names = sorted(internal | {dlq(t) for t in internal})
     await create_missing_topics(
         admin, [NewTopic(t, count, settings.replication_factor) for t in names]
-    )
-
-
-def _served(described: list[dict[str, Any]]) -> bool:
-    """True when every described topic exists and each of its partitions has a leader."""
-    return all(
-        not t["error_code"] and t["partitions"] and all(p["leader"] >= 0 for p in t["partitions"])
-        for t in described
     )
 
 
