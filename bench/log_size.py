@@ -23,9 +23,11 @@ import uuid
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 
 from shared import topics
+from shared.kafka import admin_client
+from shared.settings import LexcareSettings
 
 Record = tuple[bytes | None, bytes]
 HEX_ID = re.compile(rb"[0-9a-f]{8}")
@@ -87,25 +89,17 @@ def copy_of(value: bytes, copy: int) -> bytes:
 
 async def create(bootstrap: str, names: list[str], partitions: int, codec: str) -> None:
     """Scratch topics kept forever, compressed by the broker with `codec`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        configs = {"retention.ms": "-1", "retention.bytes": "-1", "compression.type": codec}
+    configs = {"retention.ms": "-1", "retention.bytes": "-1", "compression.type": codec}
+    async with admin_client(LexcareSettings(kafka=bootstrap)) as admin:
         await admin.create_topics(
             [NewTopic(n, partitions, 1, topic_configs=configs) for n in names]
         )
-    finally:
-        await admin.close()
 
 
 async def delete(bootstrap: str, names: list[str]) -> None:
     """Delete the scratch topics."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
+    async with admin_client(LexcareSettings(kafka=bootstrap)) as admin:
         await admin.delete_topics(names)
-    finally:
-        await admin.close()
 
 
 async def publish(

@@ -29,17 +29,18 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import NewTopic
 from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from bench.baseline import pass_through
 from bench.infra import provide_infra
+from shared.kafka import admin_client
 from shared.runtime import Runtime
 from shared.runtime.storage import PART_DOCS, Changes, ChangeStore
 from shared.settings import LexcareSettings
 from tests.kafka_tools import delete_topics
-from tests.toy_service import ADDED, INPUTS, OUTPUTS, toy_runtime
+from tests.toy_service import ADDED, INPUTS, OUTPUTS, Tally, toy_runtime
 
 PARTITIONS = 3
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
@@ -121,7 +122,7 @@ async def write_versions(
 ) -> tuple[float, int]:
     """Store `versions` versions of `keys` keys in partition 0, in parts as the runtime
     does: ms per batch, and the highest part written."""
-    value = {"total": 1, "events": 1}
+    value = Tally(total=1, events=1).model_dump()
     batches = max(1, versions // per_batch)
     written = 0
     started = time.monotonic()
@@ -206,7 +207,7 @@ async def storage_choice(
     """Per-batch persist time and restore time: MongoDB inserts versus a changelog topic."""
     store = ChangeStore(db, "choice")
     await store.prepare()
-    value = {"total": 1, "events": 1}
+    value = Tally(total=1, events=1).model_dump()
     started = time.monotonic()
     for seq in range(batches):
         changed = {f"case-{(seq * 200 + i) % keys}": value for i in range(200)}
@@ -259,14 +260,12 @@ async def main(args: argparse.Namespace) -> None:
             partitions=PARTITIONS,
             log_level="WARNING",
         )
-        admin = AIOKafkaAdminClient(bootstrap_servers=infra.kafka)
-        await admin.start()
         names = [settings.topic(n) for n in (*INPUTS, *OUTPUTS, "sink", f"{ADDED}.dlq")]
         topics = [NewTopic(n, PARTITIONS, 1) for n in names]
         changelog = settings.topic("changelog")
         topics.append(NewTopic(changelog, 1, 1, topic_configs={"cleanup.policy": "compact"}))
-        await admin.create_topics(topics)
-        await admin.close()
+        async with admin_client(settings) as admin:
+            await admin.create_topics(topics)
         client = AsyncMongoClient(infra.mongo_url, tz_aware=True)
         db = client[settings.mongo_db]
         try:

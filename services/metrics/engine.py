@@ -55,6 +55,8 @@ class MetricsEngine:
         """Per case holding its customer's first contract: that contract's revenue fact."""
         self.crr_until: date | None = None
         """The day CRR cells were last computed up to."""
+        self.crr_keys: set[CellKey] = set()
+        """The CRR cells among `cells` (retracted when a refresh no longer has them)."""
         self.merges: dict[str, CustomerMerge] = {}
         self.new_entries: list[CaseEntry] = []
         self.new_merges: list[CustomerMerge] = []
@@ -204,9 +206,10 @@ class MetricsEngine:
             return
         self.customers.changed, self.crr_until = False, today
         fresh = self.customers.crr_cells(today)
-        for key in [k for k in self.cells if k[0] == "crr" and k not in fresh]:
+        for key in self.crr_keys - fresh.keys():
             del self.cells[key]
             self.dirty_cells.add(key)
+        self.crr_keys = set(fresh)
         for key, cell in fresh.items():
             if self.cells.get(key) != cell:
                 self.cells[key] = cell
