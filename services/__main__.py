@@ -18,6 +18,7 @@ from services.routing.app import RoutingSettings
 from services.routing.app import create_app as create_routing
 from services.survey.app import SurveySettings
 from services.survey.app import create_app as create_survey
+from services.survey.app import specification as survey_specification
 
 SERVICES: dict[str, tuple[Callable[[Any], Any], type]] = {
     "intake": (create_intake, IntakeSettings),
@@ -26,6 +27,9 @@ SERVICES: dict[str, tuple[Callable[[Any], Any], type]] = {
     "survey": (create_survey, SurveySettings),
     "metrics": (create_metrics, MetricsSettings),
 }
+
+SPECIFICATIONS: dict[str, Callable[[Any], Any]] = {"survey": survey_specification}
+"""Services on the stateful runtime: the broker that declares what their runtime consumes."""
 
 DESCRIPTION = (
     "Part of lexcare, the customer-care backbone of a Vietnamese law firm. Topics equal "
@@ -39,8 +43,12 @@ def asyncapi_document(service: str) -> dict[str, Any]:
     """AsyncAPI 3.0 of the topics `service` consumes and publishes (brokers not contacted)."""
     create, settings_class = SERVICES[service]
     # The documented server is the default one, whatever this shell's LEXCARE_KAFKA says.
-    app = create(settings_class(kafka=settings_class.model_fields["kafka"].default))
-    spec = AsyncAPI(*app.brokers, title=f"lexcare {service}", version="1", description=DESCRIPTION)
+    settings = settings_class(kafka=settings_class.model_fields["kafka"].default)
+    if service in SPECIFICATIONS:
+        brokers = [SPECIFICATIONS[service](settings)]
+    else:
+        brokers = create(settings).brokers
+    spec = AsyncAPI(*brokers, title=f"lexcare {service}", version="1", description=DESCRIPTION)
     return one_event_per_message(spec.to_specification().to_jsonable())
 
 

@@ -25,7 +25,6 @@ from shared.clock import Clock
 from shared.events import Event, derived_event_id
 from shared.kafka import admin_client, create_missing_topics
 from shared.runtime import Context, Runtime, Timer, View
-from shared.runtime.storage import ChangeStore
 from shared.service import build_app, plumbing, serve
 from shared.settings import LexcareSettings
 from shared.topics import dlq
@@ -228,16 +227,6 @@ async def create_topics(settings: LexcareSettings) -> None:
                 for n in names
             ],
         )
-
-
-async def stored_values(db: Any, partitions: int) -> dict[str, dict[str, Any]]:
-    """Every value the toy's storage holds, as a restarted owner of each partition restores it."""
-    store = ChangeStore(db, "state")
-    values: dict[str, dict[str, Any]] = {}
-    for partition in range(partitions):
-        restored = await store.restore(partition)
-        values.update({key: value for key, (value, _) in restored.values.items()})
-    return values
 
 
 def counted_id(added: dict[str, Any]) -> str:

@@ -3,17 +3,19 @@
 from datetime import timedelta
 
 from faststream.asgi import AsgiFastStream
+from faststream.kafka import KafkaBroker
 from prometheus_client import Gauge
 from pydantic import Field
 
-from services.survey.domain import Question, SurveyPolicy
-from services.survey.handlers import build_router
-from services.survey.store import SurveyStore
-from shared import observability
+from services.survey.domain import CaseFacts, Question, SurveyPolicy
+from services.survey.handlers import survey_runtime
+from shared import observability, topics
 from shared.clock import Clock, SystemClock
+from shared.events import SurveyExpired, SurveyReminded, SurveyRequested, SurveyScored
+from shared.mongo import make_mongo, service_db
+from shared.runtime.spec import Publishes, specification_broker
 from shared.service import build_app, plumbing
 from shared.settings import LexcareSettings
-from shared.timers import TimerLoop
 
 WAITING_RESOLUTIONS = Gauge(
     "lexcare_survey_resolutions_waiting",
@@ -34,8 +36,6 @@ class SurveySettings(LexcareSettings):
     """No survey for a customer who answered one within this many days (0: always ask)."""
     survey_questions: list[Question] = Field(default=["nps", "csat", "ces"], min_length=1)
     """Scores a survey asks for (JSON list in the environment)."""
-    timer_interval_s: float = Field(default=2.0, gt=0)
-    """How often the reminder/expiry timer loop looks for due timers when idle."""
 
     def policy(self) -> SurveyPolicy:
         """The survey rules these settings describe."""
@@ -48,27 +48,33 @@ class SurveySettings(LexcareSettings):
 
 
 def create_app(settings: SurveySettings, clock: Clock | None = None) -> AsgiFastStream:
-    """Build survey: broker, database, handlers, reminder/expiry timers, HTTP endpoints."""
+    """Build survey: its rules on the stateful runtime, HTTP endpoints, AsyncAPI."""
     clock = clock or SystemClock()
     parts = plumbing(settings)
-    store = SurveyStore(parts.db)
-    routing = build_router(settings, store, clock=clock, policy=settings.policy())
-    parts.broker.include_router(routing.router)
-    timers = TimerLoop(
-        store.timers, clock, routing.fire_timer, interval_s=settings.timer_interval_s
-    )
+    runtime = survey_runtime(settings, parts.db, clock=clock, policy=settings.policy())
 
     async def gauges() -> None:
-        observability.TIMERS_DUE.set(await store.timers.due_count(clock.now()))
-        WAITING_RESOLUTIONS.set(await store.waiting_resolutions())
+        observability.TIMERS_DUE.set(runtime.due_timers())
+        WAITING_RESOLUTIONS.set(sum(1 for v in runtime.loaded_values() if waits(v)))
 
-    app = build_app(
-        parts,
-        on_startup=[store.prepare],
-        gauges=gauges,
-        forget=[store.processed.forget_before, store.timers.forget_before],
-    )
-    # Timers publish, so they run only while the broker is connected.
-    app.after_startup(timers.start)
-    app.on_shutdown(timers.stop)
-    return app
+    return build_app(parts, on_startup=[runtime.start], on_shutdown=[runtime.stop], gauges=gauges)
+
+
+def waits(value: object) -> bool:
+    """True for a resolved case whose survey waits for its case.classified."""
+    return isinstance(value, CaseFacts) and value.resolution is not None and value.context is None
+
+
+PUBLISHES: Publishes = (
+    (topics.SURVEY_REQUESTED, SurveyRequested, "Send this survey."),
+    (topics.SURVEY_REMINDED, SurveyReminded, "Remind of this survey."),
+    (topics.SURVEY_EXPIRED, SurveyExpired, "A survey got no answer."),
+    (topics.SURVEY_SCORED, SurveyScored, "A valid answer, enriched."),
+)
+
+
+def specification(settings: SurveySettings) -> KafkaBroker:
+    """What survey consumes and publishes, for its AsyncAPI document."""
+    db = service_db(make_mongo(settings), settings)
+    runtime = survey_runtime(settings, db, clock=SystemClock(), policy=settings.policy())
+    return specification_broker(settings, runtime, PUBLISHES)

@@ -1,10 +1,12 @@
-"""Survey's rules: pure functions, no I/O."""
+"""Survey's rules: pure functions, no I/O, and the state they keep."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from shared.events import SurveyAnswered, derived_event_id
+from pydantic import BaseModel, ConfigDict, Field
+
+from shared.events import CaseClassified, CaseResolved, SurveyAnswered, derived_event_id
 
 Question = Literal["nps", "csat", "ces"]
 ANSWERED, EXPIRED = "answered", "expired"
@@ -112,13 +114,13 @@ def answer_problem(
     not_asked = sorted(given - set(survey.questions))
     if not_asked:
         return f"score not asked by survey {survey.survey_id}: {', '.join(not_asked)}"
-    if outcome is not None and outcome.outcome == EXPIRED:
-        return f"survey {survey.survey_id} expired at {survey.expires_at.isoformat()}"
     if answer.occurred_at > survey.expires_at:
         return (
             f"late answer: given at {answer.occurred_at.isoformat()}, survey "
             f"{survey.survey_id} expired at {survey.expires_at.isoformat()}"
         )
+    if outcome is not None and outcome.outcome == EXPIRED:
+        return f"survey {survey.survey_id} expired at {survey.expires_at.isoformat()}"
     if outcome is not None and outcome.answer_event_id != str(answer.event_id):
         return (
             f"survey {survey.survey_id} already answered "
@@ -130,3 +132,117 @@ def answer_problem(
 def timer_id(survey_id: str, kind: str) -> str:
     """The durable timer id of a survey's reminder or expiry."""
     return f"{survey_id}:{kind}"
+
+
+# The state survey keeps, per key (see handlers: which partition owns which key).
+
+
+class CaseContext(BaseModel):
+    """What survey keeps from a case.classified to send and enrich the case's survey."""
+
+    model_config = ConfigDict(frozen=True)
+
+    customer_id: str
+    channel: str
+    legal_field: str
+    segment: str | None
+    contact: dict[str, Any]
+
+    @classmethod
+    def of(cls, event: CaseClassified) -> "CaseContext":
+        """The context a case.classified gives its case."""
+        return cls(
+            customer_id=event.customer_id,
+            channel=str(event.channel),
+            legal_field=str(event.legal_field),
+            segment=str(event.segment),
+            contact=event.contact.model_dump(mode="json"),
+        )
+
+
+class Resolution(BaseModel):
+    """A case.resolved as survey keeps it: its free-text summary is not kept."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: str
+    correlation_id: str
+    lawyer_id: str | None
+
+    @classmethod
+    def of(cls, event: CaseResolved) -> "Resolution":
+        """The resolution `event` records."""
+        return cls(
+            event_id=str(event.event_id),
+            correlation_id=event.correlation_id,
+            lawyer_id=event.lawyer_id,
+        )
+
+
+class CaseFacts(BaseModel):
+    """What survey learnt about a case until its survey is due (`case/<case id>`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["case"] = "case"
+    context: CaseContext | None = None
+    lawyer_id: str | None = None
+    resolution: Resolution | None = None
+    survey_due: bool = False
+
+    def ready(self) -> bool:
+        """True when the case is resolved, known, and its survey not yet passed on."""
+        return self.resolution is not None and self.context is not None and not self.survey_due
+
+
+class SurveyLink(BaseModel):
+    """Whose survey a survey id is (`link/<survey id>`): where its answers go."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["link"] = "link"
+    customer_id: str
+
+
+class CustomerSurveys(BaseModel):
+    """What fatigue needs of a customer (`customer/<customer id>`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["customer"] = "customer"
+    last_answered_at: datetime | None = None
+
+    def answered(self, at: datetime) -> "CustomerSurveys":
+        """The customer after answering a survey at `at`."""
+        latest = at if self.last_answered_at is None else max(at, self.last_answered_at)
+        return self.model_copy(update={"last_answered_at": latest})
+
+
+class SurveyRecord(BaseModel):
+    """A case's survey as decided, and how it ended (`survey/<survey id>`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["survey"] = "survey"
+    survey: Survey
+    outcome: Outcome | None = None
+
+    def with_lawyer(self, lawyer_id: str) -> "SurveyRecord":
+        """The record once the case's lawyer is known (kept when one was known already)."""
+        if self.survey.lawyer_id is not None:
+            return self
+        return self.model_copy(update={"survey": replace(self.survey, lawyer_id=lawyer_id)})
+
+
+SurveyState = Annotated[
+    CaseFacts | SurveyLink | CustomerSurveys | SurveyRecord, Field(discriminator="kind")
+]
+
+
+def idle(value: CaseFacts | SurveyLink | CustomerSurveys | SurveyRecord) -> bool:
+    """True when a value may leave memory: reloaded by key if an event needs it again."""
+    if isinstance(value, CaseFacts):
+        return value.survey_due
+    if isinstance(value, SurveyRecord):
+        return value.outcome is not None or value.survey.skipped is not None
+    return True

@@ -5,10 +5,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from shared.delivery import Rejected
+from shared.delivery import Rejected, describe_error
 from shared.events import Event
 from shared.runtime.state import View
 from shared.runtime.timers import Timer
+from shared.topics import dlq
 
 
 @dataclass(frozen=True)
@@ -24,10 +25,18 @@ class Outgoing:
 class Context:
     """Handed to a rule with its event: `emit`, `schedule`, `cancel`, `reject`, `now`."""
 
-    def __init__(self, view: View[Any], *, now: datetime, topic: Callable[[str], str]) -> None:
+    def __init__(
+        self,
+        view: View[Any],
+        *,
+        now: datetime,
+        topic: Callable[[str], str],
+        consumer: str = "",
+    ) -> None:
         self.view = view
         self.now = now
         self._topic = topic
+        self._consumer = consumer
         self.emitted: list[Outgoing] = []
 
     def emit(self, event: Event, *, key: str | None = None) -> None:
@@ -58,3 +67,21 @@ class Context:
     def reject(reason: str) -> NoReturn:
         """Dead-letter the event with `reason` (invalid for business reasons), at once."""
         raise Rejected(reason)
+
+    def dead_letter(self, event: Event, *, topic: str, reason: str) -> None:
+        """Dead-letter `event`, first read from `topic`, when a later hop refuses it.
+
+        For a rule of an internal (re-keying) topic that carries an event from outside: the
+        refusal reaches `<topic>.dlq`, where whoever published the event looks, not the
+        internal topic's. The record's partition and offset stay with the first hop.
+        """
+        error = Rejected(reason)
+        headers = (
+            ("x-error", describe_error(error)[:4000]),
+            ("x-error-type", type(error).__name__),
+            ("x-consumer", self._consumer),
+            ("x-original-topic", self._topic(topic)),
+        )
+        self.emitted.append(
+            Outgoing(dlq(self._topic(topic)), event.partition_key(), event.to_bytes(), headers)
+        )

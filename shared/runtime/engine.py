@@ -149,6 +149,19 @@ class Runtime(Generic[V]):
 
         return register
 
+    # What the service's gauges read.
+
+    def due_timers(self) -> int:
+        """Timers of the owned partitions that are due now."""
+        now = self.clock.now()
+        return sum(
+            1 for s in self.partitions.values() for t in s.timers.values() if t.due_at <= now
+        )
+
+    def loaded_values(self) -> Iterable[V]:
+        """The values of the owned partitions held in memory now."""
+        return (value for state in self.partitions.values() for value in state.values.values())
+
     # Life cycle.
 
     async def start(self) -> None:
@@ -290,7 +303,12 @@ class Runtime(Generic[V]):
         tries = 0
         while True:
             view = batch.view.child()
-            ctx = Context(view, now=self.clock.now(), topic=self.settings.topic)
+            ctx = Context(
+                view,
+                now=self.clock.now(),
+                topic=self.settings.topic,
+                consumer=self.settings.consumer_group,
+            )
             try:
                 rule(view, ctx)
             except KeyNotLoaded as e:
@@ -306,6 +324,9 @@ class Runtime(Generic[V]):
                 continue
             view.fold()
             batch.outbox.extend(ctx.emitted)
+            for out in ctx.emitted:  # refused by a later hop (`ctx.dead_letter`)
+                if out.topic.endswith(".dlq"):
+                    observability.DEAD_LETTERS.labels(out.topic.removesuffix(".dlq")).inc()
             return ctx
 
     def _dead_letter(self, batch: _Batch, record: Any, error: BaseException) -> None:

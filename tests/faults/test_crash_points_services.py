@@ -4,7 +4,8 @@ Each service is killed by a crash point after its database writes but before its
 and offset commit, or after its publish but before its commit; restarted without the
 fault, every input has exactly one effect: one assignment (and one held capacity slot)
 per case, one survey per resolved case, one apology request per complaint — redeliveries
-republish the same event ids, which consumers dedupe."""
+republish the same event ids, which consumers dedupe. A service on the stateful runtime
+(survey) is killed at the runtime's crash points, and its restored state is checked."""
 
 import uuid
 from collections import Counter
@@ -17,8 +18,9 @@ from pymongo import AsyncMongoClient
 
 from shared.faults import CRASH_EXIT_CODE
 from tests.conftest import eventually
-from tests.faults.tools import ServiceProcess, caught_up
+from tests.faults.tools import PARTITIONS, ServiceProcess, caught_up, consumer_group
 from tests.kafka_tools import RawKafka
+from tests.stored_state import stored_values
 
 pytestmark = pytest.mark.faults
 
@@ -73,6 +75,8 @@ class Scenario:
     env: dict[str, str] = field(default_factory=dict)
     only: dict[str, str] = field(default_factory=dict)
     """Fields an output event must have to count (others may fire meanwhile)."""
+    stored: dict[str, int] = field(default_factory=dict)
+    """On the runtime: values its restored state must hold, by key prefix."""
 
     def counts(self, event: dict[str, Any]) -> bool:
         """Whether `event` is one of the outputs this scenario counts."""
@@ -93,7 +97,8 @@ def scenario(service: str) -> Scenario:
             [("case.classified", classified(n)) for n in range(CASES)]
             + [("case.resolved", resolved(n)) for n in range(CASES)],
             output="survey.requested",
-            documents={"surveys": CASES, "processed_events": 2 * CASES},
+            documents={},
+            stored={"case/": CASES, "link/": CASES, "survey/": CASES},
         )
     return Scenario(
         "followup",
@@ -116,8 +121,8 @@ def outputs(plan: Scenario, records: list) -> dict[str, dict[str, Any]]:
     [
         ("routing", "before_publish:case.assigned"),
         ("routing", "after_handle:case.classified"),
-        ("survey", "before_publish:survey.requested"),
-        ("survey", "after_handle:case.resolved"),
+        ("survey", "runtime_after_persist:survey"),
+        ("survey", "runtime_after_publish:survey"),
         ("followup", "before_publish:care.contact.requested"),
         ("followup", "after_handle:case.classified"),
     ],
@@ -151,7 +156,7 @@ async def test_a_service_killed_at_a_crash_point_applies_each_input_exactly_once
                 timeout=90,
             )
             for topic in {topic for topic, _ in plan.inputs}:
-                group = f"lexcare-{prefix}{service}.{topic}"
+                group = consumer_group(prefix, service, topic)
                 await eventually(lambda g=group, t=topic: caught_up(infra.kafka, g, prefix + t))
             records = await kafka.settle(plan.output, quiet=1.5)
     finally:
@@ -168,6 +173,12 @@ async def test_a_service_killed_at_a_crash_point_applies_each_input_exactly_once
         db = mongo[f"{namespace}_{service}"]
         stored = {name: await db[name].count_documents({}) for name in plan.documents}
         assert stored == plan.documents
+        values = await stored_values(db, PARTITIONS)
+        kept = {p: sum(1 for key in values if key.startswith(p)) for p in plan.stored}
+        assert kept == plan.stored
+        if plan.stored:  # each survey sent once, pending its reminder and expiry
+            surveys = [v for key, v in values.items() if key.startswith("survey/")]
+            assert all(v["survey"]["skipped"] is None and v["outcome"] is None for v in surveys)
         if service == "routing":  # capacity: one held slot per assigned case, never two
             assigned = {e["case_id"] for e in events.values() if e["assignee_id"]}
             slots = await db["slots"].find({}, {"case_id": 1}).to_list(None)

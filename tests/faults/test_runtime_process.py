@@ -34,6 +34,7 @@ from shared.topics import dlq
 from tests.conftest import eventually
 from tests.faults.tools import ServiceProcess
 from tests.kafka_tools import RawKafka
+from tests.stored_state import stored_values
 from tests.toy_service import (
     ADDED,
     CONTACT,
@@ -42,7 +43,6 @@ from tests.toy_service import (
     OPENED,
     RESOLVED,
     counted_id,
-    stored_values,
 )
 
 pytestmark = pytest.mark.faults

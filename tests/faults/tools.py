@@ -15,6 +15,18 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from tests.infra import ROOT, free_port
 
+PARTITIONS = 2
+"""Partitions of every topic a service process creates."""
+ON_RUNTIME = frozenset({"survey"})
+"""Services on the stateful runtime: one consumer group over all their input topics."""
+
+
+def consumer_group(prefix: str, service: str, topic: str) -> str:
+    """The consumer group in which `service` reads `topic` (`prefix`: the test's topics')."""
+    if service in ON_RUNTIME:
+        return f"lexcare-{prefix}{service}"
+    return f"lexcare-{prefix}{service}.{topic}"
+
 
 class ServiceProcess:
     """One lexcare service run as `python -m services.<name>` (or `module`), its output in a
@@ -42,7 +54,7 @@ class ServiceProcess:
             "LEXCARE_MONGO_URL": mongo_url,
             "LEXCARE_TOPIC_PREFIX": f"{namespace}.",
             "LEXCARE_MONGO_DB_PREFIX": namespace,
-            "LEXCARE_PARTITIONS": "2",
+            "LEXCARE_PARTITIONS": str(PARTITIONS),
             "LEXCARE_RETRY_BACKOFF_S": "0.05",
             "LEXCARE_LOG_FORMAT": "json",
             "LEXCARE_HTTP_PORT": str(self.port),

@@ -16,6 +16,7 @@ from shared.settings import LexcareSettings
 from shared.topics import dlq
 from tests.conftest import eventually
 from tests.kafka_tools import RawKafka
+from tests.stored_state import stored_values
 from tests.toy_service import (
     ADDED,
     CONTACT,
@@ -28,7 +29,6 @@ from tests.toy_service import (
     RESOLVED,
     counted_id,
     create_topics,
-    stored_values,
     toy_runtime,
 )
 

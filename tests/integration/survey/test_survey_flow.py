@@ -8,11 +8,11 @@ from pymongo import AsyncMongoClient
 
 from services.survey.app import SurveySettings, create_app
 from services.survey.domain import survey_id_for
-from services.survey.store import SurveyStore
 from shared.clock import FakeClock
 from shared.events import Event, SurveyAnswered
 from tests.conftest import eventually
 from tests.kafka_tools import RawKafka
+from tests.stored_state import stored_values
 from tests.unit.survey.factories import T0, answered, assigned, classified, resolved
 
 pytestmark = pytest.mark.integration
@@ -21,18 +21,35 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def survey(infra, settings_for, run_app):
     """A running survey service on a fake clock, and a raw Kafka client in its namespace."""
-    settings = settings_for(SurveySettings, timer_interval_s=0.1)
+    settings = settings_for(SurveySettings)
     clock = FakeClock(T0)
     await run_app(create_app(settings, clock=clock))
     async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
         yield kafka, clock
 
 
+class Stored:
+    """Survey's state as its runtime stored it (what a restarted owner restores)."""
+
+    def __init__(self, client: AsyncMongoClient, settings: SurveySettings) -> None:
+        self.db = client[settings.mongo_db]
+        self.partitions = settings.partitions
+
+    async def value(self, key: str) -> dict | None:
+        return (await stored_values(self.db, self.partitions)).get(key)
+
+    async def waiting_resolutions(self) -> int:
+        values = (await stored_values(self.db, self.partitions)).values()
+        return sum(
+            1 for v in values if v["kind"] == "case" and v["resolution"] and not v["context"]
+        )
+
+
 @pytest.fixture
 async def store(infra, settings_for):
-    """Survey's own store, to look at decisions that publish nothing."""
+    """Survey's stored state, to look at decisions that publish nothing."""
     client = AsyncMongoClient(infra.mongo_url, tz_aware=True)
-    yield SurveyStore(client[settings_for(SurveySettings).mongo_db])
+    yield Stored(client, settings_for(SurveySettings))
     await client.close()
 
 
@@ -42,12 +59,12 @@ async def send(kafka: RawKafka, event: Event) -> None:
     await kafka.send(event.event_type, event.to_bytes(), key=key)
 
 
-async def lawyer_of(store: SurveyStore, case_id: str) -> str | None:
+async def lawyer_of(store: Stored, case_id: str) -> str | None:
     """The lawyer survey has on record for the case, once its assignment was consumed."""
-    return ((await store.case(case_id)) or {}).get("assigned_lawyer_id")
+    return ((await store.value(f"case/{case_id}")) or {}).get("lawyer_id")
 
 
-async def no_resolution_waits(store: SurveyStore) -> bool:
+async def no_resolution_waits(store: Stored) -> bool:
     """True once no resolution waits for its case's context."""
     return await store.waiting_resolutions() == 0
 
@@ -210,15 +227,15 @@ async def test_a_customer_who_answered_recently_is_not_surveyed_again(survey, st
 
     await send(kafka, classified("case-7", customer_id="cus-6"))
     await send(kafka, resolved("case-7"))
-    decision = await eventually(lambda: store.survey(survey_id_for("case-7")))
-    assert decision.skipped == "recently_answered"
+    decision = await eventually(lambda: store.value(f"survey/{survey_id_for('case-7')}"))
+    assert decision["survey"]["skipped"] == "recently_answered"
     assert len(await kafka.settle("survey.requested", quiet=0.5)) == 1
 
 
 async def test_a_reminder_due_while_survey_was_down_goes_out_after_the_restart(
     infra, settings_for, run_app
 ):
-    settings = settings_for(SurveySettings, timer_interval_s=0.1)
+    settings = settings_for(SurveySettings)
     clock = FakeClock(T0)
     first = await run_app(create_app(settings, clock=clock))
     async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:

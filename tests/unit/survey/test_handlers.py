@@ -1,69 +1,53 @@
-"""Survey's handlers in memory (TestKafkaBroker, in-memory store): what they publish."""
+"""Survey's rules in memory (no broker, no database): what they publish and keep, with
+the case's, the survey id's and the customer's partitions apart as Kafka would put them."""
 
 from datetime import timedelta
 
 import pytest
-from faststream.kafka import KafkaMessage, TestKafkaBroker
 
 from services.survey.app import SurveySettings
-from services.survey.domain import EXPIRY, REMINDER, survey_id_for, timer_id
-from services.survey.handlers import build_router
+from services.survey.domain import (
+    EXPIRY,
+    REMINDER,
+    CustomerSurveys,
+    SurveyRecord,
+    survey_id_for,
+    timer_id,
+)
+from services.survey.handlers import survey_runtime
 from shared import topics
 from shared.clock import FakeClock
-from shared.delivery import DeliveryGuard
-from shared.events import Event
-from shared.kafka import make_broker
-from shared.logging import configure_logging
-from shared.timers import Timer
+from shared.events import Event, SurveyAnswered
+from tests.runtime_harness import NO_DATABASE, RuleHarness
 from tests.unit.survey.factories import T0, answered, assigned, classified, resolved
-from tests.unit.survey.memory_store import MemoryStore
-
-OUTPUTS = (
-    topics.SURVEY_REQUESTED,
-    topics.SURVEY_REMINDED,
-    topics.SURVEY_EXPIRED,
-    topics.SURVEY_SCORED,
-    topics.dlq(topics.SURVEY_ANSWERED),
-)
 
 
-class Harness:
-    """Survey's router on an in-memory broker, with probes on every topic it writes."""
+class Harness(RuleHarness):
+    """Survey's runtime rules over three in-memory partitions."""
 
     def __init__(self) -> None:
-        settings = SurveySettings(retry_backoff_s=0)
-        self.store = MemoryStore()
-        self.clock = FakeClock(T0)
-        self.broker = make_broker(settings, configure_logging("survey"), DeliveryGuard(settings))
-        routing = build_router(settings, self.store, clock=self.clock, policy=settings.policy())
-        self.fire_timer = routing.fire_timer
-        self.broker.include_router(routing.router)
-        self.out: dict[str, list[dict]] = {topic: [] for topic in OUTPUTS}
-        self.reasons: list[str] = []
-        for topic in OUTPUTS:
-            self.broker.subscriber(topic)(self._probe(topic))
+        settings = SurveySettings()
+        clock = FakeClock(T0)
+        runtime = survey_runtime(settings, NO_DATABASE, clock=clock, policy=settings.policy())
+        super().__init__(runtime, clock)
 
-    def _probe(self, topic: str):
-        async def probe(body: dict, message: KafkaMessage) -> None:
-            self.out[topic].append(body)
-            if topic.endswith(".dlq"):
-                self.reasons.append(message.headers["x-error"])
+    async def send(self, *events: Event, key: str | None = None) -> None:
+        for event in events:  # answers keyed by survey id unless told, as an adapter may
+            answer = isinstance(event, SurveyAnswered)
+            super().send(event, key=key or (event.survey_id if answer else None))
 
-        probe.__name__ = f"probe_{topic.replace('.', '_')}"
-        return probe
-
-    async def send(self, *events: Event) -> None:
-        for event in events:
-            await self.broker.publish(event.to_bytes(), topic=event.event_type)
-
-    async def fire(self, survey_id: str, kind: str) -> None:
-        """Run the survey's timer of `kind` as the timer loop would when it falls due."""
-        timer = self.store.timers.pending[timer_id(survey_id, kind)]
-        await self.fire_timer(
-            Timer(
-                timer_id(survey_id, kind), timer["due_at"], kind, timer["payload"], timer["case_id"]
-            )
+    def answered(self, customer_id: str, *, at) -> None:
+        """As if the customer answered another survey at `at`."""
+        partition = self.partition_of(customer_id.encode())
+        self.states[partition].put(
+            f"customer/{customer_id}", CustomerSurveys(last_answered_at=at), version="test"
         )
+
+    def survey(self, case_id: str) -> SurveyRecord | None:
+        return self.value(f"survey/{survey_id_for(case_id)}")
+
+    def pending(self) -> dict:
+        return {t.kind: t.due_at for t in self.timers()}
 
     @property
     def requested(self) -> list[dict]:
@@ -73,12 +57,14 @@ class Harness:
     def scored(self) -> list[dict]:
         return self.out[topics.SURVEY_SCORED]
 
+    @property
+    def rejected(self) -> list[str]:
+        return list(self.reasons.values())
+
 
 @pytest.fixture
-async def survey():
-    harness = Harness()
-    async with TestKafkaBroker(harness.broker):
-        yield harness
+def survey():
+    return Harness()
 
 
 async def test_a_resolved_case_gets_a_survey_on_its_channel_with_its_deadlines(survey):
@@ -93,13 +79,14 @@ async def test_a_resolved_case_gets_a_survey_on_its_channel_with_its_deadlines(s
     assert (request["legal_field"], request["lawyer_id"]) == ("land", "law-land-01")
     assert request["occurred_at"] == "2026-11-23T03:00:00Z"
     assert request["expires_at"] == "2026-11-30T03:00:00Z"
-    due = {t["kind"]: t["due_at"] for t in survey.store.timers.pending.values()}
-    assert due == {REMINDER: T0 + timedelta(hours=24), EXPIRY: T0 + timedelta(days=7)}
+    assert survey.pending() == {REMINDER: T0 + timedelta(hours=24), EXPIRY: T0 + timedelta(days=7)}
 
 
 async def test_the_resolution_is_kept_without_its_free_text_summary(survey):
     await survey.send(resolved("case-1"))
-    assert "summary" not in survey.store.cases["case-1"]["resolution"]
+    kept = survey.value("case/case-1")
+    assert kept.resolution is not None
+    assert "tư vấn" not in kept.model_dump_json()
 
 
 async def test_a_resolution_before_the_case_is_known_is_surveyed_when_the_case_arrives(survey):
@@ -121,15 +108,15 @@ async def test_a_redelivered_or_repeated_resolution_sends_one_survey(survey):
 
 
 async def test_a_customer_who_answered_last_week_gets_no_survey(survey):
-    survey.store.answered("srv-old", "cus-1", at=T0 - timedelta(days=7))
+    survey.answered("cus-1", at=T0 - timedelta(days=7))
     await survey.send(classified("case-1"), resolved("case-1"))
     assert survey.requested == []
-    assert survey.store.surveys[survey_id_for("case-1")][0].skipped == "recently_answered"
-    assert survey.store.timers.pending == {}
+    assert survey.survey("case-1").survey.skipped == "recently_answered"
+    assert survey.timers() == []
 
 
 async def test_a_customer_who_answered_two_months_ago_is_surveyed(survey):
-    survey.store.answered("srv-old", "cus-1", at=T0 - timedelta(days=60))
+    survey.answered("cus-1", at=T0 - timedelta(days=60))
     await survey.send(classified("case-1"), resolved("case-1"))
     assert len(survey.requested) == 1
 
@@ -151,11 +138,9 @@ async def test_an_answer_is_scored_with_the_case_context_and_stops_the_timers(su
     )
     assert (score["nps"], score["csat"], score["ces"]) == (8, None, 3)
     assert score["correlation_id"] == answer.correlation_id
-    assert survey.store.timers.pending == {}
-    assert survey.store.timers.cancelled == {
-        timer_id(survey_id_for("case-1"), REMINDER),
-        timer_id(survey_id_for("case-1"), EXPIRY),
-    }
+    assert survey.timers() == []
+    assert survey.survey("case-1").outcome.answer_event_id == str(answer.event_id)
+    assert survey.value("customer/cus-1").last_answered_at == answer.occurred_at
 
 
 async def test_a_lawyer_assigned_after_the_survey_went_out_is_on_the_score(survey):
@@ -169,7 +154,7 @@ async def test_the_same_answer_redelivered_is_scored_once_and_not_rejected(surve
     answer = answered(survey_id_for("case-1"))
     await survey.send(answer, answer)
     assert len(survey.scored) == 1
-    assert survey.reasons == []
+    assert survey.rejected == []
 
 
 async def test_invalid_answers_go_to_the_dead_letter_topic_with_their_reason(survey):
@@ -182,11 +167,11 @@ async def test_invalid_answers_go_to_the_dead_letter_topic_with_their_reason(sur
         answered("srv-unknown"),
         answered(survey_id, at=T0 + timedelta(days=8)),
     )
-    await survey.broker.publish(
-        {**answered(survey_id).model_dump(mode="json"), "nps": None}, topic=topics.SURVEY_ANSWERED
+    survey.send_raw(
+        topics.SURVEY_ANSWERED, {**answered(survey_id).model_dump(mode="json"), "nps": None}
     )
     assert len(survey.scored) == 1
-    assert survey.reasons == [
+    assert survey.rejected == [
         f"Rejected: survey {survey_id} already answered "
         f"(event {first.event_id} at 2026-11-23T05:00:00+00:00)",
         "Rejected: unknown survey: srv-unknown was never requested",
@@ -199,39 +184,70 @@ async def test_invalid_answers_go_to_the_dead_letter_topic_with_their_reason(sur
 async def test_an_unanswered_survey_is_reminded_once_then_expires(survey):
     await survey.send(classified("case-1"), resolved("case-1"))
     survey_id = survey_id_for("case-1")
-    await survey.fire(survey_id, REMINDER)
+    survey.advance(timedelta(hours=24))
     [reminder] = survey.out[topics.SURVEY_REMINDED]
     assert (reminder["survey_id"], reminder["channel"]) == (survey_id, "zalo")
     assert reminder["occurred_at"] == "2026-11-24T03:00:00Z"
     assert reminder["contact"]["sender_id"] == "zalo:42"
 
-    await survey.fire(survey_id, EXPIRY)
+    survey.advance(timedelta(days=6))
     [expiry] = survey.out[topics.SURVEY_EXPIRED]
     assert (expiry["survey_id"], expiry["legal_field"]) == (survey_id, "land")
     assert expiry["occurred_at"] == "2026-11-30T03:00:00Z"
 
     await survey.send(answered(survey_id, at=T0 + timedelta(days=1)))
     assert survey.scored == []
-    assert survey.reasons == [f"Rejected: survey {survey_id} expired at 2026-11-30T03:00:00+00:00"]
+    assert survey.rejected == [f"Rejected: survey {survey_id} expired at 2026-11-30T03:00:00+00:00"]
 
 
-async def test_a_timer_fired_twice_publishes_the_same_event_id(survey):
-    await survey.send(classified("case-1"), resolved("case-1"))
-    survey_id = survey_id_for("case-1")
-    await survey.fire(survey_id, EXPIRY)
-    await survey.fire(survey_id, EXPIRY)
-    first, again = survey.out[topics.SURVEY_EXPIRED]
-    assert first["event_id"] == again["event_id"]
+async def test_a_timer_fired_again_after_a_crash_publishes_the_same_event_id():
+    expiries = []
+    for _ in range(2):  # the same case, as a restarted owner replays it
+        survey = Harness()
+        await survey.send(classified("case-1"), resolved("case-1"))
+        survey.advance(timedelta(days=7))
+        [expiry] = survey.out[topics.SURVEY_EXPIRED]
+        expiries.append(expiry["event_id"])
+    assert expiries[0] == expiries[1]
 
 
 async def test_an_answered_survey_whose_timers_still_fire_is_neither_reminded_nor_expired(survey):
     await survey.send(classified("case-1"), resolved("case-1"))
     survey_id = survey_id_for("case-1")
-    timers = dict(survey.store.timers.pending)
+    pending = [(state, dict(state.timers)) for state in survey.states]
     await survey.send(answered(survey_id))
-    survey.store.timers.pending = timers  # as if the cancel lost a race with the timer loop
-    await survey.fire(survey_id, REMINDER)
-    await survey.fire(survey_id, EXPIRY)
+    for state, timers in pending:  # as if the cancel were lost
+        state.timers.update(timers)
+    assert len(survey.timers()) == 2
+    survey.advance(timedelta(days=8))
     assert survey.out[topics.SURVEY_REMINDED] == []
     assert survey.out[topics.SURVEY_EXPIRED] == []
     assert len(survey.scored) == 1
+
+
+async def test_the_survey_lives_with_its_customer_and_answers_find_it_by_survey_id(survey):
+    await survey.send(classified("case-1", customer_id="cus-1"), resolved("case-1"))
+    survey_id = survey_id_for("case-1")
+    owner = survey.partition_of(b"cus-1")
+    assert f"survey/{survey_id}" in survey.states[owner].values
+    assert f"link/{survey_id}" in survey.states[survey.partition_of(survey_id.encode())].values
+    assert sorted(survey.states[owner].timers) == [
+        timer_id(survey_id, EXPIRY),
+        timer_id(survey_id, REMINDER),
+    ]
+    await survey.send(answered(survey_id))  # keyed by survey id
+    await survey.send(answered(survey_id_for("case-1"), nps=3), key="case-1")
+    assert len(survey.scored) == 1
+    assert len(survey.rejected) == 1
+
+
+async def test_two_cases_of_one_customer_resolved_together_survey_once_when_one_is_answered(
+    survey,
+):
+    for case_id in ("case-a", "case-b"):
+        await survey.send(classified(case_id, customer_id="cus-9"))
+    await survey.send(resolved("case-a"))
+    await survey.send(answered(survey_id_for("case-a")))
+    await survey.send(resolved("case-b"))
+    assert [r["case_id"] for r in survey.requested] == ["case-a"]
+    assert survey.survey("case-b").survey.skipped == "recently_answered"
