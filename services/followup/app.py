@@ -2,18 +2,20 @@
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from faststream.asgi import AsgiFastStream
+from faststream.kafka import KafkaBroker
 
-from services.followup.domain import CarePolicy
-from services.followup.handlers import Care, build_router
-from services.followup.store import FollowupStore
-from shared import observability
+from services.followup.domain import CarePolicy, Memory, is_idle
+from services.followup.handlers import Care, register
+from shared import observability, topics
 from shared.calendar import CareCalendar, load_calendar, log_calendar_loaded
 from shared.clock import Clock, SystemClock
+from shared.events import CareContactRequested
+from shared.runtime import Runtime
 from shared.service import build_app, plumbing
 from shared.settings import LexcareSettings
-from shared.timers import TimerLoop
 
 DEFAULT_CALENDAR = Path(__file__).resolve().parents[2] / "deploy" / "config" / "care_windows.yaml"
 
@@ -33,10 +35,6 @@ class FollowupSettings(LexcareSettings):
     """After resolution: a check-in this many days later."""
     max_retries: int = 3
     """`no_answer` is retried in the next window at most this many times."""
-    timer_interval_s: float = 2.0
-    """Pause of the timer loop when nothing was due."""
-    timer_lease_s: float = 30.0
-    """How long a claimed timer is reserved; a crashed instance's timers fire after it."""
     followup_clock_offset_s: float = 0.0
     """TEST ONLY: shift the service's clock by this many seconds (fault tests)."""
 
@@ -59,7 +57,7 @@ def create_app(
     clock: Clock | None = None,
     calendar: CareCalendar | None = None,
 ) -> AsgiFastStream:
-    """Build followup: broker, database, handlers, the timer loop and HTTP endpoints."""
+    """Build followup: its rules on the stateful runtime, and the HTTP endpoints."""
     parts = plumbing(settings)
     clock = clock or OffsetClock(timedelta(seconds=settings.followup_clock_offset_s))
     care = Care(
@@ -70,25 +68,51 @@ def create_app(
             check_in_after_days=settings.check_in_after_days,
             max_retries=settings.max_retries,
         ),
-        clock=clock,
+        producer=settings.service_name,
     )
-    store = FollowupStore(parts.db, lease=timedelta(seconds=settings.timer_lease_s))
-    router, fire = build_router(settings, store, care)
-    parts.broker.include_router(router)
-    loop = TimerLoop(store.timers, clock, fire, interval_s=settings.timer_interval_s)
+    runtime = followup_runtime(settings, parts.db, care=care, clock=clock)
+    document_publisher(parts.broker, settings)
 
     async def gauges() -> None:
-        observability.TIMERS_DUE.set(await store.timers.due_count(clock.now()))
+        observability.TIMERS_DUE.set(timers_due(runtime, clock.now()))
 
     async def announce_calendar() -> None:
         log_calendar_loaded(care.calendar, now=clock.now())
 
-    app = build_app(
+    return build_app(
         parts,
-        on_startup=[announce_calendar, store.prepare],
+        on_startup=[announce_calendar, runtime.start],
+        on_shutdown=[runtime.stop],
         gauges=gauges,
-        forget=[store.processed.forget_before, store.timers.forget_before],
     )
-    app.after_startup(loop.start)  # the loop publishes: the broker must be connected
-    app.on_shutdown(loop.stop)
-    return app
+
+
+def followup_runtime(
+    settings: LexcareSettings, db: Any, *, care: Care, clock: Clock, **options: Any
+) -> Runtime[Any]:
+    """Followup's rules on a runtime (one consumer group over its co-partitioned inputs)."""
+    runtime: Runtime[Any] = Runtime(
+        settings, db, value_type=Memory, clock=clock, idle=is_idle, **options
+    )
+    register(runtime, care)
+    return runtime
+
+
+def document_publisher(broker: KafkaBroker, settings: LexcareSettings) -> None:
+    """Declare followup's published topic for the AsyncAPI document only: the runtime
+    publishes with its own producer, this publisher never sends."""
+    broker.publisher(
+        settings.topic(topics.CARE_CONTACT_REQUESTED),
+        schema=CareContactRequested,
+        description="Outbound care work for channel adapters, dialers and agents' queues.",
+    )
+
+
+def timers_due(runtime: Runtime[Any], now: datetime) -> int:
+    """Care timers due and not fired yet, in the partitions this instance owns."""
+    return sum(
+        1
+        for state in runtime.partitions.values()
+        for timer in state.timers.values()
+        if timer.due_at <= now
+    )
