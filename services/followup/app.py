@@ -74,7 +74,9 @@ def create_app(
     document_publisher(parts.broker, settings)
 
     async def gauges() -> None:
-        observability.TIMERS_DUE.set(timers_due(runtime, clock.now()))
+        observability.TIMERS_DUE.set(runtime.timers_due(clock.now()))
+        for (topic, partition), behind in (await runtime.lag()).items():
+            observability.CONSUMER_LAG.labels(topic, str(partition)).set(behind)
 
     async def announce_calendar() -> None:
         log_calendar_loaded(care.calendar, now=clock.now())
@@ -105,14 +107,4 @@ def document_publisher(broker: KafkaBroker, settings: LexcareSettings) -> None:
         settings.topic(topics.CARE_CONTACT_REQUESTED),
         schema=CareContactRequested,
         description="Outbound care work for channel adapters, dialers and agents' queues.",
-    )
-
-
-def timers_due(runtime: Runtime[Any], now: datetime) -> int:
-    """Care timers due and not fired yet, in the partitions this instance owns."""
-    return sum(
-        1
-        for state in runtime.partitions.values()
-        for timer in state.timers.values()
-        if timer.due_at <= now
     )

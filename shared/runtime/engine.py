@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -416,6 +417,28 @@ class Runtime(Generic[V]):
             except TRANSIENT_ERRORS as e:
                 log.warning("infrastructure_unavailable_retrying", error=describe_error(e))
                 await asyncio.sleep(self.settings.retry_backoff_s * 4)
+
+    # Observability.
+
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Messages each assigned input partition is behind its end (for /metrics)."""
+        consumer, lag = self._consumer, {}
+        if consumer is None:
+            return lag
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is not None:
+                lag[(tp.topic, tp.partition)] = max(end - await consumer.position(tp), 0)
+        return lag
+
+    def timers_due(self, now: datetime) -> int:
+        """Timers of the owned partitions due at `now` and not fired yet."""
+        return sum(
+            1
+            for state in self.partitions.values()
+            for timer in state.timers.values()
+            if timer.due_at <= now
+        )
 
     # Partitions.
 

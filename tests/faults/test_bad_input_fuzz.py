@@ -34,7 +34,7 @@ from services.survey.app import SurveySettings
 from services.survey.app import create_app as survey_app
 from shared.events import EVENT_MODELS, Event
 from tests.conftest import eventually
-from tests.faults.tools import caught_up, headers_of
+from tests.faults.tools import caught_up, consumer_group, headers_of
 from tests.kafka_tools import RawKafka
 
 pytestmark = pytest.mark.faults
@@ -313,7 +313,7 @@ async def test_bad_input_of_every_external_type_is_dead_lettered_and_valid_event
 
             for topic, services in CONSUMERS.items():
                 for service in services:
-                    group = f"lexcare-{prefix}{service}.{topic}"
+                    group = consumer_group(prefix, service, topic)
                     await eventually(
                         lambda g=group, t=topic: caught_up(infra.kafka, g, prefix + t),
                         timeout=90,

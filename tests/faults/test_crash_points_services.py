@@ -1,10 +1,12 @@
 """Crash at the worst moment, for routing, followup and survey (intake: test_crash_points).
 
 Each service is killed by a crash point after its database writes but before its publish
-and offset commit, or after its publish but before its commit; restarted without the
-fault, every input has exactly one effect: one assignment (and one held capacity slot)
-per case, one survey per resolved case, one apology request per complaint — redeliveries
-republish the same event ids, which consumers dedupe."""
+and offset commit, or after its publish but before its commit (followup, on the stateful
+runtime: the runtime's own points, after a batch is persisted and before it is published,
+after it is published and before its offsets are committed); restarted without the fault,
+every input has exactly one effect: one assignment (and one held capacity slot) per case,
+one survey per resolved case, one apology request per complaint — redeliveries republish
+the same event ids, which consumers dedupe."""
 
 import uuid
 from collections import Counter
@@ -17,8 +19,9 @@ from pymongo import AsyncMongoClient
 
 from shared.faults import CRASH_EXIT_CODE
 from tests.conftest import eventually
-from tests.faults.tools import ServiceProcess, caught_up
+from tests.faults.tools import ServiceProcess, caught_up, consumer_group
 from tests.kafka_tools import RawKafka
+from tests.runtime_state import stored_state
 
 pytestmark = pytest.mark.faults
 
@@ -99,8 +102,7 @@ def scenario(service: str) -> Scenario:
         "followup",
         [("case.classified", classified(n, complaint=True)) for n in range(CASES)],
         output="care.contact.requested",
-        documents={"processed_events": CASES},
-        env={"LEXCARE_TIMER_LEASE_S": "2"},  # a timer the dead process leased fires soon
+        documents={},
         only={"kind": "apology"},  # the first contact may fire too, if a window is open
     )
 
@@ -118,8 +120,8 @@ def outputs(plan: Scenario, records: list) -> dict[str, dict[str, Any]]:
         ("routing", "after_handle:case.classified"),
         ("survey", "before_publish:survey.requested"),
         ("survey", "after_handle:case.resolved"),
-        ("followup", "before_publish:care.contact.requested"),
-        ("followup", "after_handle:case.classified"),
+        ("followup", "runtime_after_persist:followup"),
+        ("followup", "runtime_after_publish:followup"),
     ],
     ids=lambda v: v.replace(":", "@"),
 )
@@ -151,7 +153,7 @@ async def test_a_service_killed_at_a_crash_point_applies_each_input_exactly_once
                 timeout=90,
             )
             for topic in {topic for topic, _ in plan.inputs}:
-                group = f"lexcare-{prefix}{service}.{topic}"
+                group = consumer_group(prefix, service, topic)
                 await eventually(lambda g=group, t=topic: caught_up(infra.kafka, g, prefix + t))
             records = await kafka.settle(plan.output, quiet=1.5)
     finally:
@@ -172,6 +174,24 @@ async def test_a_service_killed_at_a_crash_point_applies_each_input_exactly_once
             assigned = {e["case_id"] for e in events.values() if e["assignee_id"]}
             slots = await db["slots"].find({}, {"case_id": 1}).to_list(None)
             assert sorted(s["case_id"] for s in slots) == sorted(assigned)
+        if service == "followup":
+            await check_followup_state(db, events)
     finally:
         await mongo.close()
     assert process.starts == 2
+
+
+async def check_followup_state(db: Any, events: dict[str, dict[str, Any]]) -> None:
+    """Followup's restored state: per case one apology planned, fired and recorded, once;
+    per customer the re-keyed fact applied."""
+    stored = await stored_state(db, 2)
+    assert stored.pending("apology:") == {}
+    sent = {e["case_id"]: e["request_id"] for e in events.values()}
+    for n in range(CASES):
+        case = stored.values[f"case/case-crash-{n}"]
+        apologies = [i for i, kind in case["planned"].items() if kind == "apology"]
+        assert len(apologies) == 1, case["planned"]
+        requests = [r for r in case["requests"].values() if r["kind"] == "apology"]
+        assert [r["request_id"] for r in requests] == [sent[f"case-crash-{n}"]]
+        customer = stored.values[f"customer/cus-crash-{n}"]
+        assert customer["last_case_id"] == f"case-crash-{n}"

@@ -122,6 +122,16 @@ class ServiceProcess:
 
 SERVICES = ["intake", "routing", "followup", "survey", "metrics"]
 
+ON_RUNTIME = {"followup"}
+"""Services on shared.runtime: one consumer group over all their inputs."""
+
+
+def consumer_group(prefix: str, service: str, topic: str) -> str:
+    """The consumer group in which `service` consumes `topic` (prefix: the topic prefix)."""
+    suffix = "" if service in ON_RUNTIME else f".{topic}"
+    return f"lexcare-{prefix}{service}{suffix}"
+
+
 PIPELINE_ENV = {"LEXCARE_PUBLISH_INTERVAL_S": "0.5", "LEXCARE_SURVEY_FATIGUE_DAYS": "0"}
 """Quick KPI publishing, and no survey fatigue so every case in a story is surveyed."""
 
