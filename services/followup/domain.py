@@ -165,7 +165,7 @@ class PlannedTimer:
 
 @dataclass(frozen=True)
 class DueTimer:
-    """A timer that came due, as the timer loop hands it over."""
+    """A timer that came due, as the runtime hands it over."""
 
     id: str
     kind: CareKind
