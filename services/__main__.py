@@ -10,6 +10,7 @@ from faststream.specification import AsyncAPI
 
 from services.followup.app import FollowupSettings
 from services.followup.app import create_app as create_followup
+from services.followup.app import specification as followup_specification
 from services.intake.app import IntakeSettings
 from services.intake.app import create_app as create_intake
 from services.metrics.app import MetricsSettings
@@ -28,7 +29,10 @@ SERVICES: dict[str, tuple[Callable[[Any], Any], type]] = {
     "metrics": (create_metrics, MetricsSettings),
 }
 
-SPECIFICATIONS: dict[str, Callable[[Any], Any]] = {"survey": survey_specification}
+SPECIFICATIONS: dict[str, Callable[[Any], Any]] = {
+    "survey": survey_specification,
+    "followup": followup_specification,
+}
 """Services on the stateful runtime: the broker that declares what their runtime consumes."""
 
 DESCRIPTION = (

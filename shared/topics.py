@@ -42,6 +42,10 @@ EVENT_TOPICS: Final = (
 
 COMPACTED_TOPICS: Final = (METRICS_KPI,)
 
+FOLLOWUP_CUSTOMER: Final = "followup.customer"
+"""Internal to followup: what a case's partition learned about its customer, re-keyed by
+customer id (shared/runtime creates it; not in ALL_TOPICS: no other service reads it)."""
+
 REPLAYED_TOPICS: Final = EVENT_TOPICS
 """Topics whose whole history a service reads again, so they are never trimmed.
 

@@ -83,6 +83,9 @@ class RunningApp:
             ready.cancel()
             self._task.result()
             raise RuntimeError("app stopped during start-up")
+        # The lifespan yields before the broker is connected: an app stopped in between
+        # (no subscriber to wait for, e.g. a service on shared.runtime) leaks its producer.
+        await eventually(lambda: self.app.broker.running or self._task.done(), interval=0.01)
         return self
 
     def consuming(self) -> bool:

@@ -2,18 +2,22 @@
 
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from faststream.asgi import AsgiFastStream
+from faststream.kafka import KafkaBroker
 
-from services.followup.domain import CarePolicy
-from services.followup.handlers import Care, build_router
-from services.followup.store import FollowupStore
-from shared import observability
+from services.followup.domain import CarePolicy, Memory, is_idle
+from services.followup.handlers import Care, register
+from shared import topics
 from shared.calendar import CareCalendar, load_calendar, log_calendar_loaded
 from shared.clock import Clock, SystemClock
+from shared.events import CareContactRequested
+from shared.mongo import make_mongo, service_db
+from shared.runtime import Runtime
+from shared.runtime.spec import specification_broker
 from shared.service import build_app, plumbing
 from shared.settings import LexcareSettings
-from shared.timers import TimerLoop
 
 DEFAULT_CALENDAR = Path(__file__).resolve().parents[2] / "deploy" / "config" / "care_windows.yaml"
 
@@ -33,10 +37,6 @@ class FollowupSettings(LexcareSettings):
     """After resolution: a check-in this many days later."""
     max_retries: int = 3
     """`no_answer` is retried in the next window at most this many times."""
-    timer_interval_s: float = 2.0
-    """Pause of the timer loop when nothing was due."""
-    timer_lease_s: float = 30.0
-    """How long a claimed timer is reserved; a crashed instance's timers fire after it."""
     followup_clock_offset_s: float = 0.0
     """TEST ONLY: shift the service's clock by this many seconds (fault tests)."""
 
@@ -59,10 +59,37 @@ def create_app(
     clock: Clock | None = None,
     calendar: CareCalendar | None = None,
 ) -> AsgiFastStream:
-    """Build followup: broker, database, handlers, the timer loop and HTTP endpoints."""
+    """Build followup: its rules on the stateful runtime, and the HTTP endpoints."""
     parts = plumbing(settings)
     clock = clock or OffsetClock(timedelta(seconds=settings.followup_clock_offset_s))
-    care = Care(
+    care = care_of(settings, calendar)
+    runtime = followup_runtime(settings, parts.db, care=care, clock=clock)
+
+    async def announce_calendar() -> None:
+        log_calendar_loaded(care.calendar, now=clock.now())
+
+    return build_app(
+        parts,
+        on_startup=[announce_calendar, runtime.start],
+        on_shutdown=[runtime.stop],
+        gauges=runtime.observe,
+    )
+
+
+def followup_runtime(
+    settings: LexcareSettings, db: Any, *, care: Care, clock: Clock, **options: Any
+) -> Runtime[Any]:
+    """Followup's rules on a runtime (one consumer group over its co-partitioned inputs)."""
+    runtime: Runtime[Any] = Runtime(
+        settings, db, value_type=Memory, clock=clock, idle=is_idle, **options
+    )
+    register(runtime, care)
+    return runtime
+
+
+def care_of(settings: "FollowupSettings", calendar: CareCalendar | None = None) -> Care:
+    """The calendar, cadence and producer followup's rules need."""
+    return Care(
         calendar=calendar or load_calendar(settings.care_calendar_path),
         policy=CarePolicy(
             close_care_every_days=settings.close_care_every_days,
@@ -70,25 +97,19 @@ def create_app(
             check_in_after_days=settings.check_in_after_days,
             max_retries=settings.max_retries,
         ),
-        clock=clock,
+        producer=settings.service_name,
     )
-    store = FollowupStore(parts.db, lease=timedelta(seconds=settings.timer_lease_s))
-    router, fire = build_router(settings, store, care)
-    parts.broker.include_router(router)
-    loop = TimerLoop(store.timers, clock, fire, interval_s=settings.timer_interval_s)
 
-    async def gauges() -> None:
-        observability.TIMERS_DUE.set(await store.timers.due_count(clock.now()))
 
-    async def announce_calendar() -> None:
-        log_calendar_loaded(care.calendar, now=clock.now())
-
-    app = build_app(
-        parts,
-        on_startup=[announce_calendar, store.prepare],
-        gauges=gauges,
-        forget=[store.processed.forget_before, store.timers.forget_before],
+def specification(settings: "FollowupSettings") -> KafkaBroker:
+    """What followup consumes and publishes, for its AsyncAPI document."""
+    db = service_db(make_mongo(settings), settings)
+    runtime = followup_runtime(settings, db, care=care_of(settings), clock=SystemClock())
+    publishes = (
+        (
+            topics.CARE_CONTACT_REQUESTED,
+            CareContactRequested,
+            "Outbound care work for channel adapters, dialers and agents' queues.",
+        ),
     )
-    app.after_startup(loop.start)  # the loop publishes: the broker must be connected
-    app.on_shutdown(loop.stop)
-    return app
+    return specification_broker(settings, runtime, publishes)

@@ -3,14 +3,15 @@
 Pure: the functions here take what followup remembers (a case, a customer, a request) and
 the time, and return timers to schedule, requests to send and the new memory. Timer ids
 are derived from their cause, so replaying an event or re-firing a timer plans the same
-timers again and scheduling them twice changes nothing.
+timers again; a case or customer remembers the timers it planned (`planned`), and one
+planned before is never scheduled again (`not_planned`).
 """
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.calendar import CareCalendar
 from shared.events import (
@@ -62,11 +63,29 @@ class CarePolicy:
     )
 
 
-class CaseState(BaseModel):
-    """What followup remembers of a case."""
+class RequestRecord(BaseModel):
+    """A care.contact.requested followup sent, kept to act on its outcome."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
+    request_id: str
+    timer_id: str
+    root_timer_id: str
+    kind: CareKind
+    attempt: int
+    case_id: str
+    timer_case_id: str | None = None
+    payload: dict[str, Any] = {}
+    outcomes: tuple[CareOutcome, ...] = ()
+    """What the care team reported for it, in order."""
+
+
+class CaseState(BaseModel):
+    """What followup remembers of a case (state key `case/<case id>`)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    kind: Literal["case"] = "case"
     case_id: str
     customer_id: str | None = None
     channel: Channel | None = None
@@ -84,6 +103,10 @@ class CaseState(BaseModel):
     opted_out: bool = False
     """The customer declined care on this case."""
     correlation_id: str = ""
+    planned: dict[str, CareKind] = {}
+    """Every timer planned for the case (id → kind), pending or not: planned once."""
+    requests: dict[str, RequestRecord] = {}
+    """The case's requests sent, by request id, to act on their outcomes."""
 
     @property
     def resolved(self) -> bool:
@@ -92,30 +115,41 @@ class CaseState(BaseModel):
 
 
 class CustomerState(BaseModel):
-    """What followup remembers of a customer (for greetings and offers)."""
+    """What followup remembers of a customer (state key `customer/<customer id>`): for
+    greetings and offers."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
+    kind: Literal["customer"] = "customer"
     customer_id: str
     contact: ContactPoint | None = None
     birthday: str | None = None
     last_case_id: str | None = None
     correlation_id: str = ""
+    planned: dict[str, CareKind] = {}
+    """Every birthday and loyalty timer planned for the customer (id → kind)."""
+    requests: dict[str, RequestRecord] = {}
+    """The birthday and loyalty requests sent, by request id."""
 
 
-class RequestRecord(BaseModel):
-    """A care.contact.requested followup sent, kept to act on its outcome."""
+Memory = Annotated[CaseState | CustomerState, Field(discriminator="kind")]
+"""One value of followup's state: a case or a customer, told apart by `kind`."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
 
-    request_id: str
-    timer_id: str
-    root_timer_id: str
-    kind: CareKind
-    attempt: int
-    case_id: str
-    timer_case_id: str | None = None
-    payload: dict[str, Any] = {}
+def case_key(case_id: str) -> str:
+    """The state key of a case."""
+    return f"case/{case_id}"
+
+
+def customer_key(customer_id: str) -> str:
+    """The state key of a customer."""
+    return f"customer/{customer_id}"
+
+
+def is_idle(memory: CaseState | CustomerState) -> bool:
+    """Whether a value may leave memory (reloaded by key when needed): customers and
+    resolved cases; open cases stay, their care timers fire often."""
+    return isinstance(memory, CustomerState) or memory.resolved
 
 
 @dataclass(frozen=True)
@@ -131,7 +165,7 @@ class PlannedTimer:
 
 @dataclass(frozen=True)
 class DueTimer:
-    """A timer that came due, as the timer loop hands it over."""
+    """A timer that came due, as the runtime hands it over."""
 
     id: str
     kind: CareKind
@@ -201,13 +235,36 @@ def next_care_due(
     return calendar.next_care_slot(max(calendar.first_slot_on_or_after(day), now))
 
 
-def changed_fields(before: BaseModel | None, after: BaseModel) -> dict[str, Any]:
-    """The fields of `after` that differ from `before` (all of them when new)."""
-    new = after.model_dump(mode="python")
-    if before is None:
-        return new
-    old = before.model_dump(mode="python")
-    return {name: value for name, value in new.items() if old.get(name) != value}
+M = TypeVar("M", CaseState, CustomerState)
+
+
+def plan_once(memory: M, timers: list[PlannedTimer]) -> tuple[list[PlannedTimer], M]:
+    """The timers never planned before for this case or customer, and the memory that
+    remembers them: a replayed cause or a second resolution plans nothing twice."""
+    new = [t for t in timers if t.id not in memory.planned]
+    planned = {**memory.planned, **{t.id: t.kind for t in new}}
+    return new, memory.model_copy(update={"planned": planned})
+
+
+def planned_of(memory: CaseState | CustomerState, kinds: list[CareKind]) -> list[str]:
+    """Ids of the timers planned for the case or customer of these kinds (maybe fired)."""
+    return [timer_id for timer_id, kind in memory.planned.items() if kind in kinds]
+
+
+def with_request(memory: M, record: RequestRecord) -> M:
+    """The memory keeping a sent request (a re-fired timer keeps the first record)."""
+    if record.request_id in memory.requests:
+        return memory
+    return memory.model_copy(update={"requests": {**memory.requests, record.request_id: record}})
+
+
+def with_outcome(memory: M, request_id: str, outcome: CareOutcome) -> M:
+    """The memory with a reported outcome attached to its request (when it is known)."""
+    request = memory.requests.get(request_id)
+    if request is None:
+        return memory
+    reported = request.model_copy(update={"outcomes": (*request.outcomes, outcome)})
+    return memory.model_copy(update={"requests": {**memory.requests, request_id: reported}})
 
 
 def _short(text: str) -> str:

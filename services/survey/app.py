@@ -9,7 +9,7 @@ from pydantic import Field
 
 from services.survey.domain import CaseFacts, Question, SurveyPolicy
 from services.survey.handlers import survey_runtime
-from shared import observability, topics
+from shared import topics
 from shared.clock import Clock, SystemClock
 from shared.events import SurveyExpired, SurveyReminded, SurveyRequested, SurveyScored
 from shared.mongo import make_mongo, service_db
@@ -54,7 +54,7 @@ def create_app(settings: SurveySettings, clock: Clock | None = None) -> AsgiFast
     runtime = survey_runtime(settings, parts.db, clock=clock, policy=settings.policy())
 
     async def gauges() -> None:
-        observability.TIMERS_DUE.set(runtime.due_timers())
+        await runtime.observe()
         WAITING_RESOLUTIONS.set(sum(1 for v in runtime.loaded_values() if waits(v)))
 
     return build_app(parts, on_startup=[runtime.start], on_shutdown=[runtime.stop], gauges=gauges)

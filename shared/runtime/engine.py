@@ -13,6 +13,7 @@ import asyncio
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -151,12 +152,11 @@ class Runtime(Generic[V]):
 
     # What the service's gauges read.
 
-    def due_timers(self) -> int:
-        """Timers of the owned partitions that are due now."""
-        now = self.clock.now()
-        return sum(
-            1 for s in self.partitions.values() for t in s.timers.values() if t.due_at <= now
-        )
+    async def observe(self) -> None:
+        """Set the shared gauges from the runtime: due timers, lag of its input partitions."""
+        observability.TIMERS_DUE.set(self.timers_due(self.clock.now()))
+        for (topic, partition), behind in (await self.lag()).items():
+            observability.CONSUMER_LAG.labels(topic, str(partition)).set(behind)
 
     def loaded_values(self) -> Iterable[V]:
         """The values of the owned partitions held in memory now."""
@@ -437,6 +437,28 @@ class Runtime(Generic[V]):
             except TRANSIENT_ERRORS as e:
                 log.warning("infrastructure_unavailable_retrying", error=describe_error(e))
                 await asyncio.sleep(self.settings.retry_backoff_s * 4)
+
+    # Observability.
+
+    async def lag(self) -> dict[tuple[str, int], int]:
+        """Messages each assigned input partition is behind its end (for /metrics)."""
+        consumer, lag = self._consumer, {}
+        if consumer is None:
+            return lag
+        for tp in consumer.assignment():
+            end = consumer.highwater(tp)
+            if end is not None:
+                lag[(tp.topic, tp.partition)] = max(end - await consumer.position(tp), 0)
+        return lag
+
+    def timers_due(self, now: datetime) -> int:
+        """Timers of the owned partitions due at `now` and not fired yet."""
+        return sum(
+            1
+            for state in self.partitions.values()
+            for timer in state.timers.values()
+            if timer.due_at <= now
+        )
 
     # Partitions.
 

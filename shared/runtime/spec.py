@@ -22,17 +22,18 @@ def specification_broker(
     broker = KafkaBroker(settings.kafka, description=f"lexcare {settings.service_name} service")
     for topic, route in runtime.routes.items():
         if topic not in runtime.internal:
-            broker.subscriber(
-                topic, group_id=settings.consumer_group, description=route.rule.__doc__
-            )(_documented(route.model, route.rule))
+            rule = getattr(route.rule, "func", route.rule)  # a rule bound with partial
+            broker.subscriber(topic, group_id=settings.consumer_group, description=rule.__doc__)(
+                _documented(route.model, rule.__name__)
+            )
     for topic, model, description in publishes:
         broker.publisher(settings.topic(topic), schema=model, description=description)
     return broker
 
 
-def _documented(model: type[Event], rule: Any) -> Any:
+def _documented(model: type[Event], name: str) -> Any:
     async def handler(event: model) -> None:  # type: ignore[valid-type]
         """Declared for the document only."""
 
-    handler.__name__ = getattr(rule, "__name__", "handle")
+    handler.__name__ = name
     return handler

@@ -34,7 +34,7 @@ from shared.topics import dlq
 from tests.conftest import eventually
 from tests.faults.tools import ServiceProcess
 from tests.kafka_tools import RawKafka
-from tests.stored_state import stored_values
+from tests.runtime_state import stored_state
 from tests.toy_service import (
     ADDED,
     CONTACT,
@@ -157,7 +157,7 @@ async def outcome(kafka: RawKafka, db: Any, stream: Stream) -> dict[str, Any]:
     assert sorted(by_contact) == sorted(c["event_id"] for c in stream.contacts)
     assert all(e["case_id"] == case_of[e["customer_id"]] for e in by_contact.values())
     # The stored state, as a restarted owner would restore it.
-    stored = await stored_values(db, PARTITIONS)
+    stored = (await stored_state(db, PARTITIONS)).values
     assert {k: (v["total"], v["events"]) for k, v in stored.items() if v["kind"] == "tally"} == {
         k: (n, n) for k, n in expected.items()
     }

@@ -10,6 +10,7 @@ from services.followup.app import FollowupSettings, create_app
 from shared.clock import FakeClock
 from tests.conftest import eventually
 from tests.kafka_tools import RawKafka
+from tests.runtime_state import stored_state
 from tests.unit.followup.builders import (
     became_loyal,
     classified,
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 async def followup(infra, settings_for, run_app):
     """A followup with a fake clock on Monday 2026-11-23 08:00 in Hanoi; its database."""
-    settings = settings_for(FollowupSettings, timer_interval_s=0.05)
+    settings = settings_for(FollowupSettings)
     clock = FakeClock(vn(2026, 11, 23, 8, 0))
     await run_app(create_app(settings, clock=clock))
     client = AsyncMongoClient(infra.mongo_url, tz_aware=True)
@@ -34,9 +35,9 @@ async def followup(infra, settings_for, run_app):
     await client.close()
 
 
-async def timer_exists(db, timer_id_prefix: str, state: str = "pending") -> bool:
-    query = {"_id": {"$regex": f"^{timer_id_prefix}"}, "state": state}
-    return await db["timers"].count_documents(query) > 0
+async def timer_exists(db, timer_id_prefix: str) -> bool:
+    """A timer whose id starts with the prefix is pending in the runtime's stored state."""
+    return bool((await stored_state(db, 2)).pending(timer_id_prefix))
 
 
 async def requests_of(kafka: RawKafka, count: int) -> list[dict]:
@@ -45,6 +46,12 @@ async def requests_of(kafka: RawKafka, count: int) -> list[dict]:
 
 def at(text: str) -> datetime:
     return datetime.fromisoformat(text)
+
+
+async def outcomes_of(db, case_id: str, request_id: str) -> list[str]:
+    """The outcomes the stored case holds for one of its requests."""
+    case = (await stored_state(db, 2)).values.get(f"case/{case_id}", {})
+    return case.get("requests", {}).get(request_id, {}).get("outcomes", [])
 
 
 async def test_a_case_is_cared_for_from_first_contact_to_the_seven_day_check_in(infra, followup):
@@ -82,7 +89,9 @@ async def test_a_case_is_cared_for_from_first_contact_to_the_seven_day_check_in(
         # Nobody answers: retried when the next window opens, 14:30.
         no_answer = completed("case-life", care["request_id"], "no_answer", vn(2026, 11, 25, 9, 10))
         await kafka.send("care.contact.completed", wire(no_answer), key="case-life")
-        await eventually(lambda: db["processed_events"].find_one({"_id": str(no_answer.event_id)}))
+        await eventually(lambda: outcomes_of(db, "case-life", care["request_id"]))
+        assert await outcomes_of(db, "case-life", care["request_id"]) == ["no_answer"]
+        assert await timer_exists(db, "care:case-life:")  # the retry, and the cadence's next
         clock.set(vn(2026, 11, 25, 14, 30))
         retry = (await requests_of(kafka, 3))[2]
         assert retry["kind"] == "care"
@@ -94,7 +103,7 @@ async def test_a_case_is_cared_for_from_first_contact_to_the_seven_day_check_in(
         done = resolved("case-life", vn(2026, 11, 26, 10, 0))
         await kafka.send("case.resolved", wire(done), key="case-life")
         await eventually(lambda: timer_exists(db, "check_in:case-life"))
-        assert not await timer_exists(db, "care:case-life:", "pending")
+        assert not await timer_exists(db, "care:case-life:")
 
         clock.set(vn(2026, 12, 3, 10, 0))
         check_in = (await requests_of(kafka, 4))[3]
@@ -161,14 +170,17 @@ async def test_birthday_and_loyalty_offer(infra, followup):
 async def test_a_bad_outcome_report_goes_to_the_dlq_and_the_next_one_is_handled(infra, followup):
     settings, clock, db = followup
     async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
-        await kafka.send("case.classified", wire(classified("case-dlq", clock.now())))
+        # Keyed by case, as intake publishes: the case and its outcomes share one partition.
+        await kafka.send(
+            "case.classified", wire(classified("case-dlq", clock.now())), key="case-dlq"
+        )
         clock.set(vn(2026, 11, 23, 9, 0))
         [first] = await requests_of(kafka, 1)
         bad = {**wire(completed("case-dlq", first["request_id"], "reached", clock.now()))}
         bad["outcome"] = "maybe"
-        await kafka.send("care.contact.completed", bad, key="case-dlq", partition=0)
+        await kafka.send("care.contact.completed", bad, key="case-dlq")
         good = completed("case-dlq", first["request_id"], "no_answer", clock.now())
-        await kafka.send("care.contact.completed", wire(good), key="case-dlq", partition=0)
+        await kafka.send("care.contact.completed", wire(good), key="case-dlq")
 
         [dead] = await kafka.read("care.contact.completed.dlq", until=lambda r: len(r) >= 1)
         assert "outcome" in dict(dead.headers)["x-error"].decode()

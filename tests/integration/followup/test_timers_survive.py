@@ -1,6 +1,6 @@
-"""Followup's timers over real Kafka and FerretDB: none lost to SIGKILL, none fired twice."""
+"""Followup's timers over real Kafka and FerretDB: scheduled before a SIGKILL, each fires once
+after the restart; two instances fire each timer once."""
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -18,6 +18,7 @@ from shared.clock import FakeClock
 from tests.conftest import eventually
 from tests.infra import free_port
 from tests.kafka_tools import RawKafka
+from tests.runtime_state import stored_state
 from tests.unit.followup.builders import classified, vn, wire
 
 pytestmark = pytest.mark.integration
@@ -36,8 +37,6 @@ def start_followup(settings: FollowupSettings, *, offset_s: float, log: Path) ->
         "LEXCARE_HTTP_PORT": str(free_port()),
         "LEXCARE_LOG_FORMAT": "json",
         "PYTHONUNBUFFERED": "1",
-        "LEXCARE_TIMER_INTERVAL_S": "0.1",
-        "LEXCARE_TIMER_LEASE_S": "2",
         "LEXCARE_FOLLOWUP_CLOCK_OFFSET_S": str(offset_s),
     }
     with log.open("ab") as out:
@@ -56,34 +55,31 @@ def first_contacts(records) -> dict[str, set[str]]:
     return by_case
 
 
-async def test_a_followup_killed_while_timers_are_due_loses_none(infra, settings_for, tmp_path):
+async def test_timers_scheduled_before_a_sigkill_fire_once_after_the_restart(
+    infra, settings_for, tmp_path
+):
     settings = settings_for(FollowupSettings)
     # The process lives on Monday 30 Nov 2026, a few seconds before the window opens: it
-    # schedules the first contacts, then they all come due at 09:00 while it runs.
+    # schedules the first contacts, is killed, and they come due at 09:00 after its restart.
     offset = (vn(2026, 11, 30, 8, 59, 40) - datetime.now(UTC)).total_seconds()
     cases = [f"case-k{i:02d}" for i in range(60)]
     log = tmp_path / "followup.log"
     first = start_followup(settings, offset_s=offset, log=log)
     second = None
     client = AsyncMongoClient(settings.mongo_url, tz_aware=True)
+    db = client[settings.mongo_db]
     try:
         async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
             for case_id in cases:
                 event = classified(case_id, vn(2026, 11, 30, 8, 59))
                 await kafka.send("case.classified", wire(event), key=case_id)
-            timers = client[settings.mongo_db]["timers"]
-            scheduled = {"kind": "first_contact"}
             await eventually(
-                lambda: _count_is(timers.count_documents(scheduled), len(cases)), timeout=60
+                lambda: _stored_first_contacts(db, settings.partitions, len(cases)), timeout=60
             )
-            # 09:00 in the process: the first contact goes out, and the process dies.
-            await kafka.read("care.contact.requested", until=lambda r: len(r) >= 1, timeout=60)
             first.send_signal(signal.SIGKILL)
             first.wait(timeout=10)
-            fired_before_kill = set(first_contacts(kafka.seen["care.contact.requested"]))
-            assert len(fired_before_kill) < len(cases), "killed too late to prove anything"
-            unfired = {"kind": "first_contact", "state": {"$in": ["pending", "leased"]}}
-            assert await timers.count_documents(unfired) > 0, "nothing due was left unfired"
+            pending = (await stored_state(db, settings.partitions)).pending("first_contact:")
+            assert pending, "every timer fired before the kill: nothing left to prove"
 
             second = start_followup(settings, offset_s=offset, log=log)
             records = await kafka.read(
@@ -91,10 +87,15 @@ async def test_a_followup_killed_while_timers_are_due_loses_none(infra, settings
                 until=lambda r: len(first_contacts(r)) == len(cases),
                 timeout=60,
             )
+            records = await kafka.settle("care.contact.requested", quiet=2.0)
             by_case = first_contacts(records)
             assert set(by_case) == set(cases)
-            # A timer fired again after the crash repeats its request id: consumers dedupe.
+            # Each timer fired once: one request id per case, each published once.
             assert all(len(ids) == 1 for ids in by_case.values())
+            published = Counter(orjson.loads(r.value)["request_id"] for r in records)
+            assert set(published.values()) == {1}
+            after = await stored_state(db, settings.partitions)
+            assert after.pending("first_contact:") == {}
     finally:
         for process in (first, second):
             if process is not None and process.poll() is None:
@@ -108,7 +109,7 @@ async def test_a_followup_killed_while_timers_are_due_loses_none(infra, settings
 
 
 async def test_two_instances_fire_each_timer_once(infra, settings_for, run_app):
-    settings = settings_for(FollowupSettings, timer_interval_s=0.02)
+    settings = settings_for(FollowupSettings)
     clock = FakeClock(vn(2026, 11, 29, 12, 0))  # Sunday: nothing is due yet
     await run_app(create_app(settings, clock=clock))
     await run_app(create_app(settings, clock=clock))
@@ -120,9 +121,8 @@ async def test_two_instances_fire_each_timer_once(infra, settings_for, run_app):
             for case_id in cases:
                 event = classified(case_id, vn(2026, 11, 29, 12, 0))
                 await kafka.send("case.classified", wire(event), key=case_id)
-            query = {"kind": "first_contact", "state": "pending"}
             await eventually(
-                lambda: _count_is(db["timers"].count_documents(query), len(cases)), timeout=60
+                lambda: _stored_first_contacts(db, settings.partitions, len(cases)), timeout=60
             )
 
             clock.set(vn(2026, 11, 30, 9, 0))  # Monday: all 40 due at once for both loops
@@ -131,13 +131,14 @@ async def test_two_instances_fire_each_timer_once(infra, settings_for, run_app):
             request_ids = Counter(orjson.loads(r.value)["request_id"] for r in records)
             assert len(request_ids) == len(cases)
             assert set(request_ids.values()) == {1}
-            # Each timer was claimed once: no instance took one another had leased.
-            claims = await db["timers_claims"].distinct("_id")
-            assert sorted(claims) == sorted(f"first_contact:{case_id}#1" for case_id in cases)
+            # Each timer fired in the partition that owns its case, and only there.
+            after = await stored_state(db, settings.partitions)
+            assert after.pending("first_contact:") == {}
     finally:
         await client.drop_database(settings.mongo_db)
         await client.close()
 
 
-async def _count_is(count: "asyncio.Future[int]", expected: int) -> bool:
-    return await count == expected
+async def _stored_first_contacts(db, partitions: int, expected: int) -> bool:
+    """True once `expected` first-contact timers are stored pending."""
+    return len((await stored_state(db, partitions)).pending("first_contact:")) == expected

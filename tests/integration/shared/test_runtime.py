@@ -16,7 +16,7 @@ from shared.settings import LexcareSettings
 from shared.topics import dlq
 from tests.conftest import eventually
 from tests.kafka_tools import RawKafka
-from tests.stored_state import stored_values
+from tests.runtime_state import stored_state
 from tests.toy_service import (
     ADDED,
     CONTACT,
@@ -96,7 +96,7 @@ def expected_totals(events: list[dict[str, Any]]) -> dict[str, int]:
 
 
 async def stored_totals(db) -> dict[str, int]:
-    values = await stored_values(db, PARTITIONS)
+    values = (await stored_state(db, PARTITIONS)).values
     return {key: value["total"] for key, value in values.items() if value["kind"] == "tally"}
 
 
@@ -276,7 +276,7 @@ async def test_two_simultaneous_contacts_of_one_customer_on_two_partitions_open_
     opened = [orjson.loads(r.value) for r in await kafka.settle(OPENED)]
     assert len({e["event_id"] for e in opened}) == len(opened) == 30  # none published twice
     assert_one_case_per_customer(contacts, opened, filed)
-    stored = await stored_values(db, PARTITIONS)
+    stored = (await stored_state(db, PARTITIONS)).values
     assert {k: v["contacts"] for k, v in stored.items()} == {
         f"customer/customer-{c}": 2 for c in range(30)
     }

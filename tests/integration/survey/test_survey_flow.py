@@ -12,7 +12,7 @@ from shared.clock import FakeClock
 from shared.events import Event, SurveyAnswered
 from tests.conftest import eventually
 from tests.kafka_tools import RawKafka
-from tests.stored_state import stored_values
+from tests.runtime_state import stored_state
 from tests.unit.survey.factories import T0, answered, assigned, classified, resolved
 
 pytestmark = pytest.mark.integration
@@ -36,10 +36,10 @@ class Stored:
         self.partitions = settings.partitions
 
     async def value(self, key: str) -> dict | None:
-        return (await stored_values(self.db, self.partitions)).get(key)
+        return ((await stored_state(self.db, self.partitions)).values).get(key)
 
     async def waiting_resolutions(self) -> int:
-        values = (await stored_values(self.db, self.partitions)).values()
+        values = ((await stored_state(self.db, self.partitions)).values).values()
         return sum(
             1 for v in values if v["kind"] == "case" and v["resolution"] and not v["context"]
         )

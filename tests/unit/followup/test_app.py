@@ -8,11 +8,11 @@ from shared.calendar import load_calendar
 
 def test_settings_read_lexcare_variables(monkeypatch):
     monkeypatch.setenv("LEXCARE_CARE_EVERY_DAYS", "3")
-    monkeypatch.setenv("LEXCARE_TIMER_LEASE_S", "2.5")
+    monkeypatch.setenv("LEXCARE_MAX_RETRIES", "2")
     monkeypatch.setenv("LEXCARE_FOLLOWUP_CLOCK_OFFSET_S", "-60")
     settings = FollowupSettings()
     assert settings.care_every_days == 3
-    assert settings.timer_lease_s == 2.5
+    assert settings.max_retries == 2
     assert settings.followup_clock_offset_s == -60
     assert settings.http_port == 8083
     assert settings.mongo_db.endswith("_followup")

@@ -3,6 +3,7 @@
 from datetime import date, timedelta
 
 import pytest
+from pydantic import TypeAdapter
 
 from services.followup import domain
 from services.followup.domain import (
@@ -13,7 +14,7 @@ from services.followup.domain import (
     RequestRecord,
 )
 from shared.calendar import CareCalendar
-from shared.events import CareKind, ContactPoint, Priority
+from shared.events import CareKind, CareOutcome, ContactPoint, Priority
 from tests.unit.followup.builders import became_loyal, classified, completed, resolved, vn
 
 calendar = CareCalendar(country=None, extra_days_off=[date(2026, 12, 2)])
@@ -426,8 +427,38 @@ def test_a_loyalty_offer_for_a_customer_without_a_case_sends_nothing():
     assert firing.request is None and firing.skipped == "customer_unknown"
 
 
-def test_changed_fields_lists_only_what_changed():
-    before = known_case()
-    after = before.model_copy(update={"cadence": False})
-    assert domain.changed_fields(before, after) == {"cadence": False}
-    assert domain.changed_fields(None, after)["case_id"] == "c1"
+def test_a_timer_planned_once_is_never_planned_again():
+    case = known_case()
+    check_in = domain.PlannedTimer("check_in:c1", MON_0800, CareKind.CHECK_IN, "c1")
+    new, case = domain.plan_once(case, [check_in])
+    assert new == [check_in]
+    again, case = domain.plan_once(case, [check_in])
+    assert again == []
+    assert domain.planned_of(case, [CareKind.CHECK_IN]) == ["check_in:c1"]
+    assert domain.planned_of(case, domain.CADENCE_KINDS) == []
+
+
+def test_a_request_is_kept_once_and_its_outcomes_in_order():
+    record = RequestRecord(
+        request_id="req-1",
+        timer_id="care:c1:x",
+        root_timer_id="care:c1:x",
+        kind=CareKind.CARE,
+        attempt=1,
+        case_id="c1",
+    )
+    case = domain.with_request(known_case(), record)
+    assert domain.with_request(case, record.model_copy(update={"attempt": 9})) == case
+    case = domain.with_outcome(case, "req-1", CareOutcome.NO_ANSWER)
+    case = domain.with_outcome(case, "req-unknown", CareOutcome.REACHED)
+    assert case.requests["req-1"].outcomes == (CareOutcome.NO_ANSWER,)
+    assert set(case.requests) == {"req-1"}
+
+
+def test_state_values_are_told_apart_by_kind():
+    adapter = TypeAdapter(domain.Memory)
+    for value in (known_case(), CustomerState(customer_id="cus-c1", birthday="11-27")):
+        assert adapter.validate_python(adapter.dump_python(value, mode="json")) == value
+    assert domain.is_idle(CustomerState(customer_id="cus-c1"))
+    assert not domain.is_idle(known_case())
+    assert domain.is_idle(known_case(resolved_at=MON_0800))

@@ -1,249 +1,240 @@
-"""Followup's handlers and timer firing in memory: TestKafkaBroker and an in-memory store."""
+"""Followup's rules over a partition's state in memory, as the runtime runs them: each event
+and each due timer on a view of one `PartitionState`, the internal re-keying topic fed back,
+the published requests collected. No broker, no database."""
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+import orjson
 import pytest
-from faststream.kafka import TestKafkaBroker
 
-from services.followup.domain import (
-    CarePolicy,
-    CaseState,
-    CustomerState,
-    PlannedTimer,
-    RequestRecord,
-)
-from services.followup.handlers import Care, build_router
+from services.followup.domain import CarePolicy, CaseState, CustomerState
+from services.followup.handlers import Care, register
 from shared import topics
 from shared.calendar import CareCalendar
-from shared.clock import FakeClock
-from shared.delivery import DeliveryGuard
-from shared.kafka import make_broker
-from shared.logging import configure_logging
-from shared.settings import LexcareSettings
-from shared.timers import Timer, TimerLoop
-from tests.fakes import MemoryProcessed
-from tests.unit.followup.builders import became_loyal, classified, completed, resolved, vn, wire
+from shared.events import Event
+from shared.runtime import Context, Timer, View
+from shared.runtime.state import DELETED, PartitionState
+from tests.unit.followup.builders import became_loyal, classified, completed, resolved, vn
 
 
-class MemoryTimers:
-    """DurableTimers' behaviour without a database (one instance)."""
+class Desk:
+    """Followup's registered rules run over one partition, in order, like the runtime."""
 
-    def __init__(self) -> None:
-        self.docs: dict[str, dict[str, Any]] = {}
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+        self.state: PartitionState[Any] = PartitionState(0)
+        self.routes: dict[str, tuple[type[Event], Callable[..., None]]] = {}
+        self.timer_rules: dict[str, Callable[..., None]] = {}
+        self.internal: set[str] = set()
+        self.sent: list[dict[str, Any]] = []
+        register(self, Care(calendar=CareCalendar(), policy=CarePolicy()))  # type: ignore[arg-type]
 
-    async def schedule(self, timer_id: str, *, due_at, kind, payload=None, case_id=None) -> None:
-        self.docs.setdefault(
-            timer_id,
-            {
-                "due_at": due_at,
-                "kind": kind,
-                "payload": payload or {},
-                "case_id": case_id,
-                "state": "pending",
-            },
-        )
+    # What `register` calls on a Runtime.
+    def on(self, topic: str, model: type[Event], *, internal: bool = False):
+        def add(rule):
+            self.routes[topic] = (model, rule)
+            if internal:
+                self.internal.add(topic)
+            return rule
 
-    async def cancel(self, *, case_id: str, kinds: list[str] | None = None) -> int:
-        hits = [
-            d
-            for d in self.docs.values()
-            if d["case_id"] == case_id
-            and d["state"] == "pending"
-            and (kinds is None or d["kind"] in kinds)
-        ]
-        for doc in hits:
-            doc["state"] = "cancelled"
-        return len(hits)
+        return add
 
-    async def claim_due(self, now: datetime, *, limit: int = 100) -> list[Timer]:
-        due = [
-            (i, d) for i, d in self.docs.items() if d["state"] == "pending" and d["due_at"] <= now
-        ]
-        for _, doc in due:
-            doc["state"] = "leased"
-        return [Timer(i, d["due_at"], d["kind"], d["payload"], d["case_id"], 1) for i, d in due]
+    def on_timer(self, kind: str):
+        def add(rule):
+            self.timer_rules[kind] = rule
+            return rule
 
-    async def done(self, timer_id: str, *, state: str = "done") -> None:
-        self.docs[timer_id]["state"] = state
+        return add
 
-    def pending(self, prefix: str = "") -> dict[str, dict[str, Any]]:
-        return {
-            i: d for i, d in self.docs.items() if i.startswith(prefix) and d["state"] == "pending"
-        }
+    def publish(self, event: Event) -> None:
+        """Run the rule of the event's topic; feed what it emits to the internal topic back."""
+        model, rule = self.routes[event.event_type]
+        self._run(lambda view, ctx: rule(view, model.model_validate(event), ctx))
 
+    def advance(self, to: datetime) -> int:
+        """Move the clock and fire every timer due by then, soonest first; how many fired."""
+        self.now, fired = to, 0
+        while due := sorted(
+            (t for t in self.state.timers.values() if t.due_at <= to), key=lambda t: t.due_at
+        ):
+            self.fire(due[0])
+            fired += 1
+        return fired
 
-class MemoryStore:
-    """FollowupStore's methods over dicts."""
+    def fire(self, timer: Timer) -> None:
+        """Fire `timer` as the runtime does (even when it fired before)."""
 
-    def __init__(self) -> None:
-        self.processed = MemoryProcessed()
-        self.timers = MemoryTimers()
-        self.cases: dict[str, dict] = {}
-        self.customers: dict[str, dict] = {}
-        self.requests: dict[str, RequestRecord] = {}
-        self.outcomes: dict[str, set[str]] = {}
+        def rule(view: View[Any], ctx: Context) -> None:
+            view.drop_timer(timer.id)
+            self.timer_rules[timer.kind](view, timer, ctx)
 
-    async def case(self, case_id):
-        doc = self.cases.get(case_id) if case_id else None
-        return CaseState(case_id=case_id, **doc) if doc else None
+        self._run(rule)
 
-    async def save_case(self, case_id, changes):
-        self.cases.setdefault(case_id, {}).update(
-            {k: v for k, v in changes.items() if k != "case_id"}
-        )
+    def pending(self, prefix: str = "") -> dict[str, Timer]:
+        return {i: t for i, t in self.state.timers.items() if i.startswith(prefix)}
 
-    async def customer(self, customer_id):
-        doc = self.customers.get(customer_id) if customer_id else None
-        return CustomerState(customer_id=customer_id, **doc) if doc else None
+    def value(self, key: str) -> Any:
+        return self.state.values.get(key)
 
-    async def save_customer(self, customer_id, changes):
-        self.customers.setdefault(customer_id, {}).update(
-            {k: v for k, v in changes.items() if k != "customer_id"}
-        )
-
-    async def schedule(self, timers: list[PlannedTimer]) -> None:
-        for t in timers:
-            await self.timers.schedule(
-                t.id, due_at=t.due_at, kind=str(t.kind), payload=t.payload, case_id=t.case_id
-            )
-
-    async def cancel(self, case_id, kinds):
-        return await self.timers.cancel(case_id=case_id, kinds=[str(k) for k in kinds])
-
-    async def record_request(self, record: RequestRecord) -> None:
-        self.requests.setdefault(record.request_id, record)
-
-    async def request(self, request_id):
-        return self.requests.get(request_id) if request_id else None
-
-    async def record_outcome(self, request_id, *, outcome, event_id):
-        self.outcomes.setdefault(request_id, set()).add(outcome)
+    def _run(self, rule: Callable[[View[Any], Context], None]) -> None:
+        view: View[Any] = View(self.state)
+        ctx = Context(view, now=self.now, topic=lambda name: name)
+        rule(view, ctx)
+        for key, value in view.writes.items():
+            self.state.put(key, value, version="")
+        for timer_id, timer in view.timer_writes.items():
+            if timer is DELETED:
+                self.state.timers.pop(timer_id, None)
+            else:
+                self.state.timers[timer_id] = timer
+        for out in ctx.emitted:
+            if out.topic in self.internal:
+                model, _ = self.routes[out.topic]
+                self.publish(model.model_validate_json(out.value))
+            else:
+                assert out.topic == topics.CARE_CONTACT_REQUESTED
+                self.sent.append(orjson.loads(out.value))
 
 
 @pytest.fixture
-def followup():
-    settings = LexcareSettings(service_name="followup", retry_backoff_s=0)
-    broker = make_broker(settings, configure_logging("followup"), DeliveryGuard(settings))
-    store = MemoryStore()
-    clock = FakeClock(vn(2026, 11, 23, 8, 0))
-    care = Care(calendar=CareCalendar(), policy=CarePolicy(), clock=clock)
-    router, fire = build_router(settings, store, care)
-    broker.include_router(router)
-    sent: list[dict] = []
-
-    @broker.subscriber(topics.CARE_CONTACT_REQUESTED)
-    async def probe(body: dict) -> None:
-        sent.append(body)
-
-    loop = TimerLoop(store.timers, clock, fire)  # type: ignore[arg-type]
-    return broker, store, clock, loop, sent
+def desk() -> Desk:
+    return Desk(vn(2026, 11, 23, 8, 0))
 
 
-async def open_case_and_send_first_contact(broker, clock: FakeClock, loop: TimerLoop) -> None:
+def open_case_and_send_first_contact(desk: Desk) -> None:
     """Case c1 opens on Monday 08:00; at 09:00 its first contact goes out."""
-    await broker.publish(wire(classified("c1", vn(2026, 11, 23, 8))), topic=topics.CASE_CLASSIFIED)
-    clock.set(vn(2026, 11, 23, 9, 0))
-    await loop.run_once()
+    desk.publish(classified("c1", vn(2026, 11, 23, 8)))
+    desk.advance(vn(2026, 11, 23, 9, 0))
 
 
-async def test_a_new_case_is_contacted_when_the_window_opens(followup):
-    broker, store, clock, loop, sent = followup
+def test_a_new_case_is_contacted_when_the_window_opens(desk):
     event = classified("c1", vn(2026, 11, 23, 8, 0))
-    async with TestKafkaBroker(broker):
-        await broker.publish(wire(event), topic=topics.CASE_CLASSIFIED)
-        assert await loop.run_once() == 0
-        clock.set(vn(2026, 11, 23, 9, 0))
-        assert await loop.run_once() == 1
-    [request] = sent
+    desk.publish(event)
+    assert desk.advance(vn(2026, 11, 23, 8, 59)) == 0
+    assert desk.advance(vn(2026, 11, 23, 9, 0)) == 1
+    [request] = desk.sent
     assert request["kind"] == "first_contact"
     assert request["case_id"] == "c1"
     assert request["contact"]["sender_id"] == "zalo:1"
     assert request["correlation_id"] == str(event.event_id)
-    assert store.requests[request["request_id"]].timer_id == "first_contact:c1"
+    case = desk.value("case/c1")
+    assert isinstance(case, CaseState)
+    assert case.requests[request["request_id"]].timer_id == "first_contact:c1"
 
 
-async def test_a_redelivered_contact_schedules_nothing_new(followup):
-    broker, store, *_ = followup
-    event = classified("c1", vn(2026, 11, 23, 8, 0))
-    async with TestKafkaBroker(broker):
-        await broker.publish(wire(event), topic=topics.CASE_CLASSIFIED)
-        before = dict(store.timers.docs)
-        await broker.publish(wire(event), topic=topics.CASE_CLASSIFIED)
-    assert store.timers.docs == before
+def test_a_second_contact_on_the_case_plans_no_timer_twice(desk):
+    desk.publish(classified("c1", vn(2026, 11, 23, 8, 0)))
+    before = dict(desk.state.timers)
+    desk.publish(classified("c1", vn(2026, 11, 23, 8, 5), new_case=False))
+    assert desk.state.timers == before
     assert set(before) >= {"first_contact:c1"}
 
 
-async def test_resolution_cancels_the_cadence_and_plans_the_check_in(followup):
-    broker, store, *_ = followup
-    async with TestKafkaBroker(broker):
-        await broker.publish(
-            wire(classified("c1", vn(2026, 11, 23, 8))), topic=topics.CASE_CLASSIFIED
-        )
-        await broker.publish(wire(resolved("c1", vn(2026, 11, 23, 10))), topic=topics.CASE_RESOLVED)
-    assert store.timers.pending("care:") == {}
-    assert store.timers.pending("first_contact:") == {}
-    assert store.timers.pending("check_in:c1")["check_in:c1"]["due_at"] == vn(2026, 11, 30, 10)
+def test_the_customer_is_owned_by_its_own_key_with_its_birthday(desk):
+    desk.publish(classified("c1", vn(2026, 11, 23, 8, 0), birthday="11-27"))
+    customer = desk.value("customer/cus-c1")
+    assert isinstance(customer, CustomerState)
+    assert (customer.last_case_id, customer.birthday) == ("c1", "11-27")
+    [birthday] = desk.pending("birthday:").values()
+    assert birthday.id == "birthday:cus-c1:2026-11-27"
+    assert birthday.payload["customer_id"] == "cus-c1"
 
 
-async def test_no_answer_is_retried_three_times_then_given_up(followup):
-    broker, store, clock, loop, sent = followup
-    async with TestKafkaBroker(broker):
-        await open_case_and_send_first_contact(broker, clock, loop)
-        for attempt in range(1, 5):
-            request = sent[-1]
-            assert request["attempt"] == attempt
-            answer = completed("c1", request["request_id"], "no_answer", clock.now())
-            await broker.publish(wire(answer), topic=topics.CARE_CONTACT_COMPLETED)
-            retries = store.timers.pending("first_contact:c1:retry")
-            if attempt < 4:
-                retry = retries[f"first_contact:c1:retry{attempt + 1}"]
-                clock.set(retry["due_at"])
-                await loop.run_once()
-            else:
-                assert retries == {}
-    attempts = [r["attempt"] for r in sent if r["kind"] == "first_contact"]
+def test_a_contact_on_the_birthday_after_the_greeting_greets_no_second_time(desk):
+    desk.publish(classified("c1", vn(2026, 11, 23, 8), birthday="11-27"))
+    desk.advance(vn(2026, 11, 27, 9, 0))
+    desk.now = vn(2026, 11, 27, 10, 0)
+    desk.publish(classified("c2", vn(2026, 11, 27, 10, 0), customer_id="cus-c1"))
+    desk.advance(vn(2026, 11, 27, 18, 0))
+    assert [r["kind"] for r in desk.sent].count("birthday") == 1
+    assert set(desk.pending("birthday:")) == {"birthday:cus-c1:2027-11-27"}
+
+
+def test_resolution_cancels_the_cadence_and_plans_the_check_in(desk):
+    desk.publish(classified("c1", vn(2026, 11, 23, 8)))
+    desk.publish(resolved("c1", vn(2026, 11, 23, 10)))
+    assert desk.pending("care:") == {}
+    assert desk.pending("first_contact:") == {}
+    assert desk.pending("check_in:c1")["check_in:c1"].due_at == vn(2026, 11, 30, 10)
+
+
+def test_a_second_resolution_after_the_check_in_plans_no_second_check_in(desk):
+    desk.publish(classified("c1", vn(2026, 11, 23, 8)))
+    desk.publish(resolved("c1", vn(2026, 11, 23, 10)))
+    desk.advance(vn(2026, 11, 30, 10))
+    desk.publish(resolved("c1", vn(2026, 11, 30, 11)))
+    assert desk.advance(vn(2026, 12, 31, 10)) == 0
+    assert [r["kind"] for r in desk.sent] == ["check_in"]
+
+
+def test_no_answer_is_retried_three_times_then_given_up(desk):
+    open_case_and_send_first_contact(desk)
+    for attempt in range(1, 5):
+        request = desk.sent[-1]
+        assert request["attempt"] == attempt
+        desk.publish(completed("c1", request["request_id"], "no_answer", desk.now))
+        retries = desk.pending("first_contact:c1:retry")
+        if attempt < 4:
+            retry = retries[f"first_contact:c1:retry{attempt + 1}"]
+            desk.advance(retry.due_at)
+        else:
+            assert retries == {}
+    attempts = [r["attempt"] for r in desk.sent if r["kind"] == "first_contact"]
     assert attempts == [1, 2, 3, 4]
-    assert store.outcomes[sent[-1]["request_id"]] == {"no_answer"}
+    last = desk.value("case/c1").requests[desk.sent[-1]["request_id"]]
+    assert last.outcomes == ("no_answer",)
 
 
-async def test_wrong_number_pauses_care_until_the_customer_comes_back(followup):
-    broker, store, clock, loop, sent = followup
-    async with TestKafkaBroker(broker):
-        await open_case_and_send_first_contact(broker, clock, loop)
-        wrong = completed("c1", sent[0]["request_id"], "wrong_number", clock.now())
-        await broker.publish(wire(wrong), topic=topics.CARE_CONTACT_COMPLETED)
-        assert store.timers.pending("care:c1") == {}
-        back = classified("c1", vn(2026, 11, 24, 10), new_case=False)
-        clock.set(vn(2026, 11, 24, 10))
-        await broker.publish(wire(back), topic=topics.CASE_CLASSIFIED)
-    [(_, care)] = store.timers.pending("care:c1").items()
-    assert care["due_at"] == vn(2026, 11, 26, 9, 0)
+def test_wrong_number_pauses_care_until_the_customer_comes_back(desk):
+    open_case_and_send_first_contact(desk)
+    desk.publish(completed("c1", desk.sent[0]["request_id"], "wrong_number", desk.now))
+    assert desk.pending("care:c1") == {}
+    assert desk.value("case/c1").unreachable
+    desk.now = vn(2026, 11, 24, 10)
+    desk.publish(classified("c1", vn(2026, 11, 24, 10), new_case=False))
+    [care] = desk.pending("care:c1").values()
+    assert care.due_at == vn(2026, 11, 26, 9, 0)
 
 
-async def test_loyalty_offer_goes_to_the_customers_latest_case(followup):
-    broker, _, clock, loop, sent = followup
-    async with TestKafkaBroker(broker):
-        await broker.publish(
-            wire(classified("c1", vn(2026, 11, 23, 8))), topic=topics.CASE_CLASSIFIED
-        )
-        loyal = became_loyal("cus-c1", vn(2026, 11, 23, 8, 30))
-        await broker.publish(wire(loyal), topic=topics.CUSTOMER_SEGMENT_CHANGED)
-        clock.set(vn(2026, 11, 23, 9, 0))
-        await loop.run_once()
-    offer = next(r for r in sent if r["kind"] == "loyalty_offer")
+def test_declined_stops_every_care_contact_of_the_case(desk):
+    open_case_and_send_first_contact(desk)
+    desk.publish(completed("c1", desk.sent[0]["request_id"], "declined", desk.now))
+    desk.publish(resolved("c1", vn(2026, 11, 23, 10)))
+    assert desk.pending() == {}
+    assert desk.advance(vn(2026, 12, 31, 10)) == 0
+
+
+def test_loyalty_offer_goes_to_the_customers_latest_case(desk):
+    desk.publish(classified("c1", vn(2026, 11, 23, 8)))
+    desk.publish(became_loyal("cus-c1", vn(2026, 11, 23, 8, 30), case_id="c9"))
+    desk.advance(vn(2026, 11, 23, 9, 0))
+    offer = next(r for r in desk.sent if r["kind"] == "loyalty_offer")
     assert offer["case_id"] == "c1"
     assert offer["customer_id"] == "cus-c1"
 
 
-async def test_a_timer_fired_twice_repeats_the_same_request_and_event_ids(followup):
-    broker, store, clock, loop, sent = followup
-    async with TestKafkaBroker(broker):
-        await open_case_and_send_first_contact(broker, clock, loop)
-        timer = store.timers.docs["first_contact:c1"]
-        await loop.fire(
-            Timer("first_contact:c1", timer["due_at"], "first_contact", timer["payload"], "c1", 2)
-        )
-    first, again = sent
-    assert first["request_id"] == again["request_id"]
-    assert first["event_id"] == again["event_id"]
+def test_an_unanswered_greeting_is_retried_by_the_customers_owner(desk):
+    desk.publish(classified("c1", vn(2026, 11, 23, 8), birthday="11-27"))
+    desk.advance(vn(2026, 11, 27, 9, 0))
+    greeting = next(r for r in desk.sent if r["kind"] == "birthday")
+    assert greeting["case_id"] == "c1"
+    # The outcome arrives keyed by the case; the case passes it on to the customer's key.
+    desk.publish(completed("c1", greeting["request_id"], "no_answer", desk.now))
+    [retry] = desk.pending("birthday:cus-c1:2026-11-27:retry").values()
+    assert retry.payload["customer_id"] == "cus-c1"
+    desk.advance(retry.due_at)
+    again = [r for r in desk.sent if r["kind"] == "birthday"]
+    assert [r["attempt"] for r in again] == [1, 2]
+    customer = desk.value("customer/cus-c1")
+    assert customer.requests[greeting["request_id"]].outcomes == ("no_answer",)
+
+
+def test_a_timer_fired_twice_repeats_the_same_request_and_event_ids(desk):
+    open_case_and_send_first_contact(desk)
+    [first] = desk.sent
+    desk.fire(Timer("first_contact:c1", vn(2026, 11, 23, 9), "first_contact", {"case_id": "c1"}))
+    again = desk.sent[-1]
+    assert (first["request_id"], first["event_id"]) == (again["request_id"], again["event_id"])
+    assert len(desk.value("case/c1").requests) == 1

@@ -259,3 +259,32 @@ async def test_a_failed_batch_rewinds_even_when_the_broker_blips_during_the_rewi
     await asyncio.wait_for(runtime._run(), timeout=30)
     assert consumer.seeks == [(TopicPartition("toy.added", 0), 5)]
     assert runtime.crashed.is_set()
+
+
+class _AssignedConsumer:
+    """Two assigned partitions: one fetched up to 7 of 10, one without a known end."""
+
+    def assignment(self) -> set[TopicPartition]:
+        return {TopicPartition("toy.added", 0), TopicPartition("toy.added", 1)}
+
+    def highwater(self, tp: TopicPartition) -> int | None:
+        return 10 if tp.partition == 0 else None
+
+    async def position(self, tp: TopicPartition) -> int:
+        return 7
+
+
+async def test_lag_and_due_timers_are_read_from_the_owned_partitions():
+    settings = LexcareSettings(service_name="toy")
+    runtime: Runtime[Any] = Runtime(settings, {"state_changes": None}, value_type=int)
+    assert await runtime.lag() == {}  # not started
+    runtime._consumer = _AssignedConsumer()  # type: ignore[assignment]
+    assert await runtime.lag() == {("toy.added", 0): 3}
+    now = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
+    state: PartitionState[Any] = PartitionState(0)
+    state.timers = {
+        "due": Timer("due", now, "remind"),
+        "later": Timer("later", now + timedelta(seconds=1), "remind"),
+    }
+    runtime.partitions = {0: state}
+    assert runtime.timers_due(now) == 1

@@ -1,0 +1,27 @@
+"""Followup's internal re-keying event: a customer fact, passed on keyed by customer id."""
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from shared import topics
+from shared.events import CareContactCompleted, CaseClassified, CustomerSegmentChanged, Event
+
+Fact = Annotated[
+    CaseClassified | CustomerSegmentChanged | CareContactCompleted,
+    Field(discriminator="event_type"),
+]
+
+
+class CustomerFact(Event):
+    """Internal: an input a case's partition received that the customer's owner must see.
+
+    Case events are keyed by case id; the customer's birthday, loyalty offer and their
+    requests are owned by the partition of the customer id, one writer per customer.
+    """
+
+    event_type: Literal["followup.customer"] = Field(
+        default=topics.FOLLOWUP_CUSTOMER, description="The event type, equal to its topic."
+    )
+    customer_id: str = Field(description="The customer, the record's key.")
+    fact: Fact = Field(description="The input event, as received.")
