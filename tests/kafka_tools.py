@@ -1,12 +1,25 @@
 """Plain aiokafka clients for tests: publish and read topics the way outside parties do."""
 
 import asyncio
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.partitioner import DefaultPartitioner
+
+
+def key_on(partition: int, partitions: int, prefix: str) -> str:
+    """A key starting with `prefix` that Kafka's default partitioner puts on `partition`."""
+    every = list(range(partitions))
+    chooser = DefaultPartitioner()
+    return next(
+        key
+        for n in itertools.count()
+        if chooser((key := f"{prefix}-{n}").encode(), every, every) == partition
+    )
 
 
 class RawKafka:

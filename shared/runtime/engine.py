@@ -20,6 +20,7 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError
+from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
@@ -121,6 +122,8 @@ class Runtime(Generic[V]):
         self._loop = Background(self._run, name=f"runtime-{settings.service_name}")
         self._compactor = Background(self._compact, name=f"compact-{settings.service_name}")
         self._compact_every_s = compact_every_s or settings.runtime_compact_every_s
+        self._partition_count = 0
+        self._partitioner = DefaultPartitioner()
 
     # Registration: what the service's handlers module does at import.
 
@@ -187,6 +190,7 @@ class Runtime(Generic[V]):
         await self._producer.start()
         await self._consumer.start()
         check_copartitioned(counts)
+        self._partition_count = max(counts.values(), default=0)
         self._consumer.subscribe(list(self.routes), listener=_Rebalance(self))
         self._loop.start()
         self._compactor.start()
@@ -245,6 +249,7 @@ class Runtime(Generic[V]):
                 models={topic: route.model for topic, route in self.routes.items()},
                 states=self.partitions,
                 due=due,
+                owner_of=self._owner_of,
             )
             if not plan.offsets and not plan.work:
                 return 0
@@ -260,6 +265,13 @@ class Runtime(Generic[V]):
             await self._commit(plan)
             self.consumed += len(records)
             return len(records)
+
+    def _owner_of(self, key: bytes) -> int | None:
+        """The partition Kafka's default partitioner gives `key` (None before start)."""
+        if not self._partition_count:
+            return None
+        every = list(range(self._partition_count))
+        return self._partitioner(key, every, every)
 
     async def _apply(self, partition: int, work: list[Work]) -> _Batch:
         """Run the partition's work in order on one batch view."""

@@ -1,6 +1,6 @@
 """Batch planning, pure: which records of a poll run, in which order, and what to commit."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +10,17 @@ from shared.batching import parse
 from shared.events import Event
 from shared.runtime.state import PartitionState
 from shared.runtime.timers import Timer
+
+
+class Misplaced(ValueError):
+    """A keyed record on another partition than its key's: its key's owner never sees it."""
+
+    def __init__(self, partition: int, owner: int) -> None:
+        super().__init__(
+            f"on partition {partition}, but its key belongs to partition {owner} (Kafka's "
+            "default murmur2 partitioner): publish keyed records with that partitioner "
+            "(kcat: -X topic.partitioner=murmur2_random), then send it again"
+        )
 
 
 @dataclass(frozen=True)
@@ -41,10 +52,15 @@ def plan_batch(
     models: Mapping[str, type[Event]],
     states: Mapping[int, PartitionState[Any]],
     due: Sequence[tuple[int, Timer]] = (),
+    owner_of: Callable[[bytes], int] | None = None,
 ) -> Plan:
     """Parse a poll's records; drop those already in the state (below the checkpoint, or
     with an event id handled before or earlier in the poll) and those of partitions no
-    longer owned; queue the due timers after their partition's records."""
+    longer owned; queue the due timers after their partition's records.
+
+    `owner_of`: the partition a key belongs to; a keyed record found elsewhere is queued
+    as `Misplaced` (dead-lettered): the state of its key lives in another partition.
+    """
     plan = Plan()
     batch_ids: set[str] = set()
     for record in records:
@@ -55,6 +71,12 @@ def plan_batch(
         plan.offsets[tp] = max(plan.offsets.get(tp, 0), record.offset + 1)
         if record.offset < state.checkpoint.get(record.topic, 0):
             plan.skipped += 1
+            continue
+        owner = owner_of(record.key) if owner_of and record.key is not None else None
+        if owner is not None and owner != record.partition:
+            plan.add(
+                record.partition, Work(record=record, event=Misplaced(record.partition, owner))
+            )
             continue
         event = parse(models[record.topic], record)
         if isinstance(event, Event):

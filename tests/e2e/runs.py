@@ -79,11 +79,11 @@ def launch(*flags: str, env: dict[str, str] | None = None) -> Run:
 
 
 def what_went_wrong(log: Path) -> str:
-    """run.py's own lines and every error line first (the shutdown that follows buries them)."""
+    """run.py's own lines, every error or warning line and the runtime's partition lines
+    first (the shutdown that follows buries them)."""
     lines = log.read_text(errors="replace").splitlines()
+    marks = ("error", "warning", "traceback", "partitions_", "runtime")
     telling = [
-        line
-        for line in lines
-        if line.startswith("[run]") or "error" in line.lower() or "Traceback" in line
+        line for line in lines if line.startswith("[run]") or any(m in line.lower() for m in marks)
     ]
-    return "\n".join([*telling[-40:], "--- last lines ---", *lines[-15:]])
+    return "\n".join([*telling[-80:], "--- last lines ---", *lines[-15:]])

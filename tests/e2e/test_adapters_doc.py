@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.runs import what_went_wrong
 from tests.infra import ROOT
 
 pytestmark = [
@@ -35,7 +36,7 @@ def code_blocks(text: str) -> list[tuple[str, str]]:
     return re.findall(r"```(bash|python)\n(.*?)```", text, flags=re.S)
 
 
-def run_block(language: str, code: str, kafka: str, state: Path) -> str:
+def run_block(language: str, code: str, kafka: str, state: Path, log: Path) -> str:
     if language == "python":
         command = [sys.executable, "-c", code]
     else:
@@ -45,15 +46,21 @@ def run_block(language: str, code: str, kafka: str, state: Path) -> str:
             f"declare -p {SHARED_VARIABLES} > {state} 2>/dev/null || true\n"
         )
         command = ["bash", "-c", script]
-    result = subprocess.run(
-        command,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        env={**os.environ, "KAFKA": kafka},
-        check=False,
+    try:
+        result = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            env={**os.environ, "KAFKA": kafka},
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"block timed out:\n{code}\n--- the system's log ---\n{what_went_wrong(log)}")
+    assert result.returncode == 0, (
+        f"block failed:\n{code}\n{result.stdout}\n{result.stderr}\n"
+        f"--- the system's log ---\n{what_went_wrong(log)}"
     )
-    assert result.returncode == 0, f"block failed:\n{code}\n{result.stdout}\n{result.stderr}"
     return result.stdout
 
 
@@ -66,7 +73,7 @@ def test_every_command_in_the_adapters_guide_works_against_a_running_system(star
     for language, code in code_blocks(DOC.read_text()):
         if "metrics.kpi" in code:
             time.sleep(3)  # metrics publishes coalesced KPI updates each second
-        outputs.append(run_block(language, code, run.kafka, state))
+        outputs.append(run_block(language, code, run.kafka, state, run.log))
     text = "\n".join(outputs)
     classified = next(json.loads(line) for line in text.splitlines() if '"legal_field"' in line)
     assert classified["legal_field"] == "land" and classified["is_dispute"] is True

@@ -33,7 +33,7 @@ from shared.runtime.engine import CRASH_POINTS
 from shared.topics import dlq
 from tests.conftest import eventually
 from tests.faults.tools import ServiceProcess
-from tests.kafka_tools import RawKafka
+from tests.kafka_tools import RawKafka, key_on
 from tests.runtime_state import stored_state
 from tests.toy_service import (
     ADDED,
@@ -66,6 +66,12 @@ def envelope(event_type: str, **payload: Any) -> dict[str, Any]:
     }
 
 
+def sender(customer: int, side: int) -> str:
+    """The sender id of one of a customer's two contacts: on partition c + side, so the
+    pair lands on two different partitions."""
+    return key_on((customer + side) % PARTITIONS, PARTITIONS, f"s{customer}")
+
+
 @dataclass(frozen=True)
 class Stream:
     """The input: adds over a few keys, and pairs of contacts of one customer."""
@@ -79,8 +85,8 @@ class Stream:
         added = [envelope(ADDED, case_id=f"case-{n % KEYS}") for n in range(events - 2 * customers)]
         pairs = [
             (
-                envelope(CONTACT, sender_id=f"sender-{c}-a", customer_id=f"customer-{c}"),
-                envelope(CONTACT, sender_id=f"sender-{c}-b", customer_id=f"customer-{c}"),
+                envelope(CONTACT, sender_id=sender(c, 0), customer_id=f"customer-{c}"),
+                envelope(CONTACT, sender_id=sender(c, 1), customer_id=f"customer-{c}"),
             )
             for c in range(customers)
         ]
@@ -108,12 +114,7 @@ class Stream:
                 await hold.wait()
             for event in itertools.islice(adds, per_pair):
                 await kafka.send(ADDED, event, key=event["case_id"])
-            await asyncio.gather(
-                *(
-                    kafka.send(CONTACT, e, key=e["sender_id"], partition=(c + side) % PARTITIONS)
-                    for side, e in enumerate(pair)
-                )
-            )
+            await asyncio.gather(*(kafka.send(CONTACT, e, key=e["sender_id"]) for e in pair))
             if pause:
                 await asyncio.sleep(pause)
         for event in adds:

@@ -15,7 +15,7 @@ from shared.runtime.storage import Changes, ChangeStore
 from shared.settings import LexcareSettings
 from shared.topics import dlq
 from tests.conftest import eventually
-from tests.kafka_tools import RawKafka
+from tests.kafka_tools import RawKafka, key_on
 from tests.runtime_state import stored_state
 from tests.toy_service import (
     ADDED,
@@ -239,13 +239,9 @@ async def send_pairs(kafka: RawKafka, customers: int) -> list[dict[str, Any]]:
     """Two simultaneous contacts per customer, from two senders on different partitions."""
     sent = []
     for c in range(customers):
-        pair = [contact(f"sender-{c}-{side}", f"customer-{c}") for side in "ab"]
-        await asyncio.gather(
-            *(
-                kafka.send(CONTACT, e, key=e["sender_id"], partition=(c + side) % PARTITIONS)
-                for side, e in enumerate(pair)
-            )
-        )
+        senders = [key_on((c + side) % PARTITIONS, PARTITIONS, f"s{c}") for side in (0, 1)]
+        pair = [contact(sender, f"customer-{c}") for sender in senders]
+        await asyncio.gather(*(kafka.send(CONTACT, e, key=e["sender_id"]) for e in pair))
         sent += pair
     return sent
 

@@ -12,7 +12,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from shared.runtime import storage
 from shared.runtime.engine import Crashed, Runtime
-from shared.runtime.plan import plan_batch
+from shared.runtime.plan import Misplaced, plan_batch
 from shared.runtime.state import KeyNotLoaded, PartitionState, View
 from shared.runtime.storage import Changes, Restored, batch_docs, restored, snapshot_docs
 from shared.runtime.timers import Timer, TimerHeap
@@ -63,6 +63,21 @@ def test_records_already_in_the_state_are_dropped_but_still_committed():
     assert [w.record.offset for w in plan.work[0]] == [11]
     assert plan.skipped == 3
     assert plan.offsets == {TopicPartition(ADDED, 0): 13}
+
+
+def test_a_keyed_record_on_another_partition_than_its_keys_is_dead_lettered_with_why():
+    states = {0: PartitionState(0), 1: PartitionState(1)}
+    plan = plan_batch(
+        [record(0, 0, added()), record(1, 0, added())],
+        models=MODELS,
+        states=states,
+        owner_of=lambda key: 1,
+    )
+    [misplaced] = plan.work[0]
+    assert isinstance(misplaced.event, Misplaced)
+    assert "on partition 0, but its key belongs to partition 1" in str(misplaced.event)
+    assert isinstance(plan.work[1][0].event, Added)
+    assert plan.offsets == {TopicPartition(ADDED, 0): 1, TopicPartition(ADDED, 1): 1}
 
 
 def test_records_of_a_partition_no_longer_owned_are_neither_run_nor_committed():
