@@ -17,6 +17,7 @@ from services.metrics.app import MetricsSettings
 from services.metrics.app import create_app as create_metrics
 from services.routing.app import RoutingSettings
 from services.routing.app import create_app as create_routing
+from services.routing.app import specification as routing_specification
 from services.survey.app import SurveySettings
 from services.survey.app import create_app as create_survey
 from services.survey.app import specification as survey_specification
@@ -30,6 +31,7 @@ SERVICES: dict[str, tuple[Callable[[Any], Any], type]] = {
 }
 
 SPECIFICATIONS: dict[str, Callable[[Any], Any]] = {
+    "routing": routing_specification,
     "survey": survey_specification,
     "followup": followup_specification,
 }

@@ -46,6 +46,10 @@ FOLLOWUP_CUSTOMER: Final = "followup.customer"
 """Internal to followup: what a case's partition learned about its customer, re-keyed by
 customer id (shared/runtime creates it; not in ALL_TOPICS: no other service reads it)."""
 
+ROUTING_DECIDE: Final = "routing.decide"
+"""Internal to routing: every input that needs the roster, re-keyed by one constant key so
+one partition owns the roster, the lawyers' slots and the queue (one writer for capacity)."""
+
 REPLAYED_TOPICS: Final = EVENT_TOPICS
 """Topics whose whole history a service reads again, so they are never trimmed.
 

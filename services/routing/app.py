@@ -1,24 +1,31 @@
 """Routing's settings and wiring: the one place that builds its clients."""
 
 import uuid
+from collections.abc import Iterable
+from datetime import UTC, datetime
 from pathlib import Path
 
-import structlog
 import yaml
+from aiokafka import AIOKafkaProducer
 from faststream.asgi import AsgiFastStream
+from faststream.kafka import KafkaBroker
 from prometheus_client import Gauge
 
 from services.routing import domain
-from services.routing.handlers import build_router
-from services.routing.store import RoutingStore, now_utc
+from services.routing.handlers import PRODUCER, routing_runtime
+from services.routing.state import ROSTER_KEY, Queue, Roster
+from services.routing.steps import RosterFileRead, RoutingStep
 from shared import topics
-from shared.events import RosterPerson, RosterUpdated
+from shared.events import CaseAssigned, FeeQuoted, RosterPerson
+from shared.kafka import admin_client_options
+from shared.mongo import make_mongo, service_db
+from shared.runtime.inputs import prepare_inputs
+from shared.runtime.spec import Publishes, specification_broker
 from shared.service import build_app, plumbing
 from shared.settings import LexcareSettings
 
+KEY = ROSTER_KEY.encode()
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "deploy" / "config"
-
-log = structlog.get_logger("lexcare.routing")
 
 OPEN_CASES = Gauge("lexcare_routing_open_cases", "Open cases a person holds.", ["person_id"])
 WAITING_CASES = Gauge("lexcare_routing_waiting_cases", "Cases waiting for capacity or expert.")
@@ -43,54 +50,82 @@ def read_yaml(path: Path) -> object:
 
 
 def create_app(settings: RoutingSettings) -> AsgiFastStream:
-    """Build routing: broker, database, handlers and HTTP endpoints."""
+    """Build routing: its rules on the stateful runtime, and the HTTP endpoints."""
     fees = domain.parse_fee_schedule(read_yaml(settings.fees_file))
     roster = domain.parse_roster(read_yaml(settings.roster_file))
     parts = plumbing(settings)
-    store = RoutingStore(parts.db)
-    parts.broker.include_router(
-        build_router(settings, store, fees, queue_batch=settings.queue_batch)
-    )
-    changed: list[RosterPerson] = []
+    runtime = routing_runtime(settings, parts.db, fees=fees, queue_batch=settings.queue_batch)
 
-    async def load_roster() -> None:
-        """Apply new or edited roster file entries before consuming starts."""
-        changes = domain.file_changes(roster, await store.file_fingerprints())
-        await store.load_from_file(changes, at=now_utc())
-        queue = await store.waiting_count()
-        loads = await store.loads([p.id for p in changes])
-        # Only changes with consequences are announced: cases to reassign or a queue to drain.
-        changed[:] = [p for p in changes if (not p.active and p.id in loads) or queue]
-        log.info("roster_loaded", people=len(roster), applied=len(changes))
+    async def hand_in_roster_file() -> None:
+        """Put the file in the roster's partition before this start decides anything: its
+        owner applies the new or edited entries first (the internal topic is created here if
+        this is the first start)."""
+        await prepare_inputs(settings, inputs=set(runtime.routes), internal=runtime.internal)
+        producer = AIOKafkaProducer(**admin_client_options(settings), acks="all")
+        await producer.start()
+        try:
+            topic = settings.topic(topics.ROUTING_DECIDE)
+            await producer.send_and_wait(topic, roster_file_step(roster).to_bytes(), key=KEY)
+        finally:
+            await producer.stop()
 
-    async def announce_roster_changes() -> None:
-        """Publish consequential file changes as roster.updated: the handler reassigns."""
-        for person in changed:
-            event = RosterUpdated(
-                event_id=uuid.uuid4(),
-                event_type=topics.ROSTER_UPDATED,
-                occurred_at=now_utc(),
-                producer=settings.service_name,
-                person=person,
-            )
-            await parts.broker.publish(
-                event,
-                topic=settings.topic(topics.ROSTER_UPDATED),
-                key=event.partition_key(),
-            )
-
-    async def workload() -> None:
-        """Refresh the workload gauges when /metrics is scraped."""
+    async def gauges() -> None:
+        await runtime.observe()
+        open_cases, waiting = workload(runtime.loaded_values())
         OPEN_CASES.clear()  # people who no longer hold a case drop out
-        for person_id, count in (await store.open_cases_by_person()).items():
+        for person_id, count in open_cases.items():
             OPEN_CASES.labels(person_id).set(count)
-        WAITING_CASES.set(await store.waiting_count())
+        WAITING_CASES.set(waiting)
 
-    app = build_app(
+    return build_app(
         parts,
-        on_startup=[store.prepare, load_roster],
-        gauges=workload,
-        forget=[store.processed.forget_before],
+        on_startup=[hand_in_roster_file, runtime.start],
+        on_shutdown=[runtime.stop],
+        gauges=gauges,
     )
-    app.after_startup(announce_roster_changes)
-    return app
+
+
+def roster_file_step(people: list[RosterPerson]) -> RoutingStep:
+    """The roster file as read at this start, for the roster's owner (a fresh event each
+    start: the owner applies only entries that changed since the last)."""
+    read = RosterFileRead(
+        event_id=uuid.uuid4(),
+        occurred_at=datetime.now(UTC),
+        producer=PRODUCER,
+        people=people,
+    )
+    return RoutingStep.caused_by(read, producer=PRODUCER, input=read)
+
+
+def workload(values: Iterable[object]) -> tuple[dict[str, int], int]:
+    """Open cases per person and waiting cases, from the roster's partition if owned here
+    (another instance owning it reports them: summed over instances, the totals hold)."""
+    open_cases: dict[str, int] = {}
+    waiting = 0
+    for value in values:
+        if isinstance(value, Roster):
+            open_cases = {p: n for p, slots in value.held.items() if (n := len(slots))}
+        elif isinstance(value, Queue):
+            waiting = len(value.case_ids)
+    return open_cases, waiting
+
+
+PUBLISHES: Publishes = (
+    (
+        topics.CASE_ASSIGNED,
+        CaseAssigned,
+        "Who handles a case; assignee null with no_expert/no_capacity when nobody.",
+    ),
+    (
+        topics.FEE_QUOTED,
+        FeeQuoted,
+        "A new case's price per delivery method, recommendation and basis.",
+    ),
+)
+
+
+def specification(settings: RoutingSettings) -> KafkaBroker:
+    """What routing consumes and publishes, for its AsyncAPI document."""
+    db = service_db(make_mongo(settings), settings)
+    fees = domain.parse_fee_schedule(read_yaml(settings.fees_file))
+    return specification_broker(settings, routing_runtime(settings, db, fees=fees), PUBLISHES)

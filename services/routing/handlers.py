@@ -1,20 +1,38 @@
-"""Routing's Kafka handlers: parse → domain → store → publish.
+"""Routing's rules on the stateful runtime: inputs → the roster's one partition → decisions.
 
-Ordering rule for a case: an event about it is published before the stored state that
-lets another handler act on it (a waiting case becomes visible to the queue only after
-its "nobody fits" went out), so a later assignment is never overtaken by an older
-"nobody fits". A handler that parks a case re-checks capacity after parking it, and a
-handler that frees capacity drains the queue after freeing it: one of the two always
-sees the other, so no freed slot is left unused while a case waits.
+Who owns what (one writer per key): any case may take any lawyer's slot, so every decision
+is made in one partition. The rules of the input topics pass what a decision needs on to
+the internal `routing.decide` topic keyed by the constant `roster` (`RoutingStep`, the
+input as received); its rule owns the roster with each person's held slots (`roster`),
+every case's routing record (`case/<id>`) and the waiting queue (`queue`). A contract
+needs none of that: it stays in its case's partition (`contract/<id>`). Published events
+take their ids and correlation from the original input, as before the runtime.
 """
 
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
 import structlog
-from faststream.kafka import KafkaRouter
 
 from services.routing import domain
-from services.routing.store import Claim, RoutingStore, now_utc
+from services.routing.state import (
+    QUEUE_KEY,
+    RESOLVED,
+    ROSTER_KEY,
+    CaseRecord,
+    Contract,
+    Queue,
+    Resolution,
+    Roster,
+    RoutingValue,
+    case_key,
+    contract_key,
+    is_idle,
+)
+from services.routing.steps import RosterFileRead, RoutingStep
 from shared import topics
-from shared.batching import BatchSubscriber
+from shared.clock import Clock
 from shared.events import (
     AssignmentReason,
     CaseAssigned,
@@ -26,193 +44,129 @@ from shared.events import (
     RosterPerson,
     RosterUpdated,
 )
-from shared.kafka import make_router
+from shared.runtime import Context, Runtime, View
 from shared.settings import LexcareSettings
 
 log = structlog.get_logger("lexcare.routing")
+PRODUCER = "routing"
 
-Loads = dict[str, frozenset[int]]
 
-
-def build_router(
+def routing_runtime(
     settings: LexcareSettings,
-    store: RoutingStore,
-    fees: domain.FeeSchedule,
+    db: Any,
     *,
+    fees: domain.FeeSchedule,
     queue_batch: int = 200,
-) -> KafkaRouter:
-    """Routing's subscribers and publishers."""
-    router = make_router(settings)
-    subscribe = BatchSubscriber(router, settings, store.processed.batch)
-    producer = settings.service_name
-    assigned = router.publisher(
-        topics.CASE_ASSIGNED,
-        schema=CaseAssigned,
-        description="Who handles a case; assignee null with no_expert/no_capacity when nobody.",
+    clock: Clock | None = None,
+    **options: Any,
+) -> Runtime[Any]:
+    """Routing's rules registered on a runtime."""
+    runtime: Runtime[Any] = Runtime(
+        settings, db, value_type=RoutingValue, clock=clock, idle=is_idle, **options
     )
-    quoted = router.publisher(
-        topics.FEE_QUOTED,
-        schema=FeeQuoted,
-        description="A new case's price per delivery method, recommendation and basis.",
-    )
+    runtime.on(topics.CASE_CLASSIFIED, CaseClassified)(on_case_classified)
+    runtime.on(topics.CASE_RESOLVED, CaseResolved)(on_case_resolved)
+    runtime.on(topics.ROSTER_UPDATED, RosterUpdated)(on_roster_updated)
+    runtime.on(topics.CONTRACT_SIGNED, ContractSigned)(on_contract_signed)
+    decide = partial(on_routing_step, fees=fees, queue_batch=queue_batch)
+    runtime.on(topics.ROUTING_DECIDE, RoutingStep, internal=True)(decide)
+    return runtime
 
-    async def publish_assignment(
-        cause: Event,
-        case: domain.RoutedCase,
-        *,
-        claim: Claim | None = None,
-        reason: AssignmentReason | None = None,
-        previous: str | None = None,
-        story: str | None = None,
-    ) -> None:
-        """Publish who has the case now (or that nobody fits), keyed by the case.
 
-        `story`: the case's own correlation id, when the cause belongs to another story
-        (a slot freed by another case, a roster change): the case's story stays whole.
-        """
-        assignee = claim.person_id if claim else None
-        reason = reason or domain.assignment_reason(previous)
-        out = CaseAssigned.caused_by(
-            cause,
-            producer=producer,
-            # One cause may route several cases, or park a case and then assign it.
-            discriminator=f"{case.case_id}/{assignee or reason}",
-            case_id=case.case_id,
-            assignee_id=assignee,
-            assignee_role=claim.role if claim else None,
-            reason=reason,
-            legal_field=case.legal_field,
-            previous_assignee_id=previous,
-        )
-        if story:
-            out = out.model_copy(update={"correlation_id": story})
-        await assigned.publish(out, key=out.partition_key())
-        log.info(
-            "case_assigned" if assignee else "case_waiting",
-            case_id=case.case_id,
-            assignee_id=assignee,
-            reason=str(reason),
-            legal_field=str(case.legal_field),
-        )
+# The inputs' partitions.
 
-    async def try_assign(
-        cause: Event,
-        case: domain.RoutedCase,
-        *,
-        people: list[RosterPerson],
-        loads: Loads,
-        previous: str | None,
-        story: str | None = None,
-    ) -> bool:
-        """Give the case a slot of the best free candidate; False when nobody could."""
-        ranked = domain.rank_candidates(case, people, loads=loads)
-        claim = await store.claim_first_free(
-            ranked, loads, case_id=case.case_id, cause=str(cause.event_id), at=now_utc()
-        )
-        if claim is None:
-            return False
-        if claim.cause != str(cause.event_id):
-            # Another handler holds the case's slot and announces it; the case document
-            # may still say waiting (a lost concurrent update): set it right.
-            await store.mark_assigned(claim)
-            return True
-        if await store.is_resolved(case.case_id):  # resolved while we claimed: give it back
-            await store.release(case.case_id)
-            return True
-        await publish_assignment(cause, case, claim=claim, previous=previous, story=story)
-        await store.mark_assigned(claim)
-        loads[claim.person_id] = loads.get(claim.person_id, frozenset()) | {claim.slot}
-        return True
 
-    async def park(
-        cause: Event,
-        case: domain.RoutedCase,
-        *,
-        people: list[RosterPerson],
-        previous: str | None,
-        story: str | None = None,
-    ) -> None:
-        """Nobody fits: say so, queue the case, then look once more for a slot freed meanwhile."""
-        reason = domain.why_nobody(case, people)
-        await publish_assignment(cause, case, reason=reason, previous=previous, story=story)
-        await store.mark_waiting(case.case_id, reason=str(reason))
-        people = await store.active_people(case.legal_field)
-        loads = await store.loads([p.id for p in people])
-        await try_assign(cause, case, people=people, loads=loads, previous=previous, story=story)
+def on_case_classified(state: View[Any], event: CaseClassified, ctx: Context) -> None:
+    """Quote a new case and give it to the best free expert, or queue it."""
+    pass_on(event, ctx)
 
-    async def drain_queue(cause: Event) -> None:
-        """Give freed capacity to waiting cases: complaints first, then the oldest."""
-        waiting = {p.case.case_id: p for p in await store.waiting_cases(limit=queue_batch)}
-        if not waiting:
-            return
-        people = await store.active_people()
-        loads = await store.loads([p.id for p in people])
-        for case in domain.queue_order(p.case for p in waiting.values()):
-            if not domain.anyone_free(people, loads):
-                break
-            if not domain.rank_candidates(case, people, loads=loads):
-                continue  # no room for this one: no need to ask the database
-            parked = waiting[case.case_id]
-            await try_assign(
-                cause,
-                case,
-                people=people,
-                loads=loads,
-                previous=parked.previous_assignee_id,
-                story=parked.correlation_id,
-            )
 
-    @subscribe(topics.CASE_CLASSIFIED)
-    async def on_case_classified(event: CaseClassified) -> None:
-        """Quote a new case and give it to the best free expert, or queue it."""
-        if await store.processed.seen(event.event_id):
-            log.info("duplicate_skipped")
-            return
-        case = domain.RoutedCase(
+def on_case_resolved(state: View[Any], event: CaseResolved, ctx: Context) -> None:
+    """The case is over: its slot goes to the first waiting case that fits."""
+    pass_on(event, ctx)
+
+
+def on_roster_updated(state: View[Any], event: RosterUpdated, ctx: Context) -> None:
+    """Apply a roster change; a deactivated person's open cases go to someone else."""
+    pass_on(event, ctx)
+
+
+def pass_on(event: Event, ctx: Context) -> None:
+    """Send `event` on to the roster's partition, where every decision is made."""
+    step = RoutingStep.caused_by(event, producer=PRODUCER, input=event)
+    ctx.emit(step, key=ROSTER_KEY)
+
+
+def on_contract_signed(state: View[Any], event: ContractSigned, ctx: Context) -> None:
+    """Remember the contract on the case."""
+    key = contract_key(event.contract_id)
+    if state.get(key) is None:
+        contract = Contract(
             case_id=event.case_id,
-            legal_field=event.legal_field,
-            is_dispute=event.is_dispute,
-            is_complaint=event.is_complaint,
-            opened_at=event.occurred_at,
+            amount_vnd=event.amount_vnd,
+            delivery_method=event.delivery_method,
+            signed_at=event.occurred_at,
         )
-        if await store.is_resolved(event.case_id):
-            log.info("case_already_resolved")
-        elif not event.new_case and await store.knows_case(event.case_id):
-            # A contact attached to a known case: keep its assignee, remember new flags.
-            await store.raise_flags(
-                event.case_id, is_dispute=event.is_dispute, is_complaint=event.is_complaint
-            )
-            log.info("contact_attached")
-        else:
-            await quote_and_assign(event, case)
-        await store.processed.mark(event.event_id, event_type=event.event_type)
+        state.set(key, contract)
+    log.info("contract_recorded", case_id=event.case_id, delivery_method=str(event.delivery_method))
 
-    async def quote_and_assign(event: CaseClassified, case: domain.RoutedCase) -> None:
-        """Publish the new case's fee quote, then give it to someone or queue it."""
-        request = domain.QuoteRequest(
+
+# The roster's partition: every decision.
+
+
+def on_routing_step(
+    state: View[Any], step: RoutingStep, ctx: Context, *, fees: domain.FeeSchedule, queue_batch: int
+) -> None:
+    """Decide on an input with the whole roster, its held slots and the queue at hand."""
+    desk = Desk.open(state, ctx, queue_batch=queue_batch)
+    event = step.input
+    if isinstance(event, CaseClassified):
+        on_classified(desk, event, fees)
+    elif isinstance(event, CaseResolved):
+        on_resolved(desk, event)
+    elif isinstance(event, RosterUpdated):
+        desk.apply_person(event, event.person)
+        log.info(
+            "roster_person_saved",
+            person_id=event.person.id,
+            active=event.person.active,
+            capacity=event.person.capacity,
+        )
+        desk.drain(event)
+    else:
+        on_roster_file(desk, event)
+    desk.close()
+
+
+def on_classified(desk: "Desk", event: CaseClassified, fees: domain.FeeSchedule) -> None:
+    """A new case is quoted, then assigned or queued; a known one only keeps new flags."""
+    record = desk.case(event.case_id)
+    if record is not None and record.resolution is not None:
+        log.info("case_already_resolved", case_id=event.case_id)
+        return
+    if record is not None:
+        # A contact attached to a known case: keep its assignee, remember new flags.
+        flags = {"is_dispute": event.is_dispute, "is_complaint": event.is_complaint}
+        desk.save(record.with_flags(**flags))
+        log.info("contact_attached", case_id=event.case_id)
+        return
+    fee = domain.quote(
+        domain.QuoteRequest(
             legal_field=event.legal_field,
             is_dispute=event.is_dispute,
             is_complaint=event.is_complaint,
             legal_aid=event.legal_aid,
             channel=event.channel,
             income_tier=event.income_tier,
-        )
-        fee = domain.quote(request, fees)
-        await store.open_case(
-            case,
-            {
-                "legal_aid": event.legal_aid,
-                "channel": str(event.channel),
-                "customer_id": event.customer_id,
-                "correlation_id": event.correlation_id,
-                "recommended_method": str(fee.recommended_method),
-            },
-        )
-        out = FeeQuoted.caused_by(
+        ),
+        fees,
+    )
+    desk.ctx.emit(
+        FeeQuoted.caused_by(
             event,
-            producer=producer,
-            case_id=case.case_id,
-            legal_field=case.legal_field,
+            producer=PRODUCER,
+            case_id=event.case_id,
+            legal_field=event.legal_field,
             prices_vnd=fee.prices_vnd,
             recommended_method=fee.recommended_method,
             basis=fee.basis,
@@ -220,69 +174,172 @@ def build_router(
             legal_aid=fee.legal_aid,
             referral=fee.referral,
         )
-        await quoted.publish(out, key=out.partition_key())
-        log.info("fee_quoted", recommended_method=str(fee.recommended_method))
-        people = await store.active_people(case.legal_field)
-        loads = await store.loads([p.id for p in people])
-        if not await try_assign(event, case, people=people, loads=loads, previous=None):
-            await park(event, case, people=people, previous=None)
+    )
+    log.info("fee_quoted", case_id=event.case_id, recommended_method=str(fee.recommended_method))
+    record = CaseRecord(
+        case_id=event.case_id,
+        case=domain.RoutedCase(
+            case_id=event.case_id,
+            legal_field=event.legal_field,
+            is_dispute=event.is_dispute,
+            is_complaint=event.is_complaint,
+            opened_at=event.occurred_at,
+        ),
+        correlation_id=event.correlation_id,
+        legal_aid=event.legal_aid,
+        channel=str(event.channel),
+        customer_id=event.customer_id,
+        recommended_method=fee.recommended_method,
+    )
+    if not desk.try_assign(event, record):
+        desk.park(event, record)
 
-    @subscribe(topics.CASE_RESOLVED)
-    async def on_case_resolved(event: CaseResolved) -> None:
-        """The case is over: its slot goes to the first waiting case that fits."""
-        if await store.processed.seen(event.event_id):
-            log.info("duplicate_skipped")
-            return
-        await store.resolve(
-            event.case_id,
-            outcome=str(event.outcome),
-            lawyer_id=event.lawyer_id,
-            at=event.occurred_at,
+
+def on_resolved(desk: "Desk", event: CaseResolved) -> None:
+    """Record the end of the case (the first resolution counts), free its slot, serve the
+    queue."""
+    record = desk.case(event.case_id) or CaseRecord(case_id=event.case_id)
+    if record.resolution is None:
+        resolution = Resolution(
+            outcome=str(event.outcome), lawyer_id=event.lawyer_id, resolved_at=event.occurred_at
         )
-        log.info("case_resolved", outcome=str(event.outcome))
-        await drain_queue(event)
-        await store.processed.mark(event.event_id, event_type=event.event_type)
+        record = record.model_copy(update={"resolution": resolution})
+    if record.assignee_id is not None and record.slot is not None:
+        desk.roster = desk.roster.release(record.assignee_id, record.slot)
+    desk.queue = desk.queue.minus(event.case_id)
+    desk.save(record.model_copy(update={"state": RESOLVED, "slot": None}))
+    log.info("case_resolved", case_id=event.case_id, outcome=str(event.outcome))
+    desk.drain(event)
 
-    @subscribe(topics.CONTRACT_SIGNED)
-    async def on_contract_signed(event: ContractSigned) -> None:
-        """Remember the contract on the case."""
-        if await store.processed.seen(event.event_id):
-            log.info("duplicate_skipped")
-            return
-        await store.record_contract(
-            event.case_id,
-            contract_id=event.contract_id,
-            amount_vnd=event.amount_vnd,
-            method=str(event.delivery_method),
-            at=event.occurred_at,
+
+def on_roster_file(desk: "Desk", event: RosterFileRead) -> None:
+    """Apply the roster file's new or edited entries (an unchanged one leaves a run-time
+    change in place)."""
+    changes = domain.file_changes(event.people, desk.roster.fingerprints)
+    for person in changes:
+        desk.apply_person(event, person, from_file=True)
+    log.info("roster_loaded", people=len(event.people), applied=len(changes))
+    if changes:
+        desk.drain(event)
+
+
+@dataclass
+class Desk:
+    """The roster's partition during one decision: the roster and queue in hand, the cases
+    by key; `close` stores what changed."""
+
+    state: View[Any]
+    ctx: Context
+    roster: Roster
+    queue: Queue
+    queue_batch: int
+    _opened: tuple[Roster, Queue] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._opened = (self.roster, self.queue)
+
+    @classmethod
+    def open(cls, state: View[Any], ctx: Context, *, queue_batch: int) -> "Desk":
+        """The desk with the partition's roster and queue."""
+        roster, queue = state.get(ROSTER_KEY), state.get(QUEUE_KEY)
+        return cls(
+            state,
+            ctx,
+            roster if isinstance(roster, Roster) else Roster(),
+            queue if isinstance(queue, Queue) else Queue(),
+            queue_batch,
         )
-        log.info("contract_recorded", delivery_method=str(event.delivery_method))
-        await store.processed.mark(event.event_id, event_type=event.event_type)
 
-    @subscribe(topics.ROSTER_UPDATED)
-    async def on_roster_updated(event: RosterUpdated) -> None:
-        """Apply a roster change; a deactivated person's open cases go to someone else."""
-        if await store.processed.seen(event.event_id):
-            log.info("duplicate_skipped")
+    def close(self) -> None:
+        """Store the roster and the queue if they changed."""
+        if self.roster is not self._opened[0]:
+            self.state.set(ROSTER_KEY, self.roster)
+        if self.queue is not self._opened[1]:
+            self.state.set(QUEUE_KEY, self.queue)
+
+    def case(self, case_id: str) -> CaseRecord | None:
+        """The case's routing record, if routing knows the case."""
+        record = self.state.get(case_key(case_id))
+        return record if isinstance(record, CaseRecord) else None
+
+    def save(self, record: CaseRecord) -> None:
+        """Store the case's record."""
+        self.state.set(case_key(record.case_id), record)
+
+    def try_assign(self, cause: Event, record: CaseRecord) -> bool:
+        """Give the case a free slot of the best candidate; False when nobody has one."""
+        case, loads = record.routed(), self.roster.loads()
+        ranked = domain.rank_candidates(case, self.roster.active(case.legal_field), loads=loads)
+        if not ranked:
+            return False
+        person = ranked[0]
+        slot = domain.free_slots(person, loads)[0]
+        self.roster = self.roster.take(person.id, slot, case.case_id)
+        self.queue = self.queue.minus(case.case_id)
+        record = record.assigned(person, slot)
+        self.save(record)
+        self.announce(cause, record, domain.assignment_reason(record.previous_assignee_id))
+        return True
+
+    def park(self, cause: Event, record: CaseRecord) -> None:
+        """Nobody fits: say so and queue the case."""
+        reason = domain.why_nobody(record.routed(), self.roster.active())
+        record = record.waiting(str(reason))
+        self.queue = self.queue.plus(record.case_id)
+        self.save(record)
+        self.announce(cause, record, reason)
+
+    def drain(self, cause: Event) -> None:
+        """Give free capacity to waiting cases: complaints first, then the oldest."""
+        waiting = {}
+        for case_id in self.queue.case_ids:
+            record = self.case(case_id)
+            if record is not None and record.case is not None:
+                waiting[case_id] = record
+        order = domain.queue_order(r.routed() for r in waiting.values())
+        people = self.roster.active()
+        for case in order[: self.queue_batch]:
+            if not domain.anyone_free(people, self.roster.loads()):
+                break
+            self.try_assign(cause, waiting[case.case_id])
+
+    def apply_person(self, cause: Event, person: RosterPerson, *, from_file: bool = False) -> None:
+        """Store the person's new record; a deactivated person's cases go to someone else,
+        or wait."""
+        self.roster = self.roster.with_person(person, from_file=from_file)
+        if person.active:
             return
-        person = event.person
-        await store.save_person(person, at=event.occurred_at)
+        for case_id, slot in self.roster.slots_of(person.id):
+            self.roster = self.roster.release(person.id, slot)
+            record = self.case(case_id)
+            if record is None or record.case is None:
+                continue
+            record = record.released()
+            if not self.try_assign(cause, record):
+                self.park(cause, record)
+
+    def announce(self, cause: Event, record: CaseRecord, reason: AssignmentReason) -> None:
+        """Publish who has the case now (or that nobody fits), in the case's own story."""
+        case = record.routed()
+        out = CaseAssigned.caused_by(
+            cause,
+            producer=PRODUCER,
+            # One cause may route several cases, or park a case and then assign it.
+            discriminator=f"{case.case_id}/{record.assignee_id or reason}",
+            case_id=case.case_id,
+            assignee_id=record.assignee_id,
+            assignee_role=record.assignee_role,
+            reason=reason,
+            legal_field=case.legal_field,
+            previous_assignee_id=record.previous_assignee_id,
+        )
+        if record.correlation_id:  # a slot freed by another case keeps this case's story
+            out = out.model_copy(update={"correlation_id": record.correlation_id})
+        self.ctx.emit(out)
         log.info(
-            "roster_person_saved",
-            person_id=person.id,
-            active=person.active,
-            capacity=person.capacity,
+            "case_assigned" if record.assignee_id else "case_waiting",
+            case_id=case.case_id,
+            assignee_id=record.assignee_id,
+            reason=str(reason),
+            legal_field=str(case.legal_field),
         )
-        if not person.active:
-            await store.take_cases_from(person.id, cause=str(event.event_id))
-            released = await store.cases_released_by(str(event.event_id))
-            people = await store.active_people()
-            loads = await store.loads([p.id for p in people])
-            for parked in released:
-                story = {"previous": parked.previous_assignee_id, "story": parked.correlation_id}
-                if not await try_assign(event, parked.case, people=people, loads=loads, **story):
-                    await park(event, parked.case, people=people, **story)
-        await drain_queue(event)
-        await store.processed.mark(event.event_id, event_type=event.event_type)
-
-    return router

@@ -1,10 +1,9 @@
 """Crash at the worst moment, for routing, followup and survey (intake: test_crash_points).
 
-Each service is killed by a crash point after its database writes but before its publish
-and offset commit, or after its publish but before its commit (survey and followup, on
-the stateful runtime: the runtime's own points, after a batch is persisted and before it
-is published, after it is published and before its offsets are committed; their restored
-state is checked too); restarted without the fault, every input has exactly one effect:
+Each service, on the stateful runtime, is killed at the runtime's own crash points: after
+a batch is persisted and before it is published, after it is published and before its
+offsets are committed; its restored state is checked too. Restarted without the fault,
+every input has exactly one effect:
 one assignment (and one held capacity slot) per case, one survey per resolved case, one
 apology request per complaint — redeliveries republish the same event ids, which
 consumers dedupe."""
@@ -80,6 +79,10 @@ class Scenario:
     """Fields an output event must have to count (others may fire meanwhile)."""
     stored: dict[str, int] = field(default_factory=dict)
     """On the runtime: values its restored state must hold, by key prefix."""
+    inputs_first: bool = False
+    """Start once without the fault and stop, then send the inputs before the faulted
+    start: routing's start hands its roster file in, and that batch would be the one to
+    crash, before the service is ready."""
 
     def counts(self, event: dict[str, Any]) -> bool:
         """Whether `event` is one of the outputs this scenario counts."""
@@ -92,7 +95,9 @@ def scenario(service: str) -> Scenario:
             "routing",
             [("case.classified", classified(n)) for n in range(CASES)],
             output="case.assigned",
-            documents={"cases": CASES, "processed_events": CASES},
+            documents={},
+            stored={"case/": CASES},
+            inputs_first=True,
         )
     if service == "survey":
         return Scenario(
@@ -121,8 +126,8 @@ def outputs(plan: Scenario, records: list) -> dict[str, dict[str, Any]]:
 @pytest.mark.parametrize(
     ("service", "fault"),
     [
-        ("routing", "before_publish:case.assigned"),
-        ("routing", "after_handle:case.classified"),
+        ("routing", "runtime_after_persist:routing"),
+        ("routing", "runtime_after_publish:routing"),
         ("survey", "runtime_after_persist:survey"),
         ("survey", "runtime_after_publish:survey"),
         ("followup", "runtime_after_persist:followup"),
@@ -143,11 +148,18 @@ async def test_a_service_killed_at_a_crash_point_applies_each_input_exactly_once
     )
     prefix = f"{namespace}."
     try:
-        process.start(LEXCARE_FAULT_INJECTION=fault, **plan.env)
-        await process.wait_ready()
+        if plan.inputs_first:
+            process.start(**plan.env)
+            await process.wait_ready()
+            await process.terminate()
+        else:
+            process.start(LEXCARE_FAULT_INJECTION=fault, **plan.env)
+            await process.wait_ready()
         async with RawKafka(infra.kafka, prefix) as kafka:
             for topic, event in plan.inputs:
                 await kafka.send(topic, event, key=event["case_id"])
+            if plan.inputs_first:
+                process.start(LEXCARE_FAULT_INJECTION=fault, **plan.env)
             assert await process.wait_exit(timeout=60) == CRASH_EXIT_CODE, process.tail()
 
             process.start(**plan.env)  # the same service, without the fault
@@ -177,15 +189,13 @@ async def test_a_service_killed_at_a_crash_point_applies_each_input_exactly_once
         assert stored == plan.documents
         if service == "survey":
             await check_survey_state(db, plan)
-        if service == "routing":  # capacity: one held slot per assigned case, never two
-            assigned = {e["case_id"] for e in events.values() if e["assignee_id"]}
-            slots = await db["slots"].find({}, {"case_id": 1}).to_list(None)
-            assert sorted(s["case_id"] for s in slots) == sorted(assigned)
+        if service == "routing":
+            await check_routing_state(db, plan, events)
         if service == "followup":
             await check_followup_state(db, events)
     finally:
         await mongo.close()
-    assert process.starts == 2
+    assert process.starts == (3 if plan.inputs_first else 2)
 
 
 async def check_survey_state(db: Any, plan: Scenario) -> None:
@@ -198,6 +208,25 @@ async def check_survey_state(db: Any, plan: Scenario) -> None:
     assert all(v["survey"]["skipped"] is None and v["outcome"] is None for v in surveys)
     timers = sorted(stored.timers)
     assert timers == sorted(f"{v['survey']['survey_id']}:{k}" for v in surveys for k in KINDS)
+
+
+async def check_routing_state(db: Any, plan: Scenario, events: dict[str, dict[str, Any]]) -> None:
+    """Routing's restored state: per case one record; one held slot per assigned case, never
+    two, held by the one person its one assignment names; the others wait in the queue."""
+    stored = await stored_state(db, PARTITIONS)
+    kept = {p: sum(1 for key in stored.values if key.startswith(p)) for p in plan.stored}
+    assert kept == plan.stored
+    slots = [(c, p) for p, held in stored.values["roster"]["held"].items() for c in held.values()]
+    holders = dict(slots)
+    assert len(holders) == len(slots), f"a case holds two slots: {slots}"
+    assigned = {e["case_id"]: e["assignee_id"] for e in events.values() if e["assignee_id"]}
+    assert holders == assigned
+    for case_id in {e["case_id"] for e in events.values()}:
+        record = stored.values[f"case/{case_id}"]
+        assert record["assignee_id"] == assigned.get(case_id)
+        assert record["state"] == ("assigned" if case_id in assigned else "waiting")
+    waiting = {f"case-crash-{n}" for n in range(CASES)} - set(assigned)
+    assert set(stored.values.get("queue", {"case_ids": []})["case_ids"]) == waiting
 
 
 async def check_followup_state(db: Any, events: dict[str, dict[str, Any]]) -> None:

@@ -14,6 +14,7 @@ from services.routing.app import RoutingSettings
 from shared.events import RosterPerson
 from tests.infra import Infra
 from tests.kafka_tools import RawKafka
+from tests.runtime_state import Stored, stored_state
 from tests.unit.routing.factories import roster_yaml
 
 
@@ -69,3 +70,16 @@ async def latest_assignment(kafka: RawKafka, *, count: int) -> dict:
 def outcome(assigned: dict) -> tuple[str, str | None, str]:
     """(case, assignee, reason) of a case.assigned."""
     return assigned["case_id"], assigned["assignee_id"], assigned["reason"]
+
+
+async def routing_state(db: AsyncDatabase, settings: RoutingSettings) -> Stored:
+    """Routing's stored state (every partition), as its next owner restores it."""
+    return await stored_state(db, settings.partitions)
+
+
+def held(stored: Stored) -> dict[str, str]:
+    """Case → the person holding a slot for it, per the stored roster (one slot per case)."""
+    roster = stored.values.get("roster", {"held": {}})
+    holders = [(case, person) for person, s in roster["held"].items() for case in s.values()]
+    assert len({case for case, _ in holders}) == len(holders), f"a case holds two slots: {holders}"
+    return dict(holders)

@@ -4,7 +4,7 @@ import pytest
 
 from services.routing.app import create_app
 from tests.conftest import eventually
-from tests.integration.routing.conftest import everything_on
+from tests.integration.routing.conftest import everything_on, held, routing_state
 from tests.kafka_tools import RawKafka
 from tests.unit.routing.factories import classified, contract, person, resolved
 
@@ -90,14 +90,21 @@ async def test_capacity_runs_out_then_a_resolved_case_frees_a_slot_for_the_oldes
         assert later["assignee_id"] == "law-1"
         assert later["reason"] == "assigned"
         assert later["correlation_id"] == sent["c-3"]["event_id"]  # c-3's story
-        assert await db["slots"].count_documents({"person_id": "law-1"}) == 2
-        contracts = await eventually(lambda: db["contracts"].find({"case_id": "c-1"}).to_list(None))
-        assert [(c["_id"], c["amount_vnd"], c["delivery_method"]) for c in contracts] == [
-            ("HD-c-1", 5_000_000, "office")
-        ]
-        assert await db["resolutions"].find_one({"_id": "c-1"}) is not None
-        c4 = await db["cases"].find_one({"_id": "c-4"})
-        assert c4["state"] == "waiting"
+        stored = await routing_state(db, settings)
+        assert sorted(c for c, p in held(stored).items() if p == "law-1") == ["c-2", "c-3"]
+        contract_stored = await eventually(
+            lambda: stored_value(db, settings, "contract/HD-c-1"), timeout=10
+        )
+        assert (contract_stored["case_id"], contract_stored["amount_vnd"]) == ("c-1", 5_000_000)
+        assert contract_stored["delivery_method"] == "office"
+        assert stored.values["case/c-1"]["resolution"]["outcome"] == "advised"
+        assert stored.values["case/c-4"]["state"] == "waiting"
+        assert stored.values["queue"]["case_ids"] == ["c-4", "c-ip"]
+
+
+async def stored_value(db, settings, key: str) -> dict | None:
+    """The stored value of `key`, once there."""
+    return (await routing_state(db, settings)).values.get(key)
 
 
 async def test_a_waiting_complaint_jumps_the_queue(infra, routing_settings, run_app):
@@ -133,7 +140,8 @@ async def test_duplicate_events_change_nothing_twice(infra, routing_settings, ru
         await kafka.send("case.classified", classified("c-3", minute=2), key="c-3")
 
         async def all_handled() -> bool:
-            return await db["processed_events"].count_documents({}) == 4
+            values = (await routing_state(db, settings)).values
+            return "case/c-3" in values and values["case/c-1"]["state"] == "resolved"
 
         await eventually(all_handled)
         assigned = await everything_on(infra.kafka, settings.topic("case.assigned"))
@@ -141,5 +149,4 @@ async def test_duplicate_events_change_nothing_twice(infra, routing_settings, ru
 
         assert len(assigned) == 3  # c-1, c-2, c-3: the duplicates published nothing
         assert len(quotes) == 3
-        slots = await db["slots"].find({}).to_list(None)
-        assert sorted(s["case_id"] for s in slots) == ["c-2", "c-3"]
+        assert sorted(held(await routing_state(db, settings))) == ["c-2", "c-3"]

@@ -1,13 +1,23 @@
-"""Two routing instances at once never give a person more cases than their capacity."""
+"""Two routing instances in one group never give a person more cases than their capacity:
+whichever instance reads a case, the decision is made by the one owner of the roster."""
 
+import asyncio
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
 import pytest
-from prometheus_client import REGISTRY
+from pymongo import AsyncMongoClient
 
-from services.routing.app import RoutingSettings, create_app
+from services.routing import domain
+from services.routing.app import RoutingSettings, read_yaml, roster_file_step
+from services.routing.handlers import routing_runtime
+from services.routing.state import ROSTER_KEY
+from shared.events import RosterPerson
+from shared.kafka import ensure_topics
+from shared.runtime import Runtime
 from tests.conftest import eventually
-from tests.integration.routing.conftest import everything_on
+from tests.integration.routing.conftest import everything_on, held, routing_state
 from tests.kafka_tools import RawKafka
 from tests.unit.routing.factories import classified, person
 
@@ -18,96 +28,79 @@ PEOPLE = (person("law-a", capacity=3), person("law-b", capacity=3), person("law-
 CAPACITY = {p.id: p.capacity for p in PEOPLE}
 
 
-class RivalSettings(RoutingSettings):
-    """A second routing deployment with its own consumer group, on the same database."""
+@pytest.fixture
+async def two_instances(infra, routing_settings) -> AsyncIterator[Callable[..., Any]]:
+    """Start two routing runtimes in one consumer group, the roster file handed in."""
+    client: AsyncMongoClient = AsyncMongoClient(infra.mongo_url, tz_aware=True)
+    started: list[Runtime[Any]] = []
 
-    @property
-    def consumer_group(self) -> str:
-        return "lexcare-routing-rival"
-
-
-def partitions(app, topic: str) -> set[int]:
-    """Partitions of `topic` the app's consumers are assigned now."""
-    return {
-        tp.partition
-        for subscriber in app.broker.subscribers
-        if getattr(subscriber, "consumer", None) is not None
-        for tp in subscriber.consumer.assignment()
-        if tp.topic == topic
-    }
-
-
-async def assert_capacity_kept(infra, settings, db) -> None:
-    """Slots within capacity, one slot per case, and the published story agrees."""
-    slots = await db["slots"].find({}).to_list(None)
-    per_person = Counter(s["person_id"] for s in slots)
-    assert all(per_person[p] <= cap for p, cap in CAPACITY.items()), per_person
-    assert sum(per_person.values()) == sum(CAPACITY.values())  # every slot used, none twice
-    assert len({s["case_id"] for s in slots}) == len(slots)
-
-    decoded = await everything_on(infra.kafka, settings.topic("case.assigned"))
-    for case_id in CASES:
-        named = {e["assignee_id"] for e in decoded if e["case_id"] == case_id and e["assignee_id"]}
-        assert len(named) <= 1, (case_id, named)  # never two people for one case
-    holder = {s["case_id"]: s["person_id"] for s in slots}
-    for case_id, person_id in holder.items():
-        named = {e["assignee_id"] for e in decoded if e["case_id"] == case_id and e["assignee_id"]}
-        assert named == {person_id}
-
-
-def conflicts() -> float:
-    """Slot claims lost to a concurrent claim so far (lexcare_routing_slot_conflicts_total)."""
-    return REGISTRY.get_sample_value("lexcare_routing_slot_conflicts_total") or 0.0
-
-
-async def all_cases_routed(db) -> bool:
-    states = await db["cases"].distinct("state")
-    done = await db["cases"].count_documents({"state": {"$in": ["assigned", "waiting"]}})
-    return done == len(CASES) and set(states) <= {"assigned", "waiting"}
-
-
-async def test_two_instances_in_one_group_share_the_partitions_and_keep_capacity(
-    infra, routing_settings, run_app, database
-):
-    settings = routing_settings(*PEOPLE, partitions=4)
-    one = await run_app(create_app(settings))
-    two = await run_app(create_app(settings))
-    topic = settings.topic("case.classified")
-    await eventually(
-        lambda: (
-            partitions(one.app, topic)
-            and partitions(two.app, topic)
-            and partitions(one.app, topic) | partitions(two.app, topic) == {0, 1, 2, 3}
+    async def start(*people: RosterPerson, partitions: int) -> tuple[RoutingSettings, list]:
+        settings = routing_settings(*people, partitions=partitions)
+        fees = domain.parse_fee_schedule(read_yaml(settings.fees_file))
+        await ensure_topics(settings)  # what the app does before its runtime starts
+        for _ in range(2):
+            runtime = routing_runtime(settings, client[settings.mongo_db], fees=fees)
+            await runtime.start()  # the first creates routing.decide
+            started.append(runtime)
+            if len(started) == 1:
+                async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
+                    step = roster_file_step(list(people)).model_dump(mode="json")
+                    await kafka.send("routing.decide", step, key=ROSTER_KEY)
+        everything = set(range(partitions))
+        await eventually(
+            lambda: (
+                all(r.partitions for r in started)
+                and set().union(*(r.partitions for r in started)) == everything
+            ),
+            timeout=60,
         )
+        return settings, started
+
+    yield start
+    for runtime in started:
+        await runtime.stop()
+    await client.close()
+
+
+async def test_two_cases_classified_at_once_on_two_partitions_never_overbook_a_lawyer(
+    infra, two_instances
+):
+    settings, (one, two) = await two_instances(person("law-1", capacity=1), partitions=2)
+    assert not set(one.partitions) & set(two.partitions)  # each instance reads one partition
+    async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
+        await asyncio.gather(
+            kafka.send("case.classified", classified("c-left"), partition=0),
+            kafka.send("case.classified", classified("c-right"), partition=1),
+        )
+        events = await kafka.events("case.assigned", count=2)
+    assert Counter((e["assignee_id"], e["reason"]) for e in events) == Counter(
+        [("law-1", "assigned"), (None, "no_capacity")]
     )
-    db = database(settings)
-    before = conflicts()
+    db = AsyncMongoClient(infra.mongo_url, tz_aware=True)
+    try:
+        stored = await routing_state(db[settings.mongo_db], settings)
+    finally:
+        await db.close()
+    [(case_id, holder)] = held(stored).items()
+    assert holder == "law-1"
+    assert case_id in {e["case_id"] for e in events if e["assignee_id"]}
+
+
+async def test_two_instances_share_the_partitions_and_keep_capacity(infra, two_instances):
+    settings, _ = await two_instances(*PEOPLE, partitions=4)
     async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
         for n, case_id in enumerate(CASES):
             await kafka.send("case.classified", classified(case_id, minute=n), partition=n % 4)
-        await eventually(lambda: all_cases_routed(db))
-        await assert_capacity_kept(infra, settings, db)
-        print("slot conflicts", conflicts() - before)
-
-
-async def test_two_instances_racing_on_every_event_never_exceed_capacity(
-    infra, routing_settings, settings_for, run_app, database
-):
-    # Separate groups: both instances handle every event at the same moment, the harshest
-    # race (a rebalance that hands a partition over mid-event looks like this too).
-    settings = routing_settings(*PEOPLE)
-    rival = RivalSettings(**settings.model_dump())
-    one = await run_app(create_app(settings))
-    two = await run_app(create_app(rival))
-    topic = settings.topic("case.classified")
-    await eventually(
-        lambda: partitions(one.app, topic) == {0, 1} and partitions(two.app, topic) == {0, 1}
-    )
-    db = database(settings)
-    before = conflicts()
-    async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
-        for n, case_id in enumerate(CASES):
-            await kafka.send("case.classified", classified(case_id, minute=n), key=case_id)
-        await eventually(lambda: all_cases_routed(db))
-        await assert_capacity_kept(infra, settings, db)
-        print("slot conflicts", conflicts() - before)
+        await kafka.events("case.assigned", count=len(CASES))
+    decoded = await everything_on(infra.kafka, settings.topic("case.assigned"))
+    db = AsyncMongoClient(infra.mongo_url, tz_aware=True)
+    try:
+        holder = held(await routing_state(db[settings.mongo_db], settings))
+    finally:
+        await db.close()
+    per_person = Counter(holder.values())
+    assert per_person == Counter(CAPACITY)  # every slot used, none twice
+    for case_id in CASES:
+        named = {e["assignee_id"] for e in decoded if e["case_id"] == case_id and e["assignee_id"]}
+        assert named == ({holder[case_id]} if case_id in holder else set()), case_id
+    assert len(decoded) == len(CASES)

@@ -4,7 +4,7 @@ import pytest
 
 from services.routing.app import create_app
 from tests.conftest import eventually
-from tests.integration.routing.conftest import latest_assignment, outcome
+from tests.integration.routing.conftest import latest_assignment, outcome, routing_state
 from tests.kafka_tools import RawKafka
 from tests.unit.routing.factories import classified, person, roster_updated, roster_yaml
 
@@ -26,8 +26,8 @@ async def test_a_restart_applies_file_edits_and_keeps_run_time_changes(
         await kafka.send("roster.updated", roster_updated(family_too), key="law-2")
 
         async def knows_family() -> bool:
-            doc = await db["roster"].find_one({"_id": "law-2"})
-            return "family" in doc["legal_fields"]
+            roster = (await routing_state(db, settings)).values["roster"]
+            return "family" in roster["people"]["law-2"]["legal_fields"]
 
         await eventually(knows_family)
         await first.stop()
@@ -41,4 +41,5 @@ async def test_a_restart_applies_file_edits_and_keeps_run_time_changes(
         moved = await latest_assignment(kafka, count=2)
         assert outcome(moved) == ("c-1", "law-2", "reassigned")
         assert moved["previous_assignee_id"] == "law-1"
-        assert "family" in (await db["roster"].find_one({"_id": "law-2"}))["legal_fields"]
+        roster = (await routing_state(db, settings)).values["roster"]
+        assert "family" in roster["people"]["law-2"]["legal_fields"]

@@ -1,0 +1,188 @@
+"""Routing's state on the runtime: the roster with its held slots, the cases, the queue.
+
+Keys (docs/services/routing.md, "Storage"): `roster`, `queue` and `case/<id>` live in the
+one partition of the internal `routing.decide` topic (key `roster`), so one writer owns
+capacity; `contract/<id>` lives in its case's partition. Values are immutable: every
+change returns a new value.
+"""
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from services.routing.domain import Loads, RoutedCase, person_fingerprint
+from shared.events import DeliveryMethod, LegalField, Role, RosterPerson
+
+ROSTER_KEY = "roster"
+"""The constant key of `routing.decide`, and the roster's own key in its partition."""
+QUEUE_KEY = "queue"
+
+ROUTING, WAITING, ASSIGNED, RESOLVED = "routing", "waiting", "assigned", "resolved"
+CaseStateName = Literal["routing", "waiting", "assigned", "resolved"]
+
+
+def case_key(case_id: str) -> str:
+    """The key of a case's routing record."""
+    return f"case/{case_id}"
+
+
+def contract_key(contract_id: str) -> str:
+    """The key of a signed contract (in its case's partition)."""
+    return f"contract/{contract_id}"
+
+
+class Roster(BaseModel):
+    """Everyone on the roster and the slots each holds: what capacity is counted from."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["roster"] = "roster"
+    people: dict[str, RosterPerson] = Field(default_factory=dict)
+    fingerprints: dict[str, str] = Field(default_factory=dict)
+    """Each person's roster-file entry as last applied (a run-time change survives restarts)."""
+    held: dict[str, dict[int, str]] = Field(default_factory=dict)
+    """Person → slot number → the case holding it."""
+
+    def active(self, legal_field: LegalField | None = None) -> list[RosterPerson]:
+        """Active people, those who know `legal_field` when given, by id."""
+        return [
+            p
+            for _, p in sorted(self.people.items())
+            if p.active and (legal_field is None or legal_field in p.legal_fields)
+        ]
+
+    def loads(self) -> Loads:
+        """Slot numbers each person holds now."""
+        return {person: frozenset(slots) for person, slots in self.held.items() if slots}
+
+    def with_person(self, person: RosterPerson, *, from_file: bool = False) -> "Roster":
+        """The roster with the person's full new record (a file entry remembers its print)."""
+        prints = self.fingerprints
+        if from_file:
+            prints = {**prints, person.id: person_fingerprint(person)}
+        people = {**self.people, person.id: person}
+        return self.model_copy(update={"people": people, "fingerprints": prints})
+
+    def take(self, person_id: str, slot: int, case_id: str) -> "Roster":
+        """The person's `slot` now held by the case."""
+        held = {**self.held, person_id: {**self.held.get(person_id, {}), slot: case_id}}
+        return self.model_copy(update={"held": held})
+
+    def release(self, person_id: str, slot: int) -> "Roster":
+        """The person's `slot` free again."""
+        slots = {s: c for s, c in self.held.get(person_id, {}).items() if s != slot}
+        return self.model_copy(update={"held": {**self.held, person_id: slots}})
+
+    def slots_of(self, person_id: str) -> list[tuple[str, int]]:
+        """(case id, slot) of each case the person holds, by case id."""
+        return sorted((case, slot) for slot, case in self.held.get(person_id, {}).items())
+
+
+class Resolution(BaseModel):
+    """How a case ended (the first case.resolved counts)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    outcome: str
+    lawyer_id: str | None
+    resolved_at: datetime
+
+
+class CaseRecord(BaseModel):
+    """Routing's record of a case: its facts, who holds it, whether it waits or is over."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["case"] = "case"
+    case_id: str
+    case: RoutedCase | None = None
+    """None while only its resolution is known (the classification comes late)."""
+    state: CaseStateName = ROUTING
+    assignee_id: str | None = None
+    assignee_role: Role | None = None
+    slot: int | None = None
+    previous_assignee_id: str | None = None
+    waiting_reason: str | None = None
+    correlation_id: str = ""
+    """The case's story: the correlation id of the case.classified that opened it."""
+    legal_aid: bool = False
+    channel: str | None = None
+    customer_id: str | None = None
+    recommended_method: DeliveryMethod | None = None
+    resolution: Resolution | None = None
+
+    def routed(self) -> RoutedCase:
+        """The case's routing facts (only for a classified case)."""
+        assert self.case is not None
+        return self.case
+
+    def assigned(self, person: RosterPerson, slot: int) -> "CaseRecord":
+        """The case now with `person`, in `slot`."""
+        update = {"state": ASSIGNED, "assignee_id": person.id, "assignee_role": person.role}
+        return self.model_copy(update={**update, "slot": slot, "waiting_reason": None})
+
+    def waiting(self, reason: str) -> "CaseRecord":
+        """Nobody could take the case: it waits."""
+        update = {"state": WAITING, "assignee_id": None, "assignee_role": None, "slot": None}
+        return self.model_copy(update={**update, "waiting_reason": reason})
+
+    def released(self) -> "CaseRecord":
+        """Taken from its deactivated holder, to be reassigned."""
+        previous = self.assignee_id
+        update = {"state": ROUTING, "assignee_id": None, "assignee_role": None, "slot": None}
+        return self.model_copy(update={**update, "previous_assignee_id": previous})
+
+    def with_flags(self, *, is_dispute: bool, is_complaint: bool) -> "CaseRecord":
+        """A later contact made the case a dispute or a complaint: it stays so."""
+        case = self.routed()
+        raised = RoutedCase(
+            case_id=case.case_id,
+            legal_field=case.legal_field,
+            is_dispute=case.is_dispute or is_dispute,
+            is_complaint=case.is_complaint or is_complaint,
+            opened_at=case.opened_at,
+        )
+        return self.model_copy(update={"case": raised})
+
+
+class Queue(BaseModel):
+    """The cases waiting for someone, in arrival order (served in `domain.queue_order`)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["queue"] = "queue"
+    case_ids: tuple[str, ...] = ()
+
+    def plus(self, case_id: str) -> "Queue":
+        """The queue with the case in it (once)."""
+        if case_id in self.case_ids:
+            return self
+        return self.model_copy(update={"case_ids": (*self.case_ids, case_id)})
+
+    def minus(self, case_id: str) -> "Queue":
+        """The queue without the case."""
+        return self.model_copy(update={"case_ids": tuple(c for c in self.case_ids if c != case_id)})
+
+
+class Contract(BaseModel):
+    """A contract signed on a case (kept in the case's partition)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["contract"] = "contract"
+    case_id: str
+    amount_vnd: int
+    delivery_method: DeliveryMethod
+    signed_at: datetime
+
+
+RoutingValue = Annotated[Roster | CaseRecord | Queue | Contract, Field(discriminator="kind")]
+"""Every value routing's runtime stores, told apart by `kind`."""
+
+
+def is_idle(value: object) -> bool:
+    """Values that may leave memory (reloaded by key when needed): resolved cases, contracts."""
+    return isinstance(value, Contract) or (
+        isinstance(value, CaseRecord) and value.state == RESOLVED
+    )
