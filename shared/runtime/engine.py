@@ -192,9 +192,18 @@ class Runtime(Generic[V]):
         self._compactor.start()
 
     async def stop(self) -> None:
-        """Finish the batch in flight, then leave the group."""
-        async with self.lock:
+        """Finish the batch in flight, then leave the group; past `graceful_timeout_s` the
+        batch is cut short as a crash would (stored or not, never committed unpublished)."""
+        try:
+            await asyncio.wait_for(self.lock.acquire(), timeout=self.settings.graceful_timeout_s)
+        except TimeoutError:
+            log.warning("runtime_stop_cut_short", timeout_s=self.settings.graceful_timeout_s)
+            await self.kill()
+            return
+        try:
             await self._loop.stop()
+        finally:
+            self.lock.release()
         await self._close()
 
     async def kill(self) -> None:
@@ -253,6 +262,7 @@ class Runtime(Generic[V]):
             if stored and not await self._persist([changes for _, changes in stored]):
                 return 0
             self._crash("after_persist")
+            await faults.delay_at("runtime_slow_publish", self.settings.service_name)
             await self._until_done(self._publish, [out for b in batches for out in b.outbox])
             self._crash("after_publish")
             for batch, changes in stored:

@@ -6,8 +6,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.intake.app import IntakeSettings
-from services.intake.app import create_app as intake_app
 from services.routing.app import RoutingSettings
 from services.routing.app import create_app as routing_app
 from shared.idempotency import ProcessedEvents
@@ -96,10 +94,9 @@ async def test_the_retention_keeps_pruning_in_the_background_until_stopped(db):
 @pytest.mark.parametrize(
     ("settings_class", "create_app", "has_timers"),
     [
-        (IntakeSettings, intake_app, False),
         (RoutingSettings, routing_app, False),
     ],
-    ids=["intake", "routing"],  # followup, survey: on shared.runtime, its ledger is bounded
+    ids=["routing"],  # intake, followup, survey: on shared.runtime, its ledger is bounded
 )
 async def test_each_service_forgets_what_it_finished_longer_ago_than_the_retention(
     settings_class, create_app, has_timers, settings_for, run_app, namespace
