@@ -10,6 +10,7 @@ snapshots partitions off the hot path. See docs/developing.md, "The stateful run
 """
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -286,12 +287,14 @@ class Runtime(Generic[V]):
 
     async def _handle(self, batch: _Batch, record: Any, event: Event) -> None:
         route = self.routes[record.topic]
+        started = time.perf_counter()
         outcome = await self._attempt(batch, lambda view, ctx: route.rule(view, event, ctx))
         if isinstance(outcome, BaseException):
             self._dead_letter(batch, record, outcome)
             return
         batch.handled.append(str(event.event_id))
         observability.HANDLED.labels(record.topic).inc()
+        observability.LATENCY.labels(record.topic).observe(time.perf_counter() - started)
 
     async def _fire(self, batch: _Batch, timer: Timer) -> None:
         rule = self.timer_rules.get(timer.kind)
