@@ -13,6 +13,7 @@ from services.followup.app import create_app as create_followup
 from services.followup.app import specification as followup_specification
 from services.intake.app import IntakeSettings
 from services.intake.app import create_app as create_intake
+from services.intake.app import specification as intake_specification
 from services.metrics.app import MetricsSettings
 from services.metrics.app import create_app as create_metrics
 from services.routing.app import RoutingSettings
@@ -32,6 +33,7 @@ SERVICES: dict[str, tuple[Callable[[Any], Any], type]] = {
 
 SPECIFICATIONS: dict[str, Callable[[Any], Any]] = {
     "routing": routing_specification,
+    "intake": intake_specification,
     "survey": survey_specification,
     "followup": followup_specification,
 }

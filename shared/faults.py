@@ -13,6 +13,8 @@ Points, all on the consuming side of a handler (topic without the environment pr
   published, or after it is published and before its offsets are committed.
 - `slow_publish:<topic>`: a publish to `<topic>` first sleeps `LEXCARE_FAULT_DELAY_S`
   seconds (default 5), so a test can stop the service while a handler is in flight.
+- `runtime_slow_publish:<service>`: the stateful runtime sleeps as long between storing
+  a batch and publishing it, so a test can stop the service while a batch is in flight.
 """
 
 import asyncio

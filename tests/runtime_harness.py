@@ -5,9 +5,11 @@ own topics (an input or an internal re-keying topic) goes to the rule of that to
 partition its key hashes to (aiokafka's default partitioner), anything else is an output
 the test reads. Values pass through the runtime's codec on every write, so state that would
 not survive storage fails here. `advance` moves the fake clock and fires the due timers.
+`interleave` delivers several events breadth first: each hop of one waits for the hops of
+the others queued before it, as simultaneous events on different partitions would run.
 """
 
-from collections import defaultdict
+from collections import defaultdict, deque
 from datetime import timedelta
 from typing import Any
 
@@ -39,6 +41,7 @@ class RuleHarness:
         self.reasons: dict[str, str] = {}
         """Dead-lettered event id → its x-error header."""
         self.handled: set[tuple[str, str]] = set()
+        self._queue: deque[Outgoing] | None = None
 
     def partition_of(self, key: bytes) -> int:
         """The partition a record with `key` goes to."""
@@ -49,6 +52,17 @@ class RuleHarness:
         for event in events:
             record_key = key.encode() if key is not None else event.partition_key()
             self._deliver(Outgoing(self._topic(event.event_type), record_key, event.to_bytes()))
+
+    def interleave(self, *events: Event) -> None:
+        """Deliver `events` and what their rules emit in turns, first in first out."""
+        queue = self._queue = deque(
+            Outgoing(self._topic(e.event_type), e.partition_key(), e.to_bytes()) for e in events
+        )
+        try:
+            while queue:
+                self._deliver(queue.popleft())
+        finally:
+            self._queue = None
 
     def send_raw(self, topic: str, body: dict[str, Any], *, key: str = "") -> None:
         """Deliver a JSON body as it is on `topic` (unprefixed), valid or not."""
@@ -136,7 +150,10 @@ class RuleHarness:
             else:
                 state.timers[timer_id] = timer
         for out in ctx.emitted:
-            self._deliver(out)
+            if self._queue is not None and out.topic in self.runtime.routes:
+                self._queue.append(out)
+            else:
+                self._deliver(out)
         return None
 
     def _dead_letter(self, record: Outgoing, error: BaseException) -> Outgoing:

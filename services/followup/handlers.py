@@ -55,7 +55,7 @@ def register(runtime: Runtime[Any], care: Care) -> None:
     runtime.on(topics.CARE_CONTACT_COMPLETED, CareContactCompleted)(
         partial(on_care_contact_completed, care=care)
     )
-    runtime.on(topics.CUSTOMER_SEGMENT_CHANGED, CustomerSegmentChanged)(
+    runtime.on(topics.CUSTOMER_SEGMENT_CHANGED, CustomerSegmentChanged, stateless=True)(
         partial(on_customer_segment_changed, care=care)
     )
     runtime.on(topics.FOLLOWUP_CUSTOMER, CustomerFact, internal=True)(

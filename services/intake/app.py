@@ -2,13 +2,20 @@
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import yaml
 from faststream.asgi import AsgiFastStream
+from faststream.kafka import KafkaBroker
 
 from services.intake.domain import IntakePolicy, Lexicon, SegmentPolicy
-from services.intake.handlers import build_router
-from services.intake.store import IntakeStore
+from services.intake.handlers import intake_runtime
+from shared import topics
+from shared.clock import Clock
+from shared.events import CaseClassified, CustomerMerged, CustomerSegmentChanged
+from shared.mongo import make_mongo, service_db
+from shared.runtime import Runtime
+from shared.runtime.spec import Publishes, specification_broker
 from shared.service import build_app, plumbing
 from shared.settings import LexcareSettings
 
@@ -51,12 +58,50 @@ def load_lexicon(path: str | Path = DEFAULT_LEXICON) -> Lexicon:
     return Lexicon.from_mapping(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
 
 
-def create_app(settings: IntakeSettings) -> AsgiFastStream:
-    """Build intake: broker, database, handlers and HTTP endpoints."""
-    parts = plumbing(settings)
-    store = IntakeStore(parts.db)
-    router = build_router(
-        settings, store, lexicon=load_lexicon(settings.lexicon_path), policy=settings.policy()
+def runtime_of(
+    settings: IntakeSettings, db: Any, *, clock: Clock | None = None, **options: Any
+) -> Runtime[Any]:
+    """Intake's rules on a runtime, configured by `settings`."""
+    return intake_runtime(
+        settings,
+        db,
+        lexicon=load_lexicon(settings.lexicon_path),
+        policy=settings.policy(),
+        clock=clock,
+        **options,
     )
-    parts.broker.include_router(router)
-    return build_app(parts, on_startup=[store.prepare], forget=[store.processed.forget_before])
+
+
+def create_app(settings: IntakeSettings, clock: Clock | None = None) -> AsgiFastStream:
+    """Build intake: its rules on the stateful runtime, HTTP endpoints, AsyncAPI."""
+    parts = plumbing(settings)
+    runtime = runtime_of(settings, parts.db, clock=clock)
+    return build_app(
+        parts, on_startup=[runtime.start], on_shutdown=[runtime.stop], gauges=runtime.observe
+    )
+
+
+PUBLISHES: Publishes = (
+    (
+        topics.CASE_CLASSIFIED,
+        CaseClassified,
+        "A contact recorded on a case and classified (SPEC §2); key: case id.",
+    ),
+    (
+        topics.CUSTOMER_MERGED,
+        CustomerMerged,
+        "A contact proved known customers to be one; key: surviving customer id.",
+    ),
+    (
+        topics.CUSTOMER_SEGMENT_CHANGED,
+        CustomerSegmentChanged,
+        "A customer moved to another segment (e.g. became loyal); key: case id.",
+    ),
+)
+
+
+def specification(settings: IntakeSettings) -> KafkaBroker:
+    """What intake consumes and publishes, for its AsyncAPI document."""
+    return specification_broker(
+        settings, runtime_of(settings, service_db(make_mongo(settings), settings)), PUBLISHES
+    )

@@ -1,17 +1,47 @@
-"""Intake's Kafka handlers: parse → domain → store → publish."""
+"""Intake's rules on the stateful runtime: contact → its identifiers → its customer → case.
 
+Who owns what (one writer per key, docs/services/intake.md): a contact arrives keyed by
+sender (or case); its rule only checks it can reach someone and passes it to the partition
+of its first identifier. Each identifier's partition names the identifier's customer or
+claims it for this contact's (`identifier/<key>`), then passes it to the next identifier,
+and after the last to the customers found (`intake.customer`): a customer a merge folds
+records where it went and hands its record on (`Merged`), the survivor (earliest created,
+ties by id) decides the case last (`customer/<id>`). Case events find their customer
+through the case's partition (`case/<id>`, written when the case opens).
+"""
+
+from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
-from faststream.kafka import KafkaRouter
 
 from services.intake import domain
-from services.intake.store import CustomerState, IntakeStore
+from services.intake.state import (
+    CaseLink,
+    CustomerRecord,
+    Merged,
+    Owner,
+    Value,
+    absorb,
+    filed,
+    idle,
+    resolved,
+    signed,
+    with_contact,
+)
+from services.intake.steps import (
+    INTAKE_CASE,
+    INTAKE_CUSTOMER,
+    INTAKE_IDENTIFY,
+    CaseStep,
+    CustomerStep,
+    IdentifyStep,
+)
 from shared import topics
-from shared.batching import BatchSubscriber
-from shared.delivery import Rejected
+from shared.clock import Clock
 from shared.events import (
     CaseClassified,
     CaseResolved,
@@ -20,15 +50,55 @@ from shared.events import (
     ContractSigned,
     CustomerMerged,
     CustomerSegmentChanged,
+    Event,
     Segment,
     derived_event_id,
 )
-from shared.kafka import make_router
+from shared.runtime import Context, Runtime, View
 from shared.settings import LexcareSettings
 
 log = structlog.get_logger("lexcare.intake")
 
-FAR_FUTURE = datetime.max.replace(tzinfo=ZoneInfo("UTC"))
+State = View[Any]
+
+
+@dataclass(frozen=True)
+class Rules:
+    """What the rules need besides the events: the classifier, the thresholds, the calendar."""
+
+    lexicon: domain.Lexicon
+    policy: domain.IntakePolicy
+    zone: ZoneInfo
+    producer: str = "intake"
+
+
+def intake_runtime(
+    settings: LexcareSettings,
+    db: Any,
+    *,
+    lexicon: domain.Lexicon,
+    policy: domain.IntakePolicy,
+    clock: Clock | None = None,
+    **options: Any,
+) -> Runtime[Any]:
+    """Intake's rules registered on a runtime."""
+    rules = Rules(lexicon, policy, ZoneInfo(settings.timezone), settings.service_name)
+    runtime: Runtime[Any] = Runtime(
+        settings, db, value_type=Value, clock=clock, idle=idle, **options
+    )
+    runtime.on(topics.CONTACT_RECEIVED, ContactReceived, stateless=True)(
+        partial(on_contact_received, rules=rules)
+    )
+    runtime.on(topics.CASE_RESOLVED, CaseResolved, stateless=True)(
+        partial(on_case_resolved, rules=rules)
+    )
+    runtime.on(topics.CONTRACT_SIGNED, ContractSigned, stateless=True)(
+        partial(on_contract_signed, rules=rules)
+    )
+    runtime.on(INTAKE_IDENTIFY, IdentifyStep, internal=True)(partial(on_identify, rules=rules))
+    runtime.on(INTAKE_CUSTOMER, CustomerStep, internal=True)(partial(on_customer_step, rules=rules))
+    runtime.on(INTAKE_CASE, CaseStep, internal=True)(partial(on_case_step, rules=rules))
+    return runtime
 
 
 def short_id(prefix: str, cause_id: Any, part: str) -> str:
@@ -36,281 +106,371 @@ def short_id(prefix: str, cause_id: Any, part: str) -> str:
     return f"{prefix}-{derived_event_id(cause_id, part).hex[:12]}"
 
 
-def build_router(
-    settings: LexcareSettings,
-    store: IntakeStore,
-    *,
-    lexicon: domain.Lexicon,
-    policy: domain.IntakePolicy,
-) -> KafkaRouter:
-    """Intake's subscribers and publishers."""
-    router = make_router(settings)
-    subscribe = BatchSubscriber(router, settings, store.processed.batch)
-    zone = ZoneInfo(settings.timezone)
-    case_classified = router.publisher(
-        topics.CASE_CLASSIFIED,
-        schema=CaseClassified,
-        description="A contact recorded on a case and classified (SPEC §2); key: case id.",
+def survivor(candidates: dict[str, datetime]) -> str:
+    """The customer a merge keeps: the earliest created, ties by id."""
+    return min(candidates.items(), key=lambda item: (item[1], item[0]))[0]
+
+
+# --- contacts, keyed by sender ----------------------------------------------------------
+
+
+def on_contact_received(
+    state: State, event: ContactReceived, ctx: Context, *, rules: Rules
+) -> None:
+    """Refuse a contact that reaches nobody; pass the others to their first identifier."""
+    try:
+        contact = domain.normalise_contact(event)
+    except domain.Unreachable as e:
+        ctx.reject(str(e))
+    keys = contact.identifier_keys
+    step = IdentifyStep.caused_by(
+        event,
+        producer=rules.producer,
+        keys=keys,
+        contact=event,
+        new_customer=short_id("cus", contact.contact_id, "customer"),
     )
-    customer_merged = router.publisher(
-        topics.CUSTOMER_MERGED,
-        schema=CustomerMerged,
-        description="A contact proved known customers to be one; key: surviving customer id.",
-    )
-    segment_changed = router.publisher(
-        topics.CUSTOMER_SEGMENT_CHANGED,
-        schema=CustomerSegmentChanged,
-        description="A customer moved to another segment (e.g. became loyal); key: case id.",
-    )
+    ctx.emit(step, key=step.key)
 
-    async def resolve_identity(contact: domain.Contact, at: datetime) -> tuple[str, dict | None]:
-        """The contact's customer (creating or merging customers): id and merge record."""
-        keys = contact.identifier_keys
-        owners = await store.owners_of(keys)
-        roots = set(owners.values())
-        if roots:
-            target = domain.pick_survivor(await known(roots))
-        else:
-            target = short_id("cus", contact.contact_id, "customer")
-            await store.record_customer_contact(target, contact, at)
-        for key in keys:
-            if key not in owners:
-                roots.add(await store.claim_identifier(key, target))
-        roots.add(target)
-        if len(roots) == 1:
-            return target, await store.recorded_merge(contact.contact_id)
-        # A customer created just now for this contact lost a race for an identifier:
-        # it folds into the customers that already hold identifiers.
-        holders = roots - {short_id("cus", contact.contact_id, "customer")}
-        survivor = domain.pick_survivor(await known(holders))
-        others = sorted(roots - {survivor})
-        merge = await store.merge_customers(survivor, others, contact_id=contact.contact_id)
-        log.info("customers_merged", customer_id=survivor, merged_customer_ids=others)
-        return survivor, merge
 
-    async def announce_segment(
-        cause: ContactReceived | ContractSigned,
-        *,
-        case_id: str,
-        customer_id: str,
-        previous: str,
-        segment: str,
-        contact: ContactPoint | None,
-    ) -> None:
-        """Publish customer.segment_changed for a change `cause` brought about."""
-        changed = CustomerSegmentChanged.caused_by(
-            cause,
-            producer=settings.service_name,
-            case_id=case_id,
-            customer_id=customer_id,
-            previous_segment=previous,
-            segment=segment,
-            contracts=await store.count_contracts(customer_id),
-            contact=contact,
-        )
-        await segment_changed.publish(changed, key=changed.partition_key())
-        log.info("segment_changed", customer_id=customer_id, previous=previous, segment=segment)
+# --- identifiers, keyed by identifier ---------------------------------------------------
 
-    async def known(customer_ids: set[str]) -> list[domain.KnownCustomer]:
-        found = {c.customer_id: c for c in await store.known_customers(customer_ids)}
-        return [found.get(i, domain.KnownCustomer(i, FAR_FUTURE)) for i in customer_ids]
 
-    async def decide(
-        event: ContactReceived, contact: domain.Contact, customer_id: str
-    ) -> dict[str, Any]:
-        """Classify, choose the case and compute the customer's view; store it once."""
-        at = event.occurred_at
-        before = await store.customer(customer_id)
-        await store.record_customer_contact(customer_id, contact, at)
-        after = await store.customer(customer_id)
-        assert after is not None
-        reading = domain.classify(
-            message=contact.message,
-            kind=contact.kind,
-            form_field=contact.legal_field,
-            lexicon=lexicon,
-            threshold=policy.confidence_threshold,
-        )
-        attached = domain.case_to_attach(
-            await store.open_cases(customer_id),
-            legal_field=reading.legal_field,
-            kind=contact.kind,
-            field_is_known=reading.field_is_known,
-            at=at,
-            window=policy.attach_window,
-            named_case_id=event.case_id,
-        )
-        case_doc = await store.case(attached.case_id) if attached else None
-        all_cases = await store.count_cases(customer_id)
-        decision = domain.decide_case(
-            new_case_id=short_id("case", contact.contact_id, "case"),
-            contact=contact,
-            reading=reading,
-            attached=attached,
-            attached_is_dispute=bool(case_doc and case_doc.get("is_dispute")),
-            profile=after.profile,
-            case_documents=(case_doc or {}).get("documents", []),
-            contracts=await store.count_contracts(customer_id),
-            other_cases=all_cases - (1 if attached else 0),
-            last_activity=before.last_activity_at if before else None,
-            at=at,
-            today=at.astimezone(zone).date(),
-            policy=policy,
-        )
-        point = contact_point(contact, after)
-        classified = {
-            "case_id": decision.case_id,
-            "customer_id": customer_id,
-            "contact_id": contact.contact_id,
-            "new_case": decision.new_case,
-            "channel": contact.channel.value,
-            "kind": contact.kind.value,
-            "legal_field": decision.legal_field.value,
-            "confidence": decision.confidence,
-            "needs_triage": decision.needs_triage,
-            "is_dispute": decision.is_dispute,
-            "is_complaint": decision.is_complaint,
-            "legal_aid": decision.legal_aid,
-            "legal_aid_categories": [c.value for c in decision.legal_aid_categories],
-            "segment": decision.segment.value,
-            "age_band": decision.age_band.value if decision.age_band else None,
-            "birthday": decision.birthday,
-            "income_tier": decision.income_tier.value if decision.income_tier else None,
-            "missing_items": decision.missing_items,
-            "contact": point.model_dump(mode="json"),
-        }
-        return await store.record_contact(
-            {
-                "_id": contact.contact_id,
-                "at": at,
-                "classified": classified,
-                "previous_segment": before.segment.value if before and before.segment else None,
+def on_identify(state: State, step: IdentifyStep, ctx: Context, *, rules: Rules) -> None:
+    """Name the identifier's customer, claiming it for the contact's if nobody holds it."""
+    key = f"identifier/{step.key}"
+    held = state.get(key)
+    if step.repoint is not None:
+        if isinstance(held, Owner) and step.repoint.outranks(held):
+            state.set(key, step.repoint)
+        return
+    assert step.contact is not None
+    candidates = dict(step.candidates)
+    if not isinstance(held, Owner):
+        claimant = survivor(candidates) if candidates else step.new_customer
+        since = candidates.get(claimant, step.contact.occurred_at)
+        held = Owner(customer_id=claimant, since=since)
+        state.set(key, held)
+    candidates[held.customer_id] = held.since
+    owners = {**step.owners, step.key: held.customer_id}
+    if step.position + 1 < len(step.keys):
+        nxt = step.model_copy(
+            update={
+                "event_id": derived_event_id(step.event_id, INTAKE_IDENTIFY),
+                "position": step.position + 1,
+                "owners": owners,
+                "candidates": candidates,
             }
         )
+        ctx.emit(nxt, key=nxt.key)
+        return
+    _visit(step, ctx, rules, contact=step.contact, owners=owners, candidates=candidates)
 
-    @subscribe(topics.CONTACT_RECEIVED)
-    async def on_contact_received(event: ContactReceived) -> None:
-        if await store.processed.seen(event.event_id):
-            log.info("duplicate_skipped")
-            return
-        try:
-            contact = domain.normalise_contact(event)
-        except domain.Unreachable as e:
-            raise Rejected(str(e)) from e
-        customer_id, merge = await resolve_identity(contact, event.occurred_at)
-        decision = await store.recorded_contact(contact.contact_id) or await decide(
-            event, contact, customer_id
+
+def _visit(cause: Event, ctx: Context, rules: Rules, **fields: Any) -> None:
+    """Pass the contact on to its next customer: those a merge folds first, the survivor last."""
+    candidates: dict[str, datetime] = fields["candidates"]
+    keep = survivor(candidates)
+    target = min((c for c in candidates if c != keep), default=keep)
+    step = CustomerStep.caused_by(cause, producer=rules.producer, customer_id=target, **fields)
+    ctx.emit(step, key=target)
+
+
+# --- customers, keyed by customer id ----------------------------------------------------
+
+
+def on_customer_step(state: State, step: CustomerStep, ctx: Context, *, rules: Rules) -> None:
+    """Fold into the survivor, decide a contact, close a case or count a contract."""
+    found = state.get(f"customer/{step.customer_id}")
+    if isinstance(found, Merged):
+        _pass_on(step, found, ctx, rules)
+        return
+    record = found if isinstance(found, CustomerRecord) else None
+    if step.contact is not None:
+        if step.customer_id != survivor(step.candidates):
+            _fold(state, step, record, ctx, rules)
+        else:
+            _decide(state, step, record, ctx, rules)
+    elif record is None:
+        log.warning("case_event_for_unknown_customer", customer_id=step.customer_id)
+    elif step.resolved is not None:
+        state.set(f"customer/{step.customer_id}", resolved(record, step.resolved.case_id))
+        log.info("case_closed", outcome=step.resolved.outcome)
+    elif step.contract is not None:
+        _count_contract(state, step, step.contract, record, ctx, rules)
+
+
+def _pass_on(step: CustomerStep, merged: Merged, ctx: Context, rules: Rules) -> None:
+    """What reaches a folded customer goes on to the customer it was folded into."""
+    if step.contact is None:
+        nxt = step.model_copy(
+            update={
+                "event_id": derived_event_id(step.event_id, INTAKE_CUSTOMER),
+                "customer_id": merged.into,
+            }
         )
-        classified = decision["classified"]
-        case_id = classified["case_id"]
-        await store.put_contact_on_case(
-            case_id=case_id,
-            case_fields={
-                "customer_id": classified["customer_id"],
-                "legal_field": classified["legal_field"],
-                "confidence": classified["confidence"],
-                "needs_triage": classified["needs_triage"],
-                "opened_at": decision["at"],
-                "channel": classified["channel"],
-                "contact": classified["contact"],
-            },
-            contact_id=contact.contact_id,
-            documents=list(contact.documents),
-        )
-        if classified["is_dispute"]:
-            await store.mark_dispute(case_id)
-        await store.set_segment(classified["customer_id"], Segment(classified["segment"]))
+        ctx.emit(nxt, key=merged.into)
+        return
+    candidates = {c: t for c, t in step.candidates.items() if c != step.customer_id}
+    if merged.into not in step.visited or not candidates:
+        candidates.setdefault(merged.into, merged.since)
+    _visit(
+        step,
+        ctx,
+        rules,
+        contact=step.contact,
+        owners=step.owners,
+        candidates=candidates,
+        visited=[*step.visited, step.customer_id],
+        absorbed=step.absorbed,
+    )
 
-        if merge is not None:
-            merged = CustomerMerged.caused_by(
-                event,
-                producer=settings.service_name,
-                case_id=case_id,
-                customer_id=merge["survivor"],
-                merged_customer_ids=merge["merged"],
-                moved_case_ids=merge["moved_case_ids"],
-            )
-            await customer_merged.publish(merged, key=merged.partition_key())
-        out = CaseClassified.caused_by(event, producer=settings.service_name, **classified)
-        await case_classified.publish(out, key=out.partition_key())
-        previous = decision.get("previous_segment")
-        if previous and previous != classified["segment"]:
-            await announce_segment(
-                event,
-                case_id=case_id,
-                customer_id=classified["customer_id"],
-                previous=previous,
-                segment=classified["segment"],
-                contact=out.contact,
-            )
-        await store.processed.mark(event.event_id, event_type=event.event_type)
-        log.info(
-            "case_classified",
-            case_id=case_id,
-            new_case=classified["new_case"],
-            legal_field=classified["legal_field"],
-            confidence=classified["confidence"],
-            needs_triage=classified["needs_triage"],
-            segment=classified["segment"],
-        )
 
-    @subscribe(topics.CASE_RESOLVED)
-    async def on_case_resolved(event: CaseResolved) -> None:
-        if await store.processed.seen(event.event_id):
-            return
-        if not await store.resolve_case(event.case_id, event.occurred_at):
-            raise Rejected(f"unknown case {event.case_id}")
-        await store.processed.mark(event.event_id, event_type=event.event_type)
-        log.info("case_closed", outcome=event.outcome)
+def _fold(
+    state: State, step: CustomerStep, record: CustomerRecord | None, ctx: Context, rules: Rules
+) -> None:
+    """This customer is one with the survivor: remember where it went, hand its record on."""
+    keep = survivor(step.candidates)
+    state.set(f"customer/{step.customer_id}", Merged(into=keep, since=step.candidates[keep]))
+    candidates = {c: t for c, t in step.candidates.items() if c != step.customer_id}
+    _visit(
+        step,
+        ctx,
+        rules,
+        contact=step.contact,
+        owners=step.owners,
+        candidates=candidates,
+        visited=[*step.visited, step.customer_id],
+        absorbed=[*step.absorbed, record] if record else step.absorbed,
+    )
+    log.info("customer_folded", customer_id=step.customer_id, into=keep)
 
-    @subscribe(topics.CONTRACT_SIGNED)
-    async def on_contract_signed(event: ContractSigned) -> None:
-        if await store.processed.seen(event.event_id):
-            return
-        case = await store.case(event.case_id)
-        if case is None:
-            raise Rejected(f"unknown case {event.case_id}")
-        customer_id = await store.root_of(case["customer_id"])
-        await store.record_contract(
-            contract_id=event.contract_id,
+
+def _decide(
+    state: State, step: CustomerStep, record: CustomerRecord | None, ctx: Context, rules: Rules
+) -> None:
+    """Classify the contact, open a case or file it on an open one, publish the outcome."""
+    event = step.contact
+    assert event is not None
+    contact, at, customer_id = domain.normalise_contact(event), event.occurred_at, step.customer_id
+    since = step.candidates[customer_id]
+    before = absorb(record, step.absorbed, customer_id=customer_id, since=since)
+    after = with_contact(before, contact, at=at, customer_id=customer_id, since=since)
+    policy = rules.policy
+    reading = domain.classify(
+        message=contact.message,
+        kind=contact.kind,
+        form_field=contact.legal_field,
+        lexicon=rules.lexicon,
+        threshold=policy.confidence_threshold,
+    )
+    attached = domain.case_to_attach(
+        [case.open_case() for case in after.open_cases],
+        legal_field=reading.legal_field,
+        kind=contact.kind,
+        field_is_known=reading.field_is_known,
+        at=at,
+        window=policy.attach_window,
+        named_case_id=event.case_id,
+    )
+    case = after.case(attached.case_id) if attached else None
+    decision = domain.decide_case(
+        new_case_id=short_id("case", contact.contact_id, "case"),
+        contact=contact,
+        reading=reading,
+        attached=attached,
+        attached_is_dispute=bool(case and case.is_dispute),
+        profile=after.profile,
+        case_documents=case.documents if case else (),
+        contracts=len(after.contracts),
+        other_cases=len(after.case_ids) - (1 if attached else 0),
+        last_activity=before.last_activity_at if before else None,
+        at=at,
+        today=at.astimezone(rules.zone).date(),
+        policy=policy,
+    )
+    point = contact_point(contact, after.profile)
+    state.set(f"customer/{customer_id}", filed(after, decision, contact, at=at))
+    if decision.new_case:
+        link = CaseStep.caused_by(
+            event,
+            producer=rules.producer,
+            case_id=decision.case_id,
             customer_id=customer_id,
-            case_id=event.case_id,
-            at=event.occurred_at,
+            contact=point,
         )
-        contracts = await store.count_contracts(customer_id)
-        customer = await store.customer(customer_id)
-        previous = customer.segment if customer and customer.segment else Segment.NEW
-        segment = domain.segment_for(
-            contracts=contracts,
-            other_cases=0,
-            last_activity=None,
-            at=event.occurred_at,
-            policy=policy.segments,
+        ctx.emit(link, key=decision.case_id)
+    if step.absorbed:
+        merged = CustomerMerged.caused_by(
+            event,
+            producer=rules.producer,
+            case_id=decision.case_id,
+            customer_id=customer_id,
+            merged_customer_ids=sorted(r.customer_id for r in step.absorbed),
+            moved_case_ids=sorted(c for r in step.absorbed for c in r.case_ids),
         )
-        change = f"{customer_id}:{segment.value}:{contracts}"
-        owner = await store.segment_change(change)
-        if owner is None and previous != segment:
-            owner = await store.claim_segment_change(
-                change, by=str(event.event_id), previous=previous.value
-            )
-        if owner is not None and owner["by"] == str(event.event_id):
-            await store.set_segment(customer_id, segment)
-            await announce_segment(
-                event,
-                case_id=event.case_id,
-                customer_id=customer_id,
-                previous=owner["previous"],
-                segment=segment,
-                contact=stored_contact_point(case),
-            )
-        await store.processed.mark(event.event_id, event_type=event.event_type)
+        ctx.emit(merged)
+        log.info("customers_merged", customer_id=customer_id, merged=merged.merged_customer_ids)
+    out = CaseClassified.caused_by(
+        event, producer=rules.producer, **classified(decision, contact, customer_id, point)
+    )
+    ctx.emit(out)
+    previous = before.segment if before else None
+    if previous is not None and previous != decision.segment:
+        _announce_segment(
+            event, ctx, rules, record=after, previous=previous, segment=decision.segment,
+            case_id=decision.case_id, contact=out.contact,
+        )  # fmt: skip
+    _repoint(event, step.owners, Owner(customer_id=customer_id, since=since), ctx, rules)
+    log.info(
+        "case_classified",
+        case_id=decision.case_id,
+        new_case=decision.new_case,
+        legal_field=decision.legal_field.value,
+        confidence=decision.confidence,
+        needs_triage=decision.needs_triage,
+        segment=decision.segment.value,
+    )
 
-    return router
+
+def _repoint(
+    event: ContactReceived, owners: dict[str, str], keep: Owner, ctx: Context, rules: Rules
+) -> None:
+    """Point the contact's identifiers that named a folded customer at the survivor."""
+    for key, owner in sorted(owners.items()):
+        if owner != keep.customer_id:
+            step = IdentifyStep.caused_by(
+                event, producer=rules.producer, discriminator=f"repoint/{key}", keys=[key],
+                repoint=keep,
+            )  # fmt: skip
+            ctx.emit(step, key=key)
 
 
-def contact_point(contact: domain.Contact, customer: CustomerState) -> ContactPoint:
+def _count_contract(
+    state: State,
+    step: CustomerStep,
+    event: ContractSigned,
+    record: CustomerRecord,
+    ctx: Context,
+    rules: Rules,
+) -> None:
+    """Count a contract once; announce the segment it moves the customer to."""
+    if event.contract_id in record.contracts:
+        return
+    after = signed(record, event.contract_id, event.occurred_at)
+    segment = domain.segment_for(
+        contracts=len(after.contracts),
+        other_cases=0,
+        last_activity=None,
+        at=event.occurred_at,
+        policy=rules.policy.segments,
+    )
+    previous = record.segment or Segment.NEW
+    if previous != segment:
+        after = after.model_copy(update={"segment": segment})
+        _announce_segment(
+            event, ctx, rules, record=after, previous=previous, segment=segment,
+            case_id=event.case_id, contact=step.case_contact,
+        )  # fmt: skip
+    state.set(f"customer/{record.customer_id}", after)
+
+
+def _announce_segment(
+    cause: ContactReceived | ContractSigned,
+    ctx: Context,
+    rules: Rules,
+    *,
+    record: CustomerRecord,
+    previous: Segment,
+    segment: Segment,
+    case_id: str,
+    contact: ContactPoint | None,
+) -> None:
+    """Publish customer.segment_changed for a change `cause` brought about."""
+    ctx.emit(
+        CustomerSegmentChanged.caused_by(
+            cause,
+            producer=rules.producer,
+            case_id=case_id,
+            customer_id=record.customer_id,
+            previous_segment=previous,
+            segment=segment,
+            contracts=len(record.contracts),
+            contact=contact,
+        )
+    )
+    log.info("segment_changed", customer_id=record.customer_id, previous=previous, segment=segment)
+
+
+# --- cases, keyed by case id ------------------------------------------------------------
+
+
+def on_case_resolved(state: State, event: CaseResolved, ctx: Context, *, rules: Rules) -> None:
+    """Close the case: pass it to the case's partition, behind the case's link."""
+    ctx.emit(CaseStep.caused_by(event, producer=rules.producer, resolved=event), key=event.case_id)
+
+
+def on_contract_signed(state: State, event: ContractSigned, ctx: Context, *, rules: Rules) -> None:
+    """Count the contract: pass it to the case's partition, behind the case's link."""
+    ctx.emit(CaseStep.caused_by(event, producer=rules.producer, contract=event), key=event.case_id)
+
+
+def on_case_step(state: State, step: CaseStep, ctx: Context, *, rules: Rules) -> None:
+    """Remember whose case it is, or pass a case event on to that customer."""
+    assert step.case_id is not None
+    key = f"case/{step.case_id}"
+    if step.customer_id is not None:
+        state.set(key, CaseLink(customer_id=step.customer_id, contact=step.contact))
+        return
+    link = state.get(key)
+    cause: Event | None = step.resolved or step.contract
+    assert cause is not None
+    if not isinstance(link, CaseLink):
+        topic = topics.CASE_RESOLVED if step.resolved else topics.CONTRACT_SIGNED
+        ctx.dead_letter(cause, topic=topic, reason=f"unknown case {step.case_id}")
+        return
+    ctx.emit(
+        CustomerStep.caused_by(
+            step,
+            producer=rules.producer,
+            customer_id=link.customer_id,
+            resolved=step.resolved,
+            contract=step.contract,
+            case_contact=link.contact,
+        ),
+        key=link.customer_id,
+    )
+
+
+def classified(
+    decision: domain.CaseDecision, contact: domain.Contact, customer_id: str, point: ContactPoint
+) -> dict[str, Any]:
+    """The payload of case.classified for a decision."""
+    return {
+        "case_id": decision.case_id,
+        "customer_id": customer_id,
+        "contact_id": contact.contact_id,
+        "new_case": decision.new_case,
+        "channel": contact.channel.value,
+        "kind": contact.kind.value,
+        "legal_field": decision.legal_field.value,
+        "confidence": decision.confidence,
+        "needs_triage": decision.needs_triage,
+        "is_dispute": decision.is_dispute,
+        "is_complaint": decision.is_complaint,
+        "legal_aid": decision.legal_aid,
+        "legal_aid_categories": [c.value for c in decision.legal_aid_categories],
+        "segment": decision.segment.value,
+        "age_band": decision.age_band.value if decision.age_band else None,
+        "birthday": decision.birthday,
+        "income_tier": decision.income_tier.value if decision.income_tier else None,
+        "missing_items": decision.missing_items,
+        "contact": point.model_dump(mode="json"),
+    }
+
+
+def contact_point(contact: domain.Contact, profile: domain.Profile) -> ContactPoint:
     """How to reach the customer: the contact's own channel and details, else known ones."""
-    profile = customer.profile
     return ContactPoint(
         channel=contact.channel,
         sender_id=contact.sender_id,
@@ -318,8 +478,3 @@ def contact_point(contact: domain.Contact, customer: CustomerState) -> ContactPo
         phone=contact.phone or next(iter(profile.phones), None),
         email=contact.email or next(iter(profile.emails), None),
     )
-
-
-def stored_contact_point(case: dict[str, Any]) -> ContactPoint | None:
-    """The contact point stored on a case, if any."""
-    return ContactPoint.model_validate(case["contact"]) if case.get("contact") else None

@@ -64,9 +64,9 @@ def routing_runtime(
     runtime: Runtime[Any] = Runtime(
         settings, db, value_type=RoutingValue, clock=clock, idle=is_idle, **options
     )
-    runtime.on(topics.CASE_CLASSIFIED, CaseClassified)(on_case_classified)
-    runtime.on(topics.CASE_RESOLVED, CaseResolved)(on_case_resolved)
-    runtime.on(topics.ROSTER_UPDATED, RosterUpdated)(on_roster_updated)
+    runtime.on(topics.CASE_CLASSIFIED, CaseClassified, stateless=True)(on_case_classified)
+    runtime.on(topics.CASE_RESOLVED, CaseResolved, stateless=True)(on_case_resolved)
+    runtime.on(topics.ROSTER_UPDATED, RosterUpdated, stateless=True)(on_roster_updated)
     runtime.on(topics.CONTRACT_SIGNED, ContractSigned)(on_contract_signed)
     decide = partial(on_routing_step, fees=fees, queue_batch=queue_batch)
     runtime.on(topics.ROUTING_DECIDE, RoutingStep, internal=True)(decide)

@@ -67,7 +67,7 @@ def survey_runtime(
     runtime.on(topics.CASE_CLASSIFIED, CaseClassified)(on_case_classified)
     runtime.on(topics.CASE_ASSIGNED, CaseAssigned)(on_case_assigned)
     runtime.on(topics.CASE_RESOLVED, CaseResolved)(on_case_resolved)
-    runtime.on(topics.SURVEY_ANSWERED, SurveyAnswered)(on_survey_answered)
+    runtime.on(topics.SURVEY_ANSWERED, SurveyAnswered, stateless=True)(on_survey_answered)
     runtime.on(SURVEY_ROUTE, SurveyRoute, internal=True)(on_survey_route)
     runtime.on(SURVEY_STEP, SurveyStep, internal=True)(partial(on_survey_step, policy=policy))
     runtime.on_timer(REMINDER)(on_reminder)

@@ -10,6 +10,7 @@ snapshots partitions off the hot path. See docs/developing.md, "The stateful run
 """
 
 import asyncio
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ class Crashed(Exception):
 class _Route:
     model: type[Event]
     rule: Rule[Any]
+    stateless: bool = False
 
 
 @dataclass
@@ -128,16 +130,18 @@ class Runtime(Generic[V]):
     # Registration: what the service's handlers module does at import.
 
     def on(
-        self, topic: str, model: type[E], *, internal: bool = False
+        self, topic: str, model: type[E], *, internal: bool = False, stateless: bool = False
     ) -> Callable[[Rule[E]], Rule[E]]:
         """Decorator: run `rule(state, event, ctx)` for each `model` event on `topic`.
 
         `internal`: the service's own re-keying topic (its rules emit to it with another
         key); the runtime creates it at start, co-partitioned with the other inputs.
+        `stateless`: the rule keeps no state, it only passes the event on re-keyed, so a
+        record is taken on whatever partition its producer put it (never `Misplaced`).
         """
 
         def register(rule: Rule[E]) -> Rule[E]:
-            self.routes[self.settings.topic(topic)] = _Route(model, rule)
+            self.routes[self.settings.topic(topic)] = _Route(model, rule, stateless)
             if internal:
                 self.internal.add(self.settings.topic(topic))
             return rule
@@ -196,9 +200,18 @@ class Runtime(Generic[V]):
         self._compactor.start()
 
     async def stop(self) -> None:
-        """Finish the batch in flight, then leave the group."""
-        async with self.lock:
+        """Finish the batch in flight, then leave the group; past `graceful_timeout_s` the
+        batch is cut short as a crash would (stored or not, never committed unpublished)."""
+        try:
+            await asyncio.wait_for(self.lock.acquire(), timeout=self.settings.graceful_timeout_s)
+        except TimeoutError:
+            log.warning("runtime_stop_cut_short", timeout_s=self.settings.graceful_timeout_s)
+            await self.kill()
+            return
+        try:
             await self._loop.stop()
+        finally:
+            self.lock.release()
         await self._close()
 
     async def kill(self) -> None:
@@ -250,6 +263,7 @@ class Runtime(Generic[V]):
                 states=self.partitions,
                 due=due,
                 owner_of=self._owner_of,
+                stateless={t for t, route in self.routes.items() if route.stateless},
             )
             if not plan.offsets and not plan.work:
                 return 0
@@ -258,6 +272,7 @@ class Runtime(Generic[V]):
             if stored and not await self._persist([changes for _, changes in stored]):
                 return 0
             self._crash("after_persist")
+            await faults.delay_at("runtime_slow_publish", self.settings.service_name)
             await self._until_done(self._publish, [out for b in batches for out in b.outbox])
             self._crash("after_publish")
             for batch, changes in stored:
@@ -288,12 +303,14 @@ class Runtime(Generic[V]):
 
     async def _handle(self, batch: _Batch, record: Any, event: Event) -> None:
         route = self.routes[record.topic]
+        started = time.perf_counter()
         outcome = await self._attempt(batch, lambda view, ctx: route.rule(view, event, ctx))
         if isinstance(outcome, BaseException):
             self._dead_letter(batch, record, outcome)
             return
         batch.handled.append(str(event.event_id))
         observability.HANDLED.labels(record.topic).inc()
+        observability.LATENCY.labels(record.topic).observe(time.perf_counter() - started)
 
     async def _fire(self, batch: _Batch, timer: Timer) -> None:
         rule = self.timer_rules.get(timer.kind)

@@ -1,6 +1,6 @@
 """Batch planning, pure: which records of a poll run, in which order, and what to commit."""
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,13 +53,15 @@ def plan_batch(
     states: Mapping[int, PartitionState[Any]],
     due: Sequence[tuple[int, Timer]] = (),
     owner_of: Callable[[bytes], int] | None = None,
+    stateless: Collection[str] = (),
 ) -> Plan:
     """Parse a poll's records; drop those already in the state (below the checkpoint, or
     with an event id handled before or earlier in the poll) and those of partitions no
     longer owned; queue the due timers after their partition's records.
 
     `owner_of`: the partition a key belongs to; a keyed record found elsewhere is queued
-    as `Misplaced` (dead-lettered): the state of its key lives in another partition.
+    as `Misplaced` (dead-lettered): the state of its key lives in another partition. Not
+    for the `stateless` topics, whose rules only pass events on.
     """
     plan = Plan()
     batch_ids: set[str] = set()
@@ -72,7 +74,8 @@ def plan_batch(
         if record.offset < state.checkpoint.get(record.topic, 0):
             plan.skipped += 1
             continue
-        owner = owner_of(record.key) if owner_of and record.key is not None else None
+        checked = owner_of is not None and record.key is not None and record.topic not in stateless
+        owner = owner_of(record.key) if checked else None
         if owner is not None and owner != record.partition:
             plan.add(
                 record.partition, Work(record=record, event=Misplaced(record.partition, owner))

@@ -1,6 +1,7 @@
-"""Crash at the worst moment: intake killed after its database write but before its
-publish and offset commit, or after its publish but before its commit. Restarted without
-the fault, every contact is classified exactly once (SPEC §8: a killed service, restarted,
+"""Crash at the worst moment: intake killed after its runtime stored a batch but before
+publishing it and committing, or after publishing but before committing. Restarted without
+the fault, every contact is classified exactly once and the restored state holds one
+customer, one case and one identifier per contact (SPEC §8: a killed service, restarted,
 loses nothing and double-counts nothing)."""
 
 import uuid
@@ -11,8 +12,9 @@ from pymongo import AsyncMongoClient
 
 from shared.faults import CRASH_EXIT_CODE
 from tests.conftest import eventually
-from tests.faults.tools import ServiceProcess, caught_up
+from tests.faults.tools import PARTITIONS, ServiceProcess, caught_up, consumer_group
 from tests.kafka_tools import RawKafka
+from tests.runtime_state import stored_state
 
 pytestmark = pytest.mark.faults
 
@@ -33,8 +35,8 @@ def contact(n: int) -> dict:
 
 @pytest.mark.parametrize(
     "fault",
-    ["before_publish:case.classified", "after_handle:contact.received"],
-    ids=["after-store-before-publish", "after-publish-before-commit"],
+    ["runtime_after_persist:intake", "runtime_after_publish:intake"],
+    ids=["after-persist-before-publish", "after-publish-before-commit"],
 )
 async def test_intake_killed_at_a_crash_point_applies_each_contact_exactly_once(
     infra, namespace, tmp_path, fault
@@ -59,7 +61,7 @@ async def test_intake_killed_at_a_crash_point_applies_each_contact_exactly_once(
             intake.start()  # the same service, without the fault
             await intake.wait_ready()
             classified = await kafka.distinct("case.classified", count=CONTACTS, timeout=90)
-            group = f"lexcare-{prefix}intake.contact.received"
+            group = consumer_group(prefix, "intake", "contact.received")
             await eventually(
                 lambda: caught_up(infra.kafka, group, prefix + "contact.received"), timeout=60
             )
@@ -71,13 +73,16 @@ async def test_intake_killed_at_a_crash_point_applies_each_contact_exactly_once(
     assert set(per_contact) == {e["event_id"] for e in sent}
     assert max(per_contact.values()) == 1, "one distinct case.classified per contact"
     assert len({r.value for r in records}) == CONTACTS, "a redelivery republishes the same event"
-    mongo = AsyncMongoClient(infra.mongo_url)
+    mongo = AsyncMongoClient(infra.mongo_url, tz_aware=True)
     try:
-        db = mongo[f"{namespace}_intake"]
-        assert await db["contacts"].count_documents({}) == CONTACTS
-        assert await db["cases"].count_documents({}) == CONTACTS
-        assert await db["customers"].count_documents({}) == CONTACTS
-        assert await db["processed_events"].count_documents({}) == CONTACTS
+        stored = (await stored_state(mongo[f"{namespace}_intake"], PARTITIONS)).values
     finally:
         await mongo.close()
+    kinds = Counter(value["kind"] for value in stored.values())
+    assert kinds == {"customer": CONTACTS, "case": CONTACTS, "identifier": CONTACTS}
+    cases = {e["customer_id"]: e["case_id"] for e in classified}
+    for customer_id, case_id in cases.items():
+        customer = stored[f"customer/{customer_id}"]
+        assert customer["case_ids"] == [case_id], "one case per contact, filed once"
+        assert stored[f"case/{case_id}"]["customer_id"] == customer_id
     assert intake.starts == 2

@@ -1,8 +1,9 @@
-"""SIGTERM while a handler is in flight: the message finishes and is committed, or it is
-cut short, left uncommitted and redelivered after the restart; never committed unfinished.
+"""SIGTERM while a batch is in flight: it finishes and is committed, or it is cut short,
+left uncommitted and taken up after the restart; never committed unfinished.
 
-The in-flight moment is made with the `slow_publish` fault point: intake's handler has
-stored the contact and sleeps before publishing case.classified."""
+The in-flight moment is made with the `runtime_slow_publish` fault point: intake's runtime
+has stored the batch holding the contact and sleeps before publishing what its rule
+emitted (the contact passed on to its first identifier, `intake.identify`)."""
 
 import signal
 import uuid
@@ -10,8 +11,9 @@ import uuid
 import pytest
 from pymongo import AsyncMongoClient
 
+from shared.runtime.storage import ChangeStore
 from tests.conftest import eventually
-from tests.faults.tools import ServiceProcess, committed
+from tests.faults.tools import PARTITIONS, ServiceProcess, committed, consumer_group
 from tests.kafka_tools import RawKafka
 
 pytestmark = pytest.mark.faults
@@ -29,17 +31,20 @@ def contact() -> dict:
     }
 
 
-async def _stored(infra, namespace: str, contact_id: str) -> bool:
-    mongo = AsyncMongoClient(infra.mongo_url)
+async def _stored(infra, namespace: str) -> bool:
+    """True once the runtime stored the batch holding the contact."""
+    mongo = AsyncMongoClient(infra.mongo_url, tz_aware=True)
     try:
-        found = await mongo[f"{namespace}_intake"]["contacts"].find_one({"_id": contact_id})
-        return found is not None
+        store = ChangeStore(mongo[f"{namespace}_intake"], "state")
+        restored = [await store.restore(p) for p in range(PARTITIONS)]
+        return any(r.checkpoint.get(f"{namespace}.contact.received") for r in restored)
     finally:
         await mongo.close()
 
 
-async def _committed_offset(infra, group: str) -> int:
-    return sum((await committed(infra.kafka, group)).values())
+async def _committed_offset(infra, group: str, topic: str) -> int:
+    offsets = await committed(infra.kafka, group)
+    return sum(offset for tp, offset in offsets.items() if tp.topic == topic)
 
 
 @pytest.mark.parametrize(
@@ -59,22 +64,23 @@ async def test_sigterm_during_a_handler_never_commits_it_unfinished(
         env={"LEXCARE_GRACEFUL_TIMEOUT_S": str(grace_s)},
     )
     prefix = f"{namespace}."
-    group = f"lexcare-{prefix}intake.contact.received"
+    group = consumer_group(prefix, "intake", "contact.received")
+    topic = f"{prefix}contact.received"
     event = contact()
     try:
         intake.start(
-            LEXCARE_FAULT_INJECTION="slow_publish:case.classified",
+            LEXCARE_FAULT_INJECTION="runtime_slow_publish:intake",
             LEXCARE_FAULT_DELAY_S=str(delay_s),
         )
         await intake.wait_ready()
         async with RawKafka(infra.kafka, prefix) as kafka:
             await kafka.send("contact.received", event, key=event["sender_id"])
-            await eventually(lambda: _stored(infra, namespace, event["event_id"]), timeout=60)
-            intake.signal(signal.SIGTERM)  # the handler is between its write and its publish
+            await eventually(lambda: _stored(infra, namespace), timeout=60)
+            intake.signal(signal.SIGTERM)  # the batch is between its persist and its publish
             code = await intake.wait_exit(timeout=grace_s + 30)
 
-            published = await kafka.settle("case.classified", quiet=1.0)
-            done = await _committed_offset(infra, group)
+            published = await kafka.settle("intake.identify", quiet=1.0)
+            done = await _committed_offset(infra, group, topic)
             if finishes:
                 # uvicorn re-raises the SIGTERM once the shutdown completed.
                 assert code in (0, -signal.SIGTERM), intake.tail()
@@ -86,7 +92,7 @@ async def test_sigterm_during_a_handler_never_commits_it_unfinished(
             intake.start()  # restarted without the slowness
             await intake.wait_ready()
             [classified] = await kafka.distinct("case.classified", count=1, timeout=60)
-            await eventually(lambda: _committed_offset(infra, group), timeout=60)
+            await eventually(lambda: _committed_offset(infra, group, topic), timeout=60)
             records = await kafka.settle("case.classified", quiet=1.0)
     finally:
         await intake.terminate()

@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -9,9 +10,12 @@ import orjson
 import pytest
 from pymongo import AsyncMongoClient
 
-from services.intake.app import IntakeSettings, create_app
+from services.intake.app import IntakeSettings, create_app, runtime_of
+from shared.kafka import ensure_topics
+from shared.runtime import Runtime
 from tests.conftest import eventually
 from tests.kafka_tools import RawKafka
+from tests.runtime_state import stored_state
 
 pytestmark = pytest.mark.integration
 
@@ -46,11 +50,16 @@ def staff_event(event_type: str, **payload: Any) -> dict:
 
 
 class Intake(RawKafka):
-    """A raw Kafka client beside a running intake, plus a look into intake's database."""
+    """A raw Kafka client beside a running intake, plus a look at the state it stored."""
 
     def __init__(self, infra: Any, settings: IntakeSettings) -> None:
         super().__init__(infra.kafka, settings.topic_prefix)
-        self.db = AsyncMongoClient(settings.mongo_url)[settings.mongo_db]
+        self.db = AsyncMongoClient(settings.mongo_url, tz_aware=True)[settings.mongo_db]
+        self.partitions = settings.partitions
+
+    async def value(self, key: str) -> dict[str, Any] | None:
+        """A value of intake's state as a restarted owner would restore it."""
+        return (await stored_state(self.db, self.partitions)).values.get(key)
 
 
 @pytest.fixture
@@ -175,39 +184,40 @@ async def test_a_contact_joining_two_customers_merges_them_with_their_cases(inta
     assert third["segment"] == "potential"
 
 
-async def test_two_simultaneous_contacts_with_one_phone_end_as_one_customer(intake):
+async def test_a_contact_racing_a_known_customer_for_identifiers_ends_with_that_customer(intake):
     kafka = await intake()
-    await intake()  # a second instance: each consumes one partition, concurrently
+    known = contact(channel="zalo", customer={"phone": "0903 111 222"})
+    await send(kafka, known)
+    [first] = await kafka.events("case.classified", count=1)
     racing = [
-        contact(channel="zalo", customer={"phone": "0903 111 222"}),
-        contact(channel="facebook", producer="fb", customer={"phone": "0903111222"}),
+        contact(
+            channel="facebook",
+            producer="fb",
+            customer={"email": "cuong@example.vn"},
+            occurred_at="2026-11-23T10:00:00+07:00",
+        ),
+        contact(
+            channel="website",
+            sender_id=None,
+            customer={"phone": "0903111222", "email": "Cuong@example.vn"},
+            occurred_at="2026-11-23T10:00:00+07:00",
+        ),
     ]
     await asyncio.gather(
         *(kafka.send("contact.received", e, partition=i) for i, e in enumerate(racing))
     )
-    # A rebalance between the two instances may redeliver a contact: at-least-once, so
-    # the same event (same id) can appear twice. Count distinct events.
-    racing_ids = {e["event_id"] for e in racing}
-    classified = await classified_for(kafka, racing_ids)
-    merges = {
-        e["event_id"]: e
-        for e in map(orjson.loads, (r.value for r in await kafka.settle("customer.merged")))
-    }
+    classified = await classified_for(kafka, {e["event_id"] for e in racing})
+    merges = [orjson.loads(r.value) for r in await kafka.settle("customer.merged")]
     customers = {e["customer_id"] for e in classified.values()}
-    if merges:  # the race happened: the loser was folded into the winner
-        [merge] = merges.values()
-        survivor = merge["customer_id"]
-        # Folded before or after its contact's case.classified went out.
-        assert customers <= {survivor, *merge["merged_customer_ids"]}
-        assert survivor in customers
-    else:
-        [survivor] = customers
-    later = contact(channel="website", sender_id=None, customer={"phone": "+84903111222"})
+    survivor = first["customer_id"]
+    folded = {m for merge in merges for m in merge["merged_customer_ids"]}
+    assert customers <= {survivor} | folded
+    later = contact(channel="website", sender_id=None, customer={"email": "cuong@example.vn"})
     await send(kafka, later)
     [joined] = (await classified_for(kafka, {later["event_id"]})).values()
     assert joined["customer_id"] == survivor
-    owners = await kafka.db.identifiers.find({"_id": "phone:+84903111222"}).to_list(None)
-    assert [o["customer_id"] for o in owners] == [survivor]
+    owner = await kafka.value("identifier/email:cuong@example.vn")
+    assert owner is not None and owner["customer_id"] == survivor
 
 
 async def classified_for(kafka: RawKafka, contact_ids: set[str]) -> dict[str, dict]:
@@ -256,8 +266,8 @@ async def test_contracts_make_a_customer_loyal_and_a_resolved_case_is_not_joined
     assert "unknown case" in dict(dead.headers)["x-error"].decode()
 
     async def case_closed() -> bool:
-        doc = await kafka.db.cases.find_one({"_id": case_id})
-        return doc["status"] == "resolved"
+        customer = await kafka.value(f"customer/{opened['customer_id']}")
+        return customer is not None and customer["open_cases"] == []
 
     await eventually(case_closed)
     again = contact(sender_id=first["sender_id"], occurred_at="2026-11-25T09:00:00+07:00")
@@ -268,3 +278,65 @@ async def test_contracts_make_a_customer_loyal_and_a_resolved_case_is_not_joined
     assert reopened["case_id"] != case_id
     assert reopened["segment"] == "loyal"
     assert len(await kafka.settle("customer.segment_changed", quiet=1.0)) == 2
+
+
+@pytest.fixture
+async def runtimes(infra, namespace, settings_for) -> AsyncIterator[Callable[..., Any]]:
+    """Start intake's runtime (no HTTP app), several of them sharing three partitions."""
+    settings = settings_for(
+        IntakeSettings, service_name=f"intake-{namespace}", partitions=3, batch_timeout_ms=20
+    )
+    client = AsyncMongoClient(settings.mongo_url, tz_aware=True)
+    await ensure_topics(settings)
+    running: list[Runtime[Any]] = []
+
+    async def start() -> Runtime[Any]:
+        runtime = runtime_of(settings, client[settings.mongo_db])
+        await runtime.start()
+        running.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in running:
+        await runtime.stop()
+    await client.close()
+
+
+@pytest.mark.parametrize("instances", [1, 2])
+async def test_two_simultaneous_contacts_of_one_customer_on_two_partitions_open_one_case(
+    instances, runtimes, infra, namespace
+):
+    started = [await runtimes() for _ in range(instances)]
+    await eventually(lambda: all(r.partitions for r in started), timeout=30)
+    assert sorted(p for r in started for p in r.partitions) == [0, 1, 2]
+    customers = 20
+    async with RawKafka(infra.kafka, f"{namespace}.") as kafka:
+        sent = []
+        for c in range(customers):  # one phone, two senders on two channels, two partitions
+            phone = f"0903 {c:03d} 111"
+            pair = [
+                contact(channel="zalo", sender_id=f"zalo-{c}", customer={"phone": phone}),
+                contact(channel="facebook", sender_id=f"psid-{c}", customer={"phone": phone}),
+            ]
+            await asyncio.gather(
+                *(
+                    kafka.send("contact.received", e, key=e["sender_id"], partition=(c + i) % 3)
+                    for i, e in enumerate(pair)
+                )
+            )
+            sent += pair
+        classified = await classified_for(kafka, {e["event_id"] for e in sent})
+        records = await kafka.settle("case.classified")
+        assert len({orjson.loads(r.value)["event_id"] for r in records}) == len(sent)
+        merges = await kafka.settle("customer.merged")
+    per_phone: dict[str, set[tuple[str, str]]] = {}
+    for event in sent:
+        out = classified[event["event_id"]]
+        per_phone.setdefault(out["contact"]["phone"], set()).add(
+            (out["customer_id"], out["case_id"])
+        )
+    assert len(per_phone) == customers
+    assert all(len(pairs) == 1 for pairs in per_phone.values()), per_phone  # one case each
+    opened = Counter(e["new_case"] for e in classified.values())
+    assert opened == {True: customers, False: customers}
+    assert merges == []

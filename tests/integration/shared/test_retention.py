@@ -4,10 +4,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from pymongo import AsyncMongoClient
 
-from services.intake.app import IntakeSettings
-from services.intake.app import create_app as intake_app
 from shared.idempotency import ProcessedEvents
 from shared.retention import Retention
 from shared.timers import CANCELLED, DONE, FAILED, LEASED, PENDING, DurableTimers
@@ -89,39 +86,3 @@ async def test_the_retention_keeps_pruning_in_the_background_until_stopped(db):
     kept = mark(timedelta(days=90))
     await db.processed_events.insert_one(kept)
     assert await ledger.seen(kept["_id"])  # stopped: nothing prunes any more
-
-
-@pytest.mark.parametrize(
-    ("settings_class", "create_app", "has_timers"),
-    [
-        (IntakeSettings, intake_app, False),
-    ],
-    ids=["intake"],  # routing, followup, survey: on shared.runtime, its ledger is bounded
-)
-async def test_each_service_forgets_what_it_finished_longer_ago_than_the_retention(
-    settings_class, create_app, has_timers, settings_for, run_app, namespace
-):
-    settings = settings_for(
-        settings_class,
-        service_name=f"{settings_class.__name__}-{namespace}",
-        retention_days=7,
-    )
-    client = AsyncMongoClient(settings.mongo_url, tz_aware=True)
-    db = client[settings.mongo_db]
-    ledger, timers = ProcessedEvents(db), DurableTimers(db)
-    old, young = mark(timedelta(days=8)), mark(timedelta(days=6))
-    await ledger.collection.insert_many([old, young])
-    await timers.schedule("fired", due_at=datetime.now(UTC) - timedelta(days=8), kind="k")
-    await timers.collection.update_one({"_id": "fired"}, {"$set": {"state": DONE}})
-    try:
-        await run_app(create_app(settings))
-
-        async def forgotten() -> bool:
-            return not await ledger.seen(old["_id"]) and (
-                not has_timers or await timers.get("fired") is None
-            )
-
-        await eventually(forgotten, timeout=30)
-        assert await ledger.seen(young["_id"])
-    finally:
-        await client.close()

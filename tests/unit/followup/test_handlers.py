@@ -32,7 +32,9 @@ class Desk:
         register(self, Care(calendar=CareCalendar(), policy=CarePolicy()))  # type: ignore[arg-type]
 
     # What `register` calls on a Runtime.
-    def on(self, topic: str, model: type[Event], *, internal: bool = False):
+    def on(
+        self, topic: str, model: type[Event], *, internal: bool = False, stateless: bool = False
+    ):
         def add(rule):
             self.routes[topic] = (model, rule)
             if internal:

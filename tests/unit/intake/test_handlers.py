@@ -1,25 +1,27 @@
-"""Intake's handlers in memory: TestKafkaBroker and a fake store."""
+"""Intake's rules in memory (no broker, no database): what they publish and keep, with the
+identifiers', customers' and cases' partitions apart as Kafka would put them."""
 
 import uuid
+from datetime import datetime
 from typing import Any
 
 import pytest
-from faststream.kafka import KafkaMessage, TestKafkaBroker
 
-from services.intake.app import IntakeSettings, load_lexicon
-from services.intake.handlers import build_router
+from services.intake.app import IntakeSettings, runtime_of
+from services.intake.state import CaseLink, CustomerRecord, Merged, Owner
 from shared import topics
-from shared.delivery import DeliveryGuard
-from shared.kafka import make_broker, make_router
-from shared.logging import configure_logging
-from tests.unit.intake.fakes import FakeIntakeStore
+from shared.clock import FakeClock
+from shared.events import CaseResolved, ContactPoint, ContactReceived, ContractSigned, Event
+from tests.runtime_harness import NO_DATABASE, RuleHarness
+
+T0 = "2026-11-23T09:15:00+07:00"
 
 
-def contact(**overrides: Any) -> dict:
-    return {
+def contact(**overrides: Any) -> ContactReceived:
+    body = {
         "event_id": str(uuid.uuid4()),
         "event_type": "contact.received",
-        "occurred_at": "2026-11-23T09:15:00+07:00",
+        "occurred_at": T0,
         "producer": "zalo-adapter",
         "channel": "zalo",
         "sender_id": "zalo:1",
@@ -27,179 +29,232 @@ def contact(**overrides: Any) -> dict:
         "message": "Hàng xóm lấn chiếm đất nhà tôi, tôi muốn khởi kiện",
         **overrides,
     }
+    return ContactReceived.model_validate(body)
 
 
-def signed(case_id: str, contract_id: str) -> dict:
-    return {
-        "event_id": str(uuid.uuid4()),
-        "event_type": "contract.signed",
-        "occurred_at": "2026-11-24T10:00:00+07:00",
-        "producer": "staff-tool",
-        "case_id": case_id,
-        "contract_id": contract_id,
-        "amount_vnd": 3_000_000,
-        "delivery_method": "phone",
-    }
+def signed(case_id: str, contract_id: str) -> ContractSigned:
+    return ContractSigned.model_validate(
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "contract.signed",
+            "occurred_at": "2026-11-24T10:00:00+07:00",
+            "producer": "staff-tool",
+            "case_id": case_id,
+            "contract_id": contract_id,
+            "amount_vnd": 3_000_000,
+            "delivery_method": "phone",
+        }
+    )
 
 
-class Harness:
-    """Intake's router on an in-memory broker, with probes on every topic it publishes."""
+class Harness(RuleHarness):
+    """Intake's runtime rules over three in-memory partitions."""
 
     def __init__(self, **overrides: Any) -> None:
-        settings = IntakeSettings(retry_backoff_s=0, **overrides)
-        self.store = FakeIntakeStore()
-        self.broker = make_broker(settings, configure_logging("intake"), DeliveryGuard(settings))
-        self.broker.include_router(
-            build_router(settings, self.store, lexicon=load_lexicon(), policy=settings.policy())
-        )
-        self.out: dict[str, list[dict]] = {}
-        probes = make_router(settings)
-        for topic in (
-            topics.CASE_CLASSIFIED,
-            topics.CUSTOMER_MERGED,
-            topics.CUSTOMER_SEGMENT_CHANGED,
-            topics.dlq(topics.CONTACT_RECEIVED),
-            topics.dlq(topics.CONTRACT_SIGNED),
-        ):
-            self.out[topic] = []
-            probes.subscriber(topic)(self._collector(topic))
-        self.broker.include_router(probes)
+        settings = IntakeSettings(**overrides)
+        clock = FakeClock(datetime.fromisoformat(T0))
+        super().__init__(runtime_of(settings, NO_DATABASE, clock=clock), clock)
 
-    def _collector(self, topic: str) -> Any:
-        async def collect(body: Any, message: KafkaMessage) -> None:
-            if topic.endswith(".dlq"):
-                self.out[topic].append({"reason": message.headers["x-error"]})
-            else:
-                self.out[topic].append(body)
+    def send_all(self, *events: Event) -> None:
+        for event in events:
+            self.send(event)
 
-        return collect
+    @property
+    def classified(self) -> list[dict]:
+        return self.out[topics.CASE_CLASSIFIED]
 
-    async def send(self, event: dict, topic: str = topics.CONTACT_RECEIVED) -> None:
-        await self.broker.publish(event, topic=topic)
+    def customer(self, customer_id: str) -> CustomerRecord | Merged | None:
+        return self.value(f"customer/{customer_id}")
+
+    def owner(self, identifier: str) -> str:
+        owner = self.value(f"identifier/{identifier}")
+        assert isinstance(owner, Owner)
+        return owner.customer_id
 
 
 @pytest.fixture
-def harness() -> Harness:
+def intake() -> Harness:
     return Harness()
 
 
-async def test_a_contact_becomes_a_classified_dispute_case_with_its_correlation_id(harness):
-    async with TestKafkaBroker(harness.broker):
-        sent = contact()
-        await harness.send(sent)
-    [out] = harness.out[topics.CASE_CLASSIFIED]
-    assert out["correlation_id"] == sent["event_id"]
+def test_a_contact_becomes_a_classified_dispute_case_with_its_correlation_id(intake):
+    sent = contact()
+    intake.send(sent)
+    [out] = intake.classified
+    assert out["correlation_id"] == str(sent.event_id)
     assert (out["legal_field"], out["is_dispute"], out["new_case"]) == ("land", True, True)
     assert out["contact"]["phone"] == "+84912345678"
+    record = intake.customer(out["customer_id"])
+    assert isinstance(record, CustomerRecord)
+    assert [c.case_id for c in record.open_cases] == [out["case_id"]]
+    assert intake.owner("phone:+84912345678") == out["customer_id"]
+    assert intake.owner("sender:zalo:zalo:1") == out["customer_id"]
+    assert intake.value(f"case/{out['case_id']}") == CaseLink(
+        customer_id=out["customer_id"], contact=ContactPoint.model_validate(out["contact"])
+    )
 
 
-async def test_a_duplicate_contact_publishes_nothing_new(harness):
-    async with TestKafkaBroker(harness.broker):
-        sent = contact()
-        await harness.send(sent)
-        await harness.send(sent)
-    assert len(harness.out[topics.CASE_CLASSIFIED]) == 1
-    assert len(harness.store.cases) == 1
+def test_a_duplicate_contact_publishes_nothing_new(intake):
+    sent = contact()
+    intake.send_all(sent, sent)
+    assert len(intake.classified) == 1
 
 
-async def test_a_handler_replayed_after_a_crash_republishes_the_same_event(harness):
-    async with TestKafkaBroker(harness.broker):
-        sent = contact()
-        await harness.send(sent)
-        harness.store.processed.ids.clear()  # crashed before marking the event handled
-        await harness.send(sent)
-    first, again = harness.out[topics.CASE_CLASSIFIED]
-    assert first == again
-    assert len(harness.store.cases) == 1
+def test_an_unreachable_contact_is_dead_lettered_with_the_reason(intake):
+    intake.send(contact(sender_id=None, customer={"name": "An"}))
+    [dead] = intake.out[topics.dlq(topics.CONTACT_RECEIVED)]
+    assert "no way to reach the customer" in intake.reasons[dead["event_id"]]
+    assert intake.classified == []
 
 
-async def test_an_unreachable_contact_is_dead_lettered_with_the_reason(harness):
-    async with TestKafkaBroker(harness.broker):
-        await harness.send(contact(sender_id=None, customer={"name": "An"}))
-    [dead] = harness.out[topics.dlq(topics.CONTACT_RECEIVED)]
-    assert "no way to reach the customer" in dead["reason"]
-    assert harness.out[topics.CASE_CLASSIFIED] == []
-
-
-async def test_a_contact_bringing_a_known_phone_and_email_merges_two_customers(harness):
-    async with TestKafkaBroker(harness.broker):
-        await harness.send(contact(sender_id="zalo:1", customer={"phone": "0912345678"}))
-        await harness.send(
-            contact(
-                channel="facebook",
-                sender_id="psid-9",
-                customer={"email": "an@example.vn"},
-                message="Công ty nợ lương 3 tháng",
-                occurred_at="2026-11-23T10:00:00+07:00",
-            )
+def test_a_contact_bringing_a_known_phone_and_email_merges_two_customers(intake):
+    intake.send(contact(sender_id="zalo:1", customer={"phone": "0912345678"}))
+    intake.send(
+        contact(
+            channel="facebook",
+            sender_id="psid-9",
+            customer={"email": "an@example.vn"},
+            message="Công ty nợ lương 3 tháng",
+            occurred_at="2026-11-23T10:00:00+07:00",
         )
-        await harness.send(
-            contact(
-                channel="email",
-                sender_id=None,
-                customer={"phone": "+84 912 345 678", "email": "AN@example.vn"},
-                occurred_at="2026-11-23T11:00:00+07:00",
-            )
+    )
+    intake.send(
+        contact(
+            channel="email",
+            sender_id=None,
+            customer={"phone": "+84 912 345 678", "email": "AN@example.vn"},
+            occurred_at="2026-11-23T11:00:00+07:00",
         )
-    phone_case, email_case, joined = harness.out[topics.CASE_CLASSIFIED]
-    [merged] = harness.out[topics.CUSTOMER_MERGED]
+    )
+    phone_case, email_case, joined = intake.classified
+    [merged] = intake.out[topics.CUSTOMER_MERGED]
     assert merged["customer_id"] == phone_case["customer_id"]
     assert merged["merged_customer_ids"] == [email_case["customer_id"]]
     assert merged["moved_case_ids"] == [email_case["case_id"]]
     assert joined["customer_id"] == phone_case["customer_id"]
     assert (joined["case_id"], joined["new_case"]) == (phone_case["case_id"], False)
-    assert harness.store.cases[email_case["case_id"]]["customer_id"] == merged["customer_id"]
+    survivor = intake.customer(merged["customer_id"])
+    assert isinstance(survivor, CustomerRecord)
+    assert {c.case_id for c in survivor.open_cases} == {
+        phone_case["case_id"],
+        email_case["case_id"],
+    }
+    assert survivor.profile.emails == ("an@example.vn",)
+    assert intake.customer(email_case["customer_id"]) == Merged(
+        into=merged["customer_id"], since=survivor.since
+    )
+    # The email's identifiers now name the survivor; a contract on the moved case counts there.
+    assert intake.owner("email:an@example.vn") == merged["customer_id"]
+    intake.send(signed(email_case["case_id"], "HD-1"))
+    [change] = intake.out[topics.CUSTOMER_SEGMENT_CHANGED][-1:]
+    assert change["customer_id"] == merged["customer_id"]
+    assert intake.customer(merged["customer_id"]).contracts == ("HD-1",)
 
 
-async def test_a_third_contract_makes_the_customer_loyal_once():
-    harness = Harness(loyal_contracts=3)
-    async with TestKafkaBroker(harness.broker):
-        await harness.send(contact())
-        case_id = harness.out[topics.CASE_CLASSIFIED][0]["case_id"]
-        for number in (1, 2, 3, 3):
-            await harness.send(signed(case_id, f"HD-{number}"), topic=topics.CONTRACT_SIGNED)
-        await harness.send(signed("case-unknown", "HD-9"), topic=topics.CONTRACT_SIGNED)
-    changes = harness.out[topics.CUSTOMER_SEGMENT_CHANGED]
+def test_a_third_contract_makes_the_customer_loyal_once():
+    intake = Harness(loyal_contracts=3)
+    intake.send(contact())
+    case_id = intake.classified[0]["case_id"]
+    intake.send_all(*(signed(case_id, f"HD-{n}") for n in (1, 2, 3, 3)))
+    intake.send(signed("case-unknown", "HD-9"))
+    changes = intake.out[topics.CUSTOMER_SEGMENT_CHANGED]
     assert [(c["previous_segment"], c["segment"]) for c in changes] == [
         ("new", "customer"),
         ("customer", "loyal"),
     ]
     assert changes[-1]["contracts"] == 3
-    [dead] = harness.out[topics.dlq(topics.CONTRACT_SIGNED)]
-    assert "unknown case" in dead["reason"]
+    assert changes[-1]["contact"]["phone"] == "+84912345678"
+    [dead] = intake.out[topics.dlq(topics.CONTRACT_SIGNED)]
+    assert "unknown case" in intake.reasons[dead["event_id"]]
 
 
-async def test_a_second_case_makes_a_new_customer_potential(harness):
-    async with TestKafkaBroker(harness.broker):
-        await harness.send(contact())
-        await harness.send(
-            contact(message="Thủ tục đăng ký nhãn hiệu", occurred_at="2026-11-24T09:00:00+07:00")
+def test_a_resolved_case_is_not_joined_and_an_unknown_one_is_dead_lettered(intake):
+    first = contact()
+    intake.send(first)
+    case_id = intake.classified[0]["case_id"]
+    resolved = {
+        "event_id": str(uuid.uuid4()),
+        "event_type": "case.resolved",
+        "occurred_at": "2026-11-24T10:00:00+07:00",
+        "producer": "staff-tool",
+        "outcome": "advised",
+    }
+    intake.send(CaseResolved.model_validate({**resolved, "case_id": case_id}))
+    intake.send(
+        CaseResolved.model_validate(
+            {**resolved, "event_id": str(uuid.uuid4()), "case_id": "case-x"}
         )
-    first, second = harness.out[topics.CASE_CLASSIFIED]
+    )
+    [dead] = intake.out[topics.dlq(topics.CASE_RESOLVED)]
+    assert "unknown case case-x" in intake.reasons[dead["event_id"]]
+    intake.send(contact(occurred_at="2026-11-25T09:00:00+07:00"))
+    again = intake.classified[1]
+    assert (again["new_case"], again["segment"]) == (True, "potential")
+    assert again["case_id"] != case_id
+
+
+def test_a_second_case_makes_a_new_customer_potential(intake):
+    intake.send(contact())
+    intake.send(
+        contact(message="Thủ tục đăng ký nhãn hiệu", occurred_at="2026-11-24T09:00:00+07:00")
+    )
+    first, second = intake.classified
     assert (first["segment"], second["segment"]) == ("new", "potential")
     assert second["new_case"] is True
-    [change] = harness.out[topics.CUSTOMER_SEGMENT_CHANGED]
+    [change] = intake.out[topics.CUSTOMER_SEGMENT_CHANGED]
     assert (change["previous_segment"], change["segment"]) == ("new", "potential")
     assert change["correlation_id"] == second["correlation_id"]
 
 
-async def test_a_new_customer_that_loses_an_identifier_race_folds_into_its_holder(harness):
-    async with TestKafkaBroker(harness.broker):
-        await harness.send(contact(sender_id="zalo:1", customer={"phone": "0912345678"}))
-        holder = harness.out[topics.CASE_CLASSIFIED][0]["customer_id"]
-        real_owners_of = harness.store.owners_of
+def test_two_simultaneous_contacts_of_one_phone_open_one_case(intake):
+    racing = [
+        contact(channel="zalo", sender_id="zalo-a", customer={"phone": "0903 111 222"}),
+        contact(channel="facebook", sender_id="psid-c", customer={"phone": "0903111222"}),
+    ]
+    assert len({intake.partition_of(e.partition_key()) for e in racing}) == 2
+    intake.interleave(*racing)
+    first, second = intake.classified
+    assert first["customer_id"] == second["customer_id"]
+    assert first["case_id"] == second["case_id"]
+    assert [first["new_case"], second["new_case"]] == [True, False]
+    assert intake.out[topics.CUSTOMER_MERGED] == []
 
-        async def stale_read(keys: list[str]) -> dict[str, str]:
-            harness.store.owners_of = real_owners_of
-            return {}  # read before the other contact's claim landed
 
-        harness.store.owners_of = stale_read
-        await harness.send(
-            contact(channel="facebook", sender_id="psid-2", customer={"phone": "+84912345678"})
-        )
-    late = harness.out[topics.CASE_CLASSIFIED][1]
-    [merged] = harness.out[topics.CUSTOMER_MERGED]
-    assert merged["customer_id"] == holder
-    assert late["customer_id"] == holder
-    assert len(merged["merged_customer_ids"]) == 1
-    assert merged["merged_customer_ids"][0] != holder
+def test_contacts_claiming_each_others_identifiers_at_once_end_as_one_customer(intake):
+    both = contact(
+        channel="zalo",
+        sender_id="zalo-a",
+        customer={"phone": "0903 111 222", "email": "binh@example.vn"},
+        message="Tranh chấp đất với hàng xóm",
+    )
+    email_only = contact(
+        channel="facebook",
+        sender_id="psid-b",
+        customer={"email": "binh@example.vn"},
+        message="Hàng xóm lấn đất",
+        occurred_at="2026-11-23T09:16:00+07:00",
+    )
+    intake.interleave(both, email_only)
+    classified = {c["correlation_id"]: c for c in intake.classified}
+    customers = {c["customer_id"] for c in classified.values()}
+    merges = intake.out[topics.CUSTOMER_MERGED]
+    survivor = classified[str(both.event_id)]["customer_id"]
+    [merge] = merges  # the email was claimed by the other contact's new customer: folded
+    assert merge["customer_id"] == survivor
+    assert customers == {survivor, *merge["merged_customer_ids"]}
+    assert merge["moved_case_ids"] == [classified[str(email_only.event_id)]["case_id"]]
+    for identifier in ("phone:+84903111222", "email:binh@example.vn", "sender:facebook:psid-b"):
+        reach = {"channel": "website", "sender_id": None, "customer": {}, **_reach(identifier)}
+        intake.send(contact(**reach))
+        assert intake.classified[-1]["customer_id"] == survivor
+    record = intake.customer(survivor)
+    assert isinstance(record, CustomerRecord)
+    assert len(record.open_cases) == 1
+
+
+def _reach(identifier: str) -> dict[str, Any]:
+    kind, _, value = identifier.partition(":")
+    if kind == "sender":
+        channel, _, sender = value.partition(":")
+        return {"channel": channel, "sender_id": sender}
+    return {"customer": {kind: value}}

@@ -78,6 +78,14 @@ def test_a_keyed_record_on_another_partition_than_its_keys_is_dead_lettered_with
     assert "on partition 0, but its key belongs to partition 1" in str(misplaced.event)
     assert isinstance(plan.work[1][0].event, Added)
     assert plan.offsets == {TopicPartition(ADDED, 0): 1, TopicPartition(ADDED, 1): 1}
+    anywhere = plan_batch(
+        [record(0, 0, added())],
+        models=MODELS,
+        states=states,
+        owner_of=lambda key: 1,
+        stateless={ADDED},
+    )
+    assert isinstance(anywhere.work[0][0].event, Added)  # a pass-on rule takes it where it is
 
 
 def test_records_of_a_partition_no_longer_owned_are_neither_run_nor_committed():
