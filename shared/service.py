@@ -3,7 +3,6 @@
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import orjson
@@ -19,7 +18,6 @@ from shared.delivery import DeliveryGuard
 from shared.kafka import await_group_coordinators, ensure_topics, make_broker
 from shared.logging import configure_logging
 from shared.mongo import make_mongo, service_db
-from shared.retention import Forget, Retention
 from shared.settings import LexcareSettings
 
 Route = tuple[str, Any]
@@ -123,19 +121,9 @@ def build_app(
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
     routes: Sequence[Route] = (),
     gauges: Callable[[], Awaitable[None]] | None = None,
-    forget: Sequence[Forget] = (),
 ) -> AsgiFastStream:
-    """The service's ASGI app: topics ensured and hooks run before the broker starts.
-
-    `forget`: what the app drops while it runs once it is older than the retention
-    (`shared.retention`: handled event ids, finished timers).
-    """
+    """The service's ASGI app: topics ensured and hooks run before the broker starts."""
     broker, settings, mongo = parts.broker, parts.settings, parts.mongo
-    retention = Retention(
-        forget,
-        keep=timedelta(days=settings.retention_days),
-        every=timedelta(seconds=settings.retention_every_s),
-    )
 
     async def prepare() -> None:
         await ensure_topics(settings)
@@ -144,7 +132,6 @@ def build_app(
             await hook()
 
     async def close() -> None:
-        await retention.stop()
         for hook in on_shutdown:
             await hook()
         await mongo.close()
@@ -154,7 +141,6 @@ def build_app(
         asgi_routes=[*standard_routes(broker, mongo, gauges=gauges), *routes],
         logger=parts.logger,
         on_startup=[prepare],
-        after_startup=[retention.start],
         after_shutdown=[close],
     )
 

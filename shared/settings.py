@@ -42,10 +42,6 @@ class LexcareSettings(BaseSettings):
     """How long a poll waits for records before it hands over what it has."""
     batch_concurrency: int = 16
     """Keys (cases, surveys, customers) of a batch handled at once; one key is in order."""
-    retention_days: float = Field(default=30.0, gt=0)
-    """How long handled event ids and finished timers are kept (longer than a redelivery)."""
-    retention_every_s: float = Field(default=3600.0, gt=0)
-    """How often what is older than the retention is forgotten."""
 
     runtime_max_keys: int = Field(default=100_000, gt=0)
     """Values a stateful service keeps in memory per partition; idle ones past it leave."""
