@@ -6,7 +6,7 @@ from typing import Any
 
 
 class MemoryProcessed:
-    """shared.idempotency.ProcessedEvents in a set."""
+    """A ledger of handled event ids in a set (what shared.batching marks)."""
 
     def __init__(self) -> None:
         self.ids: set[str] = set()

@@ -31,7 +31,7 @@ from shared.background import Background
 from shared.clock import Clock, SystemClock
 from shared.delivery import TRANSIENT_ERRORS, Rejected, dead_letter_headers, describe_error
 from shared.events import Event
-from shared.kafka import admin_client_options
+from shared.kafka import admin_client_options, await_group_coordinators
 from shared.runtime.context import Context, Outgoing
 from shared.runtime.inputs import check_copartitioned, prepare_inputs
 from shared.runtime.plan import Plan, Work, plan_batch
@@ -192,6 +192,9 @@ class Runtime(Generic[V]):
             heartbeat_interval_ms=1_000,
         )
         await self._producer.start()
+        # A fresh broker elects the group's coordinator at the first request; aiokafka's
+        # consumer logs each refusal meanwhile at ERROR: ask first, quietly.
+        await await_group_coordinators(self.settings, [self.settings.consumer_group])
         await self._consumer.start()
         check_copartitioned(counts)
         self._partition_count = max(counts.values(), default=0)
