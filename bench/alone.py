@@ -3,7 +3,10 @@
 The inputs are the real events the pipeline run produced (contacts, the services' own
 outputs, the life-cycle events), copied byte for byte with their keys to a fresh topic
 prefix; the service then starts on a fresh database and its consumer groups' committed
-offsets are sampled until they reach the topics' ends (or the time cap).
+offsets are sampled until they reach the ends of its input topics and of the internal
+topics it passes events on through (or the time cap). Then: its CPU time per input event,
+the runtime's database round trips per consumed record (from /metrics), and, restarted,
+how long restoring its partitions' state took.
 
 The service drains its input topics concurrently (one consumer per topic), so a
 life-cycle event may be handled before the case it is about exists (the unknown-case path,
@@ -15,10 +18,19 @@ import asyncio
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.infra import Kafka, ServiceProcess, document_counts, rss_mib, wait_ready
+from bench.infra import (
+    Kafka,
+    ServiceProcess,
+    cpu_seconds,
+    document_counts,
+    rss_mib,
+    scrape,
+    wait_ready,
+)
 from tests.infra import Infra
 
 INPUTS: dict[str, tuple[str, ...]] = {
@@ -98,6 +110,13 @@ async def copy_topics(
         await writer.stop()
 
 
+async def behind(kafka: Kafka, committed: dict[Any, int]) -> int:
+    """Records of the committed topics (inputs and internal ones) not committed yet."""
+    topics = sorted({tp.topic for tp in committed})
+    ends = await kafka.end_offsets(topics) if topics else {}
+    return sum(max(end - committed.get(tp, 0), 0) for tp, end in ends.items())
+
+
 @dataclass(frozen=True)
 class Alone:
     """One service's saturation run."""
@@ -114,6 +133,36 @@ class Alone:
     rss_mib: float | None
     documents: int
     collections: dict[str, int]
+    cpu_us_per_event: float | None = None
+    """CPU time of the service per input event, while it drained them."""
+    round_trips_per_record: float | None = None
+    """Database round trips per record consumed (internal hops included), on the runtime."""
+    restore_ms: float | None = None
+    """Restart after the drain: time to restore its partitions' state (on the runtime)."""
+
+
+ROUND_TRIPS = "lexcare_runtime_db_round_trips"
+CONSUMED = "lexcare_runtime_records_consumed"
+RESTORE = "lexcare_runtime_restore_seconds"
+KEYS = "lexcare_runtime_keys_in_memory"
+
+
+async def restore_ms(svc: ServiceProcess, log_dir: Path, timeout: float = 120.0) -> float | None:
+    """Start the stopped service again and read how long restoring its partitions took."""
+    svc.start(log_dir)
+    try:
+        await wait_ready([svc])
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            seen = await asyncio.to_thread(scrape, svc.port, (RESTORE, KEYS))
+            if seen.get(KEYS, 0) > 0:  # assigned and restored
+                return seen.get(RESTORE, 0.0) * 1000
+            if RESTORE not in seen:
+                return None  # not on the runtime
+            await asyncio.sleep(0.5)
+        return None
+    finally:
+        await asyncio.to_thread(svc.stop)
 
 
 async def run_alone(
@@ -136,10 +185,13 @@ async def run_alone(
     samples: list[tuple[float, int, int]] = []
     by_topic: dict[str, int] = {}
     group_prefix = f"lexcare-{prefix}{service}"
+    cpu: list[float | None] = []
+    runtime: dict[str, float] = {}
     try:
         svc.start(log_dir)
         await wait_ready([svc])
         started = time.monotonic()
+        cpu.append(cpu_seconds(svc.pid))
         async with Kafka(infra.kafka) as kafka:
             while True:
                 committed = await kafka.committed(group_prefix)
@@ -147,15 +199,22 @@ async def run_alone(
                 for tp, offset in committed.items():
                     name = tp.topic.removeprefix(prefix)
                     by_topic[name] = by_topic.get(name, 0) + offset
-                handled = sum(by_topic.values())
+                handled = sum(by_topic.get(n, 0) for n in names)
                 now = time.monotonic()
                 samples.append((now, handled, by_topic.get(names[0], 0)))
-                if handled >= total or now - started > max_seconds:
+                # Drained: every input committed, and what the service passed on to its own
+                # internal topics too (a service on the runtime decides there).
+                if handled >= total and await behind(kafka, committed) == 0:
+                    break
+                if now - started > max_seconds:
                     break
                 await asyncio.sleep(0.5)
         rss = rss_mib(svc.pid)
+        cpu.append(cpu_seconds(svc.pid))
+        runtime = await asyncio.to_thread(scrape, svc.port, (ROUND_TRIPS, CONSUMED))
     finally:
         await asyncio.to_thread(svc.stop)
+    restored = await restore_ms(svc, log_dir) if runtime else None
     counts = (await document_counts(infra.mongo_url, db_prefix)).get(service, {})
     end_t, handled, primary = samples[-1]
     moving = [s for s in samples if s[1] > 0]
@@ -167,7 +226,12 @@ async def run_alone(
         seconds = end_t - samples[0][0] + 0.5
     rate = (handled - first_h) / seconds if seconds > 0 else 0.0
     primary_rate = (primary - first_p) / seconds if seconds > 0 else 0.0
+    used = cpu[-1] - cpu[0] if len(cpu) == 2 and None not in cpu else None  # type: ignore[operator]
+    consumed = runtime.get(CONSUMED, 0.0)
     return Alone(
+        cpu_us_per_event=used / handled * 1e6 if used is not None and handled else None,
+        round_trips_per_record=runtime[ROUND_TRIPS] / consumed if consumed else None,
+        restore_ms=restored,
         service=service,
         events=total,
         handled=handled,

@@ -24,6 +24,14 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append(
                 _row("alone", f"  of which {primary}", one["primary_per_second"], "events/s", base)
             )
+        name = one["service"]
+        for key, label, unit in (
+            ("cpu_us_per_event", f"  {name} CPU per input event", "µs"),
+            ("round_trips_per_record", f"  {name} database round trips per record", "trips"),
+            ("restore_ms", f"  {name} restore at start after the drain", "ms"),
+        ):
+            if one.get(key) is not None:
+                rows.append(_row("alone", label, one[key], unit, base))
     pipe = results.get("pipeline", {})
     sat = pipe.get("saturation")
     if sat:
@@ -68,7 +76,9 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
 def _fmt(value: float | None) -> str:
     if value is None:
         return "—"
-    return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.1f}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:,.1f}" if abs(value) >= 1 or value == 0 else f"{value:.4f}"
 
 
 def render_table(rows: list[dict[str, Any]]) -> str:

@@ -15,3 +15,16 @@ CONSUMER_LAG = Gauge(
     "lexcare_consumer_lag", "Messages behind the end of the partition.", ["topic", "partition"]
 )
 TIMERS_DUE = Gauge("lexcare_timers_due", "Durable timers due and not fired yet.")
+RUNTIME_ROUND_TRIPS = Gauge(
+    "lexcare_runtime_db_round_trips", "Database round trips of the stateful runtime since start."
+)
+RUNTIME_CONSUMED = Gauge(
+    "lexcare_runtime_records_consumed", "Records the stateful runtime consumed since start."
+)
+RUNTIME_RESTORE = Gauge(
+    "lexcare_runtime_restore_seconds",
+    "Time the last assignment took to restore its new partitions' state (values, timers, ledger).",
+)
+RUNTIME_KEYS = Gauge(
+    "lexcare_runtime_keys_in_memory", "Values the owned partitions hold in memory."
+)

@@ -106,7 +106,7 @@ def workload(values: Iterable[object]) -> tuple[dict[str, int], int]:
         if isinstance(value, Roster):
             open_cases = {p: n for p, slots in value.held.items() if (n := len(slots))}
         elif isinstance(value, Queue):
-            waiting = len(value.case_ids)
+            waiting = len(value.entries)
     return open_cases, waiting
 
 

@@ -147,7 +147,10 @@ def on_classified(desk: "Desk", event: CaseClassified, fees: domain.FeeSchedule)
     if record is not None:
         # A contact attached to a known case: keep its assignee, remember new flags.
         flags = {"is_dispute": event.is_dispute, "is_complaint": event.is_complaint}
-        desk.save(record.with_flags(**flags))
+        record = record.with_flags(**flags)
+        desk.save(record)
+        if desk.queue.holds(record.case_id):  # a complaint now: its place moves up
+            desk.queue = desk.queue.plus(record.routed())
         log.info("contact_attached", case_id=event.case_id)
         return
     fee = domain.quote(
@@ -285,23 +288,27 @@ class Desk:
         """Nobody fits: say so and queue the case."""
         reason = domain.why_nobody(record.routed(), self.roster.active())
         record = record.waiting(str(reason))
-        self.queue = self.queue.plus(record.case_id)
+        self.queue = self.queue.plus(record.routed())
         self.save(record)
         self.announce(cause, record, reason)
 
     def drain(self, cause: Event) -> None:
-        """Give free capacity to waiting cases: complaints first, then the oldest."""
-        waiting = {}
-        for case_id in self.queue.case_ids:
-            record = self.case(case_id)
-            if record is not None and record.case is not None:
-                waiting[case_id] = record
-        order = domain.queue_order(r.routed() for r in waiting.values())
+        """Give free capacity to waiting cases: complaints first, then the oldest (the
+        queue's order); a field nobody has room for is passed over for the rest."""
         people = self.roster.active()
-        for case in order[: self.queue_batch]:
-            if not domain.anyone_free(people, self.roster.loads()):
+        full: set[str] = set()
+        tries = 0
+        for entry in self.queue.entries:
+            if tries >= self.queue_batch or not domain.anyone_free(people, self.roster.loads()):
                 break
-            self.try_assign(cause, waiting[case.case_id])
+            if entry.legal_field in full:
+                continue
+            record = self.case(entry.case_id)
+            if record is None or record.case is None:
+                continue
+            tries += 1
+            if not self.try_assign(cause, record):
+                full.add(entry.legal_field)
 
     def apply_person(self, cause: Event, person: RosterPerson, *, from_file: bool = False) -> None:
         """Store the person's new record; a deactivated person's cases go to someone else,

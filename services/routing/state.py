@@ -6,6 +6,7 @@ capacity; `contract/<id>` lives in its case's partition. Values are immutable: e
 change returns a new value.
 """
 
+import bisect
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -146,23 +147,63 @@ class CaseRecord(BaseModel):
         return self.model_copy(update={"case": raised})
 
 
+class Waiting(BaseModel):
+    """A waiting case as the queue orders it: complaints first, then the oldest."""
+
+    model_config = ConfigDict(frozen=True)
+
+    case_id: str
+    legal_field: LegalField
+    is_complaint: bool
+    opened_at: datetime
+
+    @classmethod
+    def of(cls, case: RoutedCase) -> "Waiting":
+        """The queue entry of a case."""
+        return cls(
+            case_id=case.case_id,
+            legal_field=case.legal_field,
+            is_complaint=case.is_complaint,
+            opened_at=case.opened_at,
+        )
+
+    def order(self) -> tuple[bool, datetime, str]:
+        """Its place (`domain.queue_order`'s): complaints first, then the oldest, then by id."""
+        return (not self.is_complaint, self.opened_at, self.case_id)
+
+
 class Queue(BaseModel):
-    """The cases waiting for someone, in arrival order (served in `domain.queue_order`)."""
+    """The cases waiting for someone, kept in the order they get freed capacity, with the
+    field each needs: serving the queue reads no case and sorts nothing."""
 
     model_config = ConfigDict(frozen=True)
 
     kind: Literal["queue"] = "queue"
-    case_ids: tuple[str, ...] = ()
+    entries: tuple[Waiting, ...] = ()
 
-    def plus(self, case_id: str) -> "Queue":
-        """The queue with the case in it (once)."""
-        if case_id in self.case_ids:
-            return self
-        return self.model_copy(update={"case_ids": (*self.case_ids, case_id)})
+    @property
+    def case_ids(self) -> tuple[str, ...]:
+        """The waiting cases, in the order they are served."""
+        return tuple(e.case_id for e in self.entries)
+
+    def plus(self, case: RoutedCase) -> "Queue":
+        """The queue with the case in its place (moved if its place changed)."""
+        entry = Waiting.of(case)
+        kept = [e for e in self.entries if e.case_id != case.case_id]
+        at = bisect.bisect(kept, entry.order(), key=Waiting.order)
+        return self.model_copy(update={"entries": (*kept[:at], entry, *kept[at:])})
 
     def minus(self, case_id: str) -> "Queue":
         """The queue without the case."""
-        return self.model_copy(update={"case_ids": tuple(c for c in self.case_ids if c != case_id)})
+        if not any(e.case_id == case_id for e in self.entries):
+            return self
+        return self.model_copy(
+            update={"entries": tuple(e for e in self.entries if e.case_id != case_id)}
+        )
+
+    def holds(self, case_id: str) -> bool:
+        """True when the case waits."""
+        return any(e.case_id == case_id for e in self.entries)
 
 
 class Contract(BaseModel):

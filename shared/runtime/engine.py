@@ -118,6 +118,7 @@ class Runtime(Generic[V]):
         self.crash_at: str | None = None
         self.crashed = asyncio.Event()
         self.consumed = 0
+        self.restore_seconds = 0.0
         self.compacted = 0
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -162,6 +163,10 @@ class Runtime(Generic[V]):
     async def observe(self) -> None:
         """Set the shared gauges from the runtime: due timers, lag of its input partitions."""
         observability.TIMERS_DUE.set(self.timers_due(self.clock.now()))
+        observability.RUNTIME_ROUND_TRIPS.set(self.changes.round_trips)
+        observability.RUNTIME_CONSUMED.set(self.consumed)
+        observability.RUNTIME_RESTORE.set(self.restore_seconds)
+        observability.RUNTIME_KEYS.set(sum(len(s.values) for s in self.partitions.values()))
         for (topic, partition), behind in (await self.lag()).items():
             observability.CONSUMER_LAG.labels(topic, str(partition)).set(behind)
 
@@ -523,6 +528,7 @@ class Runtime(Generic[V]):
             held = {**parked, **self.partitions}
             self.partitions = {p: state for p, state in held.items() if p in wanted}
             new = sorted(wanted - set(self.partitions))
+            began = time.perf_counter()
             restored = await asyncio.gather(
                 *(self._until_done(self.changes.restore, p) for p in new)
             )
@@ -530,7 +536,13 @@ class Runtime(Generic[V]):
                 self.partitions[partition] = self._partition(partition, stored)
                 if stored.outbox and not await self._until_done(self._committed, partition, stored):
                     await self._until_done(self._publish, stored.outbox)
-            log.info("partitions_assigned", partitions=sorted(wanted), restored=new)
+            self.restore_seconds = time.perf_counter() - began
+            log.info(
+                "partitions_assigned",
+                partitions=sorted(wanted),
+                restored=new,
+                restore_ms=round(self.restore_seconds * 1000),
+            )
 
     async def _committed(self, partition: int, stored: Restored) -> bool:
         """True when the group committed the last stored batch: it was published before."""

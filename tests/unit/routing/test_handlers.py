@@ -112,6 +112,21 @@ def test_a_contact_attached_to_a_known_case_keeps_its_assignee():
     assert h.value(case_key("c-1")).case.is_complaint is True
 
 
+def test_the_queue_serves_complaints_first_then_the_oldest_and_skips_a_full_field():
+    h = Harness(person("law-1", capacity=1), person("law-fam", legal_fields=["family"], capacity=1))
+    h.deliver(topics.CASE_CLASSIFIED, classified("c-0"), classified("c-f0", "family"))
+    h.deliver(topics.CASE_CLASSIFIED, classified("c-old", minute=1))
+    h.deliver(topics.CASE_CLASSIFIED, classified("c-fam", "family", minute=2))
+    h.deliver(topics.CASE_CLASSIFIED, classified("c-new", minute=3))
+    h.deliver(topics.CASE_CLASSIFIED, classified("c-new", minute=3, is_complaint=True))
+    assert h.value(QUEUE_KEY).case_ids == ("c-new", "c-old", "c-fam")
+    h.deliver(topics.CASE_RESOLVED, resolved("c-0"))  # a land slot frees: the complaint
+    assert h.outcomes()[-1] == ("c-new", "law-1", "assigned")
+    h.deliver(topics.CASE_RESOLVED, resolved("c-f0"))  # land is full: family's turn
+    assert h.outcomes()[-1] == ("c-fam", "law-fam", "assigned")
+    assert h.value(QUEUE_KEY).case_ids == ("c-old",)
+
+
 def test_nobody_fitting_is_published_and_the_case_waits_for_a_freed_slot():
     h = Harness(person("law-1", capacity=1))
     h.deliver(topics.CASE_CLASSIFIED, classified("c-1"))
@@ -122,7 +137,7 @@ def test_nobody_fitting_is_published_and_the_case_waits_for_a_freed_slot():
         ("c-2", None, "no_capacity"),
         ("c-fam", None, "no_expert"),
     ]
-    assert h.value(QUEUE_KEY).case_ids == ("c-2", "c-fam")
+    assert h.value(QUEUE_KEY).case_ids == ("c-fam", "c-2")  # served order: c-fam is older
     h.deliver(topics.CONTRACT_SIGNED, contract("c-1"))
     h.deliver(topics.CASE_RESOLVED, resolved("c-1"))
     assert h.outcomes()[3:] == [("c-2", "law-1", "assigned")]
