@@ -28,6 +28,8 @@ from services.routing.state import (
     RoutingValue,
     case_key,
     contract_key,
+    entry_case,
+    entry_field,
     is_idle,
 )
 from services.routing.steps import RosterFileRead, RoutingStep
@@ -301,14 +303,15 @@ class Desk:
         for entry in self.queue.entries:
             if tries >= self.queue_batch or not domain.anyone_free(people, self.roster.loads()):
                 break
-            if entry.legal_field in full:
+            field = entry_field(entry)
+            if field in full:
                 continue
-            record = self.case(entry.case_id)
+            record = self.case(entry_case(entry))
             if record is None or record.case is None:
                 continue
             tries += 1
             if not self.try_assign(cause, record):
-                full.add(entry.legal_field)
+                full.add(field)
 
     def apply_person(self, cause: Event, person: RosterPerson, *, from_file: bool = False) -> None:
         """Store the person's new record; a deactivated person's cases go to someone else,

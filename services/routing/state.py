@@ -7,7 +7,7 @@ change returns a new value.
 """
 
 import bisect
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -147,29 +147,27 @@ class CaseRecord(BaseModel):
         return self.model_copy(update={"case": raised})
 
 
-class Waiting(BaseModel):
-    """A waiting case as the queue orders it: complaints first, then the oldest."""
+def waiting_entry(case: RoutedCase) -> str:
+    """A waiting case as the queue stores it: one string whose order is the serving order
+    (complaints first, then the oldest, then by id) and which names the field it needs.
+    Plain strings: the queue is stored whole with every batch that changes it."""
+    opened = case.opened_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
+    return "|".join(("0" if case.is_complaint else "1", opened, case.case_id, case.legal_field))
 
-    model_config = ConfigDict(frozen=True)
 
-    case_id: str
-    legal_field: LegalField
-    is_complaint: bool
-    opened_at: datetime
+def _mark(case_id: str) -> str:
+    """What only the entry of `case_id` contains (case ids hold no `|`)."""
+    return f"|{case_id}|"
 
-    @classmethod
-    def of(cls, case: RoutedCase) -> "Waiting":
-        """The queue entry of a case."""
-        return cls(
-            case_id=case.case_id,
-            legal_field=case.legal_field,
-            is_complaint=case.is_complaint,
-            opened_at=case.opened_at,
-        )
 
-    def order(self) -> tuple[bool, datetime, str]:
-        """Its place (`domain.queue_order`'s): complaints first, then the oldest, then by id."""
-        return (not self.is_complaint, self.opened_at, self.case_id)
+def entry_case(entry: str) -> str:
+    """The case id of a queue entry."""
+    return entry.split("|")[2]
+
+
+def entry_field(entry: str) -> str:
+    """The legal field a queue entry's case needs."""
+    return entry.split("|")[3]
 
 
 class Queue(BaseModel):
@@ -179,31 +177,33 @@ class Queue(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     kind: Literal["queue"] = "queue"
-    entries: tuple[Waiting, ...] = ()
+    entries: tuple[str, ...] = ()
+    """`waiting_entry` of each waiting case, sorted."""
 
     @property
     def case_ids(self) -> tuple[str, ...]:
         """The waiting cases, in the order they are served."""
-        return tuple(e.case_id for e in self.entries)
+        return tuple(entry_case(e) for e in self.entries)
 
     def plus(self, case: RoutedCase) -> "Queue":
         """The queue with the case in its place (moved if its place changed)."""
-        entry = Waiting.of(case)
-        kept = [e for e in self.entries if e.case_id != case.case_id]
-        at = bisect.bisect(kept, entry.order(), key=Waiting.order)
-        return self.model_copy(update={"entries": (*kept[:at], entry, *kept[at:])})
+        entry, mark = waiting_entry(case), _mark(case.case_id)
+        kept = [e for e in self.entries if mark not in e]
+        bisect.insort(kept, entry)
+        return self.model_copy(update={"entries": tuple(kept)})
 
     def minus(self, case_id: str) -> "Queue":
         """The queue without the case."""
-        if not any(e.case_id == case_id for e in self.entries):
+        if not self.holds(case_id):
             return self
-        return self.model_copy(
-            update={"entries": tuple(e for e in self.entries if e.case_id != case_id)}
-        )
+        mark = _mark(case_id)
+        kept = tuple(e for e in self.entries if mark not in e)
+        return self.model_copy(update={"entries": kept})
 
     def holds(self, case_id: str) -> bool:
         """True when the case waits."""
-        return any(e.case_id == case_id for e in self.entries)
+        mark = _mark(case_id)
+        return any(mark in e for e in self.entries)
 
 
 class Contract(BaseModel):

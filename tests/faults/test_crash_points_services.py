@@ -227,7 +227,7 @@ async def check_routing_state(db: Any, plan: Scenario, events: dict[str, dict[st
         assert record["state"] == ("assigned" if case_id in assigned else "waiting")
     waiting = {f"case-crash-{n}" for n in range(CASES)} - set(assigned)
     queue = stored.values.get("queue", {"entries": []})["entries"]
-    assert {e["case_id"] for e in queue} == waiting
+    assert {e.split("|")[2] for e in queue} == waiting
 
 
 async def check_followup_state(db: Any, events: dict[str, dict[str, Any]]) -> None:

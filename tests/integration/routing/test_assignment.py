@@ -100,7 +100,7 @@ async def test_capacity_runs_out_then_a_resolved_case_frees_a_slot_for_the_oldes
         assert stored.values["case/c-1"]["resolution"]["outcome"] == "advised"
         assert stored.values["case/c-4"]["state"] == "waiting"
         # In the order they will be served (c-ip was opened first; nobody knows its field).
-        assert [e["case_id"] for e in stored.values["queue"]["entries"]] == ["c-ip", "c-4"]
+        assert [e.split("|")[2] for e in stored.values["queue"]["entries"]] == ["c-ip", "c-4"]
 
 
 async def stored_value(db, settings, key: str) -> dict | None:
