@@ -9,6 +9,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import cached_property
 from typing import Any
 
 import phonenumbers
@@ -349,6 +350,15 @@ def fold(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class PhraseOrder:
+    """A lexicon's phrases, longest first, as `_matches` tries them."""
+
+    vocabulary: tuple[tuple[str, str, bool], ...]
+    dispute: tuple[tuple[str, str, bool], ...]
+    complaint: tuple[tuple[str, str, bool], ...]
+
+
+@dataclass(frozen=True)
 class Lexicon:
     """The classifier's vocabulary (lexicon.yaml): weighted phrases, already folded."""
 
@@ -377,6 +387,22 @@ class Lexicon:
             complaint_strong=frozenset(fold(p) for p in complaint.get("strong", [])),
         )
 
+    @cached_property
+    def vocabulary(self) -> dict[str, tuple[LegalField | None, float]]:
+        """Every field phrase with its field and weight; neutral phrases with none."""
+        weighted = {p: (f, w) for f, phrases in self.fields.items() for p, w in phrases.items()}
+        return {**dict.fromkeys(self.neutral, (None, 0.0)), **weighted}
+
+    @cached_property
+    def order(self) -> "PhraseOrder":
+        """The phrase lists in the order they are matched, sorted once."""
+        complaint = self.complaint_firm | self.complaint_negative | self.complaint_strong
+        return PhraseOrder(
+            vocabulary=longest_first(self.vocabulary),
+            dispute=longest_first(self.dispute),
+            complaint=longest_first(complaint),
+        )
+
     def expand(self, text: str) -> str:
         """Folded text with teen-code and abbreviations spelled out, amounts as "tien"."""
         words: list[str] = []
@@ -390,16 +416,22 @@ class Lexicon:
         return " ".join(words)
 
 
-def _matches(folded: str, accented: str, phrases: Mapping[str, Any]) -> list[str]:
+def longest_first(phrases: Iterable[str]) -> tuple[tuple[str, str, bool], ...]:
+    """(phrase, its needle, whether it is plain ASCII), longest phrases first: the order
+    `_matches` tries them in (computed once per lexicon)."""
+    ordered = sorted(phrases, key=lambda p: (-len(p.split()), -len(p), p))
+    return tuple((p, f" {p} ", p.isascii()) for p in ordered)
+
+
+def _matches(folded: str, accented: str, ordered: Sequence[tuple[str, str, bool]]) -> list[str]:
     """Phrases found in the text, longest first; a match consumes its words.
 
     Phrases without diacritics are looked for in the folded text, the others in the text
-    as written.
+    as written. `ordered`: `longest_first` of the phrases.
     """
     texts = {True: f" {folded} ", False: f" {accented} "}
     found = []
-    for phrase in sorted(phrases, key=lambda p: (-len(p.split()), -len(p), p)):
-        needle, ascii_phrase = f" {phrase} ", phrase.isascii()
+    for phrase, needle, ascii_phrase in ordered:
         if needle in texts[ascii_phrase]:
             found.append(phrase)
             texts[ascii_phrase] = texts[ascii_phrase].replace(needle, " | ")
@@ -427,19 +459,16 @@ def confidence_of(top: float, runner_up: float, *, scale: float = 2.5) -> float:
 def read_text(text: str, lexicon: Lexicon, *, dispute_score: float = 3.0) -> TextReading:
     """Score a message against every legal field and look for disputes and complaints."""
     words, accented = lexicon.expand(text), accented_words(text)
-    weighted = {p: (f, w) for f, phrases in lexicon.fields.items() for p, w in phrases.items()}
-    vocabulary = {**dict.fromkeys(lexicon.neutral, (None, 0.0)), **weighted}
+    vocabulary = lexicon.vocabulary
     scores: dict[LegalField, float] = dict.fromkeys(lexicon.fields, 0.0)
-    for phrase in _matches(words, accented, vocabulary):
+    for phrase in _matches(words, accented, lexicon.order.vocabulary):
         legal_field, weight = vocabulary[phrase]
         if legal_field is not None:
             scores[legal_field] += weight
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0].value))
     (best, top), runner_up = ranked[0], (ranked[1][1] if len(ranked) > 1 else 0.0)
-    dispute = sum(lexicon.dispute[p] for p in _matches(words, accented, lexicon.dispute))
-    complaint_terms = lexicon.complaint_firm | lexicon.complaint_negative
-    every_term = dict.fromkeys(complaint_terms | lexicon.complaint_strong)
-    found = set(_matches(words, accented, every_term))
+    dispute = sum(lexicon.dispute[p] for p in _matches(words, accented, lexicon.order.dispute))
+    found = set(_matches(words, accented, lexicon.order.complaint))
     complains = bool(found & lexicon.complaint_strong) or bool(
         found & lexicon.complaint_firm and found & lexicon.complaint_negative
     )
