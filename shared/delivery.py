@@ -73,12 +73,22 @@ def describe_error(error: BaseException, body: bytes | None = None) -> str:
 def dead_letter_headers(record: Any, error: BaseException, *, consumer: str) -> dict[str, str]:
     """The headers a dead letter carries: why, who gave up, and where the record was."""
     return {
-        "x-error": describe_error(error, record.value)[:4000],
-        "x-error-type": type(error).__name__,
-        "x-consumer": consumer,
-        "x-original-topic": record.topic,
+        **refusal_headers(error, consumer=consumer, topic=record.topic, body=record.value),
         "x-original-partition": str(record.partition),
         "x-original-offset": str(record.offset),
+    }
+
+
+def refusal_headers(
+    error: BaseException, *, consumer: str, topic: str, body: bytes | None = None
+) -> dict[str, str]:
+    """Why, who gave up, and the topic the refused message came from (without its place:
+    a later hop that refuses an event it carries does not know it)."""
+    return {
+        "x-error": describe_error(error, body)[:4000],
+        "x-error-type": type(error).__name__,
+        "x-consumer": consumer,
+        "x-original-topic": topic,
     }
 
 

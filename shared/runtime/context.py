@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NoReturn
 
-from shared.delivery import Rejected, describe_error
+from shared.delivery import Rejected, refusal_headers
 from shared.events import Event
 from shared.runtime.state import View
 from shared.runtime.timers import Timer
@@ -75,13 +75,14 @@ class Context:
         refusal reaches `<topic>.dlq`, where whoever published the event looks, not the
         internal topic's. The record's partition and offset stay with the first hop.
         """
-        error = Rejected(reason)
-        headers = (
-            ("x-error", describe_error(error)[:4000]),
-            ("x-error-type", type(error).__name__),
-            ("x-consumer", self._consumer),
-            ("x-original-topic", self._topic(topic)),
+        headers = refusal_headers(
+            Rejected(reason), consumer=self._consumer, topic=self._topic(topic)
         )
         self.emitted.append(
-            Outgoing(dlq(self._topic(topic)), event.partition_key(), event.to_bytes(), headers)
+            Outgoing(
+                dlq(self._topic(topic)),
+                event.partition_key(),
+                event.to_bytes(),
+                tuple(headers.items()),
+            )
         )

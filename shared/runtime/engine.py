@@ -106,6 +106,8 @@ class Runtime(Generic[V]):
         self.ledger_size = settings.runtime_ledger_size if ledger_size is None else ledger_size
         self.snapshot_min_docs = snapshot_min_docs or settings.runtime_snapshot_min_docs
         self.routes: dict[str, _Route] = {}
+        self._stateless: set[str] = set()
+        """Topics whose rules only pass events on: taken on any partition."""
         self.internal: set[str] = set()
         """Topics this runtime both publishes and consumes (re-keying): created at start."""
         self.timer_rules: dict[str, TimerRule] = {}
@@ -125,7 +127,8 @@ class Runtime(Generic[V]):
         self._loop = Background(self._run, name=f"runtime-{settings.service_name}")
         self._compactor = Background(self._compact, name=f"compact-{settings.service_name}")
         self._compact_every_s = compact_every_s or settings.runtime_compact_every_s
-        self._partition_count = 0
+        self._partitions: list[int] = []
+        """Every partition number of the inputs (known once started): where a key belongs."""
         self._partitioner = DefaultPartitioner()
 
     # Registration: what the service's handlers module does at import.
@@ -143,6 +146,8 @@ class Runtime(Generic[V]):
 
         def register(rule: Rule[E]) -> Rule[E]:
             self.routes[self.settings.topic(topic)] = _Route(model, rule, stateless)
+            if stateless:
+                self._stateless.add(self.settings.topic(topic))
             if internal:
                 self.internal.add(self.settings.topic(topic))
             return rule
@@ -202,7 +207,7 @@ class Runtime(Generic[V]):
         await await_group_coordinators(self.settings, [self.settings.consumer_group])
         await self._consumer.start()
         check_copartitioned(counts)
-        self._partition_count = max(counts.values(), default=0)
+        self._partitions = list(range(max(counts.values(), default=0)))
         self._consumer.subscribe(list(self.routes), listener=_Rebalance(self))
         self._loop.start()
         self._compactor.start()
@@ -271,7 +276,7 @@ class Runtime(Generic[V]):
                 states=self.partitions,
                 due=due,
                 owner_of=self._owner_of,
-                stateless={t for t, route in self.routes.items() if route.stateless},
+                stateless=self._stateless,
             )
             if not plan.offsets and not plan.work:
                 return 0
@@ -291,10 +296,9 @@ class Runtime(Generic[V]):
 
     def _owner_of(self, key: bytes) -> int | None:
         """The partition Kafka's default partitioner gives `key` (None before start)."""
-        if not self._partition_count:
+        if not self._partitions:
             return None
-        every = list(range(self._partition_count))
-        return self._partitioner(key, every, every)
+        return self._partitioner(key, self._partitions, self._partitions)
 
     async def _apply(self, partition: int, work: list[Work]) -> _Batch:
         """Run the partition's work in order on one batch view."""
