@@ -31,7 +31,7 @@ from .enums import (
 )
 from .metrics import KpiUpdated
 from .routing import CaseAssigned, FeeQuoted, RosterPerson, RosterUpdated
-from .staff import CaseResolved, ContractSigned
+from .staff import CaseReclassified, CaseResolved, ContractSigned
 from .survey import SurveyAnswered, SurveyExpired, SurveyReminded, SurveyRequested, SurveyScored
 
 EVENT_MODELS: dict[str, type[Event]] = {
@@ -46,6 +46,7 @@ EVENT_MODELS: dict[str, type[Event]] = {
         RosterUpdated,
         ContractSigned,
         CaseResolved,
+        CaseReclassified,
         CareContactRequested,
         CareContactCompleted,
         SurveyRequested,
@@ -62,6 +63,7 @@ EXTERNAL_EVENTS: tuple[type[Event], ...] = (
     ContactReceived,
     ContractSigned,
     CaseResolved,
+    CaseReclassified,
     CareContactCompleted,
     SurveyAnswered,
 )
@@ -78,6 +80,7 @@ __all__ = [
     "CareOutcome",
     "CaseAssigned",
     "CaseClassified",
+    "CaseReclassified",
     "CaseResolved",
     "Channel",
     "ContactKind",
