@@ -260,11 +260,13 @@ def choose_threshold(
     *,
     max_triage: float = MAX_TRIAGE,
 ) -> ThresholdChoice:
-    """The threshold with the best accuracy whose triage rate stays within `max_triage`
-    (ties: the higher threshold, which sends fewer wrong fields to a lawyer)."""
+    """The threshold with the best accuracy whose triage rate stays within `max_triage`;
+    among equally good ones the middle (they decide the held-out folds alike)."""
     options = [at_threshold(examples, predictions, t / 100) for t in range(100)]
     allowed = [o for o in options if o.triage_rate <= max_triage] or options[:1]
-    return max(allowed, key=lambda o: (round(o.accuracy, 9), o.threshold))
+    best = max(round(o.accuracy, 9) for o in allowed)
+    tied = [o for o in allowed if round(o.accuracy, 9) == best]
+    return tied[len(tied) // 2]
 
 
 @dataclass(frozen=True)
