@@ -117,3 +117,22 @@ def test_every_field_has_at_least_22_messages_and_other_30(rows: list[dict]) -> 
     counts = Counter(row["legal_field"] for row in rows)
     assert {field: counts[field] for field in FIELDS if counts[field] < 22} == {}
     assert counts["other"] >= 30
+
+
+def normalised(text: str) -> str:
+    """A message's text as compared across files: NFC, lower case, single spaces."""
+    return " ".join(unicodedata.normalize("NFC", text).lower().split())
+
+
+def test_no_blind_message_is_also_in_a_labelled_corpus(rows: list[dict]) -> None:
+    blind = {normalised(row["text"]) for row in rows}
+    corpora = sorted((Path(__file__).parents[3] / "tests" / "data").glob("*.jsonl"))
+    shared = {
+        corpus.name: sum(
+            1
+            for line in corpus.read_text(encoding="utf-8").splitlines()
+            if line.strip() and normalised(json.loads(line).get("text", "")) in blind
+        )
+        for corpus in corpora
+    }
+    assert {name: count for name, count in shared.items() if count} == {}
