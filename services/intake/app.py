@@ -9,8 +9,8 @@ import yaml
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 
-from services.intake.domain import IntakePolicy, Lexicon, SegmentPolicy
 from services.intake import models
+from services.intake.domain import IntakePolicy, Lexicon, SegmentPolicy
 from services.intake.handlers import intake_runtime
 from services.intake.model import Classifier
 from shared import topics
@@ -81,6 +81,7 @@ def load_classifier(directory: str | Path) -> Classifier | None:
     except models.NoModel as e:
         log.warning("classifier_model_missing", detail=str(e))
         return None
+    classifier.predict("")  # builds its lookup tables now, not on the first contact
     log.info("classifier_model_loaded", version=meta["version"], threshold=classifier.threshold)
     return classifier
 

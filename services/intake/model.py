@@ -10,6 +10,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -72,25 +73,24 @@ def features() -> FeatureUnion:
     )
 
 
-def linear(*, c: float = 10.0) -> Pipeline:
-    """Features, then a multinomial logistic regression."""
+def linear(*, c: float = 3.0) -> Pipeline:
+    """Features, then a multinomial logistic regression (C chosen by 5-fold cross-validation
+    on the training corpus among 3, 10, 30, 100: 83.4 %, 83.1 %, 83.1 %, 82.8 %)."""
     return Pipeline([("features", features()), ("model", LogisticRegression(C=c, max_iter=3000))])
 
 
 def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
-    """Word-bounded character n-grams, exactly as scikit-learn's 'char_wb' analyzer."""
+    """Word-bounded character n-grams, exactly as scikit-learn's 'char_wb' analyzer (a word
+    shorter than n counts once, whole, and ends its longer n-grams)."""
     grams: list[str] = []
     for word in text.split():
         w = f" {word} "
         size = len(w)
         for n in range(low, high + 1):
-            grams.append(w[:n])
-            offset = 0
-            while offset + n < size:
-                offset += 1
-                grams.append(w[offset : offset + n])
-            if offset == 0:
+            if size <= n:
+                grams.append(w)
                 break
+            grams += [w[i : i + n] for i in range(size - n + 1)]
     return grams
 
 
@@ -116,23 +116,33 @@ class View:
     idf: np.ndarray
     offset: int
 
-    def terms(self, message: str) -> tuple[list[int], list[float]]:
-        """Feature indexes and l2-normalised sublinear TF-IDF values of the message."""
-        text = _TEXTS[self.text](message)
+    @cached_property
+    def known(self) -> dict[str, tuple[int, float]]:
+        """Each term's place in the feature row and its idf, as plain Python numbers."""
+        idf = self.idf.tolist()
+        return {term: (self.offset + i, idf[i]) for term, i in self.vocabulary.items()}
+
+    def terms(self, text: str) -> tuple[list[int], list[float]]:
+        """Feature indexes and l2-normalised sublinear TF-IDF values of the text, already
+        prepared as the view reads it (accented words or folded)."""
         low, high = self.ngrams
         grams = (
             char_wb_ngrams(text, low, high)
             if self.analyzer == "char_wb"
             else word_ngrams(text, low, high)
         )
-        vocabulary, idf = self.vocabulary, self.idf
-        counts = Counter(i for i in map(vocabulary.get, grams) if i is not None)
-        if not counts:
+        known = self.known
+        indexes: list[int] = []
+        values: list[float] = []
+        for gram, count in Counter(grams).items():
+            found = known.get(gram)
+            if found is not None:
+                indexes.append(found[0])
+                values.append((1.0 + math.log(count)) * found[1] if count > 1 else found[1])
+        if not values:
             return [], []
-        indexes = list(counts)
-        values = [(1.0 + math.log(counts[i])) * idf[i] for i in indexes]
         norm = math.sqrt(sum(v * v for v in values))
-        return [self.offset + i for i in indexes], [v / norm for v in values]
+        return indexes, [v / norm for v in values]
 
 
 @dataclass(frozen=True)
@@ -151,19 +161,27 @@ class Classifier:
 
     def logits(self, message: str) -> np.ndarray:
         """The linear model's scores of each class for the message."""
+        texts = {kind: prepare(message) for kind, prepare in _TEXTS.items()}
         indexes: list[int] = []
         values: list[float] = []
         for view in self.views:
-            i, v = view.terms(message)
+            i, v = view.terms(texts[view.text])
             indexes += i
             values += v
         if not indexes:
             return self.intercept.copy()
-        return self.coef[:, indexes] @ np.asarray(values) + self.intercept
+        return np.asarray(values) @ self.weights[indexes] + self.intercept
+
+    @cached_property
+    def weights(self) -> np.ndarray:
+        """(features × classes) weights, rows contiguous: a message gathers its rows."""
+        return np.ascontiguousarray(self.coef.T)
 
     def probabilities(self, message: str) -> np.ndarray:
         """Calibrated probability of each class."""
-        return np.exp(log_softmax(self.logits(message) / self.temperature))
+        z = self.logits(message) / self.temperature
+        e = np.exp(z - z.max())
+        return e / e.sum()
 
     def predict(self, message: str) -> Prediction:
         """The most probable field and its calibrated probability."""

@@ -18,7 +18,14 @@ from shared.events import LegalField
 
 DATA = Path(__file__).with_name("data")
 CORPUS_GLOB = "corpus*.jsonl"
+LEXICON_CORPUS = Path(__file__).parents[2] / "tests" / "data" / "intake_corpus.jsonl"
+"""The corpus the lexicon was tuned on: labelled messages too (never blind-set lines)."""
 BLIND = DATA / "blind.jsonl"
+
+
+def default_corpus() -> list[Path]:
+    """The training corpus: services/intake/data/corpus*.jsonl and the lexicon's corpus."""
+    return [*sorted(DATA.glob(CORPUS_GLOB)), LEXICON_CORPUS]
 
 
 def read_examples(paths: Iterable[Path]) -> list[model.Example]:
@@ -125,7 +132,9 @@ def run(
 def parse(argv: Sequence[str]) -> argparse.Namespace:
     """The train command's options."""
     p = argparse.ArgumentParser(prog="python -m services.intake train", description=__doc__)
-    p.add_argument("--corpus", type=Path, nargs="*", help=f"default: {DATA}/{CORPUS_GLOB}")
+    p.add_argument(
+        "--corpus", type=Path, nargs="*", help="default: data/corpus*.jsonl + the lexicon's"
+    )
     p.add_argument("--blind", type=Path, default=BLIND, help="the frozen blind set")
     p.add_argument("--model-dir", type=Path, help="default: LEXCARE_INTAKE_MODEL_DIR")
     p.add_argument(
@@ -142,7 +151,7 @@ def main(argv: Sequence[str], settings: Any) -> int:
     if args.if_missing and models.newest(model_dir):
         print(f"model present: {models.newest(model_dir)}")
         return 0
-    corpus = args.corpus or sorted(DATA.glob(CORPUS_GLOB))
+    corpus = args.corpus or default_corpus()
     corrections = [] if args.no_corrections else asyncio.run(stored_corrections(settings))
     code, outcome = run(
         corpus=corpus, blind=args.blind, model_dir=model_dir, corrections=corrections
