@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import alone, baseline, pipeline
+from bench import alone, baseline, classifier, pipeline
 from bench.generator import ContactFactory, Publisher, contact_key, load_corpus, utc_now
 from bench.infra import (
     SERVICES,
@@ -56,7 +56,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--large", action="store_true", help="growth at 10k, 100k and 1M events")
     p.add_argument("--no-lifecycle", action="store_true", help="contacts only")
     p.add_argument(
-        "--phases", default="baseline,pipeline,alone", help="comma list of phases to run"
+        "--phases",
+        default="classifier,baseline,pipeline,alone",
+        help="comma list of phases to run",
     )
     p.add_argument("--services", default=",".join(SERVICES), help="services for 'alone'")
     p.add_argument(
@@ -214,6 +216,10 @@ async def main(args: argparse.Namespace) -> int:
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
     }
     began = time.monotonic()
+    if "classifier" in phases:
+        timing = classifier.measure()
+        results["classifier"] = asdict(timing) if timing else None
+        log(f"classifier: {results['classifier']}")
     with provide_infra() as infra:
         results["infra"] = infra.kind
         log(f"infra: {infra.kind} kafka={infra.kafka} mongo={infra.mongo_url} run={run}")

@@ -16,6 +16,13 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
     base = results.get("baseline", {}).get("per_second")
     if base:
         rows.append(_row("baseline", "raw aiokafka pass-through", base, "events/s", base))
+    timing = results.get("classifier")
+    if timing:
+        for key, label in (
+            ("model_us", "intake classifier: one message, model"),
+            ("classify_us", "intake classifier: one message, model + lexicon flags"),
+        ):
+            rows.append(_row("classifier", label, timing[key], "µs", base))
     for one in results.get("alone", []):
         note = "" if one["drained"] else f" ({one['handled']}/{one['events']} in cap)"
         rows.append(_row("alone", f"{one['service']}{note}", one["per_second"], "events/s", base))

@@ -122,19 +122,19 @@ class View:
         idf = self.idf.tolist()
         return {term: (self.offset + i, idf[i]) for term, i in self.vocabulary.items()}
 
-    def terms(self, text: str) -> tuple[list[int], list[float]]:
-        """Feature indexes and l2-normalised sublinear TF-IDF values of the text, already
-        prepared as the view reads it (accented words or folded)."""
+    def grams(self, text: str) -> Counter[str]:
+        """The view's n-grams of the text (prepared as the view reads it), counted."""
         low, high = self.ngrams
-        grams = (
-            char_wb_ngrams(text, low, high)
-            if self.analyzer == "char_wb"
-            else word_ngrams(text, low, high)
-        )
+        if self.analyzer == "char_wb":
+            return Counter(char_wb_ngrams(text, low, high))
+        return Counter(word_ngrams(text, low, high))
+
+    def terms(self, grams: Counter[str]) -> tuple[list[int], list[float]]:
+        """Feature indexes and l2-normalised sublinear TF-IDF values of counted n-grams."""
         known = self.known
         indexes: list[int] = []
         values: list[float] = []
-        for gram, count in Counter(grams).items():
+        for gram, count in grams.items():
             found = known.get(gram)
             if found is not None:
                 indexes.append(found[0])
@@ -162,10 +162,15 @@ class Classifier:
     def logits(self, message: str) -> np.ndarray:
         """The linear model's scores of each class for the message."""
         texts = {kind: prepare(message) for kind, prepare in _TEXTS.items()}
+        counted: dict[tuple[str, str, tuple[int, int]], Counter[str]] = {}
         indexes: list[int] = []
         values: list[float] = []
         for view in self.views:
-            i, v = view.terms(texts[view.text])
+            # A message written without accents reads the same folded: count its n-grams once.
+            key = (texts[view.text], view.analyzer, view.ngrams)
+            if key not in counted:
+                counted[key] = view.grams(key[0])
+            i, v = view.terms(counted[key])
             indexes += i
             values += v
         if not indexes:
