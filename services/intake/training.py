@@ -15,6 +15,8 @@ from pydantic import TypeAdapter
 from services.intake import model, models
 from services.intake.state import Correction, Value
 from shared.events import LegalField
+from shared.mongo import make_mongo, service_db
+from shared.runtime.storage import ChangeStore
 
 DATA = Path(__file__).with_name("data")
 CORPUS_GLOB = "corpus*.jsonl"
@@ -54,24 +56,27 @@ def corrections_as_examples(corrections: Iterable[Correction]) -> list[model.Exa
     ]
 
 
-async def stored_corrections(settings: Any) -> list[Correction]:
-    """Every `correction/<case_id>` intake's runtime stored, from all its partitions."""
-    from shared.mongo import make_mongo, service_db
-    from shared.runtime.storage import ChangeStore
+async def stored_corrections(db: Any, partitions: int) -> list[Correction]:
+    """Every `correction/<case_id>` intake's runtime stored in `db`, from all its partitions
+    (each restored read-only, as its next owner would)."""
+    store = ChangeStore(db, "state")
+    decode = TypeAdapter(Value).validate_python
+    found: list[Correction] = []
+    for partition in range(partitions):
+        restored = await store.restore(partition)
+        for key, (value, _) in restored.values.items():
+            if key.startswith("correction/"):
+                correction = decode(value)
+                if isinstance(correction, Correction):
+                    found.append(correction)
+    return found
 
+
+async def corrections_of(settings: Any) -> list[Correction]:
+    """The corrections in the database `settings` name (intake's own)."""
     client = make_mongo(settings)
     try:
-        store = ChangeStore(service_db(client, settings), "state")
-        decode = TypeAdapter(Value).validate_python
-        found: list[Correction] = []
-        for partition in range(settings.partitions):
-            restored = await store.restore(partition)
-            for key, (value, _) in restored.values.items():
-                if key.startswith("correction/"):
-                    correction = decode(value)
-                    if isinstance(correction, Correction):
-                        found.append(correction)
-        return found
+        return await stored_corrections(service_db(client, settings), settings.partitions)
     finally:
         await client.close()
 
@@ -152,7 +157,7 @@ def main(argv: Sequence[str], settings: Any) -> int:
         print(f"model present: {models.newest(model_dir)}")
         return 0
     corpus = args.corpus or default_corpus()
-    corrections = [] if args.no_corrections else asyncio.run(stored_corrections(settings))
+    corrections = [] if args.no_corrections else asyncio.run(corrections_of(settings))
     code, outcome = run(
         corpus=corpus, blind=args.blind, model_dir=model_dir, corrections=corrections
     )

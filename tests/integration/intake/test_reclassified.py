@@ -59,3 +59,9 @@ async def test_a_correction_republishes_the_case_and_becomes_a_labelled_example(
     )  # fmt: skip
     assert "giải thể" in stored["text"]
     assert "0912345678" not in stored["text"] and "Hoa" not in stored["text"]
+
+    # What `python -m services.intake train` reads from the database: this example.
+    [example] = training.corrections_as_examples(
+        await training.stored_corrections(kafka.db, kafka.partitions)
+    )
+    assert (example.text, example.legal_field) == (stored["text"], "civil_commercial")
