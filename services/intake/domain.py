@@ -496,6 +496,8 @@ class Prediction:
 
     legal_field: LegalField
     probability: float
+    is_dispute: bool = False
+    """The model reads a dispute with another party (when it has a dispute head)."""
 
 
 @dataclass(frozen=True)
@@ -530,9 +532,12 @@ def classify(
     prediction: Prediction | None = None,
 ) -> Classification:
     """Legal field (a form's choice wins, then the trained model's `prediction`, else the
-    lexicon's scores), confidence, triage, dispute and complaint (from the lexicon)."""
+    lexicon's scores), confidence, triage; dispute when the lexicon or the model reads one;
+    complaint from the kind or the lexicon."""
     reading = read_text(message, lexicon)
     is_complaint = kind is ContactKind.COMPLAINT or reading.complains_about_firm
+    if prediction is not None and prediction.is_dispute:
+        reading = replace(reading, is_dispute=True)
     if form_field is not None:
         return Classification(
             form_field, 1.0, False, reading.is_dispute, is_complaint,

@@ -279,7 +279,7 @@ def _decide(
         form_field=contact.legal_field,
         lexicon=rules.lexicon,
         threshold=policy.confidence_threshold,
-        prediction=model.predict(contact.message) if model and not contact.legal_field else None,
+        prediction=model.predict(contact.message) if model else None,
     )
     attached = domain.case_to_attach(
         [case.open_case() for case in after.open_cases],

@@ -46,6 +46,8 @@ class Example:
     legal_field: LegalField
     also_accept: tuple[LegalField, ...] = ()
     styles: tuple[str, ...] = ()
+    is_dispute: bool | None = None
+    """Whether it describes a dispute with another party; None: not labelled."""
 
     def accepts(self, predicted: LegalField) -> bool:
         """True when a lawyer takes `predicted` for this message."""
@@ -158,9 +160,12 @@ class Classifier:
     """Logits are divided by it before the softmax: fitted on held-out folds."""
     threshold: float
     """Below this probability the case is `other` and goes to triage."""
+    dispute_coef: np.ndarray | None = None
+    """Weights of the dispute head (a logistic regression on the same features), if any."""
+    dispute_intercept: float = 0.0
 
-    def logits(self, message: str) -> np.ndarray:
-        """The linear model's scores of each class for the message."""
+    def features(self, message: str) -> tuple[list[int], np.ndarray]:
+        """The message's non-zero feature indexes and their TF-IDF values."""
         texts = {kind: prepare(message) for kind, prepare in _TEXTS.items()}
         counted: dict[tuple[str, str, tuple[int, int]], Counter[str]] = {}
         indexes: list[int] = []
@@ -173,29 +178,44 @@ class Classifier:
             i, v = view.terms(counted[key])
             indexes += i
             values += v
+        return indexes, np.asarray(values)
+
+    def logits(self, message: str) -> np.ndarray:
+        """The linear model's scores of each class for the message."""
+        return self._logits(*self.features(message))
+
+    def _logits(self, indexes: list[int], values: np.ndarray) -> np.ndarray:
         if not indexes:
             return self.intercept.copy()
-        return np.asarray(values) @ self.weights[indexes] + self.intercept
+        return values @ self.weights[indexes] + self.intercept
 
     @cached_property
     def weights(self) -> np.ndarray:
         """(features × classes) weights, rows contiguous: a message gathers its rows."""
         return np.ascontiguousarray(self.coef.T)
 
-    def probabilities(self, message: str) -> np.ndarray:
-        """Calibrated probability of each class."""
-        z = self.logits(message) / self.temperature
-        e = np.exp(z - z.max())
-        return e / e.sum()
-
     def predict(self, message: str) -> Prediction:
-        """The most probable field and its calibrated probability."""
-        p = self.probabilities(message)
+        """The most probable field, its calibrated probability, and the dispute head's
+        reading (probability ≥ 0.5)."""
+        indexes, values = self.features(message)
+        z = self._logits(indexes, values) / self.temperature
+        e = np.exp(z - z.max())
+        p = e / e.sum()
         best = int(p.argmax())
-        return Prediction(self.classes[best], float(p[best]))
+        dispute = False
+        if self.dispute_coef is not None:
+            score = float(values @ self.dispute_coef[indexes]) if indexes else 0.0
+            dispute = score + self.dispute_intercept >= 0.0
+        return Prediction(self.classes[best], float(p[best]), is_dispute=dispute)
 
 
-def compile_pipeline(fitted: Pipeline, *, temperature: float, threshold: float) -> Classifier:
+def compile_pipeline(
+    fitted: Pipeline,
+    *,
+    temperature: float,
+    threshold: float,
+    dispute: LogisticRegression | None = None,
+) -> Classifier:
     """The fitted scikit-learn pipeline as plain arrays."""
     union: FeatureUnion = fitted.named_steps["features"]
     model: LogisticRegression = fitted.named_steps["model"]
@@ -214,6 +234,20 @@ def compile_pipeline(fitted: Pipeline, *, temperature: float, threshold: float) 
         intercept=model.intercept_.astype(np.float64),
         temperature=temperature,
         threshold=threshold,
+        dispute_coef=dispute.coef_[0].astype(np.float64) if dispute is not None else None,
+        dispute_intercept=float(dispute.intercept_[0]) if dispute is not None else 0.0,
+    )
+
+
+def fit_dispute(fitted: Pipeline, examples: Sequence[Example]) -> LogisticRegression | None:
+    """A dispute head on the fitted features, from the examples labelled for it (None when
+    they do not show both kinds)."""
+    labelled = [e for e in examples if e.is_dispute is not None]
+    if len({e.is_dispute for e in labelled}) < 2:
+        return None
+    features = fitted.named_steps["features"].transform([e.text for e in labelled])
+    return LogisticRegression(C=3.0, max_iter=3000).fit(
+        features, [bool(e.is_dispute) for e in labelled]
     )
 
 
@@ -316,7 +350,12 @@ def train(examples: Sequence[Example], *, max_triage: float = MAX_TRIAGE) -> Tra
     ]
     choice = choose_threshold(examples, held_out, max_triage=max_triage)
     fitted = linear().fit(texts, labels)
-    classifier = compile_pipeline(fitted, temperature=temperature, threshold=choice.threshold)
+    classifier = compile_pipeline(
+        fitted,
+        temperature=temperature,
+        threshold=choice.threshold,
+        dispute=fit_dispute(fitted, examples),
+    )
     return Trained(classifier, choice, len(examples))
 
 
@@ -330,9 +369,15 @@ class Scores:
     count: int
     per_style: dict[str, float]
     per_field: dict[str, float]
+    dispute: float | None = None
+    """Share of dispute-labelled examples whose dispute reading is right."""
 
 
-def score(examples: Sequence[Example], given: Sequence[LegalField]) -> Scores:
+def score(
+    examples: Sequence[Example],
+    given: Sequence[LegalField],
+    disputes: Sequence[bool] | None = None,
+) -> Scores:
     """How many decided fields a lawyer accepts, overall, per style and per true field."""
     right = [e.accepts(g) for e, g in zip(examples, given, strict=True)]
     styles: dict[str, list[bool]] = {}
@@ -348,13 +393,23 @@ def score(examples: Sequence[Example], given: Sequence[LegalField]) -> Scores:
         count=len(right),
         per_style={s: sum(v) / len(v) for s, v in sorted(styles.items())},
         per_field={f: sum(v) / len(v) for f, v in sorted(fields.items())},
+        dispute=dispute_accuracy(examples, disputes) if disputes is not None else None,
     )
+
+
+def dispute_accuracy(examples: Sequence[Example], disputes: Sequence[bool]) -> float | None:
+    """Share of dispute-labelled examples read right."""
+    pairs = [(e.is_dispute, d) for e, d in zip(examples, disputes, strict=True)]
+    labelled = [truth == d for truth, d in pairs if truth is not None]
+    return sum(labelled) / len(labelled) if labelled else None
 
 
 def evaluate(classifier: Classifier, examples: Sequence[Example]) -> Scores:
     """The classifier's decided fields (triage as `other`) scored on labelled examples."""
-    given = [decided(classifier.predict(e.text), classifier.threshold) for e in examples]
-    return score(examples, given)
+    predictions = [classifier.predict(e.text) for e in examples]
+    given = [decided(p, classifier.threshold) for p in predictions]
+    disputes = [p.is_dispute for p in predictions] if classifier.dispute_coef is not None else None
+    return score(examples, given, disputes)
 
 
 def refusal(candidate: Scores, current: Scores | None) -> str | None:

@@ -62,6 +62,9 @@ def save(classifier: Classifier, directory: Path, *, report: dict[str, Any]) -> 
         "coef": classifier.coef.astype(np.float32),
         "intercept": classifier.intercept,
     }
+    if classifier.dispute_coef is not None:
+        arrays["dispute.coef"] = classifier.dispute_coef.astype(np.float32)
+        arrays["dispute.intercept"] = np.array(classifier.dispute_intercept)
     for view in classifier.views:
         terms = sorted(view.vocabulary, key=view.vocabulary.__getitem__)
         arrays[f"{view.name}.terms"] = np.array(terms, dtype=str)
@@ -99,6 +102,12 @@ def load(path: Path) -> tuple[Classifier, dict[str, Any]]:
             intercept=data["intercept"].astype(np.float64),
             temperature=float(meta["temperature"]),
             threshold=float(meta["threshold"]),
+            dispute_coef=(
+                data["dispute.coef"].astype(np.float64) if "dispute.coef" in data.files else None
+            ),
+            dispute_intercept=(
+                float(data["dispute.intercept"]) if "dispute.intercept" in data.files else 0.0
+            ),
         )
     return classifier, meta
 

@@ -44,6 +44,7 @@ def read_examples(paths: Iterable[Path]) -> list[model.Example]:
                     legal_field=LegalField(row["legal_field"]),
                     also_accept=tuple(LegalField(f) for f in row.get("also_accept", [])),
                     styles=tuple(row.get("styles", [])),
+                    is_dispute=row.get("is_dispute"),
                 )
             )
     return examples
@@ -85,9 +86,10 @@ def report_lines(label: str, scores: model.Scores | None) -> list[str]:
     """A model's blind-set scores as printable lines."""
     if scores is None:
         return [f"{label}: none"]
+    dispute = "" if scores.dispute is None else f", dispute head {scores.dispute:.1%}"
     lines = [
         f"{label}: accuracy {scores.accuracy:.1%} on {scores.count}, "
-        f"triage rate on legal questions {scores.triage_rate:.1%}"
+        f"triage rate on legal questions {scores.triage_rate:.1%}{dispute}"
     ]
     lines += [f"  style {s:<22}{v:>7.1%}" for s, v in scores.per_style.items()]
     lines += [f"  field {f:<22}{v:>7.1%}" for f, v in scores.per_field.items()]

@@ -47,6 +47,9 @@ def test_a_saved_model_loads_as_the_same_classifier_and_the_newest_version_wins(
             trained.classifier.predict(text).probability, abs=1e-5
         )
     assert loaded.threshold == trained.classifier.threshold
+    assert trained.classifier.dispute_coef is not None  # the corpus labels disputes
+    for text in ("hàng xóm lấn chiếm đất nhà tôi", "thủ tục sang tên sổ đỏ"):
+        assert loaded.predict(text).is_dispute == trained.classifier.predict(text).is_dispute
 
 
 def test_no_model_file_is_said_so_and_a_pickled_array_is_never_loaded(tmp_path):
@@ -91,7 +94,22 @@ def test_below_the_threshold_the_case_is_other_and_needs_triage():
     assert (sure.legal_field, sure.needs_triage, sure.confidence) == (LegalField.LAND, False, 0.8)
     assert sure.explanation is not None and sure.explanation.startswith("matched: ")
     assert (unsure.legal_field, unsure.needs_triage) == (LegalField.OTHER, True)
-    assert unsure.is_dispute == sure.is_dispute  # flags still come from the lexicon
+    assert unsure.is_dispute == sure.is_dispute  # the flags do not depend on the threshold
+
+
+def test_a_dispute_is_read_by_the_lexicon_or_the_model():
+    lexicon = load_lexicon()
+    quiet = "chồng giấu tiền bán nhà chung"  # no dispute phrase of the lexicon
+
+    def dispute(text: str, model_says: bool) -> bool:
+        prediction = Prediction(LegalField.FAMILY, 0.9, is_dispute=model_says)
+        return classify(
+            message=text, kind=ContactKind.INQUIRY, form_field=None, lexicon=lexicon,
+            threshold=0.5, prediction=prediction,
+        ).is_dispute  # fmt: skip
+
+    assert dispute(quiet, True) and not dispute(quiet, False)
+    assert dispute("tranh chấp quyền nuôi con, muốn khởi kiện", False)  # the lexicon's
 
 
 def test_trained_on_the_corpus_the_model_beats_the_lexicons_floor_on_the_holdout(trained):
