@@ -596,6 +596,28 @@ class CaseDecision:
         return bool(self.legal_aid_categories)
 
 
+@dataclass(frozen=True)
+class CustomerFacts:
+    """What a decision reports about the customer from their profile, on a given day."""
+
+    legal_aid_categories: list[LegalAidCategory]
+    age_band: AgeBand | None
+    birthday: str | None
+
+
+def customer_facts(profile: Profile, *, today: date, policy: IntakePolicy) -> CustomerFacts:
+    """Legal-aid categories (age included), age band and MM-DD birthday of the customer."""
+    birth = profile.birth_date
+    age = age_on(birth, today) if birth else None
+    return CustomerFacts(
+        legal_aid_categories=legal_aid_categories(
+            profile.legal_aid, age=age, elderly_age=policy.elderly_age
+        ),
+        age_band=age_band(age) if age is not None else None,
+        birthday=f"{birth.month:02d}-{birth.day:02d}" if birth else None,
+    )
+
+
 def decide_case(
     *,
     new_case_id: str,
@@ -620,9 +642,8 @@ def decide_case(
         else (reading.legal_field, reading.confidence, reading.needs_triage)
     )
     explanation = "the case's field, kept" if takes_case_field else reading.explanation
-    birth = profile.birth_date
-    age = age_on(birth, today) if birth else None
     documents = list(dict.fromkeys([*case_documents, *contact.documents]))
+    facts = customer_facts(profile, today=today, policy=policy)
     return CaseDecision(
         case_id=attached.case_id if attached else new_case_id,
         new_case=attached is None,
@@ -631,9 +652,7 @@ def decide_case(
         needs_triage=needs_triage,
         is_dispute=reading.is_dispute or attached_is_dispute,
         is_complaint=reading.is_complaint,
-        legal_aid_categories=legal_aid_categories(
-            profile.legal_aid, age=age, elderly_age=policy.elderly_age
-        ),
+        legal_aid_categories=facts.legal_aid_categories,
         segment=segment_for(
             contracts=contracts,
             other_cases=other_cases,
@@ -641,8 +660,8 @@ def decide_case(
             at=at,
             policy=policy.segments,
         ),
-        age_band=age_band(age) if age is not None else None,
-        birthday=f"{birth.month:02d}-{birth.day:02d}" if birth else None,
+        age_band=facts.age_band,
+        birthday=facts.birthday,
         income_tier=contact.income_tier or profile.income_tier,
         missing_items=missing_items(profile, documents=documents),
         explanation=explanation,
@@ -685,8 +704,7 @@ def corrected_decision(
     policy: IntakePolicy,
 ) -> CaseDecision:
     """The case's decision once staff gave it `legal_field`: sure, nothing to triage."""
-    birth = profile.birth_date
-    age = age_on(birth, today) if birth else None
+    facts = customer_facts(profile, today=today, policy=policy)
     return CaseDecision(
         case_id=case_id,
         new_case=False,
@@ -695,12 +713,10 @@ def corrected_decision(
         needs_triage=False,
         is_dispute=is_dispute,
         is_complaint=is_complaint,
-        legal_aid_categories=legal_aid_categories(
-            profile.legal_aid, age=age, elderly_age=policy.elderly_age
-        ),
+        legal_aid_categories=facts.legal_aid_categories,
         segment=segment,
-        age_band=age_band(age) if age is not None else None,
-        birthday=f"{birth.month:02d}-{birth.day:02d}" if birth else None,
+        age_band=facts.age_band,
+        birthday=facts.birthday,
         income_tier=profile.income_tier,
         missing_items=missing_items(profile, documents=documents),
     )
