@@ -10,7 +10,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -82,18 +82,27 @@ def linear(*, c: float = 3.0) -> Pipeline:
 
 
 def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
-    """Word-bounded character n-grams, exactly as scikit-learn's 'char_wb' analyzer (a word
-    shorter than n counts once, whole, and ends its longer n-grams)."""
+    """Word-bounded character n-grams, exactly as scikit-learn's 'char_wb' analyzer."""
     grams: list[str] = []
     for word in text.split():
-        w = f" {word} "
-        size = len(w)
-        for n in range(low, high + 1):
-            if size <= n:
-                grams.append(w)
-                break
-            grams += [w[i : i + n] for i in range(size - n + 1)]
+        grams += word_char_ngrams(word, low, high)
     return grams
+
+
+@lru_cache(maxsize=65_536)
+def word_char_ngrams(word: str, low: int, high: int) -> tuple[str, ...]:
+    """One word's character n-grams, padded with a space each side (a word shorter than n
+    counts once, whole, and ends its longer n-grams). Cached: Vietnamese is written in a
+    few thousand syllables, so most words were seen before."""
+    w = f" {word} "
+    size = len(w)
+    grams: list[str] = []
+    for n in range(low, high + 1):
+        if size <= n:
+            grams.append(w)
+            break
+        grams += [w[i : i + n] for i in range(size - n + 1)]
+    return tuple(grams)
 
 
 def word_ngrams(text: str, low: int, high: int) -> list[str]:
