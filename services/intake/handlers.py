@@ -513,7 +513,14 @@ def _reclassify(
         channel=case.channel or point.channel, kind=case.kind or ContactKind.INQUIRY, point=point,
     )  # fmt: skip
     payload["explanation"] = f"corrected by {event.agent_id} from {case.legal_field.value}"
-    ctx.emit(CaseClassified.caused_by(event, producer=rules.producer, correction=True, **payload))
+    out = CaseClassified.caused_by(
+        event,
+        producer=rules.producer,
+        correction=True,
+        corrected_from=case.legal_field.value,
+        **payload,
+    )
+    ctx.emit(out)
     log.info(
         "case_reclassified",
         case_id=event.case_id,

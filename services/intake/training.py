@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
+from pymongo.errors import PyMongoError
 
 from services.intake import model, models
 from services.intake.state import Correction, Value
@@ -159,7 +160,11 @@ def main(argv: Sequence[str], settings: Any) -> int:
         print(f"model present: {models.newest(model_dir)}")
         return 0
     corpus = args.corpus or default_corpus()
-    corrections = [] if args.no_corrections else asyncio.run(corrections_of(settings))
+    try:
+        corrections = [] if args.no_corrections else asyncio.run(corrections_of(settings))
+    except PyMongoError as e:
+        print(f"cannot read the corrections ({type(e).__name__}); --no-corrections skips them")
+        return 2
     code, outcome = run(
         corpus=corpus, blind=args.blind, model_dir=model_dir, corrections=corrections
     )

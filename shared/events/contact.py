@@ -155,6 +155,11 @@ class CaseClassified(Event):
             "classified again, no new contact."
         ),
     )
+    corrected_from: LegalField | None = Field(
+        default=None,
+        description="On a correction: the field the case had before staff corrected it.",
+        examples=["enterprise"],
+    )
     explanation: str | None = Field(
         default=None,
         max_length=1_000,

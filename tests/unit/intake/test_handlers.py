@@ -293,6 +293,7 @@ def test_a_correction_republishes_the_case_and_keeps_its_text_without_identity(i
     intake.send(reclassified(first["case_id"], "labor"))
     _, again = intake.classified
     assert again["correction"] is True and again["new_case"] is False
+    assert again["corrected_from"] == first["legal_field"]
     assert (again["case_id"], again["customer_id"]) == (first["case_id"], first["customer_id"])
     assert (again["legal_field"], again["confidence"], again["needs_triage"]) == (
         "labor", 1.0, False,
