@@ -67,11 +67,9 @@ schemas: uv ## write JSON Schemas of every event and the AsyncAPI document to do
 
 bench: install ## benchmarks: prints a table, writes bench/results/*.json
 	@$(UV) run --frozen python -m bench
-	@$(UV) run --frozen python -m bench.metrics_growth --events 10000,100000
 
 bench-large: install ## benchmarks including the 1M-event cost-growth run
 	@$(UV) run --frozen python -m bench --large
-	@$(UV) run --frozen python -m bench.metrics_growth --events 10000,100000,1000000
 
 kpi: uv ## today's and this month's KPIs as a table (needs a running metrics service)
 	@$(UV) run --frozen python -m services.metrics kpi

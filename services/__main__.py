@@ -16,6 +16,7 @@ from services.intake.app import create_app as create_intake
 from services.intake.app import specification as intake_specification
 from services.metrics.app import MetricsSettings
 from services.metrics.app import create_app as create_metrics
+from services.metrics.app import specification as metrics_specification
 from services.routing.app import RoutingSettings
 from services.routing.app import create_app as create_routing
 from services.routing.app import specification as routing_specification
@@ -36,6 +37,7 @@ SPECIFICATIONS: dict[str, Callable[[Any], Any]] = {
     "intake": intake_specification,
     "survey": survey_specification,
     "followup": followup_specification,
+    "metrics": metrics_specification,
 }
 """Services on the stateful runtime: the broker that declares what their runtime consumes."""
 

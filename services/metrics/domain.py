@@ -2,20 +2,22 @@
 
 A case's *sheet* is the set of its entries (one per event, keyed by event id, so a
 duplicate changes nothing). `case_facts(sheet)` is a pure function of that set: the KPI
-contributions of the case. The engine keeps the facts it last added for each case and
-applies only the difference, so arrival order never matters and a late event moves its
+contributions of the case. `case_change(sheet, entry)` gives what one more entry changes
+(facts retracted, facts added), so arrival order never matters and a late event moves its
 contribution into the window of its own occurred_at.
 
 One rule looks beyond the case: a contract's revenue is *returning* when its customer had
-signed another contract before it (by occurred_at, then event id). The engine knows each
-customer's first contract and passes `case_facts` a `Returning` predicate for it.
+signed another contract before it (by occurred_at, then event id). A case's revenue facts
+count every contract as new and name it (`ref`); the totals, which know each customer's
+first contract, split them when they add them to the cells (services.metrics.engine).
 """
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from shared.events import (
     CareContactCompleted,
@@ -35,9 +37,6 @@ from shared.events import (
 
 BusinessSeconds = Callable[[datetime, datetime], float]
 """Seconds between two instants counted only inside the care windows."""
-
-Returning = Callable[[str | None, "CaseEntry"], bool]
-"""Whether the customer (None: not known yet) had signed a contract before this one."""
 
 FRT_BUCKETS: tuple[tuple[str, int], ...] = (
     ("0-1h", 3_600_000),
@@ -194,6 +193,8 @@ class Fact:
     denominator: int = 0
     parts: tuple[tuple[str, int], ...] = ()
     sample_ms: int | None = None
+    ref: str | None = None
+    """A revenue fact's contract event id (its split into new and returning depends on it)."""
 
 
 _MILLISECOND = timedelta(milliseconds=1)
@@ -276,16 +277,11 @@ def signed_contracts(entries: Iterable[CaseEntry]) -> tuple[str | None, list[Cas
     return (origin.customer_id if origin else None), _first_per_ref(view[EntryKind.CONTRACT])
 
 
-def _never_returning(customer_id: str | None, contract: CaseEntry) -> bool:
-    return False
-
-
 def case_facts(
-    entries: Iterable[CaseEntry],
-    business_seconds: BusinessSeconds | None = None,
-    returning: Returning = _never_returning,
+    entries: Iterable[CaseEntry], business_seconds: BusinessSeconds | None = None
 ) -> Counter[Fact]:
-    """Every KPI contribution of one case, from its sheet (order-independent)."""
+    """Every KPI contribution of one case, from its sheet (order-independent); revenue
+    counted as new, its contract named by `ref`."""
     K = EntryKind
     view = _view(entries)
     contacts = view[K.CONTACT]
@@ -325,11 +321,9 @@ def case_facts(
     aid = sorted((e for e in (*contacts, *view[K.QUOTED]) if e.legal_aid), key=_order)
     if aid:
         add("legal_aid_referrals", aid[0].at, numerator=1)
-    customer = origin.customer_id if origin else None
     for contract in contracts:
-        split = "returning" if returning(customer, contract) else "new"
-        parts = ((split, contract.amount),)
-        add("revenue_vnd", contract.at, numerator=contract.amount, parts=parts)
+        parts = (("new", contract.amount),)
+        add("revenue_vnd", contract.at, numerator=contract.amount, parts=parts, ref=contract.id)
     reached = _first(view[K.REACHED])
     if reached and origin:
         ms = _ms(origin.at, reached.at)
@@ -374,3 +368,52 @@ def nps_group(score: int) -> str:
     if score >= 9:
         return "promoters"
     return "passives" if score >= 7 else "detractors"
+
+
+@dataclass(frozen=True, slots=True)
+class CaseChange:
+    """What one entry changes of its case's KPI contributions (revenue not split yet)."""
+
+    case_id: str
+    retract: tuple[tuple[Fact, int], ...]
+    add: tuple[tuple[Fact, int], ...]
+    customer_before: str | None
+    """The customer the case ran from before the entry (its retracted revenue's)."""
+    customer_after: str | None
+    contracts: tuple[CaseEntry, ...] = ()
+    """The case's contracts once each, offered as its customer's first (when it has one)."""
+    contact: tuple[str, date] | None = None
+    """(customer, local day) of a new contact, for retention."""
+
+
+def case_change(
+    sheet: Mapping[str, CaseEntry],
+    entry: CaseEntry,
+    *,
+    tz: ZoneInfo,
+    business_seconds: BusinessSeconds | None = None,
+) -> CaseChange | None:
+    """What `entry` changes of its case (None: already on the sheet)."""
+    if entry.id in sheet:
+        return None
+    before_customer, _ = signed_contracts(sheet.values())
+    after_sheet = [*sheet.values(), entry]
+    customer, contracts = signed_contracts(after_sheet)
+    before = case_facts(sheet.values(), business_seconds) if sheet else Counter()
+    after = case_facts(after_sheet, business_seconds)
+    retract, add = before - after, after - before
+    if before_customer != customer:  # its revenue is split again for the other customer
+        kept = Counter({f: n for f, n in (before & after).items() if f.kpi == "revenue_vnd"})
+        retract, add = retract + kept, add + kept
+    contact = None
+    if entry.kind is EntryKind.CONTACT and entry.customer_id:
+        contact = (entry.customer_id, entry.at.astimezone(tz).date())
+    return CaseChange(
+        case_id=entry.case_id,
+        retract=tuple(retract.items()),
+        add=tuple(add.items()),
+        customer_before=before_customer,
+        customer_after=customer,
+        contracts=tuple(contracts) if customer else (),
+        contact=contact,
+    )

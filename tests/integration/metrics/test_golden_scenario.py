@@ -425,15 +425,14 @@ def latest_per_key(records: list) -> dict[bytes, dict]:
     return {r.key: orjson.loads(r.value) for r in records}
 
 
-@pytest.mark.parametrize("max_cases", [20_000, 2], ids=["sheets-in-memory", "two-sheets-in-memory"])
+@pytest.mark.parametrize("max_keys", [100_000, 2], ids=["all-in-memory", "two-keys-in-memory"])
 async def test_golden_values_over_http_and_on_the_kpi_topic(
-    infra, settings_for, run_app, serve_http, max_cases
+    infra, settings_for, run_app, serve_http, max_keys
 ):
     settings = settings_for(
         MetricsSettings,
         publish_interval_s=0.2,
-        kpi_store_interval_s=0.5,
-        max_cases_in_memory=max_cases,  # 2: cases are set aside and reloaded from the store
+        runtime_max_keys=max_keys,  # 2: sheets and cells leave memory and are reloaded
     )
     app = create_app(settings, clock=FakeClock(NOW))
     await run_app(app)
