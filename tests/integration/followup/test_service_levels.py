@@ -93,6 +93,8 @@ async def test_a_wait_on_the_customer_moves_the_breach_past_the_pause(infra, set
         async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
             opened = classified("c-p", vn(2026, 11, 30, 9, 0))
             await kafka.send("case.classified", wire(opened), key="c-p")
+            # Topics are not ordered between each other: the staff wait follows the opening.
+            await eventually(lambda: _clocks(db, settings.partitions, "c-p"), timeout=30)
             await kafka.send(
                 "case.waiting_on_customer", staff("c-p", vn(2026, 11, 30, 10)), key="c-p"
             )
@@ -159,9 +161,13 @@ def staff(case_id: str, at: datetime) -> dict[str, Any]:
     }
 
 
-async def _paused(db: Any, partitions: int, case_id: str) -> bool:
+async def _clocks(db: Any, partitions: int, case_id: str) -> dict[str, Any]:
     value = (await stored_state(db, partitions)).values.get(f"case/{case_id}") or {}
-    pauses = (value.get("sla") or {}).get("pauses") or []
+    return value.get("sla") or {}
+
+
+async def _paused(db: Any, partitions: int, case_id: str) -> bool:
+    pauses = (await _clocks(db, partitions, case_id)).get("pauses") or []
     return bool(pauses) and pauses[-1].get("end") is None
 
 
