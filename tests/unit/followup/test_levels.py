@@ -3,13 +3,14 @@ warnings and breaches at their business-time moments, once; met when stopped bef
 paused while the firm waits on the customer; re-planned by a new policy."""
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from services.followup import sla
 from services.followup.app import FollowupSettings, care_of, followup_runtime
 from services.followup.internal import SlaPolicyRead
 from shared import topics
+from shared.calendar import CareCalendar
 from shared.clock import FakeClock
 from shared.events import CaseCustomerReplied, CaseWaitingOnCustomer, derived_event_id
 from tests.runtime_harness import NO_DATABASE, RuleHarness
@@ -21,10 +22,11 @@ MONDAY_8 = vn(2026, 11, 30, 8, 0)
 class Harness(RuleHarness):
     """Followup's rules with the shipped policy (normal: 4h first response, 24h resolution)."""
 
-    def __init__(self, start: datetime = MONDAY_8, **settings: Any) -> None:
-        config = FollowupSettings(**settings)
+    def __init__(self, start: datetime = MONDAY_8, calendar: CareCalendar | None = None) -> None:
+        config = FollowupSettings()
         clock = FakeClock(start)
-        runtime = followup_runtime(config, NO_DATABASE, care=care_of(config), clock=clock)
+        self.care = care_of(config, calendar)
+        runtime = followup_runtime(config, NO_DATABASE, care=self.care, clock=clock)
         super().__init__(runtime, clock)
 
     def to(self, moment: datetime) -> None:
@@ -153,6 +155,18 @@ def test_a_new_policy_re_plans_every_running_clock_of_the_partition():
     assert breaches == [(c, at(vn(2026, 11, 30, 10, 0))) for c in ("c1", "c2", "c3")]
 
 
+def test_a_calendar_changed_at_restart_re_plans_the_clocks_with_it():
+    before = Harness()
+    before.send(classified("c1", MONDAY_8))
+    # Restarted with a bridge day off on Monday 30 Nov: the clock counts from Tuesday.
+    after = Harness(calendar=CareCalendar(extra_days_off=[date(2026, 11, 30)]))
+    after.states = before.states
+    broadcast(after, after.care.sla_policy)
+    after.to(vn(2026, 12, 2, 12, 0))
+    first = [e for e in after.levels(topics.SLA_BREACHED) if e["target"] == "first_response"]
+    assert [e["occurred_at"] for e in first] == [at(vn(2026, 12, 1, 16, 30))]
+
+
 def test_a_breach_timer_fired_again_announces_nothing_twice():
     h = Harness()
     h.send(classified("c1", MONDAY_8))
@@ -187,7 +201,7 @@ def broadcast(h: Harness, policy: sla.SlaPolicy) -> None:
         occurred_at=datetime.now(UTC),
         producer="followup",
         policy=policy,
-        fingerprint=sla.fingerprint(policy, care_of(FollowupSettings()).calendar),
+        fingerprint=sla.fingerprint(policy, h.care.calendar),
     )
     keys = {h.partition_of(k.encode()): k for k in (f"k{i}" for i in range(50))}
     for partition in range(len(h.states)):
