@@ -110,6 +110,8 @@ class CaseState(BaseModel):
     """The case's requests sent, by request id, to act on their outcomes."""
     sla: SlaClocks | None = None
     """The case's service-level clocks (from its opening)."""
+    assignee_id: str | None = None
+    """Who holds the case, per the latest case.assigned (service-level events name them)."""
 
     @property
     def resolved(self) -> bool:

@@ -18,6 +18,7 @@ from services.followup.internal import SlaPolicyRead
 from services.followup.sla import SLA_KEY, SlaBook, SlaClocks
 from shared import topics
 from shared.events import (
+    CaseAssigned,
     CaseClassified,
     CaseCustomerReplied,
     CaseWaitingOnCustomer,
@@ -114,6 +115,14 @@ def on_stop(
     if not clocks.running:
         state.set(SLA_KEY, book(state).tracking(case.case_id, running=False))
     return replanned(case, clocks, ctx, care)
+
+
+def on_assigned(state: State, event: CaseAssigned, ctx: Context, *, care: "Care") -> None:
+    """Remember who holds the case: its service-level events name them."""
+    found = state.get(case_key(event.case_id))
+    case = found if isinstance(found, CaseState) else None
+    base = case or CaseState(case_id=event.case_id, correlation_id=event.correlation_id)
+    state.set(case_key(event.case_id), base.model_copy(update={"assignee_id": event.assignee_id}))
 
 
 def on_waiting(state: State, event: CaseWaitingOnCustomer, ctx: Context, *, care: "Care") -> None:
@@ -225,6 +234,7 @@ def _event(
         priority=clocks.priority,
         legal_field=clocks.legal_field,
         channel=clocks.channel,
+        assignee_id=case.assignee_id,
         opened_at=clocks.opened_at,
         target_business_s=clock.target_s,
         elapsed_business_s=round(sla.elapsed_s(clocks, at, care.calendar), 3),
@@ -233,7 +243,8 @@ def _event(
 
 
 REGISTERED = (
+    (topics.CASE_ASSIGNED, CaseAssigned, on_assigned),
     (topics.CASE_WAITING_ON_CUSTOMER, CaseWaitingOnCustomer, on_waiting),
     (topics.CASE_CUSTOMER_REPLIED, CaseCustomerReplied, on_replied),
 )
-"""The external inputs of the clocks, with their rules."""
+"""The inputs of the clocks besides the case's own, with their rules."""

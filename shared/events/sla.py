@@ -18,6 +18,11 @@ class SlaEvent(Event):
     priority: SlaPriority = Field(description="complaint, dispute or normal: the target's row.")
     legal_field: LegalField | None = Field(default=None, description="The case's legal field.")
     channel: Channel | None = Field(default=None, description="The channel the case came by.")
+    assignee_id: str | None = Field(
+        default=None,
+        description="Who held the case then, per the latest case.assigned (null: nobody).",
+        examples=["law-land-01"],
+    )
     opened_at: AwareDatetime = Field(description="When the case opened: the clock's start.")
     target_business_s: float = Field(
         ge=0, description="The target, in seconds of business time (inside care windows)."

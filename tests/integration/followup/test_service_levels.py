@@ -44,6 +44,8 @@ async def test_a_breach_is_warned_then_escalated_once_by_routing(
     )
     await run_app(create_routing(settings_for(RoutingSettings, roster_file=roster)))
     await run_app(create_app(settings, clock=clock))
+    client = AsyncMongoClient(infra.mongo_url, tz_aware=True)
+    db = client[settings.mongo_db]
     async with RawKafka(infra.kafka, settings.topic_prefix) as kafka:
         cases = {"c-1": "land", "c-2": "land", "c-3": "criminal"}  # nobody knows criminal law
         for case_id, field in cases.items():
@@ -52,6 +54,7 @@ async def test_a_breach_is_warned_then_escalated_once_by_routing(
         first = await kafka.distinct("case.assigned", count=3)
         holders = {e["case_id"]: e["assignee_id"] for e in first}
         assert holders == {"c-1": "law-b", "c-2": "law-c", "c-3": None}
+        await eventually(lambda: _holders(db, settings.partitions, holders), timeout=30)
 
         clock.set(vn(2026, 11, 30, 17, 0))  # Monday evening: every first response missed
         warnings = await kafka.distinct("sla.warning", count=3)
@@ -66,6 +69,8 @@ async def test_a_breach_is_warned_then_escalated_once_by_routing(
             ("c-2", vn(2026, 11, 30, 16, 30)),
             ("c-3", vn(2026, 11, 30, 10, 0)),
         }
+        # Each breach names who held the case then (per case.assigned): the KPIs' lawyer.
+        assert {e["case_id"]: e["assignee_id"] for e in breaches} == holders
         [escalated] = await kafka.distinct("case.escalated", count=1)
         assert (escalated["case_id"], escalated["reason"]) == ("c-3", "no_expert")
         assigned = await kafka.distinct("case.assigned", count=5)
@@ -81,6 +86,8 @@ async def test_a_breach_is_warned_then_escalated_once_by_routing(
         assert len({orjson.loads(r.value)["event_id"] for r in records}) == 1
         assigned = await kafka.settle("case.assigned", quiet=1.0)
         assert len({orjson.loads(r.value)["event_id"] for r in assigned}) == 5
+    await client.drop_database(settings.mongo_db)
+    await client.close()
 
 
 async def test_a_wait_on_the_customer_moves_the_breach_past_the_pause(infra, settings_for, run_app):
@@ -169,6 +176,14 @@ async def _clocks(db: Any, partitions: int, case_id: str) -> dict[str, Any]:
 async def _paused(db: Any, partitions: int, case_id: str) -> bool:
     pauses = (await _clocks(db, partitions, case_id)).get("pauses") or []
     return bool(pauses) and pauses[-1].get("end") is None
+
+
+async def _holders(db: Any, partitions: int, holders: dict[str, str | None]) -> bool:
+    values = (await stored_state(db, partitions)).values
+    return all(
+        f"case/{c}" in values and values[f"case/{c}"].get("assignee_id") == h
+        for c, h in holders.items()
+    )
 
 
 async def _planned(db: Any, partitions: int, expected: int) -> bool:

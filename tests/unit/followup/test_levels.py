@@ -12,7 +12,7 @@ from services.followup.internal import SlaPolicyRead
 from shared import topics
 from shared.calendar import CareCalendar
 from shared.clock import FakeClock
-from shared.events import CaseCustomerReplied, CaseWaitingOnCustomer, derived_event_id
+from shared.events import CaseAssigned, CaseCustomerReplied, CaseWaitingOnCustomer, derived_event_id
 from tests.runtime_harness import NO_DATABASE, RuleHarness
 from tests.unit.followup.builders import classified, completed, resolved, vn
 
@@ -73,6 +73,17 @@ def test_a_case_warns_then_breaches_at_its_business_time_moments():
         ("resolution", at(vn(2026, 12, 5, 16, 30))),
     ]
     assert len(h.levels(topics.SLA_WARNING)) == 2
+
+
+def test_service_level_events_name_who_held_the_case_then():
+    h = Harness()
+    h.send(classified("c1", MONDAY_8))
+    h.send(assigned("c1", "law-land-01"))
+    h.to(vn(2026, 11, 30, 16, 31))
+    h.send(assigned("c1", "law-land-02"))
+    h.to(vn(2026, 12, 31, 12, 0))
+    named = {e["target"]: e["assignee_id"] for e in h.levels(topics.SLA_BREACHED)}
+    assert named == {"first_response": "law-land-01", "resolution": "law-land-02"}
 
 
 def test_a_case_resolved_a_second_before_its_breach_never_breaches():
@@ -185,6 +196,18 @@ def waiting(case_id: str, moment: datetime) -> CaseWaitingOnCustomer:
         producer="staff-tool",
         case_id=case_id,
         agent_id="law-land-01",
+    )
+
+
+def assigned(case_id: str, assignee_id: str) -> CaseAssigned:
+    return CaseAssigned(
+        event_id=uuid.uuid4(),
+        occurred_at=MONDAY_8,
+        producer="routing",
+        case_id=case_id,
+        assignee_id=assignee_id,
+        reason="assigned",
+        legal_field="land",
     )
 
 
