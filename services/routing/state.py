@@ -112,6 +112,8 @@ class CaseRecord(BaseModel):
     customer_id: str | None = None
     recommended_method: DeliveryMethod | None = None
     resolution: Resolution | None = None
+    escalations: tuple[str, ...] = ()
+    """The breached clocks (sla targets) routing already escalated: once each."""
 
     def routed(self) -> RoutedCase:
         """The case's routing facts (only for a classified case)."""
@@ -133,6 +135,10 @@ class CaseRecord(BaseModel):
         previous = self.assignee_id
         update = {"state": ROUTING, "assignee_id": None, "assignee_role": None, "slot": None}
         return self.model_copy(update={**update, "previous_assignee_id": previous})
+
+    def escalated(self, target: str) -> "CaseRecord":
+        """The case with the breach of `target` escalated."""
+        return self.model_copy(update={"escalations": (*self.escalations, target)})
 
     def with_flags(self, *, is_dispute: bool, is_complaint: bool) -> "CaseRecord":
         """A later contact made the case a dispute or a complaint: it stays so."""

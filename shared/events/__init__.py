@@ -18,6 +18,7 @@ from .enums import (
     Channel,
     ContactKind,
     DeliveryMethod,
+    EscalationReason,
     IncomeTier,
     KpiDimension,
     KpiUnit,
@@ -28,10 +29,13 @@ from .enums import (
     ResolutionOutcome,
     Role,
     Segment,
+    SlaPriority,
+    SlaTarget,
 )
 from .metrics import KpiUpdated
-from .routing import CaseAssigned, FeeQuoted, RosterPerson, RosterUpdated
-from .staff import CaseResolved, ContractSigned
+from .routing import CaseAssigned, CaseEscalated, FeeQuoted, RosterPerson, RosterUpdated
+from .sla import SlaBreached, SlaEvent, SlaMet, SlaWarning
+from .staff import CaseCustomerReplied, CaseResolved, CaseWaitingOnCustomer, ContractSigned
 from .survey import SurveyAnswered, SurveyExpired, SurveyReminded, SurveyRequested, SurveyScored
 
 EVENT_MODELS: dict[str, type[Event]] = {
@@ -54,6 +58,12 @@ EVENT_MODELS: dict[str, type[Event]] = {
         SurveyAnswered,
         SurveyScored,
         KpiUpdated,
+        CaseWaitingOnCustomer,
+        CaseCustomerReplied,
+        SlaWarning,
+        SlaBreached,
+        SlaMet,
+        CaseEscalated,
     )
 }
 """Every event model by its event type (= topic)."""
@@ -64,6 +74,8 @@ EXTERNAL_EVENTS: tuple[type[Event], ...] = (
     CaseResolved,
     CareContactCompleted,
     SurveyAnswered,
+    CaseWaitingOnCustomer,
+    CaseCustomerReplied,
 )
 """Events channel adapters and staff tools publish into lexcare."""
 
@@ -78,7 +90,10 @@ __all__ = [
     "CareOutcome",
     "CaseAssigned",
     "CaseClassified",
+    "CaseCustomerReplied",
+    "CaseEscalated",
     "CaseResolved",
+    "CaseWaitingOnCustomer",
     "Channel",
     "ContactKind",
     "ContactPoint",
@@ -88,6 +103,7 @@ __all__ = [
     "CustomerMerged",
     "CustomerSegmentChanged",
     "DeliveryMethod",
+    "EscalationReason",
     "Event",
     "FeeQuoted",
     "IncomeTier",
@@ -103,6 +119,12 @@ __all__ = [
     "RosterPerson",
     "RosterUpdated",
     "Segment",
+    "SlaBreached",
+    "SlaEvent",
+    "SlaMet",
+    "SlaPriority",
+    "SlaTarget",
+    "SlaWarning",
     "SurveyAnswered",
     "SurveyExpired",
     "SurveyReminded",
