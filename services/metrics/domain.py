@@ -29,6 +29,8 @@ from shared.events import (
     CustomerMerged,
     Event,
     FeeQuoted,
+    SlaBreached,
+    SlaMet,
     SurveyExpired,
     SurveyReminded,
     SurveyRequested,
@@ -65,6 +67,8 @@ class EntryKind(StrEnum):
     SURVEY_REMINDED = "survey_reminded"
     SURVEY_EXPIRED = "survey_expired"
     SURVEY_SCORED = "survey_scored"
+    SLA_MET = "sla_met"
+    SLA_BREACHED = "sla_breached"
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +146,15 @@ def entry_of(event: Event) -> CaseEntry | CustomerMerge | None:
             )
         case CareContactCompleted(outcome=CareOutcome.REACHED):
             return CaseEntry(**_base(event, EntryKind.REACHED, event.case_id))
+        case SlaMet() | SlaBreached():
+            kind = EntryKind.SLA_MET if isinstance(event, SlaMet) else EntryKind.SLA_BREACHED
+            return CaseEntry(
+                **_base(event, kind, event.case_id),
+                ref=str(event.target),
+                channel=event.channel,
+                legal_field=event.legal_field,
+                lawyer_id=event.assignee_id,
+            )
         case SurveyRequested() | SurveyReminded() | SurveyExpired():
             kind = {
                 SurveyRequested: EntryKind.SURVEY_REQUESTED,
@@ -336,6 +349,7 @@ def case_facts(
                 "frt_business", reached.at, numerator=bms, denominator=1, sample_ms=bms, parts=parts
             )
     _survey_facts(view, add)
+    _sla_facts(view, dims, add)
     return facts
 
 
@@ -361,6 +375,27 @@ def _survey_facts(view: _CaseView, add: Callable[..., None]) -> None:
             add("csat_mean", answer.at, numerator=answer.csat, denominator=1)
         if answer.ces is not None:
             add("ces", answer.at, numerator=answer.ces, denominator=1)
+
+
+SLA_KPIS = {"first_response": "sla_first_response_met", "resolution": "sla_resolution_met"}
+"""The KPI of each SLA clock (sla.met / sla.breached `target`)."""
+
+
+def _sla_facts(view: _CaseView, dims: dict[str, str], add: Callable[..., None]) -> None:
+    """Each clock's outcome (its first, should both come): met or not, counted where it
+    ended, by the lawyer who held the case then; breaches counted by clock."""
+    outcomes = sorted((*view[EntryKind.SLA_MET], *view[EntryKind.SLA_BREACHED]), key=_order)
+    for outcome in _first_per_ref(outcomes):
+        held = {"channel": outcome.channel, "legal_field": outcome.legal_field}
+        held["lawyer"] = outcome.lawyer_id
+        own = tuple(sorted({**dims, **{k: v for k, v in held.items() if v}}.items()))
+        met = outcome.kind is EntryKind.SLA_MET
+        kpi = SLA_KPIS.get(outcome.ref or "")
+        if kpi is None:
+            continue
+        add(kpi, outcome.at, dims=own, numerator=int(met), denominator=1)
+        if not met:
+            add("sla_breaches", outcome.at, dims=own, numerator=1, parts=((outcome.ref, 1),))
 
 
 def nps_group(score: int) -> str:

@@ -45,6 +45,8 @@ from shared.events import (
     KpiDimension,
     KpiUpdated,
     KpiWindow,
+    SlaBreached,
+    SlaMet,
     SurveyExpired,
     SurveyReminded,
     SurveyRequested,
@@ -71,6 +73,8 @@ CASE_EVENTS: tuple[type[Event], ...] = (
     SurveyReminded,
     SurveyExpired,
     SurveyScored,
+    SlaMet,
+    SlaBreached,
 )
 """The events counted on their case's sheet (all keyed by case id)."""
 CONSUMED: tuple[type[Event], ...] = (*CASE_EVENTS, CustomerMerged)
