@@ -18,6 +18,7 @@ SURVEY_REMINDED: Final = "survey.reminded"
 SURVEY_EXPIRED: Final = "survey.expired"
 SURVEY_ANSWERED: Final = "survey.answered"
 SURVEY_SCORED: Final = "survey.scored"
+DELIVERY_ATTEMPTED: Final = "delivery.attempted"
 METRICS_KPI: Final = "metrics.kpi"
 
 EVENT_TOPICS: Final = (
@@ -37,6 +38,7 @@ EVENT_TOPICS: Final = (
     SURVEY_EXPIRED,
     SURVEY_ANSWERED,
     SURVEY_SCORED,
+    DELIVERY_ATTEMPTED,
 )
 """Every business event topic; each has a dead-letter twin."""
 

@@ -10,6 +10,7 @@ from .contact import (
     CustomerMerged,
     CustomerSegmentChanged,
 )
+from .delivery import DeliveryAttempted
 from .enums import (
     AgeBand,
     AssignmentReason,
@@ -18,6 +19,7 @@ from .enums import (
     Channel,
     ContactKind,
     DeliveryMethod,
+    DeliveryOutcome,
     IncomeTier,
     KpiDimension,
     KpiUnit,
@@ -54,6 +56,7 @@ EVENT_MODELS: dict[str, type[Event]] = {
         SurveyAnswered,
         SurveyScored,
         KpiUpdated,
+        DeliveryAttempted,
     )
 }
 """Every event model by its event type (= topic)."""
@@ -87,7 +90,9 @@ __all__ = [
     "CustomerDetails",
     "CustomerMerged",
     "CustomerSegmentChanged",
+    "DeliveryAttempted",
     "DeliveryMethod",
+    "DeliveryOutcome",
     "Event",
     "FeeQuoted",
     "IncomeTier",
