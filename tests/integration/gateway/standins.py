@@ -16,6 +16,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from tests.conftest import eventually
+
 
 def free_port() -> int:
     """A TCP port nobody listens on now."""
@@ -72,8 +74,7 @@ async def serving(standin: PlatformStandIn) -> AsyncIterator[str]:
         uvicorn.Config(standin.app(), host="127.0.0.1", port=port, log_config=None, lifespan="off")
     )
     task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.01)
+    await eventually(lambda: server.started, interval=0.01)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
@@ -87,7 +88,7 @@ class Mailbox:
     def __init__(self) -> None:
         self.messages: list[Message] = []
 
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.messages.append(message_from_bytes(envelope.content))
         return "250 OK"
 
