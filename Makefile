@@ -29,7 +29,7 @@ install: uv tools ## install Python deps, fetch Kafka jars, build FerretDB (cach
 	@bash deploy/local/kafka.sh fetch
 	@bash deploy/local/ferretdb.sh fetch
 
-run: install ## start Kafka, FerretDB and the five services (restarted if they die); Ctrl-C stops all
+run: install ## start Kafka, FerretDB and the six services (restarted if they die); Ctrl-C stops all
 	@$(UV) run --frozen python deploy/local/run.py --data "$(RUN_DIR)" \
 	    --kafka-port $(LEXCARE_KAFKA_PORT) --mongo-port $(LEXCARE_MONGO_PORT)
 

@@ -11,6 +11,8 @@ from faststream.specification import AsyncAPI
 from services.followup.app import FollowupSettings
 from services.followup.app import create_app as create_followup
 from services.followup.app import specification as followup_specification
+from services.gateway.app import GatewaySettings
+from services.gateway.app import create_app as create_gateway
 from services.intake.app import IntakeSettings
 from services.intake.app import create_app as create_intake
 from services.intake.app import specification as intake_specification
@@ -30,6 +32,7 @@ SERVICES: dict[str, tuple[Callable[[Any], Any], type]] = {
     "followup": (create_followup, FollowupSettings),
     "survey": (create_survey, SurveySettings),
     "metrics": (create_metrics, MetricsSettings),
+    "gateway": (create_gateway, GatewaySettings),
 }
 
 SPECIFICATIONS: dict[str, Callable[[Any], Any]] = {

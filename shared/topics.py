@@ -24,6 +24,7 @@ SLA_WARNING: Final = "sla.warning"
 SLA_BREACHED: Final = "sla.breached"
 SLA_MET: Final = "sla.met"
 CASE_ESCALATED: Final = "case.escalated"
+DELIVERY_ATTEMPTED: Final = "delivery.attempted"
 METRICS_KPI: Final = "metrics.kpi"
 
 EVENT_TOPICS: Final = (
@@ -49,6 +50,7 @@ EVENT_TOPICS: Final = (
     SLA_BREACHED,
     SLA_MET,
     CASE_ESCALATED,
+    DELIVERY_ATTEMPTED,
 )
 """Every business event topic; each has a dead-letter twin."""
 

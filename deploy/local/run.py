@@ -19,7 +19,14 @@ from supervisor import GaveUp, RestartPolicy, Service, say, stop_all, watch
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "deploy" / "local"
-SERVICES = {"intake": 8081, "routing": 8082, "followup": 8083, "survey": 8084, "metrics": 8085}
+SERVICES = {
+    "intake": 8081,
+    "routing": 8082,
+    "followup": 8083,
+    "survey": 8084,
+    "metrics": 8085,
+    "gateway": 8086,
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -115,6 +122,8 @@ def banner(kafka: str, mongo: str, data: Path, port_offset: int) -> str:
         url = f"http://127.0.0.1:{port + port_offset}"
         lines.append(f"  {name:<10} {url}/healthz  /readyz  /metrics")
     lines.append(f"  KPIs       http://127.0.0.1:{SERVICES['metrics'] + port_offset}/kpis")
+    gateway = f"http://127.0.0.1:{SERVICES['gateway'] + port_offset}"
+    lines.append(f"  Webhooks   {gateway}/webhooks/{{facebook,zalo,call}}  {gateway}/forms/contact")
     return "\n".join(lines)
 
 

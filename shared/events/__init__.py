@@ -10,6 +10,7 @@ from .contact import (
     CustomerMerged,
     CustomerSegmentChanged,
 )
+from .delivery import DeliveryAttempted
 from .enums import (
     AgeBand,
     AssignmentReason,
@@ -18,6 +19,7 @@ from .enums import (
     Channel,
     ContactKind,
     DeliveryMethod,
+    DeliveryOutcome,
     EscalationReason,
     IncomeTier,
     KpiDimension,
@@ -64,6 +66,7 @@ EVENT_MODELS: dict[str, type[Event]] = {
         SlaBreached,
         SlaMet,
         CaseEscalated,
+        DeliveryAttempted,
     )
 }
 """Every event model by its event type (= topic)."""
@@ -102,7 +105,9 @@ __all__ = [
     "CustomerDetails",
     "CustomerMerged",
     "CustomerSegmentChanged",
+    "DeliveryAttempted",
     "DeliveryMethod",
+    "DeliveryOutcome",
     "EscalationReason",
     "Event",
     "FeeQuoted",

@@ -130,6 +130,15 @@ class CareKind(StrEnum):
     LOYALTY_OFFER = "loyalty_offer"
 
 
+class DeliveryOutcome(StrEnum):
+    """What came of one try to deliver a request on its channel."""
+
+    SENT = "sent"
+    QUEUED = "queued"
+    FAILED = "failed"
+    DEAD_LETTERED = "dead_lettered"
+
+
 class Priority(StrEnum):
     """How urgently an outbound contact should be worked."""
 
