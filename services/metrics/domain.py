@@ -427,14 +427,18 @@ def case_change(
     *,
     tz: ZoneInfo,
     business_seconds: BusinessSeconds | None = None,
-) -> CaseChange | None:
-    """What `entry` changes of its case (None: already on the sheet)."""
+    before: Counter[Fact] | None = None,
+) -> tuple[CaseChange, Counter[Fact]] | None:
+    """What `entry` changes of its case, and the case's facts after it (None: already on
+    the sheet). `before`: the facts last counted for the case, when kept (else computed
+    again: the same unless the care calendar changed since)."""
     if entry.id in sheet:
         return None
     before_customer, _ = signed_contracts(sheet.values())
     after_sheet = [*sheet.values(), entry]
     customer, contracts = signed_contracts(after_sheet)
-    before = case_facts(sheet.values(), business_seconds) if sheet else Counter()
+    if before is None:
+        before = case_facts(sheet.values(), business_seconds) if sheet else Counter()
     after = case_facts(after_sheet, business_seconds)
     retract, add = before - after, after - before
     if before_customer != customer:  # its revenue is split again for the other customer
@@ -443,7 +447,7 @@ def case_change(
     contact = None
     if entry.kind is EntryKind.CONTACT and entry.customer_id:
         contact = (entry.customer_id, entry.at.astimezone(tz).date())
-    return CaseChange(
+    change = CaseChange(
         case_id=entry.case_id,
         retract=tuple(retract.items()),
         add=tuple(add.items()),
@@ -452,3 +456,4 @@ def case_change(
         contracts=tuple(contracts) if customer else (),
         contact=contact,
     )
+    return change, after

@@ -180,11 +180,11 @@ class MetricsEngine:
     def record(self, entry: CaseEntry) -> bool:
         """Put the entry on its case's sheet and move the case's KPI contributions."""
         sheet = self.sheets.setdefault(entry.case_id, {})
-        change = case_change(sheet, entry, tz=self.tz, business_seconds=self.business_seconds)
-        if change is None:
+        changed = case_change(sheet, entry, tz=self.tz, business_seconds=self.business_seconds)
+        if changed is None:
             return False
         sheet[entry.id] = entry
-        self.totals.apply(change)
+        self.totals.apply(changed[0])
         return True
 
     def refresh_crr(self) -> None:

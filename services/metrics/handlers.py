@@ -23,6 +23,7 @@ from services.metrics.state import (
     TOTALS_KEY,
     MetricsValue,
     SheetValue,
+    StoredFact,
     Workspace,
     cell_id,
     is_idle,
@@ -123,10 +124,14 @@ def on_case_event(
     key = sheet_key(entry.case_id)
     sheet = state.get(key) or SheetValue()
     entries = {e.id: e for e in sheet.entries}
-    change = case_change(entries, entry, tz=tz, business_seconds=business_seconds)
-    if change is None:
+    changed = case_change(
+        entries, entry, tz=tz, business_seconds=business_seconds, before=sheet.counted()
+    )
+    if changed is None:
         return  # the same event under another delivery: on the sheet already
-    state.set(key, SheetValue.model_construct(entries=(*sheet.entries, entry)))
+    change, facts = changed
+    counted = tuple(StoredFact.of(fact, n) for fact, n in facts.items())
+    state.set(key, SheetValue.model_construct(entries=(*sheet.entries, entry), facts=counted))
     ctx.emit(MetricsStep.caused_by(event, producer=PRODUCER, change=change), key=TOTALS_KEY)
 
 

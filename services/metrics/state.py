@@ -37,11 +37,61 @@ class _Value(BaseModel):
     model_config = ConfigDict(frozen=True)
 
 
+class StoredFact(_Value):
+    """A KPI fact as stored: maps rather than pairs (the MongoDB stand-in stores no array
+    inside an array)."""
+
+    kpi: str
+    at: datetime | None
+    dims: dict[str, str]
+    numerator: int = 0
+    denominator: int = 0
+    parts: dict[str, int] = Field(default_factory=dict)
+    sample_ms: int | None = None
+    ref: str | None = None
+    times: int = 1
+    """How many times the case counts it."""
+
+    @classmethod
+    def of(cls, fact: Fact, times: int = 1) -> "StoredFact":
+        """`fact` as stored."""
+        return cls.model_construct(
+            kpi=fact.kpi,
+            at=fact.at,
+            dims=dict(fact.dims),
+            numerator=fact.numerator,
+            denominator=fact.denominator,
+            parts=dict(fact.parts),
+            sample_ms=fact.sample_ms,
+            ref=fact.ref,
+            times=times,
+        )
+
+    def fact(self) -> Fact:
+        """The fact it stores."""
+        return Fact(
+            self.kpi,
+            self.at,
+            tuple(sorted(self.dims.items())),
+            self.numerator,
+            self.denominator,
+            tuple(self.parts.items()),
+            self.sample_ms,
+            self.ref,
+        )
+
+
 class SheetValue(_Value):
-    """A case's sheet: one entry per event that counts for a KPI."""
+    """A case's sheet: one entry per event that counts for a KPI, and the facts the case
+    was last counted with (retracted as they were added, whatever changed since)."""
 
     kind: Literal["sheet"] = "sheet"
     entries: tuple[CaseEntry, ...] = ()
+    facts: tuple[StoredFact, ...] = ()
+
+    def counted(self) -> Counter[Fact]:
+        """The facts the case is counted with now."""
+        return Counter({f.fact(): f.times for f in self.facts})
 
 
 class CellValue(_Value):
@@ -79,18 +129,10 @@ class FirstValue(_Value):
 
 
 class NewRevenueValue(_Value):
-    """The revenue fact of the case holding its customer's first contract (maps rather than
-    pairs: the MongoDB stand-in stores no array inside an array)."""
+    """The revenue fact of the case holding its customer's first contract."""
 
     kind: Literal["new_revenue"] = "new_revenue"
-    kpi: str
-    at: datetime | None
-    dims: dict[str, str]
-    numerator: int = 0
-    denominator: int = 0
-    parts: dict[str, int] = Field(default_factory=dict)
-    sample_ms: int | None = None
-    ref: str | None = None
+    fact: StoredFact
 
 
 class ActivityValue(_Value):
@@ -212,32 +254,6 @@ def _gap(ident: str) -> tuple[date, date]:
     return date.fromisoformat(down), date.fromisoformat(up)
 
 
-def _fact_load(value: NewRevenueValue) -> Fact:
-    return Fact(
-        value.kpi,
-        value.at,
-        tuple(sorted(value.dims.items())),
-        value.numerator,
-        value.denominator,
-        tuple(value.parts.items()),
-        value.sample_ms,
-        value.ref,
-    )
-
-
-def _fact_dump(fact: Fact) -> NewRevenueValue:
-    return NewRevenueValue.model_construct(
-        kpi=fact.kpi,
-        at=fact.at,
-        dims=dict(fact.dims),
-        numerator=fact.numerator,
-        denominator=fact.denominator,
-        parts=dict(fact.parts),
-        sample_ms=fact.sample_ms,
-        ref=fact.ref,
-    )
-
-
 def _activity_dump(totals: ActivityTotals) -> ActivityValue:
     return ActivityValue.model_construct(
         up=dict(totals.up),
@@ -261,7 +277,11 @@ FIRSTS: Family[str, FirstContract] = Family(
     lambda v: FirstContract(v.at, v.entry_id, v.case_id),
     lambda f: FirstValue.model_construct(at=f.at, entry_id=f.entry_id, case_id=f.case_id),
 )
-NEW_REVENUE: Family[str, Fact] = Family("new_revenue/", _fact_load, _fact_dump)
+NEW_REVENUE: Family[str, Fact] = Family(
+    "new_revenue/",
+    lambda v: v.fact.fact(),
+    lambda f: NewRevenueValue.model_construct(fact=StoredFact.of(f)),
+)
 ACTIVITY: Family[str, ActivityTotals] = Family("", _activity_load, _activity_dump)
 DIRTY: Family[str, set[str]] = Family(
     "", lambda v: set(v.cells), lambda ids: DirtyValue.model_construct(cells=frozenset(ids))

@@ -3,6 +3,7 @@ totals in one partition, and what reaches metrics.kpi — the reference engine's
 
 import random
 from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import orjson
 import pytest
@@ -10,16 +11,19 @@ import pytest
 from services.metrics.app import MetricsSettings, build_engine, build_runtime
 from services.metrics.board import KpiBoard
 from services.metrics.domain import entry_of
+from services.metrics.handlers import metrics_runtime
 from services.metrics.kpis import cell_row
 from services.metrics.state import TOTALS_KEY, ActivityValue, SheetValue, cell_id, sheet_key
 from shared import topics
 from shared.calendar import load_calendar
 from shared.clock import FakeClock
 from shared.events import EVENT_MODELS, Event
+from tests.integration.metrics import scenario as s
 from tests.integration.metrics.test_golden_scenario import NOW, golden_events
 from tests.runtime_harness import NO_DATABASE, RuleHarness
 
 SETTINGS = MetricsSettings()
+TZ = ZoneInfo(SETTINGS.timezone)
 CALENDAR = load_calendar(SETTINGS.care_calendar_path)
 INTERVAL = timedelta(seconds=SETTINGS.publish_interval_s)
 
@@ -122,3 +126,35 @@ def test_a_quiet_new_day_publishes_its_retention_without_any_event():
     h.advance(INTERVAL)
     days = {r["period_start"] for r in h.out[topics.METRICS_KPI] if r["kpi"] == "crr"}
     assert tomorrow in days
+
+
+def test_a_case_is_retracted_as_it_was_counted_after_the_calendar_changed():
+    def runtime_with(seconds: float, clock: FakeClock):
+        return metrics_runtime(
+            SETTINGS,
+            NO_DATABASE,
+            tz=TZ,
+            business_seconds=lambda start, end: seconds,
+            today=clock,
+            publish_interval_s=SETTINGS.publish_interval_s,
+            clock=clock,
+        )
+
+    clock = FakeClock(NOW)
+    h = RuleHarness(runtime_with(100.0, clock), clock)
+    at = "2026-12-01T09:00:00+07:00"
+    h.send(parsed(s.classified("c1", "u1", at, channel="zalo", legal_field="land")))
+    h.send(parsed(s.care_completed("c1", at)))
+    h.runtime = runtime_with(200.0, clock)  # the calendar file changed, the service restarted
+    h.send(parsed(s.assigned("c1", at, "law-1", "land")))  # the case's facts move (a lawyer)
+    h.advance(INTERVAL)
+    rows = published(h)
+    # Retracted as counted (100 s), counted again with today's calendar (200 s): never a
+    # cell left with a count of 0 and a sum of -100.
+    for key in ("frt_business|all|all|all|all", "frt_business|all|all|channel|zalo"):
+        assert (rows[key]["count"], rows[key]["value"]) == (1, 200.0), key
+
+
+def parsed(raw: dict) -> Event:
+    """A wire event as its model."""
+    return EVENT_MODELS[raw["event_type"]].model_validate(raw)
