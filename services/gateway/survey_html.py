@@ -154,7 +154,7 @@ def _choice(scale: Scale, value: int, chosen: str | None) -> str:
     """One radio button of a scale; its ends say what they mean to screen readers too."""
     q, checked = scale.question, " checked" if chosen == str(value) else ""
     meaning = {scale.low: scale.low_means, scale.high: scale.high_means}.get(value)
-    spoken = f'<span class="sr-only">: {escape(meaning)}</span>' if meaning else ""
+    spoken = f'<span class="sr-only"> – {escape(meaning)}</span>' if meaning else ""
     return (
         f'<div class="choice"><input type="radio" id="{q}-{value}" name="{q}" '
         f'value="{value}"{checked}><label for="{q}-{value}">{value}{spoken}</label></div>'
