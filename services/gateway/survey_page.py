@@ -122,7 +122,9 @@ class SurveyPage:
         token = request.path_params["token"]
         try:
             form = dict(parse_qsl((await limited_body(request, self.max_body_bytes)).decode()))
-        except (Refusal, UnicodeDecodeError):
+        except Refusal:
+            return _page(self._form(request, claims, error=LONG_COMMENT), 413, "invalid")
+        except UnicodeDecodeError:
             return _page(self._form(request, claims, error=BAD_SCORE), 400, "invalid")
         if not self.links.nonce_matches(token, form.get("nonce", "")):
             return _page(html.STALE_FORM, 403, "stale_form")

@@ -105,6 +105,12 @@ async def test_a_form_with_no_score_is_shown_again_with_the_reason_and_what_was_
     assert page.published == []
 
 
+async def test_a_body_over_the_limit_is_refused_with_the_form_again(page):
+    response = await page.answer(nps="9", comment="x" * 30_000)
+    assert response.status_code == 413 and 'role="alert"' in response.text
+    assert page.published == []
+
+
 async def test_a_tampered_token_is_not_found(page):
     tampered = TOKEN[:10] + ("A" if TOKEN[10] != "A" else "B") + TOKEN[11:]
     assert (await page.client.get(f"/s/{tampered}")).status_code == 404
