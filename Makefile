@@ -21,7 +21,7 @@ help: ## list the commands
 uv: ## install uv (the Python package manager) if missing
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 
-tools: ## check/install java, maven, go, kcat, jq (Debian packages where missing)
+tools: ## check/install java, maven, go, kcat, jq, chromium (Debian packages where missing)
 	@bash deploy/local/ensure-tools.sh
 
 install: uv tools ## install Python deps, fetch Kafka jars, build FerretDB (cached)

@@ -124,6 +124,7 @@ def banner(kafka: str, mongo: str, data: Path, port_offset: int) -> str:
     lines.append(f"  KPIs       http://127.0.0.1:{SERVICES['metrics'] + port_offset}/kpis")
     gateway = f"http://127.0.0.1:{SERVICES['gateway'] + port_offset}"
     lines.append(f"  Webhooks   {gateway}/webhooks/{{facebook,zalo,call}}  {gateway}/forms/contact")
+    lines.append(f"  Surveys    {gateway}/s/<token>   (the survey_url of survey.requested)")
     return "\n".join(lines)
 
 
@@ -156,6 +157,9 @@ def main() -> int:
             "PYTHONPATH": str(ROOT),
             **log_env(),
         }
+        # Survey links point at this run's gateway (unless the caller set an address).
+        gateway_url = f"http://127.0.0.1:{SERVICES['gateway'] + args.port_offset}"
+        env.setdefault("LEXCARE_SURVEY_BASE_URL", gateway_url)
         for name, port in SERVICES.items():
             service_env = {**env, "LEXCARE_HTTP_PORT": str(port + args.port_offset)}
             command = [sys.executable, "-m", f"services.{name}"]

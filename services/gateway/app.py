@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from zoneinfo import ZoneInfo
 
 import httpx
+import structlog
 from faststream.asgi import AsgiFastStream
 from pydantic import Field, SecretStr
 from starlette.applications import Starlette
@@ -12,18 +13,22 @@ from starlette.routing import BaseRoute
 
 from services.gateway.handlers import Deliverer, RetryPolicy, subscribe_outbound
 from services.gateway.senders import Platforms, Senders
+from services.gateway.survey_page import SurveyPage, survey_routes
 from services.gateway.webhooks import call, facebook, website, zalo
 from services.gateway.webhooks.common import Inbox
 from shared import topics
 from shared.batching import BatchSubscriber
 from shared.clock import Clock, SystemClock
-from shared.events import ContactReceived, DeliveryAttempted
+from shared.events import ContactReceived, DeliveryAttempted, SurveyAnswered
 from shared.kafka import make_router
 from shared.service import build_app, plumbing
 from shared.settings import LexcareSettings
+from shared.survey_links import SurveyLinkSettings
+
+log = structlog.get_logger("lexcare.gateway")
 
 
-class GatewaySettings(LexcareSettings):
+class GatewaySettings(LexcareSettings, SurveyLinkSettings):
     """Gateway's settings (env prefix LEXCARE_); secrets never have a default."""
 
     service_name: str = "gateway"
@@ -124,6 +129,9 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> AsgiFas
         schema=DeliveryAttempted,
         description="The outcome of each try to deliver a request.",
     )
+    answers = router.publisher(
+        topics.SURVEY_ANSWERED, schema=SurveyAnswered, description="An answer from the survey page."
+    )
 
     async def publish_contacts(events: Sequence[ContactReceived]) -> None:
         for event in events:  # keyed by sender: aiokafka's default partitioner is murmur2
@@ -131,6 +139,9 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> AsgiFas
 
     async def report(event: DeliveryAttempted) -> None:
         await attempts.publish(event.to_bytes(), key=event.partition_key())
+
+    async def publish_answer(event: SurveyAnswered) -> None:
+        await answers.publish(event.to_bytes(), key=event.partition_key())  # the case id
 
     http = httpx.AsyncClient()
     deliverer = Deliverer(
@@ -145,6 +156,15 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> AsgiFas
     # Deliveries leave nothing for the end of a batch: each reports its own tries.
     subscribe_outbound(BatchSubscriber(router, settings, contextlib.nullcontext), deliverer)
     parts.broker.include_router(router)
+    if settings.survey_link_secret_is_default():
+        log.warning("survey_link_secret_is_the_public_dev_default")
+    page = SurveyPage(
+        links=settings.survey_links(),
+        publish=publish_answer,
+        clock=clock,
+        zone=ZoneInfo(settings.timezone),
+        max_body_bytes=settings.gateway_max_body_bytes,
+    )
     inbox = Inbox(publish_contacts, settings.gateway_max_body_bytes, clock)
-    web = Starlette(routes=inbound_routes(settings, inbox))
+    web = Starlette(routes=[*inbound_routes(settings, inbox), *survey_routes(page)])
     return build_app(parts, on_shutdown=[http.aclose], web=web)

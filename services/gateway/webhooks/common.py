@@ -53,6 +53,20 @@ class Refusal(Exception):
         self.status, self.reason, self.detail = status, reason, detail
 
 
+async def limited_body(request: Request, max_bytes: int) -> bytes:
+    """The raw body, or a 413 Refusal past `max_bytes` (read no further than it)."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise Refusal(413, "too_large", f"body over {max_bytes} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise Refusal(413, "too_large", f"body over {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 @dataclass
 class Inbox:
     """Reads bodies under the limit and publishes what the channels received."""
@@ -63,16 +77,7 @@ class Inbox:
 
     async def body(self, request: Request) -> bytes:
         """The raw body, or a 413 Refusal past the limit (read no further than it)."""
-        declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            raise Refusal(413, "too_large", f"body over {self.max_body_bytes} bytes")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise Refusal(413, "too_large", f"body over {self.max_body_bytes} bytes")
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await limited_body(request, self.max_body_bytes)
 
     async def accept(self, channel: str, contacts: Sequence[ContactReceived]) -> Response:
         """Publish the contacts (acknowledged by the broker) and answer 200."""
