@@ -21,7 +21,7 @@ help: ## list the commands
 uv: ## install uv (the Python package manager) if missing
 	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 
-tools: ## check/install java, maven, go, kcat, jq (Debian packages where missing)
+tools: ## check/install java, maven, go, kcat, jq, chromium (Debian packages where missing)
 	@bash deploy/local/ensure-tools.sh
 
 install: uv tools ## install Python deps, fetch Kafka jars, build FerretDB (cached), train intake's first model
@@ -33,7 +33,7 @@ install: uv tools ## install Python deps, fetch Kafka jars, build FerretDB (cach
 model: uv ## retrain intake's classifier on the corpus + stored corrections (kept only if no worse)
 	@$(UV) run --frozen python -m services.intake train
 
-run: install ## start Kafka, FerretDB and the five services (restarted if they die); Ctrl-C stops all
+run: install ## start Kafka, FerretDB and the six services (restarted if they die); Ctrl-C stops all
 	@$(UV) run --frozen python deploy/local/run.py --data "$(RUN_DIR)" \
 	    --kafka-port $(LEXCARE_KAFKA_PORT) --mongo-port $(LEXCARE_MONGO_PORT)
 
@@ -71,11 +71,9 @@ schemas: uv ## write JSON Schemas of every event and the AsyncAPI document to do
 
 bench: install ## benchmarks: prints a table, writes bench/results/*.json
 	@$(UV) run --frozen python -m bench
-	@$(UV) run --frozen python -m bench.metrics_growth --events 10000,100000
 
 bench-large: install ## benchmarks including the 1M-event cost-growth run
 	@$(UV) run --frozen python -m bench --large
-	@$(UV) run --frozen python -m bench.metrics_growth --events 10000,100000,1000000
 
 kpi: uv ## today's and this month's KPIs as a table (needs a running metrics service)
 	@$(UV) run --frozen python -m services.metrics kpi

@@ -11,11 +11,14 @@ from faststream.specification import AsyncAPI
 from services.followup.app import FollowupSettings
 from services.followup.app import create_app as create_followup
 from services.followup.app import specification as followup_specification
+from services.gateway.app import GatewaySettings
+from services.gateway.app import create_app as create_gateway
 from services.intake.app import IntakeSettings
 from services.intake.app import create_app as create_intake
 from services.intake.app import specification as intake_specification
 from services.metrics.app import MetricsSettings
 from services.metrics.app import create_app as create_metrics
+from services.metrics.app import specification as metrics_specification
 from services.routing.app import RoutingSettings
 from services.routing.app import create_app as create_routing
 from services.routing.app import specification as routing_specification
@@ -29,6 +32,7 @@ SERVICES: dict[str, tuple[Callable[[Any], Any], type]] = {
     "followup": (create_followup, FollowupSettings),
     "survey": (create_survey, SurveySettings),
     "metrics": (create_metrics, MetricsSettings),
+    "gateway": (create_gateway, GatewaySettings),
 }
 
 SPECIFICATIONS: dict[str, Callable[[Any], Any]] = {
@@ -36,6 +40,7 @@ SPECIFICATIONS: dict[str, Callable[[Any], Any]] = {
     "intake": intake_specification,
     "survey": survey_specification,
     "followup": followup_specification,
+    "metrics": metrics_specification,
 }
 """Services on the stateful runtime: the broker that declares what their runtime consumes."""
 

@@ -254,6 +254,23 @@ class CareCalendar(BaseModel):
         """The opening of the first window of the first working day on or after `day`."""
         return self.next_care_slot(datetime.combine(day, time(0), self.tz))
 
+    def add_business_seconds(self, start: datetime, seconds: float) -> datetime:
+        """The first moment at which `seconds` of window time have passed since `start`."""
+        local = _aware(start).astimezone(self.tz)
+        if seconds <= 0:
+            return local
+        left, day = timedelta(seconds=seconds), local.date()
+        for _ in range(SEARCH_DAYS):
+            for opens, closes in self.windows_on(day):
+                begin = max(opens, local)
+                if begin >= closes:
+                    continue
+                if left <= closes - begin:
+                    return begin + left
+                left -= closes - begin
+            day += timedelta(days=1)
+        raise ValueError(f"no care window within {SEARCH_DAYS} days of {start.isoformat()}")
+
     def business_seconds(self, start: datetime, end: datetime) -> float:
         """Seconds of `[start, end)` that fall inside windows (0 when end <= start)."""
         start, end = _aware(start), _aware(end)

@@ -238,7 +238,7 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "auto") -
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     _route_libraries_to_root()
-    for noisy in ("aiokafka", "pymongo", "uvicorn.access"):
+    for noisy in ("aiokafka", "pymongo", "uvicorn.access", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
     # Named, so that FastStream's calls through it reach the root handler whatever module
     # they come from (a name guessed from the caller would be one of FastStream's own).

@@ -114,6 +114,16 @@ def _consumer_groups(broker: KafkaBroker) -> list[str]:
     return [group for s in broker.subscribers if (group := getattr(s, "group_id", None))]
 
 
+class _WithWeb(AsgiFastStream):
+    """A service app that hands every request its own routes do not serve to `web`."""
+
+    web: Any = None
+
+    async def not_found(self, scope: Any, receive: Any, send: Any) -> None:
+        """Serve the request with the service's web app (its own routing, 404s, methods)."""
+        await self.web(scope, receive, send)
+
+
 def build_app(
     parts: Plumbing,
     *,
@@ -121,8 +131,13 @@ def build_app(
     on_shutdown: Sequence[Callable[[], Awaitable[None]]] = (),
     routes: Sequence[Route] = (),
     gauges: Callable[[], Awaitable[None]] | None = None,
+    web: Any = None,
 ) -> AsgiFastStream:
-    """The service's ASGI app: topics ensured and hooks run before the broker starts."""
+    """The service's ASGI app: topics ensured and hooks run before the broker starts.
+
+    `web` (an ASGI app, e.g. Starlette with its routers) serves every path that is not one
+    of the exact `routes` (/healthz, /readyz, /metrics): path parameters, methods, CORS.
+    """
     broker, settings, mongo = parts.broker, parts.settings, parts.mongo
 
     async def prepare() -> None:
@@ -136,13 +151,16 @@ def build_app(
             await hook()
         await mongo.close()
 
-    return AsgiFastStream(
+    app = (_WithWeb if web is not None else AsgiFastStream)(
         broker,
         asgi_routes=[*standard_routes(broker, mongo, gauges=gauges), *routes],
         logger=parts.logger,
         on_startup=[prepare],
         after_shutdown=[close],
     )
+    if web is not None:
+        app.web = web  # type: ignore[attr-defined]
+    return app
 
 
 def serve(app: AsgiFastStream, settings: LexcareSettings) -> None:

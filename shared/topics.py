@@ -19,6 +19,13 @@ SURVEY_REMINDED: Final = "survey.reminded"
 SURVEY_EXPIRED: Final = "survey.expired"
 SURVEY_ANSWERED: Final = "survey.answered"
 SURVEY_SCORED: Final = "survey.scored"
+CASE_WAITING_ON_CUSTOMER: Final = "case.waiting_on_customer"
+CASE_CUSTOMER_REPLIED: Final = "case.customer_replied"
+SLA_WARNING: Final = "sla.warning"
+SLA_BREACHED: Final = "sla.breached"
+SLA_MET: Final = "sla.met"
+CASE_ESCALATED: Final = "case.escalated"
+DELIVERY_ATTEMPTED: Final = "delivery.attempted"
 METRICS_KPI: Final = "metrics.kpi"
 
 EVENT_TOPICS: Final = (
@@ -39,6 +46,13 @@ EVENT_TOPICS: Final = (
     SURVEY_EXPIRED,
     SURVEY_ANSWERED,
     SURVEY_SCORED,
+    CASE_WAITING_ON_CUSTOMER,
+    CASE_CUSTOMER_REPLIED,
+    SLA_WARNING,
+    SLA_BREACHED,
+    SLA_MET,
+    CASE_ESCALATED,
+    DELIVERY_ATTEMPTED,
 )
 """Every business event topic; each has a dead-letter twin."""
 
@@ -47,6 +61,10 @@ COMPACTED_TOPICS: Final = (METRICS_KPI,)
 FOLLOWUP_CUSTOMER: Final = "followup.customer"
 """Internal to followup: what a case's partition learned about its customer, re-keyed by
 customer id (shared/runtime creates it; not in ALL_TOPICS: no other service reads it)."""
+
+FOLLOWUP_SLA_POLICY: Final = "followup.sla_policy"
+"""Internal to followup: the service-level policy and calendar as read at start or reload,
+one record per partition, so each partition re-plans the clocks it owns."""
 
 ROUTING_DECIDE: Final = "routing.decide"
 """Internal to routing: every input that needs the roster, re-keyed by one constant key so

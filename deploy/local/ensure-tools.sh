@@ -7,6 +7,10 @@ command -v mvn >/dev/null || missing+=(maven)
 # kcat and jq: the commands of docs/adapters.md, run by tests/e2e/test_adapters_doc.py.
 command -v kcat >/dev/null || missing+=(kcat)
 command -v jq >/dev/null || missing+=(jq)
+# chromium: the survey page's browser test drives it headless with Playwright (no browser
+# download); fonts-dejavu-core draws Vietnamese diacritics in its screenshots.
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -d /usr/share/fonts/truetype/dejavu ] || missing+=(fonts-dejavu-core)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "[tools] installing ${missing[*]} from Debian's packages" >&2
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null

@@ -19,7 +19,14 @@ from supervisor import GaveUp, RestartPolicy, Service, say, stop_all, watch
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCAL = ROOT / "deploy" / "local"
-SERVICES = {"intake": 8081, "routing": 8082, "followup": 8083, "survey": 8084, "metrics": 8085}
+SERVICES = {
+    "intake": 8081,
+    "routing": 8082,
+    "followup": 8083,
+    "survey": 8084,
+    "metrics": 8085,
+    "gateway": 8086,
+}
 
 
 def parse_args() -> argparse.Namespace:
@@ -115,6 +122,9 @@ def banner(kafka: str, mongo: str, data: Path, port_offset: int) -> str:
         url = f"http://127.0.0.1:{port + port_offset}"
         lines.append(f"  {name:<10} {url}/healthz  /readyz  /metrics")
     lines.append(f"  KPIs       http://127.0.0.1:{SERVICES['metrics'] + port_offset}/kpis")
+    gateway = f"http://127.0.0.1:{SERVICES['gateway'] + port_offset}"
+    lines.append(f"  Webhooks   {gateway}/webhooks/{{facebook,zalo,call}}  {gateway}/forms/contact")
+    lines.append(f"  Surveys    {gateway}/s/<token>   (the survey_url of survey.requested)")
     return "\n".join(lines)
 
 
@@ -147,6 +157,9 @@ def main() -> int:
             "PYTHONPATH": str(ROOT),
             **log_env(),
         }
+        # Survey links point at this run's gateway (unless the caller set an address).
+        gateway_url = f"http://127.0.0.1:{SERVICES['gateway'] + args.port_offset}"
+        env.setdefault("LEXCARE_SURVEY_BASE_URL", gateway_url)
         for name, port in SERVICES.items():
             service_env = {**env, "LEXCARE_HTTP_PORT": str(port + args.port_offset)}
             command = [sys.executable, "-m", f"services.{name}"]

@@ -4,15 +4,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import structlog
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 
+from services.followup import sla
 from services.followup.domain import CarePolicy, Memory, is_idle
-from services.followup.handlers import Care, register
+from services.followup.handlers import DEFAULT_SLA, Care, register
+from services.followup.policy_feed import PolicyFeed
 from shared import topics
 from shared.calendar import CareCalendar, load_calendar, log_calendar_loaded
 from shared.clock import Clock, SystemClock
-from shared.events import CareContactRequested
+from shared.events import CareContactRequested, SlaBreached, SlaMet, SlaWarning
 from shared.mongo import make_mongo, service_db
 from shared.runtime import Runtime
 from shared.runtime.spec import specification_broker
@@ -20,6 +23,7 @@ from shared.service import build_app, plumbing
 from shared.settings import LexcareSettings
 
 DEFAULT_CALENDAR = Path(__file__).resolve().parents[2] / "deploy" / "config" / "care_windows.yaml"
+log = structlog.get_logger("lexcare.followup")
 
 
 class FollowupSettings(LexcareSettings):
@@ -37,6 +41,12 @@ class FollowupSettings(LexcareSettings):
     """After resolution: a check-in this many days later."""
     max_retries: int = 3
     """`no_answer` is retried in the next window at most this many times."""
+    sla_policy_path: Path = DEFAULT_SLA
+    """YAML service-level policy: targets per priority, refinements, warning share."""
+    sla_reload_every_s: float = 30.0
+    """How often the policy file is read again (a change re-plans the clocks); 0: never."""
+    sla_breach_grace_s: float = 60.0
+    """A breach is announced this long after its moment: a stop stamped before it lands first."""
     followup_clock_offset_s: float = 0.0
     """TEST ONLY: shift the service's clock by this many seconds (fault tests)."""
 
@@ -64,14 +74,15 @@ def create_app(
     clock = clock or OffsetClock(timedelta(seconds=settings.followup_clock_offset_s))
     care = care_of(settings, calendar)
     runtime = followup_runtime(settings, parts.db, care=care, clock=clock)
+    feed = PolicyFeed(settings, runtime, calendar=care.calendar)
 
     async def announce_calendar() -> None:
         log_calendar_loaded(care.calendar, now=clock.now())
 
     return build_app(
         parts,
-        on_startup=[announce_calendar, runtime.start],
-        on_shutdown=[runtime.stop],
+        on_startup=[announce_calendar, feed.start, runtime.start],
+        on_shutdown=[feed.stop, runtime.stop],
         gauges=runtime.observe,
     )
 
@@ -98,6 +109,8 @@ def care_of(settings: "FollowupSettings", calendar: CareCalendar | None = None) 
             max_retries=settings.max_retries,
         ),
         producer=settings.service_name,
+        sla_policy=sla.load_policy(settings.sla_policy_path),
+        sla_grace_s=settings.sla_breach_grace_s,
     )
 
 
@@ -111,5 +124,8 @@ def specification(settings: "FollowupSettings") -> KafkaBroker:
             CareContactRequested,
             "Outbound care work for channel adapters, dialers and agents' queues.",
         ),
+        (topics.SLA_WARNING, SlaWarning, "A service-level clock used its warning share."),
+        (topics.SLA_BREACHED, SlaBreached, "A service-level clock reached its target."),
+        (topics.SLA_MET, SlaMet, "A service-level clock stopped before its target."),
     )
     return specification_broker(settings, runtime, publishes)

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from services.followup.sla import SlaBook, SlaClocks
 from shared.calendar import CareCalendar
 from shared.events import (
     CareContactCompleted,
@@ -107,6 +108,10 @@ class CaseState(BaseModel):
     """Every timer planned for the case (id → kind), pending or not: planned once."""
     requests: dict[str, RequestRecord] = {}
     """The case's requests sent, by request id, to act on their outcomes."""
+    sla: SlaClocks | None = None
+    """The case's service-level clocks (from its opening)."""
+    assignee_id: str | None = None
+    """Who holds the case, per the latest case.assigned (service-level events name them)."""
 
     @property
     def resolved(self) -> bool:
@@ -132,8 +137,9 @@ class CustomerState(BaseModel):
     """The birthday and loyalty requests sent, by request id."""
 
 
-Memory = Annotated[CaseState | CustomerState, Field(discriminator="kind")]
-"""One value of followup's state: a case or a customer, told apart by `kind`."""
+Memory = Annotated[CaseState | CustomerState | SlaBook, Field(discriminator="kind")]
+"""One value of followup's state: a case, a customer or the partition's service-level
+book, told apart by `kind`."""
 
 
 def case_key(case_id: str) -> str:
@@ -146,9 +152,11 @@ def customer_key(customer_id: str) -> str:
     return f"customer/{customer_id}"
 
 
-def is_idle(memory: CaseState | CustomerState) -> bool:
+def is_idle(memory: CaseState | CustomerState | SlaBook) -> bool:
     """Whether a value may leave memory (reloaded by key when needed): customers and
-    resolved cases; open cases stay, their care timers fire often."""
+    resolved cases; open cases and the service-level book stay, they change often."""
+    if isinstance(memory, SlaBook):
+        return False
     return isinstance(memory, CustomerState) or memory.resolved
 
 

@@ -6,30 +6,36 @@ greeting or an offer) passes on as a `CustomerFact` keyed by customer id: the cu
 partition owns `customer/<id>`, its birthday and loyalty timers and their requests.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 import structlog
 
-from services.followup import domain
+from services.followup import domain, levels, sla
 from services.followup.domain import CaseState, CustomerState, PlannedTimer
-from services.followup.internal import CustomerFact
+from services.followup.internal import CustomerFact, SlaPolicyRead
 from shared import topics
 from shared.calendar import CareCalendar
 from shared.events import (
     CareContactCompleted,
     CareContactRequested,
     CareKind,
+    CareOutcome,
     CaseClassified,
     CaseResolved,
     CustomerSegmentChanged,
     Event,
+    SlaTarget,
     derived_event_id,
 )
 from shared.runtime import Context, Runtime, Timer, View
 
 log = structlog.get_logger("lexcare.followup")
+
+DEFAULT_SLA = Path(__file__).resolve().parents[2] / "deploy" / "config" / "sla.yaml"
 
 State = View[CaseState | CustomerState]
 
@@ -41,6 +47,20 @@ class Care:
     calendar: CareCalendar
     policy: domain.CarePolicy
     producer: str = "followup"
+    sla_policy: sla.SlaPolicy = field(default_factory=lambda: sla.load_policy(DEFAULT_SLA))
+    """The service-level policy read at start (a partition's book holds the latest)."""
+    sla_grace_s: float = 60.0
+    """A breach is announced this long after its moment, so a stop in flight lands first."""
+
+    @property
+    def sla_fingerprint(self) -> str:
+        """Digest of the policy read at start and the calendar."""
+        return sla.fingerprint(self.sla_policy, self.calendar)
+
+    @property
+    def sla_grace(self) -> timedelta:
+        """`sla_grace_s` as a duration."""
+        return timedelta(seconds=self.sla_grace_s)
 
     @property
     def rules(self) -> dict[str, Any]:
@@ -63,6 +83,13 @@ def register(runtime: Runtime[Any], care: Care) -> None:
     )
     for kind in CareKind:
         runtime.on_timer(kind.value)(partial(on_care_due, care=care))
+    for topic, model, rule in levels.REGISTERED:
+        runtime.on(topic, model)(partial(rule, care=care))
+    runtime.on(topics.FOLLOWUP_SLA_POLICY, SlaPolicyRead, internal=True)(
+        partial(levels.on_policy, care=care)
+    )
+    for kind in (sla.WARNING, sla.BREACH):
+        runtime.on_timer(kind)(partial(levels.on_due, care=care))
 
 
 # --- case events, keyed by case id ----------------------------------------------------------
@@ -72,6 +99,7 @@ def on_case_classified(state: State, event: CaseClassified, ctx: Context, *, car
     """Remember the contact on the case, plan its care; tell the customer's owner."""
     case = domain.remember_classified(_case(state, event.case_id), event)
     timers, case = domain.plan_classified(case, event, now=ctx.now, **care.rules)
+    case = levels.on_classified(state, case, event, ctx, care)
     state.set(domain.case_key(event.case_id), _schedule(case, timers, ctx))
     _tell_customer(event, event.customer_id, ctx, care)
     log.info("care_planned", timers=[t.kind.value for t in timers])
@@ -82,6 +110,7 @@ def on_case_resolved(state: State, event: CaseResolved, ctx: Context, *, care: C
     before = _case(state, event.case_id)
     check_in, case = domain.plan_resolved(before, event, now=ctx.now, **care.rules)
     _cancel(case, domain.CADENCE_KINDS, ctx)
+    case = levels.on_stop(state, case, list(SlaTarget), event.occurred_at, ctx, care)
     state.set(domain.case_key(event.case_id), _schedule(case, [check_in] if check_in else [], ctx))
     log.info("care_ended", check_in_at=check_in and check_in.due_at)
 
@@ -100,6 +129,9 @@ def on_care_contact_completed(
     if case is not None:
         case = _schedule(case, [after.retry] if after.retry else [], ctx)
         case = domain.with_outcome(case, event.request_id or "", event.outcome)
+        if event.outcome == CareOutcome.REACHED:
+            first = [SlaTarget.FIRST_RESPONSE]
+            case = levels.on_stop(state, case, first, event.occurred_at, ctx, care)
         state.set(domain.case_key(event.case_id), case)
         if request is None and event.request_id and case.customer_id:
             _tell_customer(event, case.customer_id, ctx, care)

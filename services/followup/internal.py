@@ -4,6 +4,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
+from services.followup.sla import SlaPolicy
 from shared import topics
 from shared.events import CareContactCompleted, CaseClassified, CustomerSegmentChanged, Event
 
@@ -25,3 +26,14 @@ class CustomerFact(Event):
     )
     customer_id: str = Field(description="The customer, the record's key.")
     fact: Fact = Field(description="The input event, as received.")
+
+
+class SlaPolicyRead(Event):
+    """Internal, one record per partition (no key): the service-level policy and calendar as
+    an instance read them; each partition re-plans its running clocks when they changed."""
+
+    event_type: Literal["followup.sla_policy"] = Field(
+        default=topics.FOLLOWUP_SLA_POLICY, description="The event type, equal to its topic."
+    )
+    policy: SlaPolicy = Field(description="The policy read from the file.")
+    fingerprint: str = Field(description="Digest of the policy and the care calendar.")

@@ -14,7 +14,8 @@ that customer's steps.
 
 from bisect import bisect_left, bisect_right
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from itertools import accumulate, pairwise
 
@@ -59,78 +60,18 @@ def periods_between(window: Window, first: date, last: date) -> Iterator[date]:
         start = period_end(window, start)
 
 
-class CustomerActivity:
-    """Contact days per customer group and the steps they add to the active counts."""
+@dataclass
+class ActivityTotals:
+    """The difference maps summed over every customer group, and what CRR was computed for."""
 
-    def __init__(self, active_days: int = ACTIVE_DAYS) -> None:
-        self.window = timedelta(days=active_days)
-        self.parent: dict[str, str] = {}
-        self.days: dict[str, Counter[date]] = {}
-        self.up: Counter[date] = Counter()
-        self.down: Counter[date] = Counter()
-        self.gaps: Counter[Gap] = Counter()
-        self.contact_days: Counter[date] = Counter()
-        self.changed = False
-
-    def root(self, customer_id: str) -> str:
-        """The id the customer's group is kept under."""
-        path = []
-        while (parent := self.parent.get(customer_id, customer_id)) != customer_id:
-            path.append(customer_id)
-            customer_id = parent
-        for member in path:
-            self.parent[member] = customer_id
-        return customer_id
-
-    def add_contact(self, customer_id: str, day: date) -> None:
-        """Record one (already deduplicated) contact of the customer on `day`."""
-        root = self.root(customer_id)
-        self._shift(root, -1)
-        self.days.setdefault(root, Counter())[day] += 1
-        self.contact_days[day] += 1
-        self._shift(root, 1)
-
-    def merge(self, survivor: str, merged: tuple[str, ...]) -> list[tuple[str, str]]:
-        """Fold `merged` customers into `survivor` (safe to repeat, any order).
-
-        Returns the groups folded, as (kept root, folded root) pairs.
-        """
-        folded = []
-        for other in merged:
-            keep, gone = self.root(survivor), self.root(other)
-            if keep == gone:
-                continue
-            self._shift(keep, -1)
-            self._shift(gone, -1)
-            self.parent[gone] = keep
-            self.days.setdefault(keep, Counter()).update(self.days.pop(gone, Counter()))
-            self._shift(keep, 1)
-            folded.append((keep, gone))
-        return folded
-
-    def _intervals(self, root: str) -> list[tuple[date, date]]:
-        """The boundaries [start, end) at which the customer group is active."""
-        one = timedelta(days=1)
-        intervals: list[tuple[date, date]] = []
-        for day in sorted(self.days.get(root, ())):
-            start, end = day + one, day + one + self.window
-            if intervals and start <= intervals[-1][1]:
-                intervals[-1] = (intervals[-1][0], end)
-            else:
-                intervals.append((start, end))
-        return intervals
-
-    def _shift(self, root: str, sign: int) -> None:
-        intervals = self._intervals(root)
-        _apply(self.up, Counter(start for start, _ in intervals), sign)
-        _apply(self.down, Counter(end for _, end in intervals), sign)
-        gaps = Counter(
-            (end, start)
-            for (_, end), (start, _) in pairwise(intervals)
-            if start - end < LONGEST_PERIOD
-        )
-        _apply(self.gaps, gaps, sign)
-        self.changed = True
+    up: Counter[date] = field(default_factory=Counter)
+    down: Counter[date] = field(default_factory=Counter)
+    gaps: Counter[Gap] = field(default_factory=Counter)
+    contact_days: Counter[date] = field(default_factory=Counter)
+    changed: bool = False
+    """Activity changed since CRR was last computed."""
+    until: date | None = None
+    """The day CRR was last computed up to."""
 
     def crr_cells(self, today: date) -> dict[CellKey, Cell]:
         """CRR of every day, week and month from the first contact's to today's (dimension all).
@@ -167,3 +108,85 @@ class CustomerActivity:
                 cell.parts.update({"start": s, "end": e, "new": e - kept, "lost": lost})
                 cells[("crr", window, start, "all", "all")] = cell
         return cells
+
+
+class CustomerActivity:
+    """Contact days per customer group and the steps they add to the active counts.
+
+    Its maps are given (plain dicts in memory, or a runtime partition's values through
+    `services.metrics.state.Workspace`): the same code runs over either.
+    """
+
+    def __init__(
+        self,
+        parent: MutableMapping[str, str] | None = None,
+        days: MutableMapping[str, Counter[date]] | None = None,
+        totals: ActivityTotals | None = None,
+        active_days: int = ACTIVE_DAYS,
+    ) -> None:
+        self.window = timedelta(days=active_days)
+        self.parent = {} if parent is None else parent
+        """Customer id → the id it was merged into (absent: its own root)."""
+        self.days = {} if days is None else days
+        """Root → contact days of the group."""
+        self.totals = ActivityTotals() if totals is None else totals
+
+    def root(self, customer_id: str) -> str:
+        """The id the customer's group is kept under."""
+        path = []
+        while (parent := self.parent.get(customer_id, customer_id)) != customer_id:
+            path.append(customer_id)
+            customer_id = parent
+        for member in path:
+            self.parent[member] = customer_id
+        return customer_id
+
+    def add_contact(self, customer_id: str, day: date) -> None:
+        """Record one (already deduplicated) contact of the customer on `day`."""
+        root = self.root(customer_id)
+        self._shift(root, -1)
+        self.days.setdefault(root, Counter())[day] += 1
+        self.totals.contact_days[day] += 1
+        self._shift(root, 1)
+
+    def merge(self, survivor: str, merged: tuple[str, ...]) -> list[tuple[str, str]]:
+        """Fold `merged` customers into `survivor` (safe to repeat, any order).
+
+        Returns the groups folded, as (kept root, folded root) pairs.
+        """
+        folded = []
+        for other in merged:
+            keep, gone = self.root(survivor), self.root(other)
+            if keep == gone:
+                continue
+            self._shift(keep, -1)
+            self._shift(gone, -1)
+            self.parent[gone] = keep
+            self.days.setdefault(keep, Counter()).update(self.days.pop(gone, Counter()))
+            self._shift(keep, 1)
+            folded.append((keep, gone))
+        return folded
+
+    def _intervals(self, root: str) -> list[tuple[date, date]]:
+        """The boundaries [start, end) at which the customer group is active."""
+        one = timedelta(days=1)
+        intervals: list[tuple[date, date]] = []
+        for day in sorted(self.days.get(root, ())):
+            start, end = day + one, day + one + self.window
+            if intervals and start <= intervals[-1][1]:
+                intervals[-1] = (intervals[-1][0], end)
+            else:
+                intervals.append((start, end))
+        return intervals
+
+    def _shift(self, root: str, sign: int) -> None:
+        intervals = self._intervals(root)
+        _apply(self.totals.up, Counter(start for start, _ in intervals), sign)
+        _apply(self.totals.down, Counter(end for _, end in intervals), sign)
+        gaps = Counter(
+            (end, start)
+            for (_, end), (start, _) in pairwise(intervals)
+            if start - end < LONGEST_PERIOD
+        )
+        _apply(self.totals.gaps, gaps, sign)
+        self.totals.changed = True

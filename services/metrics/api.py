@@ -10,24 +10,12 @@ from urllib.parse import parse_qs
 import orjson
 from faststream.asgi import AsgiResponse, get
 
-from services.metrics.engine import MetricsEngine
-from services.metrics.kpis import KPIS, cell_row
+from services.metrics.board import ROW_FIELDS, KpiBoard
+from services.metrics.kpis import KPIS
 from services.metrics.windows import Window
 from shared.service import Route, json_response
 
-CSV_COLUMNS = (
-    "kpi",
-    "window",
-    "period_start",
-    "dimension",
-    "dimension_value",
-    "value",
-    "unit",
-    "numerator",
-    "denominator",
-    "count",
-    "extra",
-)
+CSV_COLUMNS = ROW_FIELDS
 
 
 class BadQuery(ValueError):
@@ -55,29 +43,31 @@ def _choices(params: dict[str, list[str]], name: str, allowed: Iterable[str]) ->
     return set(raw) or None
 
 
-def select_kpis(engine: MetricsEngine, params: dict[str, list[str]]) -> list[dict[str, Any]]:
+def select_kpis(
+    rows: Iterable[dict[str, Any]], params: dict[str, list[str]]
+) -> list[dict[str, Any]]:
     """KPI rows matching kpi, window, from/to (period start), dimension and value filters."""
     kpis = _choices(params, "kpi", KPIS)
     windows = _choices(params, "window", [w.value for w in Window])
     dimensions = _choices(params, "dimension", ["all", "channel", "legal_field", "lawyer"])
     values = {v for value in params.get("value", []) for v in value.split(",") if v} or None
     start, end = _day(params, "from"), _day(params, "to")
-    rows = []
-    for key, cell in engine.cells.items():
-        kpi, window, period, dimension, dimension_value = key
-        if kpis and kpi not in kpis:
+    selected = []
+    for row in rows:
+        if kpis and row["kpi"] not in kpis:
             continue
-        if windows and window not in windows:
+        if windows and row["window"] not in windows:
             continue
-        if dimensions and dimension not in dimensions:
+        if dimensions and row["dimension"] not in dimensions:
             continue
-        if values and dimension_value not in values:
+        if values and row["dimension_value"] not in values:
             continue
+        period = date.fromisoformat(row["period_start"]) if row["period_start"] else None
         if period is not None and ((start and period < start) or (end and period > end)):
             continue
-        rows.append(cell_row(key, cell))
-    rows.sort(key=_row_order)
-    return rows
+        selected.append(row)
+    selected.sort(key=_row_order)
+    return selected
 
 
 def _row_order(row: dict[str, Any]) -> tuple[str, ...]:
@@ -107,8 +97,8 @@ def _wants_csv(scope: Any, params: dict[str, list[str]]) -> bool:
     return b"text/csv" in accept
 
 
-def kpi_routes(engine: MetricsEngine) -> list[Route]:
-    """The /kpis endpoint."""
+def kpi_routes(board: KpiBoard) -> list[Route]:
+    """The /kpis endpoint (the latest values on metrics.kpi)."""
 
     @get(description="KPI values: ?kpi=&window=&from=&to=&dimension=&value=&format=csv")
     async def kpis(scope: Any) -> AsgiResponse:
@@ -117,7 +107,7 @@ def kpi_routes(engine: MetricsEngine) -> list[Route]:
             for k, vs in parse_qs(scope.get("query_string", b"")).items()
         }
         try:
-            rows = select_kpis(engine, params)
+            rows = select_kpis(board.rows.values(), params)
         except BadQuery as e:
             return json_response({"error": str(e)}, 400)
         if _wants_csv(scope, params):

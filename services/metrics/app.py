@@ -4,15 +4,19 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from faststream.asgi import AsgiFastStream
-from pydantic import Field
+from faststream.kafka import KafkaBroker
 
 from services.metrics.api import kpi_routes
+from services.metrics.board import KpiBoard
 from services.metrics.engine import MetricsEngine
-from services.metrics.handlers import build_router
-from services.metrics.live import Checkpointer, KpiPublisher
-from services.metrics.store import MetricsStore
+from services.metrics.handlers import metrics_runtime
+from shared import topics
 from shared.calendar import CareCalendar, load_calendar, log_calendar_loaded
 from shared.clock import Clock, SystemClock
+from shared.events import KpiUpdated
+from shared.mongo import make_mongo, service_db
+from shared.runtime import Runtime
+from shared.runtime.spec import Publishes, specification_broker
 from shared.service import build_app, plumbing
 from shared.settings import LexcareSettings
 
@@ -26,10 +30,6 @@ class MetricsSettings(LexcareSettings):
     http_port: int = 8085
     publish_interval_s: float = 1.0
     """metrics.kpi gets at most one message per key per this many seconds."""
-    kpi_store_interval_s: float = 5.0
-    """How often changed KPI values are written to the `kpis` collection."""
-    max_cases_in_memory: int = Field(default=20_000, gt=0)
-    """Case sheets kept in memory (least recently active set aside, reloaded on demand)."""
     care_calendar_path: Path = DEFAULT_CALENDAR
     """YAML care calendar: FRT in business time counts only time inside its windows."""
 
@@ -40,44 +40,73 @@ def build_engine(
     *,
     clock: Clock | None = None,
 ) -> MetricsEngine:
-    """An empty engine with the firm's timezone and care calendar (its file when not given),
-    reading the system clock unless given another."""
+    """An empty in-memory engine (the reference: replay, tests) with the firm's timezone and
+    care calendar (its file when not given), reading the system clock unless given another."""
     if calendar is None:
         calendar = load_calendar(settings.care_calendar_path)
     return MetricsEngine(
         ZoneInfo(settings.timezone),
         business_seconds=calendar.business_seconds,
         clock=clock or SystemClock(),
-        max_cases=settings.max_cases_in_memory,
+    )
+
+
+def build_runtime(
+    settings: MetricsSettings, db: object, calendar: CareCalendar, today: Clock, **options: object
+) -> Runtime[object]:
+    """Metrics' rules on the stateful runtime."""
+    return metrics_runtime(
+        settings,
+        db,
+        tz=ZoneInfo(settings.timezone),
+        business_seconds=calendar.business_seconds,
+        today=today,
+        publish_interval_s=settings.publish_interval_s,
+        **options,
     )
 
 
 def create_app(settings: MetricsSettings, clock: Clock | None = None) -> AsgiFastStream:
-    """Build metrics: broker, database, handlers and HTTP endpoints."""
+    """Build metrics: its rules on the runtime, the KPI board and the HTTP endpoints.
+
+    `clock` tells retention which day it is (the runtime's timers run on the system clock).
+    """
     parts = plumbing(settings)
-    store = MetricsStore(parts.db)
     calendar = load_calendar(settings.care_calendar_path)
     clock = clock or SystemClock()
-    engine = build_engine(settings, calendar, clock=clock)
-    checkpointer = Checkpointer(engine, store)
-    router, publish = build_router(settings, engine, checkpointer)
-    parts.broker.include_router(router)
-    publisher = KpiPublisher(
-        checkpointer,
-        publish,
-        settings.publish_interval_s,
-        store_interval_s=settings.kpi_store_interval_s,
-    )
+    runtime = build_runtime(settings, parts.db, calendar, clock)
+    board = KpiBoard(settings)
 
     async def start() -> None:
         log_calendar_loaded(calendar, now=clock.now())
-        await store.prepare()
-        await checkpointer.restore()
-        await checkpointer.start()
-        await publisher.start()
+        await runtime.start()
+        await board.start()
 
     async def stop() -> None:
-        await checkpointer.stop()
-        await publisher.stop()
+        await board.stop()
+        await runtime.stop()
 
-    return build_app(parts, on_startup=[start], on_shutdown=[stop], routes=kpi_routes(engine))
+    return build_app(
+        parts,
+        on_startup=[start],
+        on_shutdown=[stop],
+        routes=kpi_routes(board),
+        gauges=runtime.observe,
+    )
+
+
+PUBLISHES: Publishes = (
+    (
+        topics.METRICS_KPI,
+        KpiUpdated,
+        "KPI values per window, period and dimension (compacted, no personal data).",
+    ),
+)
+
+
+def specification(settings: MetricsSettings) -> KafkaBroker:
+    """What metrics consumes and publishes, for its AsyncAPI document."""
+    db = service_db(make_mongo(settings), settings)
+    calendar = load_calendar(settings.care_calendar_path)
+    runtime = build_runtime(settings, db, calendar, SystemClock())
+    return specification_broker(settings, runtime, PUBLISHES)

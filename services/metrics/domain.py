@@ -2,20 +2,22 @@
 
 A case's *sheet* is the set of its entries (one per event, keyed by event id, so a
 duplicate changes nothing). `case_facts(sheet)` is a pure function of that set: the KPI
-contributions of the case. The engine keeps the facts it last added for each case and
-applies only the difference, so arrival order never matters and a late event moves its
+contributions of the case. `case_change(sheet, entry)` gives what one more entry changes
+(facts retracted, facts added), so arrival order never matters and a late event moves its
 contribution into the window of its own occurred_at.
 
 One rule looks beyond the case: a contract's revenue is *returning* when its customer had
-signed another contract before it (by occurred_at, then event id). The engine knows each
-customer's first contract and passes `case_facts` a `Returning` predicate for it.
+signed another contract before it (by occurred_at, then event id). A case's revenue facts
+count every contract as new and name it (`ref`); the totals, which know each customer's
+first contract, split them when they add them to the cells (services.metrics.engine).
 """
 
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from enum import StrEnum
+from zoneinfo import ZoneInfo
 
 from shared.events import (
     CareContactCompleted,
@@ -27,6 +29,8 @@ from shared.events import (
     CustomerMerged,
     Event,
     FeeQuoted,
+    SlaBreached,
+    SlaMet,
     SurveyExpired,
     SurveyReminded,
     SurveyRequested,
@@ -35,9 +39,6 @@ from shared.events import (
 
 BusinessSeconds = Callable[[datetime, datetime], float]
 """Seconds between two instants counted only inside the care windows."""
-
-Returning = Callable[[str | None, "CaseEntry"], bool]
-"""Whether the customer (None: not known yet) had signed a contract before this one."""
 
 FRT_BUCKETS: tuple[tuple[str, int], ...] = (
     ("0-1h", 3_600_000),
@@ -66,6 +67,8 @@ class EntryKind(StrEnum):
     SURVEY_REMINDED = "survey_reminded"
     SURVEY_EXPIRED = "survey_expired"
     SURVEY_SCORED = "survey_scored"
+    SLA_MET = "sla_met"
+    SLA_BREACHED = "sla_breached"
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +146,15 @@ def entry_of(event: Event) -> CaseEntry | CustomerMerge | None:
             )
         case CareContactCompleted(outcome=CareOutcome.REACHED):
             return CaseEntry(**_base(event, EntryKind.REACHED, event.case_id))
+        case SlaMet() | SlaBreached():
+            kind = EntryKind.SLA_MET if isinstance(event, SlaMet) else EntryKind.SLA_BREACHED
+            return CaseEntry(
+                **_base(event, kind, event.case_id),
+                ref=str(event.target),
+                channel=event.channel,
+                legal_field=event.legal_field,
+                lawyer_id=event.assignee_id,
+            )
         case SurveyRequested() | SurveyReminded() | SurveyExpired():
             kind = {
                 SurveyRequested: EntryKind.SURVEY_REQUESTED,
@@ -194,6 +206,8 @@ class Fact:
     denominator: int = 0
     parts: tuple[tuple[str, int], ...] = ()
     sample_ms: int | None = None
+    ref: str | None = None
+    """A revenue fact's contract event id (its split into new and returning depends on it)."""
 
 
 _MILLISECOND = timedelta(milliseconds=1)
@@ -276,16 +290,11 @@ def signed_contracts(entries: Iterable[CaseEntry]) -> tuple[str | None, list[Cas
     return (origin.customer_id if origin else None), _first_per_ref(view[EntryKind.CONTRACT])
 
 
-def _never_returning(customer_id: str | None, contract: CaseEntry) -> bool:
-    return False
-
-
 def case_facts(
-    entries: Iterable[CaseEntry],
-    business_seconds: BusinessSeconds | None = None,
-    returning: Returning = _never_returning,
+    entries: Iterable[CaseEntry], business_seconds: BusinessSeconds | None = None
 ) -> Counter[Fact]:
-    """Every KPI contribution of one case, from its sheet (order-independent)."""
+    """Every KPI contribution of one case, from its sheet (order-independent); revenue
+    counted as new, its contract named by `ref`."""
     K = EntryKind
     view = _view(entries)
     contacts = view[K.CONTACT]
@@ -325,11 +334,9 @@ def case_facts(
     aid = sorted((e for e in (*contacts, *view[K.QUOTED]) if e.legal_aid), key=_order)
     if aid:
         add("legal_aid_referrals", aid[0].at, numerator=1)
-    customer = origin.customer_id if origin else None
     for contract in contracts:
-        split = "returning" if returning(customer, contract) else "new"
-        parts = ((split, contract.amount),)
-        add("revenue_vnd", contract.at, numerator=contract.amount, parts=parts)
+        parts = (("new", contract.amount),)
+        add("revenue_vnd", contract.at, numerator=contract.amount, parts=parts, ref=contract.id)
     reached = _first(view[K.REACHED])
     if reached and origin:
         ms = _ms(origin.at, reached.at)
@@ -342,6 +349,7 @@ def case_facts(
                 "frt_business", reached.at, numerator=bms, denominator=1, sample_ms=bms, parts=parts
             )
     _survey_facts(view, add)
+    _sla_facts(view, dims, add)
     return facts
 
 
@@ -369,8 +377,83 @@ def _survey_facts(view: _CaseView, add: Callable[..., None]) -> None:
             add("ces", answer.at, numerator=answer.ces, denominator=1)
 
 
+SLA_KPIS = {"first_response": "sla_first_response_met", "resolution": "sla_resolution_met"}
+"""The KPI of each SLA clock (sla.met / sla.breached `target`)."""
+
+
+def _sla_facts(view: _CaseView, dims: dict[str, str], add: Callable[..., None]) -> None:
+    """Each clock's outcome (its first, should both come): met or not, counted where it
+    ended, by the lawyer who held the case then; breaches counted by clock."""
+    outcomes = sorted((*view[EntryKind.SLA_MET], *view[EntryKind.SLA_BREACHED]), key=_order)
+    for outcome in _first_per_ref(outcomes):
+        held = {"channel": outcome.channel, "legal_field": outcome.legal_field}
+        held["lawyer"] = outcome.lawyer_id
+        own = tuple(sorted({**dims, **{k: v for k, v in held.items() if v}}.items()))
+        met = outcome.kind is EntryKind.SLA_MET
+        kpi = SLA_KPIS.get(outcome.ref or "")
+        if kpi is None:
+            continue
+        add(kpi, outcome.at, dims=own, numerator=int(met), denominator=1)
+        if not met:
+            add("sla_breaches", outcome.at, dims=own, numerator=1, parts=((outcome.ref, 1),))
+
+
 def nps_group(score: int) -> str:
     """promoters (9–10), passives (7–8) or detractors (0–6)."""
     if score >= 9:
         return "promoters"
     return "passives" if score >= 7 else "detractors"
+
+
+@dataclass(frozen=True, slots=True)
+class CaseChange:
+    """What one entry changes of its case's KPI contributions (revenue not split yet)."""
+
+    case_id: str
+    retract: tuple[tuple[Fact, int], ...]
+    add: tuple[tuple[Fact, int], ...]
+    customer_before: str | None
+    """The customer the case ran from before the entry (its retracted revenue's)."""
+    customer_after: str | None
+    contracts: tuple[CaseEntry, ...] = ()
+    """The case's contracts once each, offered as its customer's first (when it has one)."""
+    contact: tuple[str, date] | None = None
+    """(customer, local day) of a new contact, for retention."""
+
+
+def case_change(
+    sheet: Mapping[str, CaseEntry],
+    entry: CaseEntry,
+    *,
+    tz: ZoneInfo,
+    business_seconds: BusinessSeconds | None = None,
+    before: Counter[Fact] | None = None,
+) -> tuple[CaseChange, Counter[Fact]] | None:
+    """What `entry` changes of its case, and the case's facts after it (None: already on
+    the sheet). `before`: the facts last counted for the case, when kept (else computed
+    again: the same unless the care calendar changed since)."""
+    if entry.id in sheet:
+        return None
+    before_customer, _ = signed_contracts(sheet.values())
+    after_sheet = [*sheet.values(), entry]
+    customer, contracts = signed_contracts(after_sheet)
+    if before is None:
+        before = case_facts(sheet.values(), business_seconds) if sheet else Counter()
+    after = case_facts(after_sheet, business_seconds)
+    retract, add = before - after, after - before
+    if before_customer != customer:  # its revenue is split again for the other customer
+        kept = Counter({f: n for f, n in (before & after).items() if f.kpi == "revenue_vnd"})
+        retract, add = retract + kept, add + kept
+    contact = None
+    if entry.kind is EntryKind.CONTACT and entry.customer_id:
+        contact = (entry.customer_id, entry.at.astimezone(tz).date())
+    change = CaseChange(
+        case_id=entry.case_id,
+        retract=tuple(retract.items()),
+        add=tuple(add.items()),
+        customer_before=before_customer,
+        customer_after=customer,
+        contracts=tuple(contracts) if customer else (),
+        contact=contact,
+    )
+    return change, after

@@ -1,19 +1,39 @@
-"""Metrics' Kafka handlers: batches of events put on their cases' sheets, one checkpoint each."""
+"""Metrics' rules on the stateful runtime: case events → sheets → totals → metrics.kpi.
 
-from collections.abc import Awaitable
-from datetime import datetime
+Who owns what (one writer per key): a case's events arrive keyed by case, so its sheet
+(`sheet/<id>`) lives in its case's partition, and the rule there works out what each event
+changes of the case's KPI contributions — the costly part, spread over every partition
+and instance. The totals cross cases and customers (a cell sums many cases; retention and
+new vs returning revenue follow customer groups that merges join), so every change goes on
+to the one partition of the internal `metrics.step` topic (key `totals`), whose rule adds
+it to the cells. A timer of that partition publishes the cells changed since its last
+round to `metrics.kpi`, at most once per key per `publish_interval_s`.
+"""
+
+from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
-from faststream.kafka import KafkaRouter
 
-from services.metrics.domain import entry_of
-from services.metrics.engine import MetricsEngine
-from services.metrics.kpis import UNITS, CellKey, KpiValue
-from services.metrics.live import Checkpointer, Publish
-from services.metrics.store import cell_id
+from services.metrics.domain import BusinessSeconds, CaseEntry, case_change, entry_of
+from services.metrics.kpis import UNITS, CellKey, KpiValue, kpi_value
+from services.metrics.state import (
+    TOTALS_KEY,
+    MetricsValue,
+    SheetValue,
+    StoredFact,
+    Workspace,
+    cell_id,
+    is_idle,
+    sheet_key,
+    totals_in,
+)
+from services.metrics.steps import METRICS_STEP, MetricsStep
+from services.metrics.windows import local_day
 from shared import topics
-from shared.batching import BatchSubscriber
+from shared.clock import Clock
 from shared.events import (
     CareContactCompleted,
     CaseAssigned,
@@ -26,20 +46,25 @@ from shared.events import (
     KpiDimension,
     KpiUpdated,
     KpiWindow,
+    SlaBreached,
+    SlaMet,
     SurveyExpired,
     SurveyReminded,
     SurveyRequested,
     SurveyScored,
     derived_event_id,
 )
-from shared.kafka import make_router
+from shared.runtime import Context, Runtime, View
+from shared.runtime.timers import Timer
 from shared.settings import LexcareSettings
 
 log = structlog.get_logger("lexcare.metrics")
+PRODUCER = "metrics"
+PUBLISH = "metrics.publish"
+"""The totals' partition's timer (and its id): publish the changed cells."""
 
-CONSUMED: tuple[type[Event], ...] = (
+CASE_EVENTS: tuple[type[Event], ...] = (
     CaseClassified,
-    CustomerMerged,
     CaseAssigned,
     FeeQuoted,
     ContractSigned,
@@ -49,8 +74,107 @@ CONSUMED: tuple[type[Event], ...] = (
     SurveyReminded,
     SurveyExpired,
     SurveyScored,
+    SlaMet,
+    SlaBreached,
 )
+"""The events counted on their case's sheet (all keyed by case id)."""
+CONSUMED: tuple[type[Event], ...] = (*CASE_EVENTS, CustomerMerged)
 """Every event type the KPIs are computed from."""
+
+
+def metrics_runtime(
+    settings: LexcareSettings,
+    db: Any,
+    *,
+    tz: ZoneInfo,
+    business_seconds: BusinessSeconds | None,
+    today: Clock,
+    publish_interval_s: float,
+    **options: Any,
+) -> Runtime[Any]:
+    """Metrics' rules registered on a runtime; `today` is the clock retention counts to."""
+    runtime: Runtime[Any] = Runtime(settings, db, value_type=MetricsValue, idle=is_idle, **options)
+    count = partial(on_case_event, tz=tz, business_seconds=business_seconds)
+    for model in CASE_EVENTS:
+        runtime.on(model.TOPIC, model)(count)
+    runtime.on(topics.CUSTOMER_MERGED, CustomerMerged, stateless=True)(on_customer_merged)
+    interval = timedelta(seconds=publish_interval_s)
+    runtime.on(METRICS_STEP, MetricsStep, internal=True)(
+        partial(on_metrics_step, tz=tz, interval=interval)
+    )
+    runtime.on_timer(PUBLISH)(partial(on_publish, tz=tz, today=today, interval=interval))
+    return runtime
+
+
+# A case's partition.
+
+
+def on_case_event(
+    state: View[Any],
+    event: Event,
+    ctx: Context,
+    *,
+    tz: ZoneInfo,
+    business_seconds: BusinessSeconds | None,
+) -> None:
+    """Put the event on its case's sheet and hand what it changed to the totals."""
+    entry = entry_of(event)
+    if not isinstance(entry, CaseEntry):
+        return  # counts for nothing (a care contact not reached)
+    key = sheet_key(entry.case_id)
+    sheet = state.get(key) or SheetValue()
+    entries = {e.id: e for e in sheet.entries}
+    changed = case_change(
+        entries, entry, tz=tz, business_seconds=business_seconds, before=sheet.counted()
+    )
+    if changed is None:
+        return  # the same event under another delivery: on the sheet already
+    change, facts = changed
+    counted = tuple(StoredFact.of(fact, n) for fact, n in facts.items())
+    state.set(key, SheetValue.model_construct(entries=(*sheet.entries, entry), facts=counted))
+    ctx.emit(MetricsStep.caused_by(event, producer=PRODUCER, change=change), key=TOTALS_KEY)
+
+
+def on_customer_merged(state: View[Any], event: CustomerMerged, ctx: Context) -> None:
+    """Customers proved to be one: the totals fold their groups."""
+    merge = entry_of(event)
+    ctx.emit(MetricsStep.caused_by(event, producer=PRODUCER, merge=merge), key=TOTALS_KEY)
+
+
+# The totals' partition.
+
+
+def on_metrics_step(
+    state: View[Any], step: MetricsStep, ctx: Context, *, tz: ZoneInfo, interval: timedelta
+) -> None:
+    """Add a case's change (or a merge) to the totals; publish within `interval`."""
+    workspace = Workspace(state)
+    totals = totals_in(workspace, tz)
+    if step.change is not None:
+        totals.apply(step.change)
+    if step.merge is not None:
+        totals.merge(step.merge)
+    workspace.save()
+    if ctx.timer(PUBLISH) is None:
+        ctx.schedule(PUBLISH, due_at=ctx.now + interval, kind=PUBLISH)
+
+
+def on_publish(
+    state: View[Any], timer: Timer, ctx: Context, *, tz: ZoneInfo, today: Clock, interval: timedelta
+) -> None:
+    """Publish every cell changed since the last round (retention brought up to today)."""
+    workspace = Workspace(state)
+    totals = totals_in(workspace, tz)
+    totals.refresh_crr(local_day(today.now(), tz))
+    changed = totals.take_dirty()
+    for key in sorted(changed, key=cell_id):
+        cell = totals.cells.get(key)
+        value = kpi_value(key[0], cell) if cell is not None else None
+        ctx.emit(kpi_event(key, value, producer=PRODUCER, now=ctx.now))
+    workspace.save()
+    ctx.schedule(PUBLISH, due_at=ctx.now + interval, kind=PUBLISH)
+    if changed:
+        log.info("kpis_published", count=len(changed))
 
 
 def kpi_event(key: CellKey, value: KpiValue | None, *, producer: str, now: datetime) -> KpiUpdated:
@@ -77,79 +201,3 @@ def kpi_event(key: CellKey, value: KpiValue | None, *, producer: str, now: datet
         extra=figures.extra,
         updated_at=now,
     )
-
-
-def build_router(
-    settings: LexcareSettings,
-    engine: MetricsEngine,
-    checkpointer: Checkpointer,
-) -> tuple[KafkaRouter, Publish]:
-    """Metrics' subscribers, and the function that sends one KPI value to metrics.kpi."""
-    router = make_router(settings)
-    kpi_topic = router.publisher(
-        topics.METRICS_KPI,
-        schema=KpiUpdated,
-        description="KPI values per window, period and dimension (compacted, no personal data).",
-    )
-
-    async def publish(key: CellKey, value: KpiValue | None, now: datetime) -> Awaitable[Any]:
-        message = kpi_event(key, value, producer=settings.service_name, now=now)
-        return await kpi_topic.publish(message, key=message.partition_key(), no_confirm=True)
-
-    async def count(event: Event) -> None:
-        entry = entry_of(event)
-        await checkpointer.ensure_sheet(entry)
-        if not engine.ingest(entry):
-            log.debug("nothing_new", event_type=event.event_type)
-
-    # A batch's events are applied in memory (different cases at once: the KPI arithmetic
-    # does not depend on arrival order), then the batch waits for one checkpoint holding
-    # them all before its offsets are committed. Even a batch of duplicates waits: their
-    # first delivery may not be checkpointed yet.
-    subscribe = BatchSubscriber(router, settings, checkpointer.batch)
-
-    @subscribe(topics.CASE_CLASSIFIED)
-    async def on_case_classified(event: CaseClassified) -> None:
-        await count(event)
-
-    @subscribe(topics.CUSTOMER_MERGED)
-    async def on_customer_merged(event: CustomerMerged) -> None:
-        await count(event)
-
-    @subscribe(topics.CASE_ASSIGNED)
-    async def on_case_assigned(event: CaseAssigned) -> None:
-        await count(event)
-
-    @subscribe(topics.FEE_QUOTED)
-    async def on_fee_quoted(event: FeeQuoted) -> None:
-        await count(event)
-
-    @subscribe(topics.CONTRACT_SIGNED)
-    async def on_contract_signed(event: ContractSigned) -> None:
-        await count(event)
-
-    @subscribe(topics.CASE_RESOLVED)
-    async def on_case_resolved(event: CaseResolved) -> None:
-        await count(event)
-
-    @subscribe(topics.CARE_CONTACT_COMPLETED)
-    async def on_care_contact_completed(event: CareContactCompleted) -> None:
-        await count(event)
-
-    @subscribe(topics.SURVEY_REQUESTED)
-    async def on_survey_requested(event: SurveyRequested) -> None:
-        await count(event)
-
-    @subscribe(topics.SURVEY_REMINDED)
-    async def on_survey_reminded(event: SurveyReminded) -> None:
-        await count(event)
-
-    @subscribe(topics.SURVEY_EXPIRED)
-    async def on_survey_expired(event: SurveyExpired) -> None:
-        await count(event)
-
-    @subscribe(topics.SURVEY_SCORED)
-    async def on_survey_scored(event: SurveyScored) -> None:
-        await count(event)
-
-    return router, publish

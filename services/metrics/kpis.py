@@ -23,8 +23,12 @@ _ZERO_BUCKET = -1
 CellKey = tuple[str, Window, date | None, str, str]
 """(kpi, window, period_start, dimension, dimension_value)."""
 
-COUNTS = frozenset({"tft", "open_cases", "resolved_cases", "legal_aid_referrals", "revenue_vnd"})
-PERCENTS = frozenset({"nps", "csat", "complaint_rate", "crr"})
+COUNTS = frozenset(
+    {"tft", "open_cases", "resolved_cases", "legal_aid_referrals", "revenue_vnd", "sla_breaches"}
+)
+PERCENTS = frozenset(
+    {"nps", "csat", "complaint_rate", "crr", "sla_first_response_met", "sla_resolution_met"}
+)
 DURATIONS = frozenset({"frt", "frt_business", "atht", "ttr"})
 RATIOS = frozenset({"resolution_rate", "quote_conversion", "survey_response_rate"})
 MEANS = frozenset({"csat_mean", "ces"})

@@ -1,8 +1,9 @@
 """Replay: recompute every aggregate from the Kafka log and compare with the live values.
 
 `python -m services.metrics rebuild` reads every input topic from its earliest offset up to
-the end offsets seen at start, feeds the events to a fresh engine, writes the result into
-fresh `rebuilt_*` collections and reports every KPI value that differs from the live ones.
+the end offsets seen at start, feeds the events to a fresh in-memory engine (the reference
+computation, services.metrics.engine) and reports every KPI value that differs from the
+live ones: the latest of each key on `metrics.kpi`, as BI tools read them.
 It refuses to start when a partition no longer begins at offset 0: its first events were
 deleted (retention, delete-records), and a replay without them would differ silently.
 """
@@ -15,18 +16,19 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from pydantic import ValidationError
 
 from services.metrics.app import MetricsSettings, build_engine
+from services.metrics.board import KpiBoard, served_partitions
 from services.metrics.domain import entry_of
 from services.metrics.engine import MetricsEngine
 from services.metrics.handlers import CONSUMED
-from services.metrics.kpis import kpi_value
-from services.metrics.store import COMPARED, MetricsStore
+from services.metrics.kpis import cell_row
+from services.metrics.state import cell_id
 from shared.clock import Clock
-from shared.kafka import admin_client, admin_client_options, await_served
-from shared.mongo import make_mongo, service_db
+from shared.kafka import admin_client_options
 
 log = structlog.get_logger("lexcare.metrics")
 
-REBUILT_PREFIX = "rebuilt_"
+COMPARED = ("value", "numerator", "denominator", "count", "extra")
+"""Fields the live and the rebuilt values must agree on (updated_at is when, not what)."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,7 @@ async def replay_log(settings: MetricsSettings, engine: MetricsEngine) -> tuple[
     await consumer.start()
     try:
         models = {settings.topic(m.TOPIC): m for m in CONSUMED}
-        partitions = await _partitions(settings, list(models))
+        partitions = await served_partitions(settings, list(models))
         consumer.assign(partitions)
         await _require_whole_log(consumer, partitions)
         await consumer.seek_to_beginning(*partitions)
@@ -125,42 +127,21 @@ async def _require_whole_log(consumer: AIOKafkaConsumer, partitions: list[TopicP
         raise LogTrimmed(trimmed)
 
 
-async def _partitions(settings: MetricsSettings, topics: list[str]) -> list[TopicPartition]:
-    """Every partition of `topics`, once the broker serves each of them.
-
-    A metadata answer may leave out a topic for a moment (no leader yet, a busy broker):
-    read then, the replay would silently skip its events.
-    """
-    async with admin_client(settings) as admin:
-        described = await await_served(admin, topics)
-    return [
-        TopicPartition(topic["topic"], partition["partition"])
-        for topic in described
-        for partition in topic["partitions"]
-    ]
-
-
 async def rebuild(settings: MetricsSettings, clock: Clock | None = None) -> RebuildReport:
-    """Replay the log into fresh collections and compare them with the live ones."""
+    """Replay the log into a fresh engine and compare its values with the live ones."""
     engine = build_engine(settings, clock=clock)
     report = RebuildReport()
     report.events, report.invalid = await replay_log(settings, engine)
-    entries, merges = engine.take_new()
-    cells = engine.take_dirty_cells()
-    mongo = make_mongo(settings)
+    engine.refresh_crr()
+    rebuilt = {cell_id(key): cell_row(key, cell) for key, cell in engine.cells.items()}
+    board = KpiBoard(settings)
     try:
-        db = service_db(mongo, settings)
-        fresh = MetricsStore(db, prefix=REBUILT_PREFIX)
-        await fresh.drop()
-        await fresh.add(entries=entries, merges=merges)
-        await fresh.put_kpis(
-            {k: kpi_value(k[0], engine.cells[k]) for k in cells if k in engine.cells}
-        )
-        rebuilt = await fresh.kpi_docs()
-        report.kpis = len(rebuilt)
-        report.differences = compare(await MetricsStore(db).kpi_docs(), rebuilt)
+        await board.read_to_end()
     finally:
-        await mongo.close()
+        await board.stop()
+    live = {key.decode(): row for key, row in board.rows.items()}
+    report.kpis = len(rebuilt)
+    report.differences = compare(live, rebuilt)
     log.info(
         "metrics_rebuilt",
         events=report.events,

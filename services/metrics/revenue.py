@@ -13,7 +13,7 @@ customer, its contracts would stay counted for the first one too.
 """
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import MutableMapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -40,40 +40,40 @@ def as_returning(fact: Fact) -> Fact:
     return dataclasses.replace(fact, parts=((RETURNING, fact.numerator),))
 
 
-def new_revenue(facts: Iterable[Fact]) -> Fact | None:
-    """The revenue fact among `facts` that counts a contract as new, if any."""
-    return next(
-        (f for f in facts if f.kpi == "revenue_vnd" and f.parts and f.parts[0][0] == NEW), None
-    )
+def is_new_revenue(fact: Fact) -> bool:
+    """True for a revenue fact that counts its contract as new."""
+    return fact.kpi == "revenue_vnd" and bool(fact.parts) and fact.parts[0][0] == NEW
+
+
+def first_contract(contract: CaseEntry) -> FirstContract:
+    """A contract event as a candidate for its customer's first."""
+    return FirstContract(contract.at, contract.id, contract.case_id)
 
 
 class FirstContracts:
     """The first contract of every customer group that signed one."""
 
-    def __init__(self) -> None:
-        self.by_group: dict[str, FirstContract] = {}
+    def __init__(self, by_group: MutableMapping[str, FirstContract] | None = None) -> None:
+        self.by_group = {} if by_group is None else by_group
 
-    def is_returning(self, group: str, contract: CaseEntry) -> bool:
-        """True when the group's first contract is another one."""
+    def is_returning(self, group: str, contract_entry_id: str) -> bool:
+        """True when the group's first contract is another one than this contract event."""
         first = self.by_group.get(group)
-        return first is not None and first.entry_id != contract.id
+        return first is not None and first.entry_id != contract_entry_id
 
     def holds_first(self, group: str, case_id: str) -> bool:
         """True when the case holds the group's first contract."""
         first = self.by_group.get(group)
         return first is not None and first.case_id == case_id
 
-    def offer(self, group: str, contract: CaseEntry) -> str | None:
-        """Take `contract` as the group's first if it is earlier; return the other case
-        whose first it displaced (the caller recounts that contract as returning)."""
+    def offer(self, group: str, candidate: FirstContract) -> str | None:
+        """Take the contract as the group's first if it is earlier; return the case whose
+        first it displaced, its own included (the caller recounts that one as returning)."""
         first = self.by_group.get(group)
-        candidate = FirstContract(contract.at, contract.id, contract.case_id)
         if first is not None and first.order() <= candidate.order():
             return None
         self.by_group[group] = candidate
-        if first is None or first.case_id == contract.case_id:
-            return None  # the case's own facts are recomputed by the caller
-        return first.case_id
+        return None if first is None else first.case_id
 
     def fold(self, keep: str, gone: str) -> str | None:
         """Join group `gone` into `keep`; return the case whose first lost, if any."""

@@ -16,7 +16,7 @@ from services.routing.handlers import PRODUCER, routing_runtime
 from services.routing.state import ROSTER_KEY, Queue, Roster
 from services.routing.steps import RosterFileRead, RoutingStep
 from shared import topics
-from shared.events import CaseAssigned, FeeQuoted, RosterPerson
+from shared.events import CaseAssigned, CaseEscalated, FeeQuoted, RosterPerson
 from shared.kafka import admin_client_options
 from shared.mongo import make_mongo, service_db
 from shared.runtime.inputs import prepare_inputs
@@ -120,6 +120,11 @@ PUBLISHES: Publishes = (
         topics.FEE_QUOTED,
         FeeQuoted,
         "A new case's price per delivery method, recommendation and basis.",
+    ),
+    (
+        topics.CASE_ESCALATED,
+        CaseEscalated,
+        "A breached case no other lawyer could take: for the managers, with the reason.",
     ),
 )
 

@@ -13,6 +13,7 @@ from shared.events import (
     AssignmentReason,
     Channel,
     DeliveryMethod,
+    EscalationReason,
     IncomeTier,
     LegalField,
     Role,
@@ -72,6 +73,33 @@ def rank_candidates(
     return sorted(
         eligible, key=lambda p: (len(loads.get(p.id, frozenset())), -p.years_experience, p.id)
     )
+
+
+def escalation_candidates(
+    case: RoutedCase, people: Iterable[RosterPerson], *, loads: Loads, holder: str | None
+) -> list[RosterPerson]:
+    """Who may take a breached case: active lawyers of its field with a free slot, other
+    than its holder; the most experienced first, then the least loaded, then by id."""
+    eligible = [
+        p
+        for p in people
+        if p.active
+        and p.role == Role.LAWYER
+        and case.legal_field in p.legal_fields
+        and p.id != holder
+        and free_slots(p, loads)
+    ]
+    return sorted(
+        eligible, key=lambda p: (-p.years_experience, len(loads.get(p.id, frozenset())), p.id)
+    )
+
+
+def why_no_escalation(case: RoutedCase, people: Iterable[RosterPerson]) -> EscalationReason:
+    """no_expert when no active lawyer knows the field, else no_capacity."""
+    lawyers = [p for p in people if p.active and p.role == Role.LAWYER]
+    if any(case.legal_field in p.legal_fields for p in lawyers):
+        return EscalationReason.NO_CAPACITY
+    return EscalationReason.NO_EXPERT
 
 
 def why_nobody(case: RoutedCase, people: Iterable[RosterPerson]) -> AssignmentReason:

@@ -39,12 +39,14 @@ from shared.events import (
     AssignmentReason,
     CaseAssigned,
     CaseClassified,
+    CaseEscalated,
     CaseResolved,
     ContractSigned,
     Event,
     FeeQuoted,
     RosterPerson,
     RosterUpdated,
+    SlaBreached,
 )
 from shared.runtime import Context, Runtime, View
 from shared.settings import LexcareSettings
@@ -69,6 +71,7 @@ def routing_runtime(
     runtime.on(topics.CASE_CLASSIFIED, CaseClassified, stateless=True)(on_case_classified)
     runtime.on(topics.CASE_RESOLVED, CaseResolved, stateless=True)(on_case_resolved)
     runtime.on(topics.ROSTER_UPDATED, RosterUpdated, stateless=True)(on_roster_updated)
+    runtime.on(topics.SLA_BREACHED, SlaBreached, stateless=True)(on_sla_breached)
     runtime.on(topics.CONTRACT_SIGNED, ContractSigned)(on_contract_signed)
     decide = partial(on_routing_step, fees=fees, queue_batch=queue_batch)
     runtime.on(topics.ROUTING_DECIDE, RoutingStep, internal=True)(decide)
@@ -90,6 +93,11 @@ def on_case_resolved(state: View[Any], event: CaseResolved, ctx: Context) -> Non
 
 def on_roster_updated(state: View[Any], event: RosterUpdated, ctx: Context) -> None:
     """Apply a roster change; a deactivated person's open cases go to someone else."""
+    pass_on(event, ctx)
+
+
+def on_sla_breached(state: View[Any], event: SlaBreached, ctx: Context) -> None:
+    """A case missed a service level: a more experienced lawyer takes it, or managers do."""
     pass_on(event, ctx)
 
 
@@ -135,6 +143,8 @@ def on_routing_step(
             capacity=event.person.capacity,
         )
         desk.drain(event)
+    elif isinstance(event, SlaBreached):
+        on_breached(desk, event)
     else:
         on_roster_file(desk, event)
     desk.close()
@@ -252,6 +262,51 @@ def on_resolved(desk: "Desk", event: CaseResolved) -> None:
     desk.queue = desk.queue.minus(event.case_id)
     desk.save(record.model_copy(update={"state": RESOLVED, "slot": None}))
     log.info("case_resolved", case_id=event.case_id, outcome=str(event.outcome))
+    desk.drain(event)
+
+
+def on_breached(desk: "Desk", event: SlaBreached) -> None:
+    """Escalate a breach once: to the most experienced lawyer of the field with a free slot
+    (the holder's slot freed), else to the managers with `case.escalated`."""
+    record = desk.case(event.case_id)
+    target = event.target.value
+    if record is None or record.case is None or record.resolution is not None:
+        log.info("escalation_skipped", case_id=event.case_id, target=target, reason="not_open")
+        return
+    if target in record.escalations:
+        log.info("escalation_skipped", case_id=event.case_id, target=target, reason="escalated")
+        return
+    record, case = record.escalated(target), record.routed()
+    people = desk.roster.active(case.legal_field)
+    loads = desk.roster.loads()
+    ranked = domain.escalation_candidates(case, people, loads=loads, holder=record.assignee_id)
+    if not ranked:
+        reason = domain.why_no_escalation(case, desk.roster.active())
+        desk.save(record)
+        desk.ctx.emit(
+            CaseEscalated.caused_by(
+                event,
+                producer=PRODUCER,
+                case_id=case.case_id,
+                target=event.target,
+                reason=reason,
+                legal_field=case.legal_field,
+                assignee_id=record.assignee_id,
+                breached_at=event.occurred_at,
+            )
+        )
+        log.info("case_escalated", case_id=case.case_id, target=target, reason=str(reason))
+        return
+    if record.assignee_id is not None and record.slot is not None:
+        desk.roster = desk.roster.release(record.assignee_id, record.slot)
+        record = record.released()
+    person = ranked[0]
+    slot = domain.free_slots(person, desk.roster.loads())[0]
+    desk.roster = desk.roster.take(person.id, slot, case.case_id)
+    desk.queue = desk.queue.minus(case.case_id)
+    record = record.assigned(person, slot)
+    desk.save(record)
+    desk.announce(event, record, domain.assignment_reason(record.previous_assignee_id))
     desk.drain(event)
 
 

@@ -113,6 +113,8 @@ class CaseRecord(BaseModel):
     customer_id: str | None = None
     recommended_method: DeliveryMethod | None = None
     resolution: Resolution | None = None
+    escalations: tuple[str, ...] = ()
+    """The breached clocks (sla targets) routing already escalated: once each."""
 
     def routed(self) -> RoutedCase:
         """The case's routing facts (only for a classified case)."""
@@ -139,6 +141,10 @@ class CaseRecord(BaseModel):
         """Staff corrected the case's field."""
         case = self.routed()
         return self.model_copy(update={"case": replace(case, legal_field=legal_field)})
+
+    def escalated(self, target: str) -> "CaseRecord":
+        """The case with the breach of `target` escalated."""
+        return self.model_copy(update={"escalations": (*self.escalations, target)})
 
     def with_flags(self, *, is_dispute: bool, is_complaint: bool) -> "CaseRecord":
         """A later contact made the case a dispute or a complaint: it stays so."""

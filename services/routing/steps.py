@@ -11,7 +11,14 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from shared import topics
-from shared.events import CaseClassified, CaseResolved, Event, RosterPerson, RosterUpdated
+from shared.events import (
+    CaseClassified,
+    CaseResolved,
+    Event,
+    RosterPerson,
+    RosterUpdated,
+    SlaBreached,
+)
 
 ROSTER_FILE_READ = "routing.roster_file"
 
@@ -26,7 +33,7 @@ class RosterFileRead(Event):
 
 
 Input = Annotated[
-    CaseClassified | CaseResolved | RosterUpdated | RosterFileRead,
+    CaseClassified | CaseResolved | RosterUpdated | RosterFileRead | SlaBreached,
     Field(discriminator="event_type"),
 ]
 

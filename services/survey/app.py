@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import structlog
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 from prometheus_client import Gauge
@@ -16,14 +17,16 @@ from shared.mongo import make_mongo, service_db
 from shared.runtime.spec import Publishes, specification_broker
 from shared.service import build_app, plumbing
 from shared.settings import LexcareSettings
+from shared.survey_links import SurveyLinks, SurveyLinkSettings
 
+log = structlog.get_logger("lexcare.survey")
 WAITING_RESOLUTIONS = Gauge(
     "lexcare_survey_resolutions_waiting",
     "Resolved cases whose survey waits for the case's case.classified.",
 )
 
 
-class SurveySettings(LexcareSettings):
+class SurveySettings(LexcareSettings, SurveyLinkSettings):
     """Survey's settings (env prefix LEXCARE_)."""
 
     service_name: str = "survey"
@@ -36,6 +39,8 @@ class SurveySettings(LexcareSettings):
     """No survey for a customer who answered one within this many days (0: always ask)."""
     survey_questions: list[Question] = Field(default=["nps", "csat", "ces"], min_length=1)
     """Scores a survey asks for (JSON list in the environment)."""
+    survey_base_url: str = "http://127.0.0.1:8086"
+    """Where the gateway's survey page is reached: links are `<base>/s/<token>`."""
 
     def policy(self) -> SurveyPolicy:
         """The survey rules these settings describe."""
@@ -46,12 +51,20 @@ class SurveySettings(LexcareSettings):
             questions=tuple(self.survey_questions),
         )
 
+    def links(self) -> SurveyLinks:
+        """The survey page links survey requests carry."""
+        return self.survey_links(self.survey_base_url)
+
 
 def create_app(settings: SurveySettings, clock: Clock | None = None) -> AsgiFastStream:
     """Build survey: its rules on the stateful runtime, HTTP endpoints, AsyncAPI."""
     clock = clock or SystemClock()
     parts = plumbing(settings)
-    runtime = survey_runtime(settings, parts.db, clock=clock, policy=settings.policy())
+    if settings.survey_link_secret_is_default():
+        log.warning("survey_link_secret_is_the_public_dev_default")
+    runtime = survey_runtime(
+        settings, parts.db, clock=clock, policy=settings.policy(), links=settings.links()
+    )
 
     async def gauges() -> None:
         await runtime.observe()
@@ -76,5 +89,7 @@ PUBLISHES: Publishes = (
 def specification(settings: SurveySettings) -> KafkaBroker:
     """What survey consumes and publishes, for its AsyncAPI document."""
     db = service_db(make_mongo(settings), settings)
-    runtime = survey_runtime(settings, db, clock=SystemClock(), policy=settings.policy())
+    runtime = survey_runtime(
+        settings, db, clock=SystemClock(), policy=settings.policy(), links=settings.links()
+    )
     return specification_broker(settings, runtime, PUBLISHES)

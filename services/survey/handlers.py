@@ -25,6 +25,7 @@ from services.survey.domain import (
     CustomerSurveys,
     Outcome,
     Resolution,
+    Survey,
     SurveyLink,
     SurveyPolicy,
     SurveyRecord,
@@ -54,23 +55,30 @@ from shared.events import (
 )
 from shared.runtime import Context, Runtime, Timer, View
 from shared.settings import LexcareSettings
+from shared.survey_links import SurveyClaims, SurveyLinks
 
 log = structlog.get_logger("lexcare.survey")
 PRODUCER = "survey"
 
 
 def survey_runtime(
-    settings: LexcareSettings, db: Any, *, clock: Clock, policy: SurveyPolicy
+    settings: LexcareSettings,
+    db: Any,
+    *,
+    clock: Clock,
+    policy: SurveyPolicy,
+    links: SurveyLinks | None = None,
 ) -> Runtime[Any]:
-    """Survey's rules registered on a runtime."""
+    """Survey's rules registered on a runtime (`links`: the page link each request carries)."""
     runtime: Runtime[Any] = Runtime(settings, db, value_type=SurveyState, clock=clock, idle=idle)
     runtime.on(topics.CASE_CLASSIFIED, CaseClassified)(on_case_classified)
     runtime.on(topics.CASE_ASSIGNED, CaseAssigned)(on_case_assigned)
     runtime.on(topics.CASE_RESOLVED, CaseResolved)(on_case_resolved)
     runtime.on(topics.SURVEY_ANSWERED, SurveyAnswered, stateless=True)(on_survey_answered)
     runtime.on(SURVEY_ROUTE, SurveyRoute, internal=True)(on_survey_route)
-    runtime.on(SURVEY_STEP, SurveyStep, internal=True)(partial(on_survey_step, policy=policy))
-    runtime.on_timer(REMINDER)(on_reminder)
+    step = partial(on_survey_step, policy=policy, links=links)
+    runtime.on(SURVEY_STEP, SurveyStep, internal=True)(step)
+    runtime.on_timer(REMINDER)(partial(on_reminder, links=links))
     runtime.on_timer(EXPIRY)(on_expiry)
     return runtime
 
@@ -180,11 +188,16 @@ def on_survey_route(state: View[Any], route: SurveyRoute, ctx: Context) -> None:
 
 
 def on_survey_step(
-    state: View[Any], step: SurveyStep, ctx: Context, *, policy: SurveyPolicy
+    state: View[Any],
+    step: SurveyStep,
+    ctx: Context,
+    *,
+    policy: SurveyPolicy,
+    links: SurveyLinks | None = None,
 ) -> None:
     """Decide a due survey, score an answer, or note a lawyer learnt late."""
     if step.due is not None:
-        _decide(state, step, step.due, ctx, policy)
+        _decide(state, step, step.due, ctx, policy, links)
     elif step.answer is not None:
         _score(state, step, step.answer, ctx)
     elif step.lawyer_id is not None:
@@ -204,7 +217,12 @@ def _customer(state: View[Any], customer_id: str) -> CustomerSurveys:
 
 
 def _decide(
-    state: View[Any], step: SurveyStep, due: DueSurvey, ctx: Context, policy: SurveyPolicy
+    state: View[Any],
+    step: SurveyStep,
+    due: DueSurvey,
+    ctx: Context,
+    policy: SurveyPolicy,
+    links: SurveyLinks | None,
 ) -> None:
     """Send the case's survey unless the customer answered one recently; start its timers."""
     if _record(state, step.survey_id) is not None:
@@ -240,6 +258,7 @@ def _decide(
             expires_at=survey.expires_at,
             legal_field=survey.legal_field,
             lawyer_id=survey.lawyer_id,
+            survey_url=_page_url(survey, links),
         )
     )
     log.info("survey_requested", survey_id=survey.survey_id, channel=survey.channel)
@@ -284,7 +303,23 @@ def _score(state: View[Any], step: SurveyStep, answer: SurveyAnswered, ctx: Cont
     log.info("survey_scored", survey_id=survey.survey_id, case_id=survey.case_id)
 
 
-def on_reminder(state: View[Any], timer: Timer, ctx: Context) -> None:
+def _page_url(survey: Survey, links: SurveyLinks | None) -> str | None:
+    """The survey page's address for `survey` (sealed token), if survey makes links."""
+    if links is None:
+        return None
+    claims = SurveyClaims(
+        survey_id=survey.survey_id,
+        case_id=survey.case_id,
+        channel=survey.channel,
+        questions=survey.questions,
+        expires_at=survey.expires_at,
+    )
+    return links.url_for(claims)
+
+
+def on_reminder(
+    state: View[Any], timer: Timer, ctx: Context, *, links: SurveyLinks | None = None
+) -> None:
     """Remind the customer of a survey still open a day after it went out."""
     record = _record(state, timer.payload["survey_id"])
     if record is None or record.outcome is not None:
@@ -294,6 +329,7 @@ def on_reminder(state: View[Any], timer: Timer, ctx: Context) -> None:
         SurveyReminded(
             contact=ContactPoint.model_validate(survey.contact),
             expires_at=survey.expires_at,
+            survey_url=_page_url(survey, links),
             **_timer_envelope(timer, record),
         )
     )

@@ -10,6 +10,7 @@ from .contact import (
     CustomerMerged,
     CustomerSegmentChanged,
 )
+from .delivery import DeliveryAttempted
 from .enums import (
     AgeBand,
     AssignmentReason,
@@ -18,6 +19,8 @@ from .enums import (
     Channel,
     ContactKind,
     DeliveryMethod,
+    DeliveryOutcome,
+    EscalationReason,
     IncomeTier,
     KpiDimension,
     KpiUnit,
@@ -28,10 +31,19 @@ from .enums import (
     ResolutionOutcome,
     Role,
     Segment,
+    SlaPriority,
+    SlaTarget,
 )
 from .metrics import KpiUpdated
-from .routing import CaseAssigned, FeeQuoted, RosterPerson, RosterUpdated
-from .staff import CaseReclassified, CaseResolved, ContractSigned
+from .routing import CaseAssigned, CaseEscalated, FeeQuoted, RosterPerson, RosterUpdated
+from .sla import SlaBreached, SlaEvent, SlaMet, SlaWarning
+from .staff import (
+    CaseCustomerReplied,
+    CaseReclassified,
+    CaseResolved,
+    CaseWaitingOnCustomer,
+    ContractSigned,
+)
 from .survey import SurveyAnswered, SurveyExpired, SurveyReminded, SurveyRequested, SurveyScored
 
 EVENT_MODELS: dict[str, type[Event]] = {
@@ -55,6 +67,13 @@ EVENT_MODELS: dict[str, type[Event]] = {
         SurveyAnswered,
         SurveyScored,
         KpiUpdated,
+        CaseWaitingOnCustomer,
+        CaseCustomerReplied,
+        SlaWarning,
+        SlaBreached,
+        SlaMet,
+        CaseEscalated,
+        DeliveryAttempted,
     )
 }
 """Every event model by its event type (= topic)."""
@@ -66,6 +85,8 @@ EXTERNAL_EVENTS: tuple[type[Event], ...] = (
     CaseReclassified,
     CareContactCompleted,
     SurveyAnswered,
+    CaseWaitingOnCustomer,
+    CaseCustomerReplied,
 )
 """Events channel adapters and staff tools publish into lexcare."""
 
@@ -80,8 +101,11 @@ __all__ = [
     "CareOutcome",
     "CaseAssigned",
     "CaseClassified",
+    "CaseCustomerReplied",
+    "CaseEscalated",
     "CaseReclassified",
     "CaseResolved",
+    "CaseWaitingOnCustomer",
     "Channel",
     "ContactKind",
     "ContactPoint",
@@ -90,7 +114,10 @@ __all__ = [
     "CustomerDetails",
     "CustomerMerged",
     "CustomerSegmentChanged",
+    "DeliveryAttempted",
     "DeliveryMethod",
+    "DeliveryOutcome",
+    "EscalationReason",
     "Event",
     "FeeQuoted",
     "IncomeTier",
@@ -106,6 +133,12 @@ __all__ = [
     "RosterPerson",
     "RosterUpdated",
     "Segment",
+    "SlaBreached",
+    "SlaEvent",
+    "SlaMet",
+    "SlaPriority",
+    "SlaTarget",
+    "SlaWarning",
     "SurveyAnswered",
     "SurveyExpired",
     "SurveyReminded",

@@ -130,6 +130,15 @@ class CareKind(StrEnum):
     LOYALTY_OFFER = "loyalty_offer"
 
 
+class DeliveryOutcome(StrEnum):
+    """What came of one try to deliver a request on its channel."""
+
+    SENT = "sent"
+    QUEUED = "queued"
+    FAILED = "failed"
+    DEAD_LETTERED = "dead_lettered"
+
+
 class Priority(StrEnum):
     """How urgently an outbound contact should be worked."""
 
@@ -167,3 +176,25 @@ class KpiUnit(StrEnum):
     VND = "vnd"
     SCORE = "score"
     """A mean answer on the survey's scale (CSAT 1–5, CES 1–7)."""
+
+
+class SlaPriority(StrEnum):
+    """The service level a case is held to (SPEC §11): complaints first, then disputes."""
+
+    COMPLAINT = "complaint"
+    DISPUTE = "dispute"
+    NORMAL = "normal"
+
+
+class SlaTarget(StrEnum):
+    """Which service-level clock: opened → first reached contact, or opened → resolved."""
+
+    FIRST_RESPONSE = "first_response"
+    RESOLUTION = "resolution"
+
+
+class EscalationReason(StrEnum):
+    """Why a breached case went to the managers instead of another lawyer."""
+
+    NO_EXPERT = "no_expert"
+    NO_CAPACITY = "no_capacity"

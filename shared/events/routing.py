@@ -2,12 +2,19 @@
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from shared import topics
 
 from .base import Event
-from .enums import AssignmentReason, DeliveryMethod, LegalField, Role
+from .enums import (
+    AssignmentReason,
+    DeliveryMethod,
+    EscalationReason,
+    LegalField,
+    Role,
+    SlaTarget,
+)
 
 
 class CaseAssigned(Event):
@@ -72,3 +79,23 @@ class RosterUpdated(Event):
     def partition_key(self) -> bytes:
         """Key by person so one person's updates stay in order."""
         return self.person.id.encode()
+
+
+class CaseEscalated(Event):
+    """A case breached a service level and no other lawyer could take it: managers act."""
+
+    event_type: Literal["case.escalated"] = Field(
+        default=topics.CASE_ESCALATED, description="The event type, equal to its topic."
+    )
+    case_id: str = Field(description="The case.", examples=["case-7d1c2a40"])
+    target: SlaTarget = Field(description="The breached clock: first_response or resolution.")
+    reason: EscalationReason = Field(
+        description="no_expert (no active lawyer knows the field) or no_capacity (none free)."
+    )
+    legal_field: LegalField = Field(description="Legal field of the case.")
+    assignee_id: str | None = Field(
+        default=None,
+        description="Who holds the case now (null while it waits).",
+        examples=["law-land-01"],
+    )
+    breached_at: AwareDatetime = Field(description="The breach moment (sla.breached occurred_at).")

@@ -60,3 +60,33 @@ class CaseReclassified(Event):
         description="Why (free text, no personal data please).",
         examples=["hỏi về nợ lương khi công ty giải thể: lao động, không phải doanh nghiệp"],
     )
+
+
+class CaseWaitingOnCustomer(Event):
+    """Staff wait on the customer (documents, an answer): the case's service-level clocks pause."""
+
+    event_type: Literal["case.waiting_on_customer"] = Field(
+        default=topics.CASE_WAITING_ON_CUSTOMER, description="The event type, equal to its topic."
+    )
+    case_id: str = Field(description="The case.", examples=["case-7d1c2a40"])
+    agent_id: str = Field(
+        min_length=1, max_length=200, description="Who is waiting.", examples=["law-land-01"]
+    )
+    reason: str | None = Field(
+        default=None, max_length=2_000, description="What the firm waits for (free text)."
+    )
+
+
+class CaseCustomerReplied(Event):
+    """The customer answered what the firm waited for: the clocks run again.
+
+    A new contact of the customer on the case (`case.classified`) resumes them as well.
+    """
+
+    event_type: Literal["case.customer_replied"] = Field(
+        default=topics.CASE_CUSTOMER_REPLIED, description="The event type, equal to its topic."
+    )
+    case_id: str = Field(description="The case.", examples=["case-7d1c2a40"])
+    agent_id: str | None = Field(
+        default=None, max_length=200, description="Who recorded the reply.", examples=["agent-07"]
+    )

@@ -37,6 +37,12 @@ class SurveyRequested(Event):
         description="Who handled the case, so metrics can count requests by lawyer.",
         examples=["law-land-01"],
     )
+    survey_url: str | None = Field(
+        default=None,
+        max_length=2_000,
+        description="The survey page for this survey (its token is sealed: no id in clear).",
+        examples=["https://lexcare.example.vn/s/3q2x0pVq9Yc1e8Wn"],
+    )
 
 
 class SurveyReminded(Event):
@@ -50,6 +56,12 @@ class SurveyReminded(Event):
     channel: Channel = Field(description="Channel to send the reminder on.")
     contact: ContactPoint = Field(description="How to reach the customer.")
     expires_at: AwareDatetime = Field(description="Answers after this are rejected.")
+    survey_url: str | None = Field(
+        default=None,
+        max_length=2_000,
+        description="The survey page, the same link as the survey's request.",
+        examples=["https://lexcare.example.vn/s/3q2x0pVq9Yc1e8Wn"],
+    )
 
 
 class SurveyExpired(Event):

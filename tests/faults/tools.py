@@ -17,7 +17,7 @@ from tests.infra import ROOT, free_port
 
 PARTITIONS = 2
 """Partitions of every topic a service process creates."""
-ON_RUNTIME = frozenset({"intake", "routing", "survey", "followup"})
+ON_RUNTIME = frozenset({"intake", "routing", "survey", "followup", "metrics"})
 """Services on the stateful runtime: one consumer group over all their input topics."""
 
 

@@ -193,3 +193,23 @@ def survey_scored(
 def merged(survivor: str, others: list[str], at: str) -> dict[str, Any]:
     """A customer.merged."""
     return event("customer.merged", at, customer_id=survivor, merged_customer_ids=others)
+
+
+def sla(
+    outcome: str, case_id: str, at: str, target: str, *, channel: str, legal_field: str, lawyer: str
+) -> dict[str, Any]:
+    """An sla.met or sla.breached of one clock (`target`), as followup publishes it."""
+    return event(
+        f"sla.{outcome}",
+        at,
+        case_id=case_id,
+        target=target,
+        priority="normal",
+        legal_field=legal_field,
+        channel=channel,
+        assignee_id=lawyer,
+        opened_at="2026-11-23T09:00:00+07:00",
+        target_business_s=14_400.0,
+        elapsed_business_s=3_600.0,
+        due_at=at,
+    )

@@ -166,7 +166,23 @@ def golden_events() -> list[dict]:
         s.contract("case-G", "2026-12-07T10:00:00+07:00", 1_000_000),
         s.contract("case-G", "2026-12-06T10:00:00+07:00", 4_000_000),
         s.contract("case-E", "2025-12-16T10:00:00+07:00", 2_000_000),
+        # SLA clocks, as followup ends them: A met both; B met its first response and
+        # breached its resolution, then a late sla.met of that clock (the first one counts).
+        *(
+            s.sla(outcome, case, at, target, **where)
+            for outcome, case, at, target, where in (
+                ("met", "case-A", "2026-11-23T14:00:00+07:00", "first_response", SLA_A),
+                ("met", "case-A", "2026-11-26T09:00:00+07:00", "resolution", SLA_A),
+                ("met", "case-B", "2026-11-30T10:00:00+07:00", "first_response", SLA_B),
+                ("breached", "case-B", "2026-12-02T09:00:00+07:00", "resolution", SLA_B),
+                ("met", "case-B", "2026-12-03T09:00:00+07:00", "resolution", SLA_B),
+            )
+        ),
     ]
+
+
+SLA_A = {"channel": "zalo", "legal_field": "land", "lawyer": "law-1"}
+SLA_B = {"channel": "facebook", "legal_field": "family", "lawyer": "law-2"}
 
 
 TTR = {"A": 3 * 24 * H, "B": 68 * H, "D": 3 * H}  # opened -> resolved
@@ -346,6 +362,18 @@ EXPECTED: dict[tuple[str, str, str | None, str, str], tuple[float | None, dict]]
     ("crr", "week", "2026-03-02", "all", "all"): (100.0, {"start": 2, "end": 2}),
     ("crr", "day", "2026-12-09", "all", "all"): (100.0, {"start": 5, "end": 5}),
     ("crr", "day", "2026-12-10", "all", "all"): (100.0, {"start": 5, "end": 5}),
+    # SLA: first response met by A (Nov 23) and B (Nov 30); resolution met by A (Nov 26),
+    # breached by B (Dec 2: its later sla.met does not count), by the lawyer of the event.
+    ("sla_first_response_met", "all", None, "all", "all"): (100.0, {}),
+    ("sla_first_response_met", "week", "2026-11-23", "all", "all"): (100.0, {}),
+    ("sla_resolution_met", "all", None, "all", "all"): (50.0, {}),
+    ("sla_resolution_met", "month", "2026-11-01", "all", "all"): (100.0, {}),
+    ("sla_resolution_met", "month", "2026-12-01", "all", "all"): (0.0, {}),
+    ("sla_resolution_met", "all", None, "lawyer", "law-1"): (100.0, {}),
+    ("sla_resolution_met", "all", None, "lawyer", "law-2"): (0.0, {}),
+    ("sla_resolution_met", "all", None, "channel", "facebook"): (0.0, {}),
+    ("sla_breaches", "all", None, "all", "all"): (1, {"resolution": 1}),
+    ("sla_breaches", "day", "2026-12-02", "legal_field", "family"): (1, {"resolution": 1}),
 }
 
 PERCENTILES = ("p50", "p90")
@@ -416,7 +444,10 @@ def test_the_engine_alone_computes_every_golden_value():
         "resolved_cases",
         "legal_aid_referrals",
         "revenue_vnd",
-    }  # every KPI of SPEC §6 is checked
+        "sla_first_response_met",
+        "sla_resolution_met",
+        "sla_breaches",
+    }  # every KPI of SPEC §6 (and of the SLA issue) is checked
     assert date(2026, 11, 30).isoweekday() == 1  # the week boundary the scenario relies on
 
 
@@ -425,15 +456,14 @@ def latest_per_key(records: list) -> dict[bytes, dict]:
     return {r.key: orjson.loads(r.value) for r in records}
 
 
-@pytest.mark.parametrize("max_cases", [20_000, 2], ids=["sheets-in-memory", "two-sheets-in-memory"])
+@pytest.mark.parametrize("max_keys", [100_000, 2], ids=["all-in-memory", "two-keys-in-memory"])
 async def test_golden_values_over_http_and_on_the_kpi_topic(
-    infra, settings_for, run_app, serve_http, max_cases
+    infra, settings_for, run_app, serve_http, max_keys
 ):
     settings = settings_for(
         MetricsSettings,
         publish_interval_s=0.2,
-        kpi_store_interval_s=0.5,
-        max_cases_in_memory=max_cases,  # 2: cases are set aside and reloaded from the store
+        runtime_max_keys=max_keys,  # 2: sheets and cells leave memory and are reloaded
     )
     app = create_app(settings, clock=FakeClock(NOW))
     await run_app(app)

@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from services.followup.app import FollowupSettings
+from services.gateway.app import GatewaySettings
 from services.intake.app import IntakeSettings
 from services.metrics.app import MetricsSettings
 from services.metrics.handlers import CONSUMED
@@ -35,6 +36,7 @@ SERVICES = {
     "followup": FollowupSettings,
     "survey": SurveySettings,
     "metrics": MetricsSettings,
+    "gateway": GatewaySettings,
 }
 # Not deployment configuration: the service's fixed name.
 NOT_DEPLOYMENT = {"service_name"}
@@ -89,7 +91,7 @@ def started_by_default(config: dict[str, Any]) -> set[str]:
     return {name for name, service in config["services"].items() if not service.get("profiles")}
 
 
-def test_the_base_file_validates_and_runs_kafka_mongo_topics_and_the_five_services():
+def test_the_base_file_validates_and_runs_kafka_mongo_topics_and_the_six_services():
     config = rendered()
     assert started_by_default(config) == {"kafka", "mongo", "topics", *SERVICES}
     assert config["services"]["kafka"]["image"] == "apache/kafka:4.1.1"
@@ -137,9 +139,7 @@ def test_without_an_env_file_the_missing_secret_is_named():
 
 def test_the_replicas_profile_adds_a_second_instance_of_each_service_in_the_same_group():
     config = rendered("--profile", "replicas")
-    # metrics aggregates every case in memory: one instance only.
-    assert "metrics-replica" not in config["services"]
-    for name in set(SERVICES) - {"metrics"}:
+    for name in SERVICES:
         main, replica = config["services"][name], config["services"][f"{name}-replica"]
         # Same command and settings: same service name, so the same consumer group.
         assert replica["command"] == main["command"]

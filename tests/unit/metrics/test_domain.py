@@ -86,13 +86,12 @@ def test_an_unresolved_case_is_open_for_its_current_lawyer():
     assert open_case.at is None and dict(open_case.dims)["lawyer"] == "law-2"
 
 
-def test_a_duplicate_contract_id_counts_once_and_revenue_splits_by_the_engines_answer():
+def test_a_duplicate_contract_id_counts_once_as_new_revenue_naming_its_first_event():
     first = entry(EntryKind.CONTRACT, 3, ref="HD-1", amount=5_000_000)
     again = dataclasses.replace(first, id="other-event")
-    facts = kpis(case_facts([opened(), first, again], returning=lambda customer, c: True))
-    assert [f.parts for f in facts["revenue_vnd"]] == [(("returning", 5_000_000),)]
-    new = kpis(case_facts([opened(), first]))
-    assert [f.parts for f in new["revenue_vnd"]] == [(("new", 5_000_000),)]
+    facts = kpis(case_facts([opened(), first, again]))
+    # The split into new and returning is the totals' (they know the customer's first).
+    assert [(f.parts, f.ref) for f in facts["revenue_vnd"]] == [((("new", 5_000_000),), first.id)]
 
 
 def quote(hours: float, amount: int, **fields: object) -> CaseEntry:
@@ -201,7 +200,7 @@ def test_crr_counts_customers_active_at_start_and_end_and_the_new_ones():
     activity.add_contact("lapsing", date(2025, 11, 20))
     activity.add_contact("kept", date(2026, 10, 5))
     activity.add_contact("newcomer", date(2026, 11, 10))
-    cell = activity.crr_cells(TODAY)[NOVEMBER]
+    cell = activity.totals.crr_cells(TODAY)[NOVEMBER]
     assert dict(cell.parts) == {"start": 2, "end": 2, "new": 1, "lost": 1}
     assert kpi_value("crr", cell).value == 50.0
 
@@ -211,7 +210,7 @@ def test_a_customer_back_after_more_than_365_days_is_not_retained():
     activity.add_contact("kept", date(2026, 10, 5))
     activity.add_contact("back", date(2025, 10, 1))  # inactive from 2026-10-02
     activity.add_contact("back", date(2026, 11, 15))
-    cell = activity.crr_cells(TODAY)[NOVEMBER]
+    cell = activity.totals.crr_cells(TODAY)[NOVEMBER]
     assert dict(cell.parts) == {"start": 1, "end": 2, "new": 1, "lost": 0}
     assert kpi_value("crr", cell).value == 100.0  # (E - first contacts) / S gave 200 %
 
@@ -220,16 +219,16 @@ def test_a_customer_active_at_both_ends_is_retained_though_inactive_in_between()
     activity = CustomerActivity()
     activity.add_contact("gap", date(2025, 11, 1))  # active at boundaries up to 2026-11-01
     activity.add_contact("gap", date(2026, 11, 20))  # active again from 2026-11-21
-    cell = activity.crr_cells(TODAY)[NOVEMBER]
+    cell = activity.totals.crr_cells(TODAY)[NOVEMBER]
     assert dict(cell.parts) == {"start": 1, "end": 1, "new": 0, "lost": 0}
-    day = activity.crr_cells(TODAY)[("crr", Window.DAY, date(2026, 11, 1), "all", "all")]
+    day = activity.totals.crr_cells(TODAY)[("crr", Window.DAY, date(2026, 11, 1), "all", "all")]
     assert dict(day.parts) == {"start": 1, "end": 0, "new": 0, "lost": 1}
 
 
 def test_crr_covers_every_period_from_the_first_contact_to_today_quiet_ones_included():
     activity = CustomerActivity()
     activity.add_contact("once", date(2026, 1, 30))
-    cells = activity.crr_cells(date(2026, 3, 2))
+    cells = activity.totals.crr_cells(date(2026, 3, 2))
     days = sorted(k[2] for k in cells if k[1] is Window.DAY)
     assert (days[0], days[-1], len(days)) == (date(2026, 1, 30), date(2026, 3, 2), 32)
     months = sorted(k[2] for k in cells if k[1] is Window.MONTH)
@@ -238,7 +237,7 @@ def test_crr_covers_every_period_from_the_first_contact_to_today_quiet_ones_incl
     assert (weeks[0], weeks[-1], len(weeks)) == (date(2026, 1, 26), date(2026, 3, 2), 6)
     february = cells[("crr", Window.MONTH, date(2026, 2, 1), "all", "all")]
     assert kpi_value("crr", february).value == 100.0
-    assert CustomerActivity().crr_cells(TODAY) == {}
+    assert CustomerActivity().totals.crr_cells(TODAY) == {}
 
 
 def test_a_merge_makes_two_customers_one_in_any_order():
@@ -246,7 +245,7 @@ def test_a_merge_makes_two_customers_one_in_any_order():
         activity = CustomerActivity()
         for step in steps:
             step(activity)
-        return dict(activity.crr_cells(TODAY)[NOVEMBER].parts)
+        return dict(activity.totals.crr_cells(TODAY)[NOVEMBER].parts)
 
     old = lambda a: a.add_contact("cus-5", date(2025, 12, 15))  # noqa: E731
     new = lambda a: a.add_contact("cus-1", date(2026, 11, 28))  # noqa: E731

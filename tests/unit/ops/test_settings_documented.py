@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 
 from services.followup.app import FollowupSettings
+from services.gateway.app import GatewaySettings
 from services.intake.app import IntakeSettings
 from services.metrics.app import MetricsSettings
 from services.routing.app import RoutingSettings
@@ -32,6 +33,7 @@ def documented(variable: str, service_doc: str) -> bool:
         ("followup", FollowupSettings),
         ("survey", SurveySettings),
         ("metrics", MetricsSettings),
+        ("gateway", GatewaySettings),
     ],
 )
 def test_every_setting_is_in_the_readme_or_the_services_guide(service, settings_class):

@@ -85,3 +85,20 @@ def contract(case_id: str, **overrides: Any) -> dict[str, Any]:
 def roster_updated(who: RosterPerson) -> dict[str, Any]:
     """roster.updated as ops publish it."""
     return envelope("roster.updated", person=who.model_dump(mode="json"))
+
+
+def breached(case_id: str, target: str = "resolution", **overrides: Any) -> dict[str, Any]:
+    """sla.breached as followup publishes it."""
+    payload = {
+        "case_id": case_id,
+        "target": target,
+        "priority": "normal",
+        "legal_field": "land",
+        "channel": "zalo",
+        "opened_at": T0.isoformat(),
+        "target_business_s": 86400.0,
+        "elapsed_business_s": 86400.0,
+        "due_at": (T0 + timedelta(days=6)).isoformat(),
+        **overrides,
+    }
+    return envelope("sla.breached", minute=6 * 24 * 60, **payload)

@@ -28,7 +28,10 @@ class Harness(RuleHarness):
     def __init__(self) -> None:
         settings = SurveySettings()
         clock = FakeClock(T0)
-        runtime = survey_runtime(settings, NO_DATABASE, clock=clock, policy=settings.policy())
+        self.links = settings.links()
+        runtime = survey_runtime(
+            settings, NO_DATABASE, clock=clock, policy=settings.policy(), links=self.links
+        )
         super().__init__(runtime, clock)
 
     async def send(self, *events: Event, key: str | None = None) -> None:
@@ -80,6 +83,26 @@ async def test_a_resolved_case_gets_a_survey_on_its_channel_with_its_deadlines(s
     assert request["occurred_at"] == "2026-11-23T03:00:00Z"
     assert request["expires_at"] == "2026-11-30T03:00:00Z"
     assert survey.pending() == {REMINDER: T0 + timedelta(hours=24), EXPIRY: T0 + timedelta(days=7)}
+
+
+async def test_the_survey_request_links_to_the_survey_page_with_a_sealed_token(survey):
+    await survey.send(classified("case-1"), resolved("case-1"))
+    [request] = survey.requested
+    base, token = request["survey_url"].rsplit("/s/", 1)
+    assert base == "http://127.0.0.1:8086"
+    assert "srv-" not in token and "case-1" not in token
+    claims = survey.links.open(token)
+    assert claims is not None
+    assert (claims.survey_id, claims.case_id, claims.channel) == (
+        survey_id_for("case-1"),
+        "case-1",
+        "zalo",
+    )
+    assert claims.questions == ("nps", "csat", "ces")
+    assert claims.expires_at.isoformat() == "2026-11-30T03:00:00+00:00"
+    survey.advance(timedelta(hours=24))
+    [reminder] = survey.out[topics.SURVEY_REMINDED]
+    assert reminder["survey_url"] == request["survey_url"]
 
 
 async def test_the_resolution_is_kept_without_its_free_text_summary(survey):

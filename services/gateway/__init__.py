@@ -1,0 +1,1 @@
+"""The channel gateway: platform webhooks in as contact.received, requests out on channels."""

@@ -1,0 +1,1 @@
+"""The gateway's inbound HTTP endpoints, one module (and list of routes) per channel."""
