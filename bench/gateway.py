@@ -54,6 +54,7 @@ async def run(requests: int, concurrency: int) -> dict[str, float]:
         topic_prefix=prefix,
         facebook_app_secret=SECRET,
         http_port=free_port(),
+        gateway_smtp_port=0,
         log_level="WARNING",
     )
     server = uvicorn.Server(
