@@ -1,4 +1,4 @@
-"""`python -m bench`: baseline, each service alone, the whole pipeline, cost growth.
+"""`python -m bench`: baseline, each service alone, the whole pipeline, cost growth, gateway.
 
 Prints one table (each throughput also as a ratio of the raw pass-through baseline
 measured in the same run) and writes it as JSON to bench/results/<timestamp>.json.
@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import alone, baseline, classifier, pipeline
+from bench import alone, baseline, classifier, gateway, pipeline
 from bench.generator import ContactFactory, Publisher, contact_key, load_corpus, utc_now
 from bench.infra import (
     SERVICES,
@@ -57,9 +57,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-lifecycle", action="store_true", help="contacts only")
     p.add_argument(
         "--phases",
-        default="classifier,baseline,pipeline,alone",
+        default="classifier,baseline,pipeline,alone,gateway",
         help="comma list of phases to run",
     )
+    p.add_argument("--gateway-requests", type=int, default=2000, help="signed webhooks posted")
+    p.add_argument("--gateway-concurrency", type=int, default=32, help="HTTP clients at once")
     p.add_argument("--services", default=",".join(SERVICES), help="services for 'alone'")
     p.add_argument(
         "--profile", default="", help="services to run under pyinstrument in 'alone' (comma list)"
@@ -252,6 +254,15 @@ async def main(args: argparse.Namespace) -> int:
                     )
                     results["alone"].append(asdict(one))
                     log(f"{service} alone: {one.per_second:.1f} events/s ({one.handled} events)")
+            if "gateway" in phases:
+                log(f"gateway: {args.gateway_requests} signed webhooks → contact.received")
+                results["gateway"] = await gateway.run(
+                    args.gateway_requests,
+                    args.gateway_concurrency,
+                    kafka=infra.kafka,
+                    prefix=f"{run}-gw-",
+                )
+                log(f"gateway: {results['gateway']}")
         finally:
             results["load_avg_at_end"] = os.getloadavg()
             results["seconds"] = round(time.monotonic() - began, 1)
