@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import alone, baseline, classifier, gateway, pipeline
+from bench.alone import restore_ms
 from bench.generator import ContactFactory, Publisher, contact_key, load_corpus, utc_now
 from bench.infra import (
     SERVICES,
@@ -53,6 +54,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--growth", default="10000", help="events handled at which to sample RSS and documents"
     )
     p.add_argument("--growth-timeout", type=float, default=150.0)
+    p.add_argument(
+        "--growth-restore",
+        action="store_true",
+        help="after growth, restart each service on its grown state and time the restore",
+    )
     p.add_argument("--large", action="store_true", help="growth at 10k, 100k and 1M events")
     p.add_argument("--no-lifecycle", action="store_true", help="contacts only")
     p.add_argument(
@@ -186,6 +192,7 @@ async def run_pipeline(
                     await publisher.contacts(factory, next_contact, chunk, rate=rate * 1.2)
                     next_contact += chunk
                 snap["target"] = target
+                snap["contacts"] = next_contact
                 snap["reached"] = snap["events_handled"] >= target
                 out["growth"].append(snap)
                 log(f"growth at {snap['events_handled']} events: rss {snap['rss_mib']}")
@@ -193,6 +200,13 @@ async def run_pipeline(
                     break
             out["contacts_sent"] = next_contact
             out["lifecycle_events_sent"] = tracker.lifecycle_sent
+            if args.growth_restore and out["growth"]:
+                # Each service started again on the grown state: the restore a restart costs.
+                out["restore_after_growth"] = {}
+                for svc in procs:
+                    await asyncio.to_thread(svc.stop)
+                    out["restore_after_growth"][svc.name] = await restore_ms(svc, log_dir)
+                log(f"restore after growth (ms): {out['restore_after_growth']}")
         finally:
             await tracker.stop()
             await publisher.stop()

@@ -68,10 +68,15 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
         if not snap:
             continue
         at = f"@{snap['events_handled']} events"
+        if snap.get("contacts"):
+            at += f" ({snap['contacts']} contacts)"
         for svc, rss in snap["rss_mib"].items():
             rows.append(_row("growth", f"{svc} RSS {at}", rss, "MiB", base))
         for svc, docs in snap["documents"].items():
             rows.append(_row("growth", f"{svc} documents {at}", docs, "docs", base))
+    for svc, ms in (pipe.get("restore_after_growth") or {}).items():
+        if ms is not None:
+            rows.append(_row("growth", f"{svc} restore at start after growth", ms, "ms", base))
     for one in results.get("alone", []):
         at = f"@{one['handled']} events alone"
         rows.append(_row("growth", f"{one['service']} RSS {at}", one["rss_mib"], "MiB", base))

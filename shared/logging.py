@@ -132,6 +132,31 @@ class _HideExpectedNotices(logging.Filter):
         return event not in EXPECTED_NOTICES or logging.getLogger().isEnabledFor(logging.DEBUG)
 
 
+RETRIED_BY_AIOKAFKA = (
+    "NotLeaderForPartitionError",
+    "LeaderNotAvailableError",
+    "NodeNotReadyError",
+    "GroupCoordinatorNotAvailableError",
+    "NotCoordinatorForGroupError",
+    "KafkaConnectionError",
+    "Unable connect to node",
+)
+"""aiokafka errors it retries by itself (a partition whose leader is still being elected,
+a broker restarting): logged at WARNING, since nothing is lost and nobody must act."""
+
+
+class _DemoteRetriedKafkaErrors(logging.Filter):
+    """aiokafka's ERROR records about failures it retries become WARNING records."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep every record; lower the level of the retried ones."""
+        if record.levelno >= logging.ERROR and record.name.startswith("aiokafka"):
+            message = record.getMessage()
+            if any(name in message for name in RETRIED_BY_AIOKAFKA):
+                record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def _json_dumps(obj: Any, default: Any = None) -> str:
     return orjson.dumps(obj, default=default or str).decode()
 
@@ -234,12 +259,14 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "auto") -
         )
     )
     handler.addFilter(_HideExpectedNotices())
+    handler.addFilter(_DemoteRetriedKafkaErrors())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     _route_libraries_to_root()
     for noisy in ("aiokafka", "pymongo", "uvicorn.access", "httpx"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
     # Named, so that FastStream's calls through it reach the root handler whatever module
     # they come from (a name guessed from the caller would be one of FastStream's own).
     return structlog.get_logger(f"lexcare.{service}")

@@ -488,7 +488,7 @@ class Runtime(Generic[V]):
             else:
                 self._consumer.seek(tp, committed)
 
-    def _crash(self, point: str, outside: bool) -> None:
+    def _crash(self, point: str, outside: bool = True) -> None:
         """Stop dead at `point` when a test asks; a process-level crash point waits for a
         batch holding records from outside (a test's inputs), not the service's own start-up
         work on its internal topics."""

@@ -1,6 +1,7 @@
 """Personal data never reaches a log line in clear."""
 
 import io
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -174,3 +175,18 @@ def test_a_library_warning_expected_on_every_start_shows_only_when_debugging(lev
     logging.getLogger("faststream").warning("something unexpected")
     assert stream.getvalue().count("Make sure the topics exist") == (2 if shown else 0)
     assert "something unexpected" in stream.getvalue()
+
+
+def test_an_error_aiokafka_retries_by_itself_is_a_warning_and_others_stay_errors():
+    configure_logging("probe", level="INFO", fmt="json")
+    stream = io.StringIO()
+    logging.getLogger().handlers[0].setStream(stream)
+    fetcher = logging.getLogger("aiokafka.consumer.fetcher")
+    fetcher.error(
+        "Failed fetch offsets from 1: [Error 6] NotLeaderForPartitionError: "
+        "TopicPartition(topic='intake.customer', partition=0)"
+    )
+    logging.getLogger("aiokafka").error("Unable connect to node with id 1: [Errno 111]")
+    fetcher.error("Unexpected error in fetcher routine")
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line["level"] for line in lines] == ["warning", "warning", "error"]
