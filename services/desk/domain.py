@@ -48,6 +48,8 @@ class CareTask(BaseModel):
     request_id: str
     kind: CareKind
     channel: Channel
+    contact: ContactPoint | None = None
+    """How to reach the customer for this contact (personal data: shown, never logged)."""
     due_at: AwareDatetime
     priority: Priority = Priority.NORMAL
     attempt: int = 1
@@ -134,6 +136,7 @@ def recorded(case: CaseRecord | None, event: Event) -> CaseRecord:
                 request_id=event.request_id,
                 kind=event.kind,
                 channel=event.channel,
+                contact=event.contact,
                 due_at=event.due_at,
                 priority=event.priority,
                 attempt=event.attempt,
