@@ -1,7 +1,7 @@
 """The KPI dashboard: metrics' `GET /kpis` rows shaped into charts and tables (never recomputed)."""
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import httpx
@@ -15,7 +15,6 @@ DIMENSIONS = {
 }
 SCORES = ("nps", "csat", "ces")
 FRT = ("frt", "frt_business")
-PER_LAWYER = ("resolved_cases", "open_cases")
 FUNNEL = ("tft", "quote_conversion")
 
 
@@ -239,7 +238,10 @@ def _num(value: float | None) -> str:
 async def dashboard_charts(client: MetricsClient, filters: Filters) -> list[Chart]:
     """Every chart of the dashboard, from three reads of metrics' API."""
     trends = await client.rows(filters.params((*SCORES, "complaint_rate", *FRT)))
-    lawyers = await client.rows(filters.params(PER_LAWYER, dimension="lawyer"))
+    resolved = await client.rows(filters.params(("resolved_cases",), dimension="lawyer"))
+    # Open cases are a count of now: metrics keeps them in the all-time window only.
+    now = replace(filters, window="all", start="", end="")
+    workload = await client.rows(now.params(("open_cases",), dimension="lawyer"))
     funnel = await client.rows(filters.params(FUNNEL, dimension="all"))
     return [
         trend_chart(trends, "nps", "NPS (−100..100)"),
@@ -248,7 +250,7 @@ async def dashboard_charts(client: MetricsClient, filters: Filters) -> list[Char
         frt_chart(trends, "frt", "Thời gian phản hồi đầu tiên (FRT, giờ thực)"),
         frt_chart(trends, "frt_business", "FRT theo giờ làm việc"),
         trend_chart(trends, "complaint_rate", "Tỷ lệ khiếu nại (% liên hệ)"),
-        per_lawyer_chart(lawyers, "resolved_cases", "Vụ việc đã giải quyết theo luật sư"),
-        per_lawyer_chart(lawyers, "open_cases", "Vụ việc đang xử lý theo luật sư"),
+        per_lawyer_chart(resolved, "resolved_cases", "Vụ việc đã giải quyết theo luật sư"),
+        per_lawyer_chart(workload, "open_cases", "Vụ việc đang xử lý theo luật sư"),
         funnel_chart(funnel),
     ]
