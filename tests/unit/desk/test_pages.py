@@ -6,7 +6,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from starlette.testclient import TestClient
+import httpx
 
 from services.desk.app import DeskSettings, web_app
 from services.desk.audit import AuditTrail
@@ -56,17 +56,19 @@ class Stack:
         )
         settings = DeskSettings(metrics_url="http://127.0.0.1:9")
         metrics = MetricsClient(settings.metrics_url, timeout_s=1)
-        self.client = TestClient(web_app(settings, desk, Dashboard(desk, metrics)))
+        app = web_app(settings, desk, Dashboard(desk, metrics))
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://desk.test"
+        )
 
-    def csrf(self, path: str) -> str:
-        page = self.client.get(path)
+    async def csrf(self, path: str) -> str:
+        page = await self.client.get(path)
         return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
 
-    def sign_in(self, login: str) -> None:
-        reply = self.client.post(
+    async def sign_in(self, login: str) -> None:
+        reply = await self.client.post(
             "/login",
-            data={"csrf": self.csrf("/login"), "login": login, "password": PASSWORDS[login]},
-            follow_redirects=False,
+            data={"csrf": await self.csrf("/login"), "login": login, "password": PASSWORDS[login]},
         )
         assert reply.status_code == 303
 
@@ -80,89 +82,100 @@ def stack() -> Stack:
     return Stack()
 
 
-def test_pages_need_a_session_and_send_the_security_headers(stack):
-    reply = stack.client.get("/queue", follow_redirects=False)
+async def test_pages_need_a_session_and_send_the_security_headers(stack):
+    reply = await stack.client.get("/queue")
     assert reply.status_code == 303 and reply.headers["location"] == "/login?next=/queue"
-    login = stack.client.get("/login")
+    login = await stack.client.get("/login")
     assert "script-src" not in login.headers["content-security-policy"]
     assert "default-src 'none'" in login.headers["content-security-policy"]
     assert login.headers["x-frame-options"] == "DENY"
 
 
-def test_the_session_cookie_is_signed_httponly_and_samesite(stack):
-    stack.sign_in("agent-01")
+async def test_the_session_cookie_is_signed_httponly_and_samesite(stack):
+    await stack.sign_in("agent-01")
     cookie = (
-        next(h for h in stack.client.get("/queue").headers.get_list("set-cookie") or [""])
+        next(h for h in await stack.client.get("/queue").headers.get_list("set-cookie") or [""])
         if False
         else None
     )
-    reply = stack.client.post(
+    reply = await stack.client.post(
         "/login",
-        data={"csrf": stack.csrf("/login"), "login": "agent-01", "password": PASSWORDS["agent-01"]},
+        data={
+            "csrf": await stack.csrf("/login"),
+            "login": "agent-01",
+            "password": PASSWORDS["agent-01"],
+        },
         follow_redirects=False,
     )
     cookie = reply.headers["set-cookie"].lower()
     assert "httponly" in cookie and "samesite=lax" in cookie and "lexcare_desk=" in cookie
 
 
-def test_an_agent_sees_the_due_contact_and_one_click_publishes_it_as_theirs(stack):
-    stack.sign_in("agent-01")
-    queue = stack.client.get("/queue")
+async def test_an_agent_sees_the_due_contact_and_one_click_publishes_it_as_theirs(stack):
+    await stack.sign_in("agent-01")
+    queue = await stack.client.get("/queue")
     assert "Nguyễn Văn An" in queue.text and "+84912345678" in queue.text
     action = re.search(r'name="action" value="([^"]+)"', queue.text).group(1)
-    form = {"csrf": stack.csrf("/queue"), "action": action, "outcome": "reached", "note": "ok"}
+    form = {
+        "csrf": await stack.csrf("/queue"),
+        "action": action,
+        "outcome": "reached",
+        "note": "ok",
+    }
     form["agent_id"] = "mgr-01"  # a forged actor in the form is ignored
-    reply = stack.client.post("/cases/case-1/care/req-1", data=form, follow_redirects=False)
+    reply = await stack.client.post("/cases/case-1/care/req-1", data=form)
     assert reply.status_code == 303
-    again = stack.client.post("/cases/case-1/care/req-1", data=form, follow_redirects=False)
+    again = await stack.client.post("/cases/case-1/care/req-1", data=form)
     assert again.status_code == 303
     first, second = stack.published
     assert first.event_id == second.event_id  # a double submit is one event
     assert (first.agent_id, first.outcome, first.request_id) == ("agent-01", "reached", "req-1")
     assert first.correlation_id == "corr-case-1"
-    assert "Nguyễn Văn An" not in stack.client.get("/queue").text  # off the queue at once
+    assert "Nguyễn Văn An" not in (await stack.client.get("/queue")).text  # off the queue at once
     assert [a["action"] for a in stack.audit] == ["sign_in", "care_recorded", "care_recorded"]
     assert stack.audit[1]["person_id"] == "agent-01"
 
 
-def test_a_forged_csrf_token_is_refused_and_nothing_is_published(stack):
-    stack.sign_in("agent-01")
-    reply = stack.client.post(
+async def test_a_forged_csrf_token_is_refused_and_nothing_is_published(stack):
+    await stack.sign_in("agent-01")
+    reply = await stack.client.post(
         "/cases/case-1/care/req-1", data={"csrf": "forged", "outcome": "reached"}
     )
     assert reply.status_code == 403
-    missing = stack.client.post("/cases/case-1/care/req-1", data={"outcome": "reached"})
+    missing = await stack.client.post("/cases/case-1/care/req-1", data={"outcome": "reached"})
     assert missing.status_code == 403
     assert stack.published == []
 
 
-def test_roles_are_checked_on_the_server_for_pages_and_actions(stack):
-    stack.sign_in("agent-01")
-    assert stack.client.get("/roster").status_code == 403
-    assert stack.client.get("/dashboard").status_code == 403
-    csrf = stack.csrf("/queue")
-    resolve = stack.client.post("/cases/case-1/resolve", data={"csrf": csrf, "outcome": "advised"})
+async def test_roles_are_checked_on_the_server_for_pages_and_actions(stack):
+    await stack.sign_in("agent-01")
+    assert (await stack.client.get("/roster")).status_code == 403
+    assert (await stack.client.get("/dashboard")).status_code == 403
+    csrf = await stack.csrf("/queue")
+    resolve = await stack.client.post(
+        "/cases/case-1/resolve", data={"csrf": csrf, "outcome": "advised"}
+    )
     assert resolve.status_code == 403
-    deactivate = stack.client.post("/roster/law-land-01/deactivate", data={"csrf": csrf})
+    deactivate = await stack.client.post("/roster/law-land-01/deactivate", data={"csrf": csrf})
     assert deactivate.status_code == 403
     assert stack.published == []
 
 
-def test_a_lawyer_resolves_and_a_manager_deactivates_as_themselves(stack):
-    stack.sign_in("law-land-01")
-    csrf = stack.csrf("/cases/case-1")
+async def test_a_lawyer_resolves_and_a_manager_deactivates_as_themselves(stack):
+    await stack.sign_in("law-land-01")
+    csrf = await stack.csrf("/cases/case-1")
     form = {"csrf": csrf, "outcome": "settled", "action": "a1", "lawyer_id": "law-x"}
-    assert stack.client.post("/cases/case-1/resolve", data=form).status_code == 200
+    assert (await stack.client.post("/cases/case-1/resolve", data=form)).status_code == 303
     [resolved] = stack.published
     assert (resolved.lawyer_id, resolved.recorded_by, resolved.outcome) == (
         "law-land-01",
         "law-land-01",
         "settled",
     )
-    stack.client.post("/logout", data={"csrf": csrf})
-    stack.sign_in("mgr-01")
+    await stack.client.post("/logout", data={"csrf": csrf})
+    await stack.sign_in("mgr-01")
     form = {
-        "csrf": stack.csrf("/roster"),
+        "csrf": await stack.csrf("/roster"),
         "action": "a2",
         "id": "law-new-02",
         "name": "Đỗ Thị Lan",
@@ -172,58 +185,64 @@ def test_a_lawyer_resolves_and_a_manager_deactivates_as_themselves(stack):
         "capacity": "5",
         "active": "on",
     }
-    assert stack.client.post("/roster", data=form).status_code == 200
+    assert (await stack.client.post("/roster", data=form)).status_code == 303
     added = stack.published[-1]
     assert added.person.legal_fields == ["family", "land"] and added.recorded_by == "mgr-01"
 
 
-def test_a_deactivated_account_is_out_at_its_next_click(stack):
-    stack.sign_in("agent-01")
+async def test_a_deactivated_account_is_out_at_its_next_click(stack):
+    await stack.sign_in("agent-01")
     stack.accounts["agent-01"] = stack.accounts["agent-01"].model_copy(update={"active": False})
-    assert stack.client.get("/queue", follow_redirects=False).status_code == 303
+    assert (await stack.client.get("/queue")).status_code == 303
 
 
-def test_sign_in_is_rate_limited_per_address(stack):
+async def test_sign_in_is_rate_limited_per_address(stack):
     for _ in range(3):
-        form = {"csrf": stack.csrf("/login"), "login": "agent-01", "password": "sai"}
-        assert stack.client.post("/login", data=form).status_code == 401
-    form = {"csrf": stack.csrf("/login"), "login": "agent-01", "password": PASSWORDS["agent-01"]}
-    assert stack.client.post("/login", data=form).status_code == 429
+        form = {"csrf": await stack.csrf("/login"), "login": "agent-01", "password": "sai"}
+        assert (await stack.client.post("/login", data=form)).status_code == 401
+    form = {
+        "csrf": await stack.csrf("/login"),
+        "login": "agent-01",
+        "password": PASSWORDS["agent-01"],
+    }
+    assert (await stack.client.post("/login", data=form)).status_code == 429
     assert [a["action"] for a in stack.audit][-1] == "sign_in_refused"
 
 
-def test_sign_in_goes_back_only_to_a_local_page(stack):
+async def test_sign_in_goes_back_only_to_a_local_page(stack):
     form = {
-        "csrf": stack.csrf("/login"),
+        "csrf": await stack.csrf("/login"),
         "login": "agent-01",
         "password": PASSWORDS["agent-01"],
         "next": "//evil.example/x",
     }
-    reply = stack.client.post("/login", data=form, follow_redirects=False)
+    reply = await stack.client.post("/login", data=form)
     assert reply.headers["location"] == "/queue"
 
 
-def test_a_contract_is_recorded_with_the_session_person(stack):
-    stack.sign_in("agent-01")
+async def test_a_contract_is_recorded_with_the_session_person(stack):
+    await stack.sign_in("agent-01")
     form = {
-        "csrf": stack.csrf("/cases/case-1"),
+        "csrf": await stack.csrf("/cases/case-1"),
         "action": "c1",
         "contract_id": "HD-2026-0142",
         "amount_vnd": "5.000.000",
         "delivery_method": "office",
     }
-    assert stack.client.post("/cases/case-1/contract", data=form).status_code == 200
+    assert (await stack.client.post("/cases/case-1/contract", data=form)).status_code == 303
     [signed] = stack.published
     assert (signed.amount_vnd, signed.recorded_by, signed.case_id) == (
         5_000_000,
         "agent-01",
         "case-1",
     )
-    bad = stack.client.post("/cases/case-1/contract", data={**form, "amount_vnd": "năm triệu"})
+    bad = await stack.client.post(
+        "/cases/case-1/contract", data={**form, "amount_vnd": "năm triệu"}
+    )
     assert bad.status_code == 400 and "Vui lòng nhập số hợp đồng" in bad.text
 
 
-def test_the_dashboard_says_so_when_metrics_does_not_answer(stack):
-    stack.sign_in("mgr-01")
-    reply = stack.client.get("/dashboard")
+async def test_the_dashboard_says_so_when_metrics_does_not_answer(stack):
+    await stack.sign_in("mgr-01")
+    reply = await stack.client.get("/dashboard")
     assert reply.status_code == 503 and "Chưa đọc được số liệu" in reply.text
