@@ -5,8 +5,8 @@ from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pytest
 import httpx
+import pytest
 
 from services.desk.app import DeskSettings, web_app
 from services.desk.audit import AuditTrail
