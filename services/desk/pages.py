@@ -52,6 +52,8 @@ PRODUCER = "desk"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
 TEMPLATES.env.globals |= {"w": wording, "windows": WINDOWS, "dimensions": DIMENSIONS}
 SEARCH_LIMIT = 50
+QUEUE_LIMIT = 100
+"""Contacts one queue page lists (the first ones in queue order); the page says how many more."""
 BUSY = "Hệ thống đang bận nên chưa ghi nhận được. Vui lòng thử lại sau ít phút."
 
 
@@ -149,7 +151,13 @@ class Desk:
             if item.task.request_id not in self.done
         ]
         return self.render(
-            request, "queue.html", account, items=items, local=self.local, action=_action_id()
+            request,
+            "queue.html",
+            account,
+            items=items[:QUEUE_LIMIT],
+            more=max(len(items) - QUEUE_LIMIT, 0),
+            local=self.local,
+            action=_action_id(),
         )
 
     async def record_care(self, request: Request, account: StaffAccount) -> Response:
