@@ -115,6 +115,7 @@ def web_app(settings: DeskSettings, desk: Desk, dashboard: Dashboard) -> Starlet
             page(security.MANAGERS, desk.deactivate),
             methods=["POST"],
         ),
+        Route("/audit", page(security.MANAGERS, desk.audit_page)),
         Route("/dashboard", page(security.MANAGERS, dashboard.page)),
         Route("/dashboard.csv", page(security.MANAGERS, dashboard.csv)),
     ]

@@ -48,7 +48,7 @@ class AuditTrail:
         )
         await self.collection.insert_one(asdict(entry))
 
-    async def latest(self, limit: int = 200) -> list[dict[str, Any]]:
+    async def latest(self, limit: int = 200) -> list[AuditRecord]:
         """The newest records first."""
         cursor = self.collection.find({}, {"_id": 0}).sort("at", DESCENDING).limit(limit)
-        return await cursor.to_list(None)
+        return [AuditRecord(**doc) for doc in await cursor.to_list(None)]

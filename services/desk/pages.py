@@ -9,7 +9,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, time
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -50,7 +50,7 @@ from shared.events.enums import CareOutcome, DeliveryMethod, ResolutionOutcome
 log = structlog.get_logger("lexcare.desk")
 PRODUCER = "desk"
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
-TEMPLATES.env.globals |= {"w": wording, "windows": WINDOWS, "dimensions": DIMENSIONS}
+TEMPLATES.env.globals |= {"w": wording, "windows": WINDOWS, "dimensions": DIMENSIONS, "utc": UTC}
 SEARCH_LIMIT = 50
 QUEUE_LIMIT = 100
 """Contacts one queue page lists (the first ones in queue order); the page says how many more."""
@@ -319,7 +319,7 @@ class Desk:
                 legal_fields=fields,
                 years_experience=int(form.get("years_experience", "0") or 0),
                 capacity=int(form.get("capacity", "0") or 0),
-                active=form.get("active", "on") == "on",
+                active=form.get("active") == "on",
             )
         except (ValueError, ValidationError):
             return self.render(
@@ -361,6 +361,11 @@ class Desk:
             return self.render(request, "refused.html", account, 503, status_code=503, error=BUSY)
         await self.audit_action(account, request, action, event=event, detail=person.id)
         return RedirectResponse(f"/roster?ok={action}", status_code=303)
+
+    async def audit_page(self, request: Request, account: StaffAccount) -> Response:
+        """The newest audit records: who did what, when."""
+        records = await self.audit.latest()
+        return self.render(request, "audit.html", account, records=records, local=self.local)
 
     # Plumbing
 

@@ -103,6 +103,9 @@ async def test_contract_resolution_and_roster_changes_carry_the_signed_in_person
         await eventually(on_the_roster)
         form = {"csrf": await csrf(client, "/roster"), "action": "a-off"}
         assert (await client.post("/roster/law-new-01/deactivate", data=form)).status_code == 303
+        trail = await client.get("/audit")  # read back from the desk's database
+        assert trail.status_code == 200
+        assert "roster_deactivated" in trail.text and "contract_recorded" in trail.text
 
     updates = await stack.kafka.events("roster.updated", count=2)
     mine = [u for u in updates if u["producer"] == "desk"]

@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
+from structlog.testing import capture_logs
 
 from services.desk.app import DeskSettings, web_app
 from services.desk.audit import AuditTrail
@@ -25,6 +26,23 @@ class MemoryCollection:
 
     async def insert_one(self, doc: dict[str, Any]) -> None:
         self.docs.append(doc)
+
+    def find(self, *args: Any) -> "MemoryCursor":
+        return MemoryCursor(list(reversed(self.docs)))
+
+
+class MemoryCursor:
+    def __init__(self, docs: list[dict[str, Any]]) -> None:
+        self.docs = docs
+
+    def sort(self, *args: Any) -> "MemoryCursor":
+        return self
+
+    def limit(self, n: int) -> "MemoryCursor":
+        return MemoryCursor(self.docs[:n])
+
+    async def to_list(self, length: None) -> list[dict[str, Any]]:
+        return self.docs
 
 
 class MemoryDb(dict):
@@ -246,3 +264,45 @@ async def test_the_dashboard_says_so_when_metrics_does_not_answer(stack):
     await stack.sign_in("mgr-01")
     reply = await stack.client.get("/dashboard")
     assert reply.status_code == 503 and "Chưa đọc được số liệu" in reply.text
+
+
+async def test_a_manager_reads_the_audit_trail_and_an_agent_may_not(stack):
+    await stack.sign_in("agent-01")
+    assert (await stack.client.get("/audit")).status_code == 403
+    await stack.sign_in("mgr-01")
+    page = await stack.client.get("/audit")
+    assert page.status_code == 200 and "agent-01" in page.text and "sign_in" in page.text
+
+
+async def test_an_edit_that_unticks_the_box_deactivates_the_person(stack):
+    await stack.sign_in("mgr-01")
+    form = {
+        "csrf": await stack.csrf("/roster"),
+        "action": "e1",
+        "id": "law-land-02",
+        "name": "Trần Thị Thu Hà",
+        "role": "lawyer",
+        "legal_fields": ["land"],
+        "years_experience": "11",
+        "capacity": "10",
+    }
+    assert (await stack.client.post("/roster", data=form)).status_code == 303
+    assert stack.published[-1].person.active is False
+
+
+async def test_the_customers_personal_data_never_reaches_the_log(stack):
+    with capture_logs() as logs:
+        await stack.sign_in("agent-01")
+        queue = await stack.client.get("/queue")
+        action = re.search(r'name="action" value="([^"]+)"', queue.text).group(1)
+        form = {
+            "csrf": await stack.csrf("/queue"),
+            "action": action,
+            "outcome": "reached",
+            "note": "Anh An hẹn gọi lại số 0912345678",
+        }
+        await stack.client.post("/cases/case-1/care/req-1", data=form)
+        await stack.client.get("/search?q=0912345678")
+    text = repr(logs)
+    assert "desk_action" in text
+    assert "0912345678" not in text and "Nguyễn Văn An" not in text and "Anh An" not in text
