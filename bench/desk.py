@@ -8,6 +8,7 @@ and times `--requests` GETs of each page: today's queue, a case, a search by pho
 
 import argparse
 import asyncio
+import resource
 import statistics
 import time
 from datetime import timedelta
@@ -65,9 +66,11 @@ async def timed(client: httpx.AsyncClient, path: str, requests: int) -> dict[str
 
 async def run(cases: int, due_share: float, requests: int) -> dict[str, object]:
     """Build the read model, sign in, time each page."""
+    rss_before = _rss_mib()
     start = time.perf_counter()
     model = read_model(cases, due_share)
     built_s = time.perf_counter() - start
+    rss_model = _rss_mib() - rss_before
     desk = Desk(
         model=model,
         accounts=staff,
@@ -96,9 +99,15 @@ async def run(cases: int, due_share: float, requests: int) -> dict[str, object]:
         "cases": cases,
         "due_today": sum(1 for c in model.cases() for t in c.open_tasks if t.due_at <= T0),
         "build_s": round(built_s, 1),
+        "read_model_rss_mib": round(rss_model),
         "requests_per_page": requests,
         **results,
     }
+
+
+def _rss_mib() -> float:
+    """Peak resident memory of this process so far, MiB (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def main() -> None:

@@ -50,9 +50,14 @@ CASE_INPUTS: tuple[tuple[str, type[Event]], ...] = (
 """The case events the desk shows on a case's timeline."""
 
 
+def closed(value: Any) -> bool:
+    """A resolved case with no care contact open: it may leave memory (read back on demand)."""
+    return isinstance(value, CaseRecord) and value.resolution is not None and not value.open_tasks
+
+
 def desk_runtime(settings: LexcareSettings, db: Any, *, clock: Clock) -> Runtime[Any]:
-    """The desk's rules registered on a runtime (values never leave memory: pages read them)."""
-    runtime: Runtime[Any] = Runtime(settings, db, value_type=DeskValue, clock=clock)
+    """The desk's rules registered on a runtime; closed cases past max_keys leave memory."""
+    runtime: Runtime[Any] = Runtime(settings, db, value_type=DeskValue, clock=clock, idle=closed)
     for topic, model in CASE_INPUTS:
         runtime.on(topic, model)(on_case_event)
     runtime.on(topics.ROSTER_UPDATED, RosterUpdated)(on_roster_updated)
@@ -73,7 +78,11 @@ def on_roster_updated(state: View[Any], event: RosterUpdated, ctx: Context) -> N
 
 
 class ReadModel:
-    """What the pages read: the values of the partitions this instance owns, in memory."""
+    """What the pages read: the values of the partitions this instance owns.
+
+    Open cases and the roster stay in memory; a closed case that left it is read back from
+    storage for its page without being put back (the runtime stays its only writer).
+    """
 
     def __init__(self, runtime: Runtime[Any]) -> None:
         self.runtime = runtime
@@ -86,11 +95,16 @@ class ReadModel:
         """Every roster update known here."""
         return (v for v in self.runtime.loaded_values() if isinstance(v, PersonRecord))
 
-    def case(self, case_id: str) -> CaseRecord | None:
-        """One case by id, or None."""
+    async def case(self, case_id: str) -> CaseRecord | None:
+        """One case by id (read back from storage when it left memory), or None."""
         key = case_key(case_id)
         for state in list(self.runtime.partitions.values()):
             value = state.values.get(key)
             if isinstance(value, CaseRecord):
                 return value
+            version = state.versions.get(key)
+            if key in state.evicted and version:
+                stored = await self.runtime.changes.load(version, key)
+                value = None if stored is None else self.runtime.codec.validate_python(stored)
+                return value if isinstance(value, CaseRecord) else None
         return None

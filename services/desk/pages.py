@@ -163,7 +163,7 @@ class Desk:
     async def record_care(self, request: Request, account: StaffAccount) -> Response:
         """One click: the outcome of a care contact → care.contact.completed."""
         form = await _form(request)
-        case = self.model.case(request.path_params["case_id"])
+        case = await self.model.case(request.path_params["case_id"])
         request_id = request.path_params["request_id"]
         task = (
             next((t for t in case.open_tasks if t.request_id == request_id), None) if case else None
@@ -198,7 +198,7 @@ class Desk:
 
     async def case_page(self, request: Request, account: StaffAccount) -> Response:
         """A case's timeline and the actions on it."""
-        case = self.model.case(request.path_params["case_id"])
+        case = await self.model.case(request.path_params["case_id"])
         if case is None:
             return self.render(request, "refused.html", account, 404, status_code=404)
         return self.render(
@@ -215,7 +215,7 @@ class Desk:
     async def record_contract(self, request: Request, account: StaffAccount) -> Response:
         """A contract signed on the case → contract.signed."""
         form = await _form(request)
-        case = self.model.case(request.path_params["case_id"])
+        case = await self.model.case(request.path_params["case_id"])
         if case is None:
             return self.render(request, "refused.html", account, 404, status_code=404)
         try:
@@ -237,7 +237,7 @@ class Desk:
     async def resolve(self, request: Request, account: StaffAccount) -> Response:
         """The case's end → case.resolved (by a lawyer, or a manager for the holder)."""
         form = await _form(request)
-        case = self.model.case(request.path_params["case_id"])
+        case = await self.model.case(request.path_params["case_id"])
         if case is None:
             return self.render(request, "refused.html", account, 404, status_code=404)
         lawyer = account.id if account.role == "lawyer" else case.assignee_id
@@ -289,7 +289,7 @@ class Desk:
     async def search(self, request: Request, account: StaffAccount) -> Response:
         """Cases by id, or their customer's phone, e-mail or name."""
         query = request.query_params.get("q", "")[:200]
-        exact = self.model.case(query.strip()) if query.strip() else None
+        exact = await self.model.case(query.strip()) if query.strip() else None
         if exact is not None:
             return RedirectResponse(f"/cases/{exact.case_id}", status_code=303)
         found = [c for c in self.model.cases() if matches(c, query)][:SEARCH_LIMIT]

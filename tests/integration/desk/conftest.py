@@ -61,14 +61,21 @@ async def csrf(client: httpx.AsyncClient, path: str) -> str:
 
 
 @pytest.fixture
-async def stack(infra, settings_for, run_app, serve_http) -> AsyncIterator[DeskStack]:  # noqa: F811
-    """Metrics and the desk, the desk reading metrics' API."""
+async def stack(
+    request,
+    infra,
+    settings_for,
+    run_app,
+    serve_http,  # noqa: F811
+) -> AsyncIterator[DeskStack]:
+    """Metrics and the desk, the desk reading metrics' API (desk settings: indirect param)."""
     clock = FakeClock(T0 + timedelta(minutes=30))
     metrics_settings = settings_for(MetricsSettings, publish_interval_s=0.2)
     metrics = create_metrics(metrics_settings, clock=clock)
     await run_app(metrics)
     metrics_http = await serve_http(metrics)
-    settings = settings_for(DeskSettings, metrics_url=metrics_http.base_url)
+    overrides = getattr(request, "param", {})
+    settings = settings_for(DeskSettings, metrics_url=metrics_http.base_url, **overrides)
     desk = create_desk(settings, clock=clock)
     await run_app(desk)
     desk_http = await serve_http(desk)

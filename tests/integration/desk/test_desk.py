@@ -8,6 +8,7 @@ from pymongo import AsyncMongoClient
 from tests.conftest import eventually
 from tests.integration.desk.conftest import csrf, sign_in
 from tests.unit.desk.factories import assigned, classified, requested, roster_update
+from tests.unit.survey.factories import resolved
 
 pytestmark = pytest.mark.integration
 
@@ -116,3 +117,24 @@ async def test_contract_resolution_and_roster_changes_carry_the_signed_in_person
 
 async def _has_case(client, case_id: str) -> bool:
     return (await client.get(f"/cases/{case_id}")).status_code == 200
+
+
+@pytest.mark.parametrize("stack", [{"runtime_max_keys": 1}], indirect=True)
+async def test_a_closed_case_that_left_memory_still_opens_and_open_ones_stay(stack):
+    cases = [f"case-old-{n}" for n in range(6)]
+    for case_id in cases:
+        await stack.send(classified(case_id), assigned(case_id), resolved(case_id))
+    await stack.send(classified("case-open"), requested("case-open", request_id="req-open"))
+    async with stack.client() as client:
+        await sign_in(client, "agent-01")
+
+        async def all_shown() -> bool:
+            pages = [(await client.get(f"/cases/{case_id}")).text for case_id in cases]
+            return all("Kết thúc vụ việc: Đã tư vấn xong" in page for page in pages)
+
+        # Six closed cases, one value kept per partition: every one opens with its whole
+        # story, though most left memory (search reads memory only); the open one stays.
+        await eventually(all_shown)
+        found = (await client.get("/search", params={"q": "case-old"})).text
+        assert sum(case_id in found for case_id in cases) < len(cases)
+        assert "case-open" in (await client.get("/queue")).text

@@ -2,11 +2,12 @@
 
 from datetime import timedelta
 
-from services.desk.handlers import ReadModel, desk_runtime
+from services.desk.handlers import ReadModel, closed, desk_runtime
 from shared.clock import FakeClock
 from shared.settings import LexcareSettings
 from tests.runtime_harness import NO_DATABASE, RuleHarness
 from tests.unit.desk.factories import T0, assigned, classified, requested, roster_update
+from tests.unit.survey.factories import resolved
 
 
 def harness() -> RuleHarness:
@@ -20,14 +21,14 @@ def read_model(h: RuleHarness) -> ReadModel:
     return ReadModel(h.runtime)
 
 
-def test_case_events_build_one_record_per_case_in_its_partition():
+async def test_case_events_build_one_record_per_case_in_its_partition():
     h = harness()
     h.send(classified("case-a"), assigned("case-a"), requested("case-a"), classified("case-b"))
     model = read_model(h)
-    case = model.case("case-a")
+    case = await model.case("case-a")
     assert case.assignee_id == "law-land-01" and len(case.timeline) == 3
     assert {c.case_id for c in model.cases()} == {"case-a", "case-b"}
-    assert model.case("case-zzz") is None
+    assert await model.case("case-zzz") is None
     assert h.value("case/case-a") == case  # survives the runtime's codec
 
 
@@ -44,3 +45,11 @@ def test_a_roster_update_is_kept_by_person():
     [person] = list(read_model(h).people())
     assert person.person.id == "law-new-01" and not person.person.active
     assert h.out == {}
+
+
+def test_only_a_resolved_case_without_open_care_may_leave_memory():
+    h = harness()
+    h.send(classified("case-a"), requested("case-a"), resolved("case-a"))
+    h.send(classified("case-b"), resolved("case-b"))
+    assert not closed(h.value("case/case-a"))  # its care contact is still due
+    assert closed(h.value("case/case-b"))
