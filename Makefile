@@ -13,7 +13,7 @@ export PYTHONPATH := $(CURDIR)
 UV := python3 -m uv
 
 .PHONY: help uv install tools run infra-up infra-down test test-unit test-integration \
-        test-faults lint format schemas bench bench-large kpi clean
+        test-faults lint format schemas bench bench-large kpi clean model
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -24,10 +24,14 @@ uv: ## install uv (the Python package manager) if missing
 tools: ## check/install java, maven, go, kcat, jq, chromium (Debian packages where missing)
 	@bash deploy/local/ensure-tools.sh
 
-install: uv tools ## install Python deps, fetch Kafka jars, build FerretDB (cached)
+install: uv tools ## install Python deps, fetch Kafka jars, build FerretDB (cached), train intake's first model
 	@$(UV) sync --frozen --quiet
 	@bash deploy/local/kafka.sh fetch
 	@bash deploy/local/ferretdb.sh fetch
+	@$(UV) run --frozen python -m services.intake train --if-missing --no-corrections >/dev/null
+
+model: uv ## retrain intake's classifier on the corpus + stored corrections (kept only if no worse)
+	@$(UV) run --frozen python -m services.intake train
 
 run: install ## start Kafka, FerretDB and the six services (restarted if they die); Ctrl-C stops all
 	@$(UV) run --frozen python deploy/local/run.py --data "$(RUN_DIR)" \

@@ -1,4 +1,4 @@
-"""`python -m bench`: baseline, each service alone, the whole pipeline, cost growth.
+"""`python -m bench`: baseline, each service alone, the whole pipeline, cost growth, gateway.
 
 Prints one table (each throughput also as a ratio of the raw pass-through baseline
 measured in the same run) and writes it as JSON to bench/results/<timestamp>.json.
@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import alone, baseline, pipeline
+from bench import alone, baseline, classifier, gateway, pipeline
 from bench.generator import ContactFactory, Publisher, contact_key, load_corpus, utc_now
 from bench.infra import (
     SERVICES,
@@ -56,8 +56,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--large", action="store_true", help="growth at 10k, 100k and 1M events")
     p.add_argument("--no-lifecycle", action="store_true", help="contacts only")
     p.add_argument(
-        "--phases", default="baseline,pipeline,alone", help="comma list of phases to run"
+        "--phases",
+        default="classifier,baseline,pipeline,alone,gateway",
+        help="comma list of phases to run",
     )
+    p.add_argument("--gateway-requests", type=int, default=2000, help="signed webhooks posted")
+    p.add_argument("--gateway-concurrency", type=int, default=32, help="HTTP clients at once")
     p.add_argument("--services", default=",".join(SERVICES), help="services for 'alone'")
     p.add_argument(
         "--profile", default="", help="services to run under pyinstrument in 'alone' (comma list)"
@@ -214,6 +218,10 @@ async def main(args: argparse.Namespace) -> int:
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
     }
     began = time.monotonic()
+    if "classifier" in phases:
+        timing = classifier.measure()
+        results["classifier"] = asdict(timing) if timing else None
+        log(f"classifier: {results['classifier']}")
     with provide_infra() as infra:
         results["infra"] = infra.kind
         log(f"infra: {infra.kind} kafka={infra.kafka} mongo={infra.mongo_url} run={run}")
@@ -246,6 +254,15 @@ async def main(args: argparse.Namespace) -> int:
                     )
                     results["alone"].append(asdict(one))
                     log(f"{service} alone: {one.per_second:.1f} events/s ({one.handled} events)")
+            if "gateway" in phases:
+                log(f"gateway: {args.gateway_requests} signed webhooks → contact.received")
+                results["gateway"] = await gateway.run(
+                    args.gateway_requests,
+                    args.gateway_concurrency,
+                    kafka=infra.kafka,
+                    prefix=f"{run}-gw-",
+                )
+                log(f"gateway: {results['gateway']}")
         finally:
             results["load_avg_at_end"] = os.getloadavg()
             results["seconds"] = round(time.monotonic() - began, 1)

@@ -1,16 +1,16 @@
-"""`python -m bench.gateway`: signed Messenger webhooks → contact.received, requests/s and p99.
+"""The gateway phase: signed Messenger webhooks → contact.received, requests/s and p99.
 
-Runs the gateway in-process on a local port (uvicorn) against LEXCARE_KAFKA, posts
-`--requests` distinct signed webhooks with `--concurrency` clients, and times each answer:
-the gateway answers 200 only once the broker acknowledged the contact (acks=all), so the
-latency is webhook → contact.received stored. Then reads the topic to check every contact
-arrived once.
+Runs the gateway in-process on a local port (uvicorn), posts `requests` distinct signed
+webhooks with `concurrency` clients, and times each answer: the gateway answers 200 only
+once the broker acknowledged the contact (acks=all), so the latency is webhook →
+contact.received stored. Then reads the topic to check every contact arrived once.
+`python -m bench --phases gateway` runs it as a phase of the table; `python -m
+bench.gateway` alone (against LEXCARE_KAFKA) prints its row.
 """
 
 import argparse
 import asyncio
 import os
-import statistics
 import time
 import uuid
 
@@ -18,6 +18,7 @@ import httpx
 import orjson
 import uvicorn
 
+from bench.pipeline import percentile
 from services.gateway.app import GatewaySettings, create_app
 from services.gateway.signatures import facebook_signature
 from tests.integration.gateway.standins import free_port
@@ -46,14 +47,17 @@ def webhook(n: int) -> bytes:
     )
 
 
-async def run(requests: int, concurrency: int) -> dict[str, float]:
-    """Post the webhooks; return requests/s, p50 and p99 in ms."""
-    prefix = f"b{uuid.uuid4().hex[:8]}."
+async def run(
+    requests: int, concurrency: int, *, kafka: str, prefix: str | None = None
+) -> dict[str, float]:
+    """Post the webhooks; return requests/s, p50 and p99 in ms, contacts arrived."""
+    prefix = prefix or f"b{uuid.uuid4().hex[:8]}."
     settings = GatewaySettings(
-        kafka=os.environ.get("LEXCARE_KAFKA", "127.0.0.1:9092"),
+        kafka=kafka,
         topic_prefix=prefix,
         facebook_app_secret=SECRET,
         http_port=free_port(),
+        gateway_smtp_port=0,
         log_level="WARNING",
     )
     server = uvicorn.Server(
@@ -87,13 +91,14 @@ async def run(requests: int, concurrency: int) -> dict[str, float]:
     server.should_exit = True
     await task
     await delete_topics(settings.kafka, prefix=prefix)
-    latencies.sort()
     return {
         "requests": requests,
+        "concurrency": concurrency,
         "contacts": len(events),
+        "seconds": elapsed,
         "requests_per_s": requests / elapsed,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
+        "p50_ms": (percentile(latencies, 0.5) or 0.0) * 1000,
+        "p99_ms": (percentile(latencies, 0.99) or 0.0) * 1000,
     }
 
 
@@ -103,7 +108,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
-    result = asyncio.run(run(args.requests, args.concurrency))
+    kafka = os.environ.get("LEXCARE_KAFKA", "127.0.0.1:9092")
+    result = asyncio.run(run(args.requests, args.concurrency, kafka=kafka))
     print(
         "| webhook → contact.received (gateway, signed Messenger) "
         f"| {result['requests_per_s']:,.0f} req/s | p50 {result['p50_ms']:.1f} ms "

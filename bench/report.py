@@ -16,6 +16,13 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
     base = results.get("baseline", {}).get("per_second")
     if base:
         rows.append(_row("baseline", "raw aiokafka pass-through", base, "events/s", base))
+    timing = results.get("classifier")
+    if timing:
+        for key, label in (
+            ("model_us", "intake classifier: one message, model"),
+            ("classify_us", "intake classifier: one message, model + lexicon flags"),
+        ):
+            rows.append(_row("classifier", label, timing[key], "µs", base))
     for one in results.get("alone", []):
         note = "" if one["drained"] else f" ({one['handled']}/{one['events']} in cap)"
         rows.append(_row("alone", f"{one['service']}{note}", one["per_second"], "events/s", base))
@@ -50,6 +57,7 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "pipeline", "contact → tft KPI on metrics.kpi", sat["kpi_per_s"], "contacts/s", base
             )
         )
+    rows.extend(_gateway_rows(results.get("gateway"), base))
     for lat in pipe.get("latency", []):
         label = (
             f"{lat['fraction']:.0%} sat ({lat['rate']:.1f}/s, {lat['assigned']}/{lat['contacts']})"
@@ -71,6 +79,22 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
             _row("growth", f"{one['service']} documents {at}", one["documents"], "docs", base)
         )
     return rows
+
+
+def _gateway_rows(gateway: dict[str, Any] | None, base: float | None) -> list[dict[str, Any]]:
+    """Webhook → contact.received: requests/s (a ratio of the baseline) and the p99."""
+    if not gateway:
+        return []
+    arrived = (
+        ""
+        if gateway["contacts"] == gateway["requests"]
+        else f" ({gateway['contacts']}/{gateway['requests']} arrived)"
+    )
+    name = f"webhook → contact.received{arrived}"
+    return [
+        _row("gateway", name, gateway["requests_per_s"], "requests/s", base),
+        _row("gateway", f"{name} p99", gateway["p99_ms"], "ms", base),
+    ]
 
 
 def _fmt(value: float | None) -> str:

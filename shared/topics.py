@@ -11,6 +11,7 @@ FEE_QUOTED: Final = "fee.quoted"
 ROSTER_UPDATED: Final = "roster.updated"
 CONTRACT_SIGNED: Final = "contract.signed"
 CASE_RESOLVED: Final = "case.resolved"
+CASE_RECLASSIFIED: Final = "case.reclassified"
 CARE_CONTACT_REQUESTED: Final = "care.contact.requested"
 CARE_CONTACT_COMPLETED: Final = "care.contact.completed"
 SURVEY_REQUESTED: Final = "survey.requested"
@@ -37,6 +38,7 @@ EVENT_TOPICS: Final = (
     ROSTER_UPDATED,
     CONTRACT_SIGNED,
     CASE_RESOLVED,
+    CASE_RECLASSIFIED,
     CARE_CONTACT_REQUESTED,
     CARE_CONTACT_COMPLETED,
     SURVEY_REQUESTED,

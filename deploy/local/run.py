@@ -7,6 +7,7 @@ started again after a backoff; one that crashes too often in a short time stops 
 """
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -28,6 +29,9 @@ SERVICES = {
     "gateway": 8086,
     "desk": 8087,
 }
+MAIL_PORT = 8025
+"""The gateway's SMTP listener for the care mailbox (plus the port offset)."""
+DEV_CARE_MAILBOX = "cskh@lexcare.example.vn"
 
 
 def parse_args() -> argparse.Namespace:
@@ -111,7 +115,7 @@ def announce_recovered(services: list[Service]) -> None:
             say(f"{service.name} is ready again")
 
 
-def banner(kafka: str, mongo: str, data: Path, port_offset: int) -> str:
+def banner(kafka: str, mongo: str, data: Path, port_offset: int, mail: str) -> str:
     """Where everything listens: the last lines `make run` prints on start."""
     lines = [
         "",
@@ -126,6 +130,7 @@ def banner(kafka: str, mongo: str, data: Path, port_offset: int) -> str:
     gateway = f"http://127.0.0.1:{SERVICES['gateway'] + port_offset}"
     lines.append(f"  Webhooks   {gateway}/webhooks/{{facebook,zalo,call}}  {gateway}/forms/contact")
     lines.append(f"  Surveys    {gateway}/s/<token>   (the survey_url of survey.requested)")
+    lines.append(f"  Mail in    {mail}")
     desk = f"http://127.0.0.1:{SERVICES['desk'] + port_offset}"
     lines.append(f"  Care desk  {desk}/   dev sign-ins (not for production): see README")
     return "\n".join(lines)
@@ -166,6 +171,13 @@ def main() -> int:
         # The desk's dashboard reads this run's metrics.
         metrics_url = f"http://127.0.0.1:{SERVICES['metrics'] + args.port_offset}"
         env.setdefault("LEXCARE_METRICS_URL", metrics_url)
+        # The care mailbox's listener: mail to the development care address is a contact.
+        env.setdefault("LEXCARE_GATEWAY_SMTP_PORT", str(MAIL_PORT + args.port_offset))
+        env.setdefault("LEXCARE_CARE_MAILBOXES", f'["{DEV_CARE_MAILBOX}"]')
+        mail = (
+            f"smtp://127.0.0.1:{env['LEXCARE_GATEWAY_SMTP_PORT']}   "
+            f"(for {', '.join(json.loads(env['LEXCARE_CARE_MAILBOXES'])) or 'no address'})"
+        )
         for name, port in SERVICES.items():
             service_env = {**env, "LEXCARE_HTTP_PORT": str(port + args.port_offset)}
             command = [sys.executable, "-m", f"services.{name}"]
@@ -184,7 +196,7 @@ def main() -> int:
             return 0
         for service in services:
             service.recovering = False
-        print(banner(kafka, mongo, data, args.port_offset), flush=True)
+        print(banner(kafka, mongo, data, args.port_offset, mail), flush=True)
         while not stopping:
             watch(services, policy, time.monotonic())
             announce_recovered(services)

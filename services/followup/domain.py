@@ -293,7 +293,9 @@ def remember_classified(case: CaseState | None, event: CaseClassified) -> CaseSt
             "legal_field": event.legal_field,
             "is_dispute": base.is_dispute or event.is_dispute,
             "is_complaint": base.is_complaint or event.is_complaint,
-            "unreachable": False,  # the customer just reached us: the contact point works
+            # The customer just reached us (the contact point works); a correction by staff
+            # (case.reclassified) is not a contact.
+            "unreachable": base.unreachable and event.correction,
         }
     )
 
@@ -319,7 +321,7 @@ def plan_classified(
         timers.append(
             PlannedTimer(f"apology:{event.contact_id}", start, CareKind.APOLOGY, case.case_id, base)
         )
-    open_for_care = not case.resolved and not case.opted_out
+    open_for_care = not case.resolved and not case.opted_out and not case.unreachable
     if event.new_case and not event.is_complaint and open_for_care:
         due = calendar.next_care_slot(start)
         timers.append(

@@ -58,8 +58,9 @@ def policy_of(state: State, care: "Care") -> tuple[sla.SlaPolicy, str]:
 def on_classified(
     state: State, case: CaseState, event: CaseClassified, ctx: Context, care: "Care"
 ) -> CaseState:
-    """A new case starts its clocks; a later contact resumes them (the customer answered)
-    and re-plans them if the case became a dispute or a complaint."""
+    """A new case starts its clocks; a later contact resumes them (the customer answered;
+    staff correcting the field is no answer) and re-plans them if the case became a
+    dispute or a complaint."""
     policy, planned_with = policy_of(state, care)
     priority = sla.sla_priority(is_complaint=case.is_complaint, is_dispute=case.is_dispute)
     clocks = case.sla
@@ -76,7 +77,8 @@ def on_classified(
         )
         state.set(SLA_KEY, book(state).tracking(case.case_id, running=True))
     else:
-        clocks = sla.resumed_at(clocks, event.occurred_at)
+        if not event.correction:
+            clocks = sla.resumed_at(clocks, event.occurred_at)
         if priority != clocks.priority:
             clocks = sla.retarget(
                 clocks, priority=priority, policy=policy, planned_with=planned_with

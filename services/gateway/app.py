@@ -12,6 +12,7 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 
 from services.gateway.handlers import Deliverer, RetryPolicy, subscribe_outbound
+from services.gateway.mail_listener import CareMailbox, MailListener
 from services.gateway.senders import Platforms, Senders
 from services.gateway.survey_page import SurveyPage, survey_routes
 from services.gateway.webhooks import call, facebook, website, zalo
@@ -60,6 +61,13 @@ class GatewaySettings(LexcareSettings, SurveyLinkSettings):
 
     call_token: SecretStr = SecretStr("")
     """Bearer token the switchboard and reception desk send; empty: refuse them."""
+
+    gateway_smtp_port: int = Field(default=8025, ge=0, le=65535)
+    """Inbound SMTP listener (on LEXCARE_HTTP_HOST) for the relay's care mail; 0: off."""
+    gateway_smtp_max_bytes: int = Field(default=26_214_400, gt=0)
+    """Larger mails are refused with 552 (announced in EHLO's SIZE)."""
+    care_mailboxes: list[str] = Field(default_factory=list)
+    """Recipient addresses the listener accepts mail for (JSON list); others: 550."""
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
@@ -167,4 +175,14 @@ def create_app(settings: GatewaySettings, clock: Clock | None = None) -> AsgiFas
     )
     inbox = Inbox(publish_contacts, settings.gateway_max_body_bytes, clock)
     web = Starlette(routes=[*inbound_routes(settings, inbox), *survey_routes(page)])
-    return build_app(parts, on_shutdown=[http.aclose], web=web)
+    app = build_app(parts, on_shutdown=[http.aclose], web=web)
+    if settings.gateway_smtp_port:
+        listener = MailListener(
+            CareMailbox(inbox, settings.care_mailboxes),
+            host=settings.http_host,
+            port=settings.gateway_smtp_port,
+            max_bytes=settings.gateway_smtp_max_bytes,
+        )
+        app.after_startup(listener.start)  # once the broker runs: mail is published at once
+        app.on_shutdown(listener.stop)  # before the broker stops
+    return app

@@ -4,12 +4,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import structlog
 import yaml
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
 
+from services.intake import models
 from services.intake.domain import IntakePolicy, Lexicon, SegmentPolicy
 from services.intake.handlers import intake_runtime
+from services.intake.model import Classifier
 from shared import topics
 from shared.clock import Clock
 from shared.events import CaseClassified, CustomerMerged, CustomerSegmentChanged
@@ -20,6 +23,11 @@ from shared.service import build_app, plumbing
 from shared.settings import LexcareSettings
 
 DEFAULT_LEXICON = Path(__file__).with_name("lexicon.yaml")
+DEFAULT_MODEL_DIR = Path(__file__).with_name("models")
+LEXICON_THRESHOLD = 0.35
+"""The lexicon's own triage threshold, when no model file is there."""
+
+log = structlog.get_logger("lexcare.intake")
 
 
 class IntakeSettings(LexcareSettings):
@@ -29,8 +37,12 @@ class IntakeSettings(LexcareSettings):
     http_port: int = 8081
     lexicon_path: str = str(DEFAULT_LEXICON)
     """The classifier's vocabulary (YAML): phrases, weights, abbreviations."""
-    confidence_threshold: float = 0.35
-    """Below this classifier confidence a case is `other` and flagged for triage."""
+    intake_model_dir: str = str(DEFAULT_MODEL_DIR)
+    """Where the trained classifier's versioned files are (the newest is loaded at start);
+    the operator's directory: a model file decides every case."""
+    confidence_threshold: float | None = None
+    """Below this classifier confidence a case is `other` and flagged for triage; unset:
+    the threshold the model was trained with (0.35 for the lexicon without a model)."""
     attach_window_days: int = 30
     """A contact joins the customer's open case of the same field opened this recently."""
     loyal_contracts: int = 3
@@ -40,10 +52,14 @@ class IntakeSettings(LexcareSettings):
     elderly_age: int = 60
     """Age from which a customer is eligible for legal aid as elderly."""
 
-    def policy(self) -> IntakePolicy:
-        """The rule thresholds these settings configure."""
+    def policy(self, classifier: Classifier | None = None) -> IntakePolicy:
+        """The rule thresholds these settings configure (the model's own threshold unless
+        one is set)."""
+        threshold = self.confidence_threshold
+        if threshold is None:
+            threshold = classifier.threshold if classifier else LEXICON_THRESHOLD
         return IntakePolicy(
-            confidence_threshold=self.confidence_threshold,
+            confidence_threshold=threshold,
             attach_window=timedelta(days=self.attach_window_days),
             elderly_age=self.elderly_age,
             segments=SegmentPolicy(
@@ -58,15 +74,29 @@ def load_lexicon(path: str | Path = DEFAULT_LEXICON) -> Lexicon:
     return Lexicon.from_mapping(yaml.safe_load(Path(path).read_text(encoding="utf-8")))
 
 
+def load_classifier(directory: str | Path) -> Classifier | None:
+    """The newest accepted model in `directory`, or None (the lexicon decides) when none."""
+    try:
+        classifier, meta = models.load_newest(Path(directory))
+    except models.NoModel as e:
+        log.warning("classifier_model_missing", detail=str(e))
+        return None
+    classifier.predict("")  # builds its lookup tables now, not on the first contact
+    log.info("classifier_model_loaded", version=meta["version"], threshold=classifier.threshold)
+    return classifier
+
+
 def runtime_of(
     settings: IntakeSettings, db: Any, *, clock: Clock | None = None, **options: Any
 ) -> Runtime[Any]:
     """Intake's rules on a runtime, configured by `settings`."""
+    classifier = load_classifier(settings.intake_model_dir)
     return intake_runtime(
         settings,
         db,
         lexicon=load_lexicon(settings.lexicon_path),
-        policy=settings.policy(),
+        policy=settings.policy(classifier),
+        classifier=classifier,
         clock=clock,
         **options,
     )

@@ -7,7 +7,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from typing import Any
@@ -369,6 +369,8 @@ class Lexicon:
     complaint_firm: frozenset[str]
     complaint_negative: frozenset[str]
     complaint_strong: frozenset[str]
+    spelled: Mapping[str, str] = field(default_factory=dict)
+    """A field phrase as matched → as written in the lexicon (for explanations)."""
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "Lexicon":
@@ -385,6 +387,7 @@ class Lexicon:
             complaint_firm=frozenset(fold(p) for p in complaint.get("firm", [])),
             complaint_negative=frozenset(fold(p) for p in complaint.get("negative", [])),
             complaint_strong=frozenset(fold(p) for p in complaint.get("strong", [])),
+            spelled={phrase_key(p): p for phrases in data["fields"].values() for p in phrases},
         )
 
     @cached_property
@@ -447,6 +450,8 @@ class TextReading:
     confidence: float
     is_dispute: bool
     complains_about_firm: bool
+    matched: Mapping[LegalField, tuple[str, ...]] = field(default_factory=dict)
+    """The field phrases found, by field, as written in the lexicon."""
 
 
 def confidence_of(top: float, runner_up: float, *, scale: float = 2.5) -> float:
@@ -461,10 +466,13 @@ def read_text(text: str, lexicon: Lexicon, *, dispute_score: float = 3.0) -> Tex
     words, accented = lexicon.expand(text), accented_words(text)
     vocabulary = lexicon.vocabulary
     scores: dict[LegalField, float] = dict.fromkeys(lexicon.fields, 0.0)
+    matched: dict[LegalField, tuple[str, ...]] = {}
     for phrase in _matches(words, accented, lexicon.order.vocabulary):
         legal_field, weight = vocabulary[phrase]
         if legal_field is not None:
             scores[legal_field] += weight
+            spelled = lexicon.spelled.get(phrase, phrase)
+            matched[legal_field] = (*matched.get(legal_field, ()), spelled)
     ranked = sorted(scores.items(), key=lambda kv: (-kv[1], kv[0].value))
     (best, top), runner_up = ranked[0], (ranked[1][1] if len(ranked) > 1 else 0.0)
     dispute = sum(lexicon.dispute[p] for p in _matches(words, accented, lexicon.order.dispute))
@@ -478,7 +486,18 @@ def read_text(text: str, lexicon: Lexicon, *, dispute_score: float = 3.0) -> Tex
         confidence=confidence_of(top, runner_up),
         is_dispute=dispute >= dispute_score,
         complains_about_firm=complains,
+        matched=matched,
     )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The trained model's reading of a message: its best field and the probability of it."""
+
+    legal_field: LegalField
+    probability: float
+    is_dispute: bool = False
+    """The model reads a dispute with another party (when it has a dispute head)."""
 
 
 @dataclass(frozen=True)
@@ -492,6 +511,15 @@ class Classification:
     is_complaint: bool
     field_is_known: bool = field(default=True)
     """False when the field comes from neither a form nor a confident reading."""
+    explanation: str | None = None
+
+
+def explain(reading: TextReading, legal_field: LegalField, *, source: str) -> str:
+    """For staff: the lexicon phrases of the field found in the message, and where the
+    field came from."""
+    phrases = list(dict.fromkeys(reading.matched.get(legal_field, ())))[:6]
+    found = f"matched: {', '.join(phrases)}" if phrases else "no lexicon phrase of this field"
+    return f"{found} ({source})"
 
 
 def classify(
@@ -501,12 +529,25 @@ def classify(
     form_field: LegalField | None,
     lexicon: Lexicon,
     threshold: float,
+    prediction: Prediction | None = None,
 ) -> Classification:
-    """Legal field (a form's choice wins), confidence, triage, dispute and complaint."""
+    """Legal field (a form's choice wins, then the trained model's `prediction`, else the
+    lexicon's scores), confidence, triage; dispute when the lexicon or the model reads one;
+    complaint from the kind or the lexicon."""
     reading = read_text(message, lexicon)
     is_complaint = kind is ContactKind.COMPLAINT or reading.complains_about_firm
+    if prediction is not None and prediction.is_dispute:
+        reading = replace(reading, is_dispute=True)
     if form_field is not None:
-        return Classification(form_field, 1.0, False, reading.is_dispute, is_complaint)
+        return Classification(
+            form_field, 1.0, False, reading.is_dispute, is_complaint,
+            explanation=explain(reading, form_field, source="chosen on a form"),
+        )  # fmt: skip
+    if prediction is not None:
+        reading = replace(
+            reading, legal_field=prediction.legal_field, confidence=round(prediction.probability, 3)
+        )
+    source = "model" if prediction is not None else "lexicon"
     if reading.legal_field is LegalField.OTHER or reading.confidence < threshold:
         return Classification(
             LegalField.OTHER,
@@ -515,10 +556,16 @@ def classify(
             is_dispute=reading.is_dispute,
             is_complaint=is_complaint,
             field_is_known=False,
+            explanation=(
+                f"{source}: {reading.legal_field.value} at {reading.confidence:.2f}, "
+                f"under the threshold {threshold:.2f}: triage"
+            ),
         )
+    how = f"{source} {reading.confidence:.2f}"
     return Classification(
-        reading.legal_field, reading.confidence, False, reading.is_dispute, is_complaint
-    )
+        reading.legal_field, reading.confidence, False, reading.is_dispute, is_complaint,
+        explanation=explain(reading, reading.legal_field, source=how),
+    )  # fmt: skip
 
 
 # ---------------------------------------------------------------- the decision
@@ -541,11 +588,34 @@ class CaseDecision:
     birthday: str | None
     income_tier: IncomeTier | None
     missing_items: list[str]
+    explanation: str | None = None
 
     @property
     def legal_aid(self) -> bool:
         """Eligible for free advice via the state Legal Aid Center."""
         return bool(self.legal_aid_categories)
+
+
+@dataclass(frozen=True)
+class CustomerFacts:
+    """What a decision reports about the customer from their profile, on a given day."""
+
+    legal_aid_categories: list[LegalAidCategory]
+    age_band: AgeBand | None
+    birthday: str | None
+
+
+def customer_facts(profile: Profile, *, today: date, policy: IntakePolicy) -> CustomerFacts:
+    """Legal-aid categories (age included), age band and MM-DD birthday of the customer."""
+    birth = profile.birth_date
+    age = age_on(birth, today) if birth else None
+    return CustomerFacts(
+        legal_aid_categories=legal_aid_categories(
+            profile.legal_aid, age=age, elderly_age=policy.elderly_age
+        ),
+        age_band=age_band(age) if age is not None else None,
+        birthday=f"{birth.month:02d}-{birth.day:02d}" if birth else None,
+    )
 
 
 def decide_case(
@@ -571,9 +641,9 @@ def decide_case(
         if attached is not None and takes_case_field
         else (reading.legal_field, reading.confidence, reading.needs_triage)
     )
-    birth = profile.birth_date
-    age = age_on(birth, today) if birth else None
+    explanation = "the case's field, kept" if takes_case_field else reading.explanation
     documents = list(dict.fromkeys([*case_documents, *contact.documents]))
+    facts = customer_facts(profile, today=today, policy=policy)
     return CaseDecision(
         case_id=attached.case_id if attached else new_case_id,
         new_case=attached is None,
@@ -582,9 +652,7 @@ def decide_case(
         needs_triage=needs_triage,
         is_dispute=reading.is_dispute or attached_is_dispute,
         is_complaint=reading.is_complaint,
-        legal_aid_categories=legal_aid_categories(
-            profile.legal_aid, age=age, elderly_age=policy.elderly_age
-        ),
+        legal_aid_categories=facts.legal_aid_categories,
         segment=segment_for(
             contracts=contracts,
             other_cases=other_cases,
@@ -592,8 +660,63 @@ def decide_case(
             at=at,
             policy=policy.segments,
         ),
-        age_band=age_band(age) if age is not None else None,
-        birthday=f"{birth.month:02d}-{birth.day:02d}" if birth else None,
+        age_band=facts.age_band,
+        birthday=facts.birthday,
         income_tier=contact.income_tier or profile.income_tier,
+        missing_items=missing_items(profile, documents=documents),
+        explanation=explanation,
+    )
+
+
+# ---------------------------------------------------------------- corrections
+
+_EMAILS = re.compile(r"[\w.%+-]+@[\w-]+(?:\.[\w-]+)+")
+_PHONES = re.compile(r"(?<!\w)\+?\d[\d .-]{6,}\d(?!\w)")
+_LONG_NUMBERS = re.compile(r"\b\d{9,}\b")
+
+
+def without_identity(text: str, *, names: Iterable[str] = (), limit: int = 2_000) -> str:
+    """The message with e-mails, phone-like and id-like numbers and the customer's names
+    replaced by placeholders, cut to `limit` characters: a labelled example keeps no
+    identity."""
+    out = _EMAILS.sub("<email>", text)
+    out = _PHONES.sub("<phone>", out)
+    out = _LONG_NUMBERS.sub("<number>", out)
+    for name in sorted({n for n in names if n}, key=len, reverse=True):
+        whole = rf"(?<!\w){re.escape(name)}(?!\w)"
+        out = re.sub(whole, "<name>", out, flags=re.IGNORECASE)
+        for word in (w for w in name.split() if len(w) >= 2 and w[0].isupper()):
+            # As written (capitalised): "An" is a name, "an toàn" is not.
+            out = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", "<name>", out)
+    return out[:limit]
+
+
+def corrected_decision(
+    *,
+    case_id: str,
+    legal_field: LegalField,
+    is_dispute: bool,
+    is_complaint: bool,
+    profile: Profile,
+    documents: Sequence[str],
+    segment: Segment,
+    today: date,
+    policy: IntakePolicy,
+) -> CaseDecision:
+    """The case's decision once staff gave it `legal_field`: sure, nothing to triage."""
+    facts = customer_facts(profile, today=today, policy=policy)
+    return CaseDecision(
+        case_id=case_id,
+        new_case=False,
+        legal_field=legal_field,
+        confidence=1.0,
+        needs_triage=False,
+        is_dispute=is_dispute,
+        is_complaint=is_complaint,
+        legal_aid_categories=facts.legal_aid_categories,
+        segment=segment,
+        age_band=facts.age_band,
+        birthday=facts.birthday,
+        income_tier=profile.income_tier,
         missing_items=missing_items(profile, documents=documents),
     )

@@ -19,8 +19,10 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from services.intake import domain
+from services.intake.model import Classifier
 from services.intake.state import (
     CaseLink,
+    Correction,
     CustomerRecord,
     Merged,
     Owner,
@@ -28,6 +30,7 @@ from services.intake.state import (
     absorb,
     filed,
     idle,
+    reclassified,
     resolved,
     signed,
     with_contact,
@@ -44,7 +47,10 @@ from shared import topics
 from shared.clock import Clock
 from shared.events import (
     CaseClassified,
+    CaseReclassified,
     CaseResolved,
+    Channel,
+    ContactKind,
     ContactPoint,
     ContactReceived,
     ContractSigned,
@@ -70,6 +76,8 @@ class Rules:
     policy: domain.IntakePolicy
     zone: ZoneInfo
     producer: str = "intake"
+    classifier: Classifier | None = None
+    """The trained model; None: the lexicon's scores decide the field (no model file)."""
 
 
 def intake_runtime(
@@ -78,11 +86,13 @@ def intake_runtime(
     *,
     lexicon: domain.Lexicon,
     policy: domain.IntakePolicy,
+    classifier: Classifier | None = None,
     clock: Clock | None = None,
     **options: Any,
 ) -> Runtime[Any]:
     """Intake's rules registered on a runtime."""
-    rules = Rules(lexicon, policy, ZoneInfo(settings.timezone), settings.service_name)
+    zone = ZoneInfo(settings.timezone)
+    rules = Rules(lexicon, policy, zone, settings.service_name, classifier)
     runtime: Runtime[Any] = Runtime(
         settings, db, value_type=Value, clock=clock, idle=idle, **options
     )
@@ -94,6 +104,9 @@ def intake_runtime(
     )
     runtime.on(topics.CONTRACT_SIGNED, ContractSigned, stateless=True)(
         partial(on_contract_signed, rules=rules)
+    )
+    runtime.on(topics.CASE_RECLASSIFIED, CaseReclassified, stateless=True)(
+        partial(on_case_reclassified, rules=rules)
     )
     runtime.on(INTAKE_IDENTIFY, IdentifyStep, internal=True)(partial(on_identify, rules=rules))
     runtime.on(INTAKE_CUSTOMER, CustomerStep, internal=True)(partial(on_customer_step, rules=rules))
@@ -198,6 +211,8 @@ def on_customer_step(state: State, step: CustomerStep, ctx: Context, *, rules: R
         log.info("case_closed", outcome=step.resolved.outcome)
     elif step.contract is not None:
         _count_contract(state, step, step.contract, record, ctx, rules)
+    elif step.reclassified is not None:
+        _reclassify(state, step, step.reclassified, record, ctx, rules)
 
 
 def _pass_on(step: CustomerStep, merged: Merged, ctx: Context, rules: Rules) -> None:
@@ -257,12 +272,14 @@ def _decide(
     before = absorb(record, step.absorbed, customer_id=customer_id, since=since)
     after = with_contact(before, contact, at=at, customer_id=customer_id, since=since)
     policy = rules.policy
+    model = rules.classifier
     reading = domain.classify(
         message=contact.message,
         kind=contact.kind,
         form_field=contact.legal_field,
         lexicon=rules.lexicon,
         threshold=policy.confidence_threshold,
+        prediction=model.predict(contact.message) if model else None,
     )
     attached = domain.case_to_attach(
         [case.open_case() for case in after.open_cases],
@@ -290,7 +307,8 @@ def _decide(
         policy=policy,
     )
     point = contact_point(contact, after.profile)
-    state.set(f"customer/{customer_id}", filed(after, decision, contact, at=at))
+    text = domain.without_identity(contact.message, names=[after.profile.name or ""])
+    state.set(f"customer/{customer_id}", filed(after, decision, contact, at=at, text=text))
     if decision.new_case:
         link = CaseStep.caused_by(
             event,
@@ -312,8 +330,13 @@ def _decide(
         ctx.emit(merged)
         log.info("customers_merged", customer_id=customer_id, merged=merged.merged_customer_ids)
     out = CaseClassified.caused_by(
-        event, producer=rules.producer, **classified(decision, contact, customer_id, point)
-    )
+        event,
+        producer=rules.producer,
+        **classified(
+            decision, customer_id=customer_id, contact_id=contact.contact_id,
+            channel=contact.channel, kind=contact.kind, point=point,
+        ),
+    )  # fmt: skip
     ctx.emit(out)
     previous = before.segment if before else None
     if previous is not None and previous != decision.segment:
@@ -415,6 +438,14 @@ def on_contract_signed(state: State, event: ContractSigned, ctx: Context, *, rul
     ctx.emit(CaseStep.caused_by(event, producer=rules.producer, contract=event), key=event.case_id)
 
 
+def on_case_reclassified(
+    state: State, event: CaseReclassified, ctx: Context, *, rules: Rules
+) -> None:
+    """Staff corrected the field: pass it to the case's partition, behind the case's link."""
+    step = CaseStep.caused_by(event, producer=rules.producer, reclassified=event)
+    ctx.emit(step, key=event.case_id)
+
+
 def on_case_step(state: State, step: CaseStep, ctx: Context, *, rules: Rules) -> None:
     """Remember whose case it is, or pass a case event on to that customer."""
     assert step.case_id is not None
@@ -423,11 +454,10 @@ def on_case_step(state: State, step: CaseStep, ctx: Context, *, rules: Rules) ->
         state.set(key, CaseLink(customer_id=step.customer_id, contact=step.contact))
         return
     link = state.get(key)
-    cause: Event | None = step.resolved or step.contract
+    cause: Event | None = step.resolved or step.contract or step.reclassified
     assert cause is not None
     if not isinstance(link, CaseLink):
-        topic = topics.CASE_RESOLVED if step.resolved else topics.CONTRACT_SIGNED
-        ctx.dead_letter(cause, topic=topic, reason=f"unknown case {step.case_id}")
+        ctx.dead_letter(cause, topic=cause.event_type, reason=f"unknown case {step.case_id}")
         return
     ctx.emit(
         CustomerStep.caused_by(
@@ -436,23 +466,86 @@ def on_case_step(state: State, step: CaseStep, ctx: Context, *, rules: Rules) ->
             customer_id=link.customer_id,
             resolved=step.resolved,
             contract=step.contract,
+            reclassified=step.reclassified,
             case_contact=link.contact,
         ),
         key=link.customer_id,
     )
 
 
+def _reclassify(
+    state: State,
+    step: CustomerStep,
+    event: CaseReclassified,
+    record: CustomerRecord,
+    ctx: Context,
+    rules: Rules,
+) -> None:
+    """Give the open case staff's field, keep the correction as a labelled example and
+    publish the case classified again, marked as a correction."""
+    case = record.case(event.case_id)
+    if case is None:
+        log.warning("reclassified_case_not_open", case_id=event.case_id)
+        return
+    at = event.occurred_at
+    after = reclassified(record, event.case_id, event.legal_field)
+    state.set(f"customer/{record.customer_id}", after)
+    correction = Correction(
+        case_id=event.case_id, text=case.text, legal_field=event.legal_field,
+        previous_field=case.legal_field, agent_id=event.agent_id, reason=event.reason,
+        corrected_at=at,
+    )  # fmt: skip
+    state.set(f"correction/{event.case_id}", correction)
+    decision = domain.corrected_decision(
+        case_id=event.case_id,
+        legal_field=event.legal_field,
+        is_dispute=case.is_dispute,
+        is_complaint=case.is_complaint,
+        profile=after.profile,
+        documents=case.documents,
+        segment=after.segment or Segment.NEW,
+        today=at.astimezone(rules.zone).date(),
+        policy=rules.policy,
+    )
+    point = step.case_contact or ContactPoint(channel=case.channel or Channel.WEBSITE)
+    payload = classified(
+        decision, customer_id=record.customer_id, contact_id=case.contact_id or "",
+        channel=case.channel or point.channel, kind=case.kind or ContactKind.INQUIRY, point=point,
+    )  # fmt: skip
+    payload["explanation"] = f"corrected by {event.agent_id} from {case.legal_field.value}"
+    out = CaseClassified.caused_by(
+        event,
+        producer=rules.producer,
+        correction=True,
+        corrected_from=case.legal_field.value,
+        **payload,
+    )
+    ctx.emit(out)
+    log.info(
+        "case_reclassified",
+        case_id=event.case_id,
+        previous=case.legal_field.value,
+        legal_field=event.legal_field.value,
+    )
+
+
 def classified(
-    decision: domain.CaseDecision, contact: domain.Contact, customer_id: str, point: ContactPoint
+    decision: domain.CaseDecision,
+    *,
+    customer_id: str,
+    contact_id: str,
+    channel: Channel,
+    kind: ContactKind,
+    point: ContactPoint,
 ) -> dict[str, Any]:
     """The payload of case.classified for a decision."""
     return {
         "case_id": decision.case_id,
         "customer_id": customer_id,
-        "contact_id": contact.contact_id,
+        "contact_id": contact_id,
         "new_case": decision.new_case,
-        "channel": contact.channel.value,
-        "kind": contact.kind.value,
+        "channel": channel.value,
+        "kind": kind.value,
         "legal_field": decision.legal_field.value,
         "confidence": decision.confidence,
         "needs_triage": decision.needs_triage,
@@ -466,6 +559,7 @@ def classified(
         "income_tier": decision.income_tier.value if decision.income_tier else None,
         "missing_items": decision.missing_items,
         "contact": point.model_dump(mode="json"),
+        "explanation": decision.explanation,
     }
 
 

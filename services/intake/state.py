@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from services.intake.domain import CaseDecision, Contact, OpenCase, Profile
-from shared.events import ContactPoint, LegalField, Segment
+from shared.events import Channel, ContactKind, ContactPoint, LegalField, Segment
 
 
 class Owner(BaseModel):
@@ -41,7 +41,14 @@ class CaseRecord(BaseModel):
     confidence: float
     needs_triage: bool
     is_dispute: bool = False
+    is_complaint: bool = False
     documents: tuple[str, ...] = ()
+    channel: Channel | None = None
+    """The channel of the contact that opened the case (for a corrected case.classified)."""
+    kind: ContactKind | None = None
+    contact_id: str | None = None
+    text: str = ""
+    """The opening message without the customer's identity: a correction's labelled text."""
 
     def open_case(self) -> OpenCase:
         """The case as the attach rule sees it."""
@@ -74,6 +81,22 @@ class CustomerRecord(BaseModel):
         return next((c for c in self.open_cases if c.case_id == case_id), None)
 
 
+class Correction(BaseModel):
+    """A field staff gave a case (case.reclassified): a labelled example for training."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["correction"] = "correction"
+    case_id: str
+    text: str
+    """The case's opening message, without the customer's identity."""
+    legal_field: LegalField
+    previous_field: LegalField
+    agent_id: str
+    reason: str = ""
+    corrected_at: AwareDatetime
+
+
 class Merged(BaseModel):
     """A customer folded into another: contacts and case events reaching it go on to `into`."""
 
@@ -94,10 +117,12 @@ class CaseLink(BaseModel):
     contact: ContactPoint | None = None
 
 
-Value = Annotated[Owner | CustomerRecord | Merged | CaseLink, Field(discriminator="kind")]
+Value = Annotated[
+    Owner | CustomerRecord | Merged | CaseLink | Correction, Field(discriminator="kind")
+]
 
 
-def idle(value: Owner | CustomerRecord | Merged | CaseLink) -> bool:
+def idle(value: Owner | CustomerRecord | Merged | CaseLink | Correction) -> bool:
     """Whether a value may leave memory (reloaded by key): all but customers with open cases."""
     return not (isinstance(value, CustomerRecord) and value.open_cases)
 
@@ -167,9 +192,15 @@ def with_contact(
 
 
 def filed(
-    record: CustomerRecord, decision: CaseDecision, contact: Contact, *, at: datetime
+    record: CustomerRecord,
+    decision: CaseDecision,
+    contact: Contact,
+    *,
+    at: datetime,
+    text: str = "",
 ) -> CustomerRecord:
-    """The customer once the contact is on its case (opened if new), with its segment."""
+    """The customer once the contact is on its case (opened if new, with its opening `text`
+    without identity), with its segment."""
     case = record.case(decision.case_id)
     if case is None:
         case = CaseRecord(
@@ -178,10 +209,15 @@ def filed(
             opened_at=at,
             confidence=decision.confidence,
             needs_triage=decision.needs_triage,
+            channel=contact.channel,
+            kind=contact.kind,
+            contact_id=contact.contact_id,
+            text=text,
         )
     case = case.model_copy(
         update={
             "is_dispute": case.is_dispute or decision.is_dispute,
+            "is_complaint": case.is_complaint or decision.is_complaint,
             "documents": _union(case.documents, contact.documents),
         }
     )
@@ -193,6 +229,17 @@ def filed(
             "segment": decision.segment,
         }
     )
+
+
+def reclassified(record: CustomerRecord, case_id: str, legal_field: LegalField) -> CustomerRecord:
+    """The customer with staff's field on the open case (sure, no triage left)."""
+    cases = tuple(
+        c.model_copy(update={"legal_field": legal_field, "confidence": 1.0, "needs_triage": False})
+        if c.case_id == case_id
+        else c
+        for c in record.open_cases
+    )
+    return record.model_copy(update={"open_cases": cases})
 
 
 def resolved(record: CustomerRecord, case_id: str) -> CustomerRecord:

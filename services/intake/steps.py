@@ -5,7 +5,8 @@ A contact visits the partition of each of its identifiers in turn (`intake.ident
 keyed by identifier), which claims the identifier or names its customer; then the
 partitions of the customers found (`intake.customer`, keyed by customer id): those a merge
 folds first, the survivor last, where the case is decided. `case.resolved` and
-`contract.signed` find their customer through the case's partition (`intake.case`).
+`contract.signed` and `case.reclassified` find their customer through the case's partition
+(`intake.case`).
 """
 
 from typing import Literal
@@ -13,7 +14,14 @@ from typing import Literal
 from pydantic import AwareDatetime, Field
 
 from services.intake.state import CustomerRecord, Owner
-from shared.events import CaseResolved, ContactPoint, ContactReceived, ContractSigned, Event
+from shared.events import (
+    CaseReclassified,
+    CaseResolved,
+    ContactPoint,
+    ContactReceived,
+    ContractSigned,
+    Event,
+)
 
 INTAKE_IDENTIFY = "intake.identify"
 """Internal, keyed by identifier: claim it or name its customer; or move it to a survivor."""
@@ -61,6 +69,8 @@ class CustomerStep(Event):
     """The customers this contact merged, as they were: the survivor folds them in."""
     resolved: CaseResolved | None = None
     contract: ContractSigned | None = None
+    reclassified: CaseReclassified | None = None
+    reclassified: CaseReclassified | None = None
     case_contact: ContactPoint | None = None
     """The contact point the contract's case was opened with."""
 
@@ -73,3 +83,4 @@ class CaseStep(Event):
     contact: ContactPoint | None = None
     resolved: CaseResolved | None = None
     contract: ContractSigned | None = None
+    reclassified: CaseReclassified | None = None

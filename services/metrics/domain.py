@@ -69,6 +69,7 @@ class EntryKind(StrEnum):
     SURVEY_SCORED = "survey_scored"
     SLA_MET = "sla_met"
     SLA_BREACHED = "sla_breached"
+    CORRECTED = "corrected"
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +112,13 @@ def _base(event: Event, kind: EntryKind, case_id: str) -> dict:
 def entry_of(event: Event) -> CaseEntry | CustomerMerge | None:
     """What `event` records for the KPIs; None when it counts for nothing."""
     match event:
+        case CaseClassified(correction=True):
+            return CaseEntry(
+                **_base(event, EntryKind.CORRECTED, event.case_id),
+                channel=event.channel,
+                legal_field=event.legal_field,
+                ref=event.corrected_from,
+            )
         case CaseClassified():
             return CaseEntry(
                 **_base(event, EntryKind.CONTACT, event.case_id),
@@ -259,14 +267,20 @@ def case_dims(view: _CaseView, opening: CaseEntry | None) -> dict[str, str]:
     channel = (opening.channel if opening else None) or view.first_value(
         "channel", K.CONTACT, K.SURVEY_SCORED, K.SURVEY_REQUESTED, K.SURVEY_EXPIRED
     )
-    legal_field = (opening.legal_field if opening else None) or view.first_value(
-        "legal_field",
-        K.CONTACT,
-        K.ASSIGNED,
-        K.QUOTED,
-        K.SURVEY_SCORED,
-        K.SURVEY_REQUESTED,
-        K.SURVEY_EXPIRED,
+    corrections = view[K.CORRECTED]
+    corrected = corrections[-1].legal_field if corrections else None
+    legal_field = (
+        corrected
+        or (opening.legal_field if opening else None)
+        or view.first_value(
+            "legal_field",
+            K.CONTACT,
+            K.ASSIGNED,
+            K.QUOTED,
+            K.SURVEY_SCORED,
+            K.SURVEY_REQUESTED,
+            K.SURVEY_EXPIRED,
+        )
     )
     assignments = view[K.ASSIGNED]
     lawyer = (assignments[-1].lawyer_id if assignments else None) or view.first_value(
@@ -312,6 +326,19 @@ def case_facts(
         add("complaint_rate", c.at, dims=contact_dims, numerator=int(c.complaint), denominator=1)
     if opening:
         add("resolution_rate", opening.at, denominator=1)
+        # Corrections by the field the classifier gave (where it errs), counted once per
+        # case in the period the case opened.
+        classified = dict(case)
+        if opening.legal_field:
+            classified["legal_field"] = opening.legal_field
+        corrected = int(bool(view[K.CORRECTED]))
+        add(
+            "reclassification_rate",
+            opening.at,
+            dims=tuple(sorted(classified.items())),
+            numerator=corrected,
+            denominator=1,
+        )
     resolved = _first(view[K.RESOLVED])
     assigned = _first(a for a in view[K.ASSIGNED] if a.lawyer_id)
     if resolved:

@@ -30,7 +30,9 @@ PERCENTS = frozenset(
     {"nps", "csat", "complaint_rate", "crr", "sla_first_response_met", "sla_resolution_met"}
 )
 DURATIONS = frozenset({"frt", "frt_business", "atht", "ttr"})
-RATIOS = frozenset({"resolution_rate", "quote_conversion", "survey_response_rate"})
+RATIOS = frozenset(
+    {"resolution_rate", "quote_conversion", "survey_response_rate", "reclassification_rate"}
+)
 MEANS = frozenset({"csat_mean", "ces"})
 FRT_KPIS = frozenset({"frt", "frt_business"})
 FRT_BUCKET_NAMES = (*(name for name, _ in FRT_BUCKETS), ">24h")

@@ -156,6 +156,9 @@ def on_classified(desk: "Desk", event: CaseClassified, fees: domain.FeeSchedule)
     if record is not None and record.resolution is not None:
         log.info("case_already_resolved", case_id=event.case_id)
         return
+    if record is not None and event.correction and record.case is not None:
+        on_corrected(desk, event, record, fees)
+        return
     if record is not None:
         # A contact attached to a known case: keep its assignee, remember new flags.
         flags = {"is_dispute": event.is_dispute, "is_complaint": event.is_complaint}
@@ -165,6 +168,57 @@ def on_classified(desk: "Desk", event: CaseClassified, fees: domain.FeeSchedule)
             desk.queue = desk.queue.plus(record.routed())
         log.info("contact_attached", case_id=event.case_id)
         return
+    fee = quote(desk, event, fees)
+    record = CaseRecord(
+        case_id=event.case_id,
+        case=domain.RoutedCase(
+            case_id=event.case_id,
+            legal_field=event.legal_field,
+            is_dispute=event.is_dispute,
+            is_complaint=event.is_complaint,
+            opened_at=event.occurred_at,
+        ),
+        correlation_id=event.correlation_id,
+        legal_aid=event.legal_aid,
+        channel=str(event.channel),
+        customer_id=event.customer_id,
+        recommended_method=fee.recommended_method,
+    )
+    if not desk.try_assign(event, record):
+        desk.park(event, record)
+
+
+def on_corrected(
+    desk: "Desk", event: CaseClassified, record: CaseRecord, fees: domain.FeeSchedule
+) -> None:
+    """Staff gave the case another field: quote it again; a holder who does not know the
+    field (or may not take it) hands it to someone who does, or it waits; a waiting case
+    waits for the new field's experts."""
+    flags = {"is_dispute": event.is_dispute, "is_complaint": event.is_complaint}
+    old_field = record.routed().legal_field
+    record = record.with_field(event.legal_field).with_flags(**flags)
+    if old_field != event.legal_field:
+        fee = quote(desk, event, fees)
+        record = record.model_copy(update={"recommended_method": fee.recommended_method})
+    log.info("case_field_corrected", case_id=event.case_id, legal_field=str(event.legal_field))
+    holder = desk.roster.people.get(record.assignee_id or "")
+    if record.resolution is not None or (
+        holder is not None and domain.is_expert(holder, record.routed())
+    ):
+        desk.save(record)
+        return
+    if holder is not None and record.slot is not None:
+        desk.roster = desk.roster.release(holder.id, record.slot)
+        record = record.released()
+    desk.queue = desk.queue.minus(record.case_id)
+    if not desk.try_assign(event, record):
+        desk.park(event, record)
+    if holder is not None:
+        desk.drain(event)
+
+
+def quote(desk: "Desk", event: CaseClassified, fees: domain.FeeSchedule) -> domain.Quote:
+    """Quote the case's advice and publish the quote."""
     fee = domain.quote(
         domain.QuoteRequest(
             legal_field=event.legal_field,
@@ -191,23 +245,7 @@ def on_classified(desk: "Desk", event: CaseClassified, fees: domain.FeeSchedule)
         )
     )
     log.info("fee_quoted", case_id=event.case_id, recommended_method=str(fee.recommended_method))
-    record = CaseRecord(
-        case_id=event.case_id,
-        case=domain.RoutedCase(
-            case_id=event.case_id,
-            legal_field=event.legal_field,
-            is_dispute=event.is_dispute,
-            is_complaint=event.is_complaint,
-            opened_at=event.occurred_at,
-        ),
-        correlation_id=event.correlation_id,
-        legal_aid=event.legal_aid,
-        channel=str(event.channel),
-        customer_id=event.customer_id,
-        recommended_method=fee.recommended_method,
-    )
-    if not desk.try_assign(event, record):
-        desk.park(event, record)
+    return fee
 
 
 def on_resolved(desk: "Desk", event: CaseResolved) -> None:

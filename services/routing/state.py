@@ -7,6 +7,7 @@ change returns a new value.
 """
 
 import bisect
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -135,6 +136,11 @@ class CaseRecord(BaseModel):
         previous = self.assignee_id
         update = {"state": ROUTING, "assignee_id": None, "assignee_role": None, "slot": None}
         return self.model_copy(update={**update, "previous_assignee_id": previous})
+
+    def with_field(self, legal_field: LegalField) -> "CaseRecord":
+        """Staff corrected the case's field."""
+        case = self.routed()
+        return self.model_copy(update={"case": replace(case, legal_field=legal_field)})
 
     def escalated(self, target: str) -> "CaseRecord":
         """The case with the breach of `target` escalated."""

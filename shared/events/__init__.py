@@ -37,7 +37,13 @@ from .enums import (
 from .metrics import KpiUpdated
 from .routing import CaseAssigned, CaseEscalated, FeeQuoted, RosterPerson, RosterUpdated
 from .sla import SlaBreached, SlaEvent, SlaMet, SlaWarning
-from .staff import CaseCustomerReplied, CaseResolved, CaseWaitingOnCustomer, ContractSigned
+from .staff import (
+    CaseCustomerReplied,
+    CaseReclassified,
+    CaseResolved,
+    CaseWaitingOnCustomer,
+    ContractSigned,
+)
 from .survey import SurveyAnswered, SurveyExpired, SurveyReminded, SurveyRequested, SurveyScored
 
 EVENT_MODELS: dict[str, type[Event]] = {
@@ -52,6 +58,7 @@ EVENT_MODELS: dict[str, type[Event]] = {
         RosterUpdated,
         ContractSigned,
         CaseResolved,
+        CaseReclassified,
         CareContactRequested,
         CareContactCompleted,
         SurveyRequested,
@@ -75,6 +82,7 @@ EXTERNAL_EVENTS: tuple[type[Event], ...] = (
     ContactReceived,
     ContractSigned,
     CaseResolved,
+    CaseReclassified,
     CareContactCompleted,
     SurveyAnswered,
     CaseWaitingOnCustomer,
@@ -95,6 +103,7 @@ __all__ = [
     "CaseClassified",
     "CaseCustomerReplied",
     "CaseEscalated",
+    "CaseReclassified",
     "CaseResolved",
     "CaseWaitingOnCustomer",
     "Channel",

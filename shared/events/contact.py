@@ -148,6 +148,24 @@ class CaseClassified(Event):
         examples=[["phone", "documents"]],
     )
     contact: ContactPoint = Field(description="How to reach the customer.")
+    correction: bool = Field(
+        default=False,
+        description=(
+            "True when staff corrected the case's field (case.reclassified): the same case "
+            "classified again, no new contact."
+        ),
+    )
+    corrected_from: LegalField | None = Field(
+        default=None,
+        description="On a correction: the field the case had before staff corrected it.",
+        examples=["enterprise"],
+    )
+    explanation: str | None = Field(
+        default=None,
+        max_length=1_000,
+        description="Why this field, for staff: the lexicon phrases found, or who corrected it.",
+        examples=["matched: ly hôn, nuôi con"],
+    )
 
 
 class CustomerMerged(Event):

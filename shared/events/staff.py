@@ -1,4 +1,4 @@
-"""Events staff tools publish: contracts signed, cases resolved."""
+"""Events staff tools publish: contracts signed, cases resolved, fields corrected."""
 
 from typing import Literal
 
@@ -7,7 +7,7 @@ from pydantic import Field
 from shared import topics
 
 from .base import Event
-from .enums import DeliveryMethod, ResolutionOutcome
+from .enums import DeliveryMethod, LegalField, ResolutionOutcome
 
 
 class ContractSigned(Event):
@@ -51,6 +51,26 @@ class CaseResolved(Event):
         max_length=200,
         description="The signed-in staff member who recorded it (care desk).",
         examples=["law-land-01"],
+    )
+
+
+class CaseReclassified(Event):
+    """Staff corrected a case's legal field (intake republishes case.classified as a
+    correction; the message becomes a labelled example for the classifier)."""
+
+    event_type: Literal["case.reclassified"] = Field(
+        default=topics.CASE_RECLASSIFIED, description="The event type, equal to its topic."
+    )
+    case_id: str = Field(description="The case.", examples=["case-7d1c2a40"])
+    legal_field: LegalField = Field(description="The field staff gave the case.")
+    agent_id: str = Field(
+        min_length=1, max_length=200, description="Who corrected it.", examples=["care-03"]
+    )
+    reason: str = Field(
+        default="",
+        max_length=2_000,
+        description="Why (free text, no personal data please).",
+        examples=["hỏi về nợ lương khi công ty giải thể: lao động, không phải doanh nghiệp"],
     )
 
 

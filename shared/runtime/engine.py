@@ -10,6 +10,7 @@ snapshots partitions off the hot path. See docs/developing.md, "The stateful run
 """
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -20,7 +21,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError
+from aiokafka.errors import CommitFailedError, OutOfOrderSequenceNumber
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import TopicPartition
 from pydantic import TypeAdapter
@@ -188,9 +189,7 @@ class Runtime(Generic[V]):
             self.settings, inputs=set(self.routes), internal=self.internal
         )
         options = admin_client_options(self.settings)
-        self._producer = AIOKafkaProducer(
-            **options, acks="all", enable_idempotence=True, linger_ms=self.settings.linger_ms
-        )
+        self._producer = self._new_producer()
         self._consumer = AIOKafkaConsumer(
             **options,
             group_id=self.settings.consumer_group,
@@ -284,10 +283,11 @@ class Runtime(Generic[V]):
             stored = [(b, self._changes(b, plan)) for b in batches if b.view.writes or b.outbox]
             if stored and not await self._persist([changes for _, changes in stored]):
                 return 0
-            self._crash("after_persist")
+            outside = any(record.topic not in self.internal for record in records)
+            self._crash("after_persist", outside)
             await faults.delay_at("runtime_slow_publish", self.settings.service_name)
             await self._until_done(self._publish, [out for b in batches for out in b.outbox])
-            self._crash("after_publish")
+            self._crash("after_publish", outside)
             for batch, changes in stored:
                 self._settle(batch, changes)
             await self._commit(plan)
@@ -414,15 +414,38 @@ class Runtime(Generic[V]):
             return False
         return True
 
+    def _new_producer(self) -> AIOKafkaProducer:
+        return AIOKafkaProducer(
+            **admin_client_options(self.settings),
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=self.settings.linger_ms,
+        )
+
     async def _publish(self, outbox: list[Outgoing]) -> None:
         if not outbox:
             return
         assert self._producer is not None
-        sent = [
-            await self._producer.send(out.topic, out.value, key=out.key, headers=_headers(out))
-            for out in outbox
-        ]
-        await asyncio.gather(*sent)
+        try:
+            sent = [
+                await self._producer.send(out.topic, out.value, key=out.key, headers=_headers(out))
+                for out in outbox
+            ]
+            await asyncio.gather(*sent)
+        except OutOfOrderSequenceNumber as e:
+            # Fatal to an idempotent producer (seen after a broker restart): every later send
+            # fails the same way. A new producer sends the batch again; the ids are the same,
+            # so a deduping consumer sees each event once.
+            log.warning("producer_replaced", error=describe_error(e))
+            await self._replace_producer()
+            raise ConnectionError("the producer was replaced: publish the batch again") from e
+
+    async def _replace_producer(self) -> None:
+        old, self._producer = self._producer, self._new_producer()
+        await self._producer.start()
+        if old is not None:
+            with contextlib.suppress(Exception):
+                await old.stop()
 
     def _settle(self, batch: _Batch, changes: Changes) -> None:
         """Apply a persisted batch to its partition in memory."""
@@ -465,8 +488,12 @@ class Runtime(Generic[V]):
             else:
                 self._consumer.seek(tp, committed)
 
-    def _crash(self, point: str) -> None:
-        faults.crash_at(f"runtime_{point}", self.settings.service_name)
+    def _crash(self, point: str, outside: bool) -> None:
+        """Stop dead at `point` when a test asks; a process-level crash point waits for a
+        batch holding records from outside (a test's inputs), not the service's own start-up
+        work on its internal topics."""
+        if outside:
+            faults.crash_at(f"runtime_{point}", self.settings.service_name)
         if self.crash_at == point:
             raise Crashed(point)
 

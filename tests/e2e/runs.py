@@ -72,6 +72,7 @@ def launch(*flags: str, env: dict[str, str] | None = None) -> Run:
                 **os.environ,
                 "PYTHONPATH": str(ROOT),
                 "LEXCARE_LOG_FORMAT": "json",
+                "LEXCARE_GATEWAY_SMTP_PORT": str(free_port()),
                 **(env or {}),
             },
         )

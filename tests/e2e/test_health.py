@@ -29,7 +29,7 @@ from tests.kafka_tools import RawKafka
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = ("intake", "routing", "followup", "survey", "metrics")
+SERVICES = ("intake", "routing", "followup", "survey", "metrics", "gateway")
 
 
 class ServiceProcess:
@@ -118,6 +118,7 @@ def service(
             "LEXCARE_HTTP_PORT": str(free_port()),
             "LEXCARE_LOG_FORMAT": "json",
             "LEXCARE_GRACEFUL_TIMEOUT_S": "10",
+            "LEXCARE_GATEWAY_SMTP_PORT": str(free_port()),  # read by the gateway only
             **env,
         }
         process = ServiceProcess(name, variables, tmp_path / f"{name}-{len(started)}.log")
@@ -210,6 +211,15 @@ def sample(metrics: str, name: str, **labels: str) -> float | None:
     return None
 
 
+async def smtp_greeting(port: int) -> int:
+    """The reply code the SMTP listener on `port` greets a client with."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        return int((await asyncio.wait_for(reader.readline(), timeout=10))[:3])
+    finally:
+        writer.close()
+
+
 async def test_every_service_answers_liveness_readiness_and_prometheus(service, namespace):
     running = [service(name) for name in SERVICES]
     await asyncio.gather(*(process.ready() for process in running))
@@ -238,6 +248,9 @@ async def test_every_service_answers_liveness_readiness_and_prometheus(service, 
         assert sample(body, "lexcare_timers_due") == 0.0
         for name in ("lexcare_events_handled_total", "lexcare_handler_seconds"):
             assert f"# TYPE {name.removesuffix('_total')}" in body, (process.name, name)
+        if process.name == "gateway":
+            assert "# TYPE lexcare_gateway_refused_total counter" in body
+            assert await smtp_greeting(int(process.env["LEXCARE_GATEWAY_SMTP_PORT"])) == 220
     for process in running:
         process.stop_gracefully()
 

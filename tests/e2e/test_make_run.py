@@ -6,10 +6,13 @@ import signal
 import subprocess
 import urllib.request
 import uuid
+from email.message import EmailMessage
 
+import aiosmtplib
 import orjson
 import pytest
 
+from services.gateway.inbound import contact_event_id
 from tests.e2e.runs import what_went_wrong
 from tests.kafka_tools import RawKafka
 
@@ -87,11 +90,31 @@ async def _contact_is_classified(kafka: str) -> None:
         assert any(event_id.encode() in r.value for r in events)
 
 
+async def _mail_is_classified(kafka: str, port: int) -> None:
+    """Mail the development care address as the firm's relay would; wait for its case."""
+    message = EmailMessage()
+    message["From"], message["To"] = "Khach.Hang@Example.VN", "cskh@lexcare.example.vn"
+    message["Subject"], message["Message-ID"] = "Hỏi về ly hôn", f"<{uuid.uuid4()}@example.vn>"
+    message.set_content("Xin tư vấn về thủ tục ly hôn.")
+    await aiosmtplib.send(message, hostname="127.0.0.1", port=port, timeout=30)
+    contact_id = contact_event_id(
+        "email", f"khach.hang@example.vn/{message['Message-ID'].strip('<>')}"
+    )
+    async with RawKafka(kafka, "") as client:
+        await client.read(
+            "case.classified",
+            until=lambda records: any(contact_id.encode() in r.value for r in records),
+            timeout=60,
+        )
+
+
 async def test_the_whole_system_starts_outlives_a_killed_service_and_stops_on_ctrl_c(start_run):
     run = start_run()
     try:
         run.wait_for("lexcare is running", timeout=180)
         await _contact_is_classified(run.kafka)
+        mail_port = int(run.wait_for(r"^  Mail in    smtp://127\.0\.0\.1:(\d+)", 5).group(1))
+        await _mail_is_classified(run.kafka, mail_port)
 
         intake_pid = int(run.wait_for(r"^\[run\] intake started \(pid (\d+)\)", 5).group(1))
         mark = len(run.text())

@@ -79,18 +79,36 @@ class Inbox:
         """The raw body, or a 413 Refusal past the limit (read no further than it)."""
         return await limited_body(request, self.max_body_bytes)
 
-    async def accept(self, channel: str, contacts: Sequence[ContactReceived]) -> Response:
-        """Publish the contacts (acknowledged by the broker) and answer 200."""
+    async def published(self, channel: str, contacts: Sequence[ContactReceived]) -> bool:
+        """Publish the contacts (acknowledged by the broker); False if the broker is away."""
         try:
             await self.publish(contacts)
         except TRANSIENT_ERRORS as error:
-            # The platform retries a 5xx: the same message ids give the same events.
+            # The platform retries: the same message ids give the same events.
             log.warning("contact_not_published", channel=channel, error=type(error).__name__)
-            return JSONResponse({"error": "try again later"}, 503)
+            return False
         CONTACTS.labels(channel).inc(len(contacts))
         for event in contacts:
             log.info("contact_received", channel=channel, event_id=str(event.event_id))
+        return True
+
+    async def accept(self, channel: str, contacts: Sequence[ContactReceived]) -> Response:
+        """Publish the contacts and answer 200, or 503 so that the platform retries."""
+        if not await self.published(channel, contacts):
+            return JSONResponse({"error": "try again later"}, 503)
         return JSONResponse({"received": len(contacts)})
+
+
+def count_refusal(channel: str, refusal: Refusal) -> None:
+    """Count and log a refusal (reason and status only: never what was sent)."""
+    REFUSED.labels(channel, refusal.reason).inc()
+    log.warning(
+        "webhook_refused",
+        channel=channel,
+        status=refusal.status,
+        reason=refusal.reason,
+        detail=refusal.detail,
+    )
 
 
 def refusing(channel: str, endpoint: Endpoint) -> Endpoint:
@@ -104,14 +122,7 @@ def refusing(channel: str, endpoint: Endpoint) -> Endpoint:
             refusal = Refusal(400, "malformed", str(error))
         except Refusal as error:
             refusal = error
-        REFUSED.labels(channel, refusal.reason).inc()
-        log.warning(
-            "webhook_refused",
-            channel=channel,
-            status=refusal.status,
-            reason=refusal.reason,
-            detail=refusal.detail,
-        )
+        count_refusal(channel, refusal)
         return JSONResponse({"error": refusal.reason, "detail": refusal.detail}, refusal.status)
 
     return guarded

@@ -16,7 +16,8 @@ CALL_TOKEN = "call-token-test"
 
 
 def gateway_settings(settings_for, **overrides) -> GatewaySettings:
-    """Gateway settings with every channel's test secrets."""
+    """Gateway settings with every channel's test secrets (no mail listener unless asked)."""
+    overrides.setdefault("gateway_smtp_port", 0)
     return settings_for(
         GatewaySettings,
         facebook_app_secret=APP_SECRET,

@@ -213,3 +213,15 @@ def sla(
         elapsed_business_s=3_600.0,
         due_at=at,
     )
+
+
+def corrected(
+    case_id: str, customer_id: str, at: str, *, channel: str, legal_field: str, was: str
+) -> dict[str, Any]:
+    """The case.classified intake republishes when staff correct a case's field."""
+    return {
+        **classified(case_id, customer_id, at, channel=channel, legal_field=legal_field),
+        "new_case": False,
+        "correction": True,
+        "corrected_from": was,
+    }

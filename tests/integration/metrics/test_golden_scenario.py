@@ -110,6 +110,16 @@ def golden_events() -> list[dict]:
             segment="potential",
         ),
         s.assigned("case-C", "2026-11-30T10:05:00+07:00", "law-1", "labor"),
+        # Staff correct C's field (the classifier said labor): C counts as enterprise from
+        # now on, everywhere, and as one correction of a labor classification.
+        s.corrected(
+            "case-C",
+            "cus-3",
+            "2026-12-01T08:00:00+07:00",
+            channel="zalo",
+            legal_field="enterprise",
+            was="labor",
+        ),
         s.quoted("case-C", "2026-11-30T10:10:00+07:00", "labor"),
         s.care_completed("case-C", "2026-11-30T10:30:00+07:00"),
         contract_a,
@@ -237,7 +247,8 @@ EXPECTED: dict[tuple[str, str, str | None, str, str], tuple[float | None, dict]]
     ("open_cases", "all", None, "all", "all"): (2, {}),
     ("open_cases", "all", None, "channel", "email"): (1, {}),
     ("open_cases", "all", None, "lawyer", "law-1"): (1, {}),
-    ("open_cases", "all", None, "legal_field", "labor"): (1, {}),
+    # C, corrected from labor, and G are the open enterprise cases; none is labor any more.
+    ("open_cases", "all", None, "legal_field", "enterprise"): (2, {}),
     # TTR, ATHT: counted when the case is resolved (all in December).
     ("ttr", "all", None, "all", "all"): (
         mean(list(TTR.values())),
@@ -373,6 +384,13 @@ EXPECTED: dict[tuple[str, str, str | None, str, str], tuple[float | None, dict]]
     ("sla_resolution_met", "all", None, "lawyer", "law-2"): (0.0, {}),
     ("sla_resolution_met", "all", None, "channel", "facebook"): (0.0, {}),
     ("sla_breaches", "all", None, "all", "all"): (1, {"resolution": 1}),
+    # Reclassification: C of the 5 cases opened was corrected; by the classifier's field.
+    ("reclassification_rate", "all", None, "all", "all"): (1 / 5, {}),
+    ("reclassification_rate", "month", "2026-11-01", "all", "all"): (1 / 3, {}),
+    ("reclassification_rate", "month", "2026-12-01", "all", "all"): (0.0, {}),
+    ("reclassification_rate", "all", None, "legal_field", "labor"): (1.0, {}),
+    ("reclassification_rate", "all", None, "legal_field", "enterprise"): (0.0, {}),
+    ("reclassification_rate", "all", None, "channel", "zalo"): (1 / 2, {}),
     ("sla_breaches", "day", "2026-12-02", "legal_field", "family"): (1, {"resolution": 1}),
 }
 
@@ -447,6 +465,7 @@ def test_the_engine_alone_computes_every_golden_value():
         "sla_first_response_met",
         "sla_resolution_met",
         "sla_breaches",
+        "reclassification_rate",
     }  # every KPI of SPEC §6 (and of the SLA issue) is checked
     assert date(2026, 11, 30).isoweekday() == 1  # the week boundary the scenario relies on
 

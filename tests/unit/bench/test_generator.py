@@ -154,3 +154,22 @@ def test_the_table_gives_throughputs_as_ratios_of_the_baseline():
     assert intake["ratio"] == pytest.approx(0.05)
     assert all(r["ratio"] is None for r in rows if r["unit"] in ("MiB", "docs"))
     assert "0.0500" in table
+
+
+def test_the_gateway_phase_gives_webhook_requests_per_second_and_its_p99():
+    results = {
+        "baseline": {"per_second": 1000.0},
+        "gateway": {"requests": 2000, "contacts": 2000, "requests_per_s": 250.0, "p99_ms": 300.0},
+    }
+
+    rows = [r for r in rows_from(results) if r["section"] == "gateway"]
+
+    assert [(r["name"], r["value"], r["unit"]) for r in rows] == [
+        ("webhook → contact.received", 250.0, "requests/s"),
+        ("webhook → contact.received p99", 300.0, "ms"),
+    ]
+    assert rows[0]["ratio"] == pytest.approx(0.25) and rows[1]["ratio"] is None
+    short = {**results["gateway"], "contacts": 1999}
+    assert rows_from({"gateway": short})[0]["name"] == (
+        "webhook → contact.received (1999/2000 arrived)"
+    )

@@ -320,6 +320,14 @@ def test_wrong_number_pauses_care_until_a_new_contact():
     assert [t.kind for t in timers] == [CareKind.CARE]
 
 
+def test_a_corrected_field_is_no_contact_and_leaves_a_wrong_number_paused():
+    after = outcome("wrong_number", record())
+    fixed = classified("c1", MON_0800, new_case=False, correction=True, legal_field="labor")
+    timers, case = plan(fixed, case=after.case)
+    assert case.unreachable and timers == []
+    assert case.legal_field == "labor"
+
+
 def test_declined_ends_care_on_the_case():
     after = outcome("declined", record())
     assert after.case.opted_out

@@ -138,6 +138,16 @@ def test_the_customers_next_contact_resumes_the_clocks_too():
     assert [e["occurred_at"] for e in first] == [at(vn(2026, 12, 4, 10, 0))]
 
 
+def test_staff_correcting_the_field_does_not_resume_paused_clocks():
+    h = Harness()
+    h.send(classified("c1", vn(2026, 11, 30, 9, 0)))
+    h.send(waiting("c1", vn(2026, 11, 30, 10, 0)))  # 1h of 4h used
+    fixed = classified("c1", vn(2026, 12, 1, 9, 0), new_case=False, correction=True)
+    h.send(fixed)  # staff's case.reclassified: the customer did not answer
+    h.to(vn(2026, 12, 31, 12, 0))
+    assert h.levels(topics.SLA_WARNING) == h.levels(topics.SLA_BREACHED) == []
+
+
 def test_a_case_that_becomes_a_complaint_is_held_to_the_complaint_targets():
     h = Harness()
     h.send(classified("c1", vn(2026, 11, 30, 9, 0)))

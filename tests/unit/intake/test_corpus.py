@@ -21,7 +21,7 @@ CORPUS = Path(__file__).parents[2] / "data" / "intake_corpus.jsonl"
 @pytest.fixture(scope="module")
 def results() -> list[tuple[dict, object]]:
     lexicon = load_lexicon()
-    threshold = IntakeSettings().confidence_threshold
+    threshold = IntakeSettings().policy().confidence_threshold
     rows = [json.loads(line) for line in CORPUS.read_text(encoding="utf-8").splitlines() if line]
     return [
         (
@@ -75,7 +75,7 @@ def test_classifier_accuracy_on_messages_written_after_the_rules(capsys):
     broaden the lexicon (no longer blind); batch B was written after that and measured once.
     They show what the corpus figure hides: accuracy on wording the rules never saw."""
     lexicon = load_lexicon()
-    threshold = IntakeSettings().confidence_threshold
+    threshold = IntakeSettings().policy().confidence_threshold
     rows = [json.loads(line) for line in HOLDOUT.read_text(encoding="utf-8").splitlines() if line]
     right: Counter = Counter()
     total: Counter = Counter()

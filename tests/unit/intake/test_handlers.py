@@ -8,10 +8,17 @@ from typing import Any
 import pytest
 
 from services.intake.app import IntakeSettings, runtime_of
-from services.intake.state import CaseLink, CustomerRecord, Merged, Owner
+from services.intake.state import CaseLink, Correction, CustomerRecord, Merged, Owner
 from shared import topics
 from shared.clock import FakeClock
-from shared.events import CaseResolved, ContactPoint, ContactReceived, ContractSigned, Event
+from shared.events import (
+    CaseReclassified,
+    CaseResolved,
+    ContactPoint,
+    ContactReceived,
+    ContractSigned,
+    Event,
+)
 from tests.runtime_harness import NO_DATABASE, RuleHarness
 
 T0 = "2026-11-23T09:15:00+07:00"
@@ -258,3 +265,54 @@ def _reach(identifier: str) -> dict[str, Any]:
         channel, _, sender = value.partition(":")
         return {"channel": channel, "sender_id": sender}
     return {"customer": {kind: value}}
+
+
+def reclassified(case_id: str, legal_field: str) -> CaseReclassified:
+    return CaseReclassified.model_validate(
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "case.reclassified",
+            "occurred_at": "2026-11-23T11:00:00+07:00",
+            "producer": "staff-tool",
+            "case_id": case_id,
+            "legal_field": legal_field,
+            "agent_id": "care-03",
+            "reason": "nợ lương khi công ty giải thể",
+        }
+    )
+
+
+def test_a_correction_republishes_the_case_and_keeps_its_text_without_identity(intake):
+    intake.send(
+        contact(
+            customer={"name": "Trần Thị Bình", "phone": "0912 345 678"},
+            message="Tôi là Bình, 0912345678. Công ty sắp giải thể mà chưa trả tiền cho tôi",
+        )
+    )
+    [first] = intake.classified
+    intake.send(reclassified(first["case_id"], "labor"))
+    _, again = intake.classified
+    assert again["correction"] is True and again["new_case"] is False
+    assert again["corrected_from"] == first["legal_field"]
+    assert (again["case_id"], again["customer_id"]) == (first["case_id"], first["customer_id"])
+    assert (again["legal_field"], again["confidence"], again["needs_triage"]) == (
+        "labor", 1.0, False,
+    )  # fmt: skip
+    assert again["contact"] == first["contact"]
+    assert again["explanation"].startswith("corrected by care-03")
+    correction = intake.value(f"correction/{first['case_id']}")
+    assert isinstance(correction, Correction)
+    assert (correction.legal_field, correction.agent_id) == ("labor", "care-03")
+    assert correction.previous_field == first["legal_field"]
+    assert "0912345678" not in correction.text and "Bình" not in correction.text
+    assert "giải thể" in correction.text
+    record = intake.customer(first["customer_id"])
+    assert isinstance(record, CustomerRecord)
+    assert record.open_cases[0].legal_field == "labor"
+
+
+def test_a_correction_of_an_unknown_case_is_dead_lettered(intake):
+    intake.send(reclassified("case-nobody", "labor"))
+    [dead] = intake.out[topics.dlq(topics.CASE_RECLASSIFIED)]
+    assert "unknown case case-nobody" in intake.reasons[dead["event_id"]]
+    assert intake.classified == []

@@ -223,3 +223,40 @@ def test_a_roster_file_read_again_unchanged_leaves_run_time_changes_in_place():
     assert h.value(ROSTER_KEY).people["law-1"].capacity == 4
     h.send(roster_file_step([person("law-1", capacity=2)]), key=ROSTER_KEY)  # the file edited
     assert h.value(ROSTER_KEY).people["law-1"].capacity == 2
+
+
+def corrected(case_id: str, legal_field: str, **overrides) -> dict:
+    """case.classified as intake republishes it after staff corrected the field."""
+    return classified(case_id, legal_field, new_case=False, correction=True, **overrides)
+
+
+def test_a_corrected_field_its_holder_does_not_know_goes_to_another_lawyer_and_is_quoted():
+    h = Harness(person("law-land"), person("law-labor", legal_fields=["labor"]))
+    h.deliver(topics.CASE_CLASSIFIED, classified("c-1", "land"))
+    h.deliver(topics.CASE_CLASSIFIED, corrected("c-1", "labor", minute=5))
+    assert h.outcomes() == [("c-1", "law-land", "assigned"), ("c-1", "law-labor", "reassigned")]
+    assert h.assigned[-1]["previous_assignee_id"] == "law-land"
+    assert h.assigned[-1]["legal_field"] == "labor"
+    assert h.holder("c-1") == "law-labor" and h.held() == 1
+    assert [q["legal_field"] for q in h.quoted] == ["land", "labor"]
+
+
+def test_a_corrected_field_its_holder_knows_keeps_the_holder():
+    h = Harness(person("law-both", legal_fields=["land", "labor"]))
+    h.deliver(topics.CASE_CLASSIFIED, classified("c-1", "land"))
+    h.deliver(topics.CASE_CLASSIFIED, corrected("c-1", "labor", minute=5))
+    assert h.outcomes() == [("c-1", "law-both", "assigned")]
+    assert h.value(case_key("c-1")).case.legal_field == "labor"
+
+
+def test_a_corrected_case_nobody_knows_waits_and_frees_its_slot_for_the_queue():
+    h = Harness(person("law-land", capacity=1))
+    h.deliver(topics.CASE_CLASSIFIED, classified("c-1", "land"), classified("c-2", minute=1))
+    h.deliver(topics.CASE_CLASSIFIED, corrected("c-1", "intellectual_property", minute=5))
+    assert h.outcomes() == [
+        ("c-1", "law-land", "assigned"),
+        ("c-2", None, "no_capacity"),
+        ("c-1", None, "no_expert"),
+        ("c-2", "law-land", "assigned"),
+    ]
+    assert h.value(QUEUE_KEY).holds("c-1") and not h.value(QUEUE_KEY).holds("c-2")
