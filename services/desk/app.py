@@ -27,7 +27,14 @@ from services.desk.pages import Dashboard, Desk
 from services.desk.staff import LoginLimiter, StaffAccount, load_staff
 from shared import topics
 from shared.clock import Clock, SystemClock
-from shared.events import CareContactCompleted, CaseResolved, ContractSigned, Event, RosterUpdated
+from shared.events import (
+    CareContactCompleted,
+    CaseReclassified,
+    CaseResolved,
+    ContractSigned,
+    Event,
+    RosterUpdated,
+)
 from shared.mongo import make_mongo, service_db
 from shared.runtime.spec import Publishes, specification_broker
 from shared.service import build_app, plumbing
@@ -108,6 +115,9 @@ def web_app(settings: DeskSettings, desk: Desk, dashboard: Dashboard) -> Starlet
             "/cases/{case_id}/contract", page(security.CARE, desk.record_contract), methods=["POST"]
         ),
         Route("/cases/{case_id}/resolve", page(security.RESOLVERS, desk.resolve), methods=["POST"]),
+        Route(
+            "/cases/{case_id}/reclassify", page(security.CARE, desk.reclassify), methods=["POST"]
+        ),
         Route("/roster", page(security.MANAGERS, desk.roster_page)),
         Route("/roster", page(security.MANAGERS, desk.save_person), methods=["POST"]),
         Route(
@@ -200,6 +210,7 @@ PUBLISHES: Publishes = (
     (topics.CARE_CONTACT_COMPLETED, CareContactCompleted, "A care contact's outcome, by staff."),
     (topics.CONTRACT_SIGNED, ContractSigned, "A contract staff recorded."),
     (topics.CASE_RESOLVED, CaseResolved, "A case staff resolved."),
+    (topics.CASE_RECLASSIFIED, CaseReclassified, "A legal field staff corrected."),
     (topics.ROSTER_UPDATED, RosterUpdated, "A roster change a manager made."),
 )
 

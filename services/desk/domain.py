@@ -12,6 +12,7 @@ from shared.events import (
     CareContactRequested,
     CaseAssigned,
     CaseClassified,
+    CaseReclassified,
     CaseResolved,
     ContactPoint,
     ContractSigned,
@@ -124,6 +125,17 @@ def recorded(case: CaseRecord | None, event: Event) -> CaseRecord:
                 contact=event.contact,
                 legal_field=event.legal_field,
                 is_complaint=case.is_complaint or event.is_complaint,
+            )
+        case CaseReclassified():
+            return _with(
+                case,
+                _entry(
+                    event,
+                    wording.reclassified_title(event, case.legal_field),
+                    event.reason or None,
+                    event.agent_id,
+                ),
+                legal_field=event.legal_field,
             )
         case CaseAssigned():
             return _with(

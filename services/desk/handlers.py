@@ -25,6 +25,7 @@ from shared.events import (
     CareContactRequested,
     CaseAssigned,
     CaseClassified,
+    CaseReclassified,
     CaseResolved,
     ContractSigned,
     Event,
@@ -45,6 +46,7 @@ CASE_INPUTS: tuple[tuple[str, type[Event]], ...] = (
     (topics.CARE_CONTACT_COMPLETED, CareContactCompleted),
     (topics.CONTRACT_SIGNED, ContractSigned),
     (topics.CASE_RESOLVED, CaseResolved),
+    (topics.CASE_RECLASSIFIED, CaseReclassified),
     (topics.SURVEY_SCORED, SurveyScored),
 )
 """The case events the desk shows on a case's timeline."""

@@ -38,6 +38,7 @@ from shared.clock import Clock
 from shared.delivery import TRANSIENT_ERRORS
 from shared.events import (
     CareContactCompleted,
+    CaseReclassified,
     CaseResolved,
     ContractSigned,
     Event,
@@ -45,7 +46,7 @@ from shared.events import (
     RosterUpdated,
     derived_event_id,
 )
-from shared.events.enums import CareOutcome, DeliveryMethod, ResolutionOutcome
+from shared.events.enums import CareOutcome, DeliveryMethod, LegalField, ResolutionOutcome
 
 log = structlog.get_logger("lexcare.desk")
 PRODUCER = "desk"
@@ -257,6 +258,30 @@ class Desk:
             return self._case_error(request, account, case, BAD_RESOLUTION)
         return await self._case_action(request, account, case, event, "case_resolved")
 
+    async def reclassify(self, request: Request, account: StaffAccount) -> Response:
+        """Correct the case's legal field → case.reclassified (intake reclassifies the case)."""
+        form = await _form(request)
+        case = await self.model.case(request.path_params["case_id"])
+        if case is None:
+            return self.render(request, "refused.html", account, 404, status_code=404)
+        try:
+            field = LegalField(form.get("legal_field", ""))
+            if field == case.legal_field:
+                raise ValueError("the same field")
+            event = CaseReclassified(
+                event_id=_event_id(form, "case.reclassified"),
+                occurred_at=self.clock.now(),
+                producer=PRODUCER,
+                correlation_id=case.correlation_id,
+                case_id=case.case_id,
+                legal_field=field,
+                agent_id=account.id,
+                reason=form.get("reason", "").strip(),
+            )
+        except (ValueError, ValidationError):
+            return self._case_error(request, account, case, BAD_FIELD)
+        return await self._case_action(request, account, case, event, "case_reclassified")
+
     async def _case_action(
         self, request: Request, account: StaffAccount, case: CaseRecord, event: Event, action: str
     ) -> Response:
@@ -439,11 +464,13 @@ BAD_LOGIN = "Tên đăng nhập hoặc mật khẩu không đúng."
 TOO_MANY = "Đăng nhập sai quá nhiều lần. Vui lòng thử lại sau ít phút."
 BAD_CONTRACT = "Vui lòng nhập số hợp đồng, giá trị (đồng) và hình thức tư vấn hợp lệ."
 BAD_RESOLUTION = "Vui lòng chọn kết quả giải quyết."
+BAD_FIELD = "Vui lòng chọn một lĩnh vực khác lĩnh vực hiện tại (lý do tối đa 2.000 ký tự)."
 BAD_PERSON = "Thông tin nhân sự chưa hợp lệ: cần mã, họ tên, vai trò và ít nhất một lĩnh vực."
 NOTICES = {
     "care": "Đã ghi nhận kết quả liên hệ.",
     "contract_recorded": "Đã ghi nhận hợp đồng.",
     "case_resolved": "Đã ghi nhận kết thúc vụ việc.",
+    "case_reclassified": "Đã gửi lĩnh vực mới; vụ việc sẽ được phân loại lại trong giây lát.",
     "roster_saved": "Đã lưu thông tin nhân sự.",
     "roster_deactivated": "Đã ngừng phân công cho nhân sự này.",
 }

@@ -5,6 +5,7 @@ from shared.events import (
     CareContactRequested,
     CaseAssigned,
     CaseClassified,
+    CaseReclassified,
     CaseResolved,
     ContractSigned,
     FeeQuoted,
@@ -69,7 +70,9 @@ def _field(value: str | None) -> str:
 
 
 def classified_title(event: CaseClassified) -> str:
-    """A contact recorded on the case, with its classification."""
+    """A contact recorded on the case, with its classification (or a staff correction)."""
+    if event.correction:
+        return f"Lĩnh vực đã cập nhật: {_field(event.legal_field)}"
     opened = "Tiếp nhận vụ việc mới" if event.new_case else "Khách liên hệ thêm"
     return (
         f"{opened} qua {CHANNELS.get(event.channel, event.channel)} – {_field(event.legal_field)}"
@@ -78,7 +81,12 @@ def classified_title(event: CaseClassified) -> str:
 
 def classified_detail(event: CaseClassified) -> str:
     """Why the classifier chose the field, in a line staff can check."""
+    if event.correction:
+        before = f" (trước: {_field(event.corrected_from)})" if event.corrected_from else ""
+        return f"Nhân viên sửa lĩnh vực{before}. {event.explanation or ''}".strip()
     parts = [f"Độ tin cậy phân loại {event.confidence:.0%}"]
+    if event.explanation:
+        parts.append(f"căn cứ: {event.explanation}")
     if event.needs_triage:
         parts.append("cần người phân loại lại")
     if event.is_complaint:
@@ -90,6 +98,11 @@ def classified_detail(event: CaseClassified) -> str:
     if event.missing_items:
         parts.append("cần bổ sung: " + ", ".join(event.missing_items))
     return "; ".join(parts) + "."
+
+
+def reclassified_title(event: CaseReclassified, before: str | None) -> str:
+    """A staff correction of the case's field."""
+    return f"Sửa lĩnh vực: {_field(before)} → {_field(event.legal_field)}"
 
 
 def assigned_title(event: CaseAssigned) -> str:

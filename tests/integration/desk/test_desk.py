@@ -77,13 +77,27 @@ async def test_contract_resolution_and_roster_changes_carry_the_signed_in_person
             "delivery_method": "office",
         }
         assert (await client.post("/cases/case-act/contract", data=contract)).status_code == 303
+        field = {"csrf": token, "action": "a-field", "legal_field": "labor", "reason": "nợ lương"}
+        assert (await client.post("/cases/case-act/reclassify", data=field)).status_code == 303
         resolve = {"csrf": token, "action": "a-resolve", "outcome": "advised", "summary": "Xong"}
         assert (await client.post("/cases/case-act/resolve", data=resolve)).status_code == 303
         assert (await client.get("/roster")).status_code == 403
 
+        async def corrected_on_the_timeline() -> bool:
+            page = (await client.get("/cases/case-act")).text
+            return "Sửa lĩnh vực: Đất đai → Lao động" in page and "Ký hợp đồng HD-2026-0142" in page
+
+        await eventually(corrected_on_the_timeline)
+
     [signed] = await stack.kafka.events("contract.signed", count=1)
     assert (signed["amount_vnd"], signed["recorded_by"], signed["case_id"]) == (
         5_000_000,
+        "law-land-01",
+        "case-act",
+    )
+    [corrected] = await stack.kafka.events("case.reclassified", count=1)
+    assert (corrected["legal_field"], corrected["agent_id"], corrected["case_id"]) == (
+        "labor",
         "law-land-01",
         "case-act",
     )

@@ -11,7 +11,7 @@ from services.desk.domain import (
     roster_person,
     todays_queue,
 )
-from shared.events import CareContactCompleted, RosterPerson
+from shared.events import CareContactCompleted, CaseReclassified, RosterPerson
 from tests.unit.desk.factories import T0, assigned, classified, requested, roster_update
 
 
@@ -88,3 +88,30 @@ def test_the_roster_is_the_file_overlaid_by_run_time_updates():
     )
     people = current_roster([in_file], [roster_person(roster_update(active=False))])
     assert [(p.name, p.active) for p in people] == [("Đỗ Thị Lan", False)]
+
+
+def test_a_staff_correction_and_intakes_reclassification_are_on_the_timeline():
+    corrected = CaseReclassified(
+        event_id=uuid.uuid4(),
+        occurred_at=T0,
+        producer="desk",
+        case_id="case-1",
+        legal_field="labor",
+        agent_id="agent-01",
+        reason="nợ lương: lao động",
+    )
+    case = fold(classified("case-1"), corrected)
+    assert case.legal_field == "labor"
+    assert case.timeline[-1].title == "Sửa lĩnh vực: Đất đai → Lao động"
+    assert (case.timeline[-1].actor, case.timeline[-1].detail) == ("agent-01", "nợ lương: lao động")
+    again = classified(
+        "case-1",
+        occurred_at=T0 + timedelta(seconds=1),
+        legal_field="labor",
+        correction=True,
+        corrected_from="land",
+        new_case=False,
+    )
+    last = recorded(case, again).timeline[-1]
+    assert last.title == "Lĩnh vực đã cập nhật: Lao động"
+    assert last.detail.startswith("Nhân viên sửa lĩnh vực (trước: Đất đai).")

@@ -306,3 +306,23 @@ async def test_the_customers_personal_data_never_reaches_the_log(stack):
     text = repr(logs)
     assert "desk_action" in text
     assert "0912345678" not in text and "Nguyễn Văn An" not in text and "Anh An" not in text
+
+
+async def test_an_agent_corrects_the_field_as_themself_and_the_same_field_is_refused(stack):
+    await stack.sign_in("agent-01")
+    form = {
+        "csrf": await stack.csrf("/cases/case-1"),
+        "action": "f1",
+        "legal_field": "labor",
+        "reason": "nợ lương",
+        "agent_id": "mgr-01",
+    }
+    assert (await stack.client.post("/cases/case-1/reclassify", data=form)).status_code == 303
+    [corrected] = stack.published
+    assert (corrected.legal_field, corrected.agent_id, corrected.reason) == (
+        "labor",
+        "agent-01",
+        "nợ lương",
+    )
+    same = await stack.client.post("/cases/case-1/reclassify", data={**form, "legal_field": "land"})
+    assert same.status_code == 400 and len(stack.published) == 1
