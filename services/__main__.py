@@ -8,6 +8,9 @@ from typing import Any
 
 from faststream.specification import AsyncAPI
 
+from services.desk.app import DeskSettings
+from services.desk.app import create_app as create_desk
+from services.desk.app import specification as desk_specification
 from services.followup.app import FollowupSettings
 from services.followup.app import create_app as create_followup
 from services.followup.app import specification as followup_specification
@@ -33,6 +36,7 @@ SERVICES: dict[str, tuple[Callable[[Any], Any], type]] = {
     "survey": (create_survey, SurveySettings),
     "metrics": (create_metrics, MetricsSettings),
     "gateway": (create_gateway, GatewaySettings),
+    "desk": (create_desk, DeskSettings),
 }
 
 SPECIFICATIONS: dict[str, Callable[[Any], Any]] = {
@@ -41,6 +45,7 @@ SPECIFICATIONS: dict[str, Callable[[Any], Any]] = {
     "survey": survey_specification,
     "followup": followup_specification,
     "metrics": metrics_specification,
+    "desk": desk_specification,
 }
 """Services on the stateful runtime: the broker that declares what their runtime consumes."""
 

@@ -1,4 +1,4 @@
-"""`make run`: Kafka, FerretDB and the five services on this machine; Ctrl-C stops them all.
+"""`make run`: Kafka, FerretDB and the services on this machine; Ctrl-C stops them all.
 
 Infrastructure and services run in sessions of their own, so the terminal's Ctrl-C reaches
 only this supervisor, which then stops things in order: services first (they finish their
@@ -27,6 +27,7 @@ SERVICES = {
     "survey": 8084,
     "metrics": 8085,
     "gateway": 8086,
+    "desk": 8087,
 }
 MAIL_PORT = 8025
 """The gateway's SMTP listener for the care mailbox (plus the port offset)."""
@@ -130,6 +131,8 @@ def banner(kafka: str, mongo: str, data: Path, port_offset: int, mail: str) -> s
     lines.append(f"  Webhooks   {gateway}/webhooks/{{facebook,zalo,call}}  {gateway}/forms/contact")
     lines.append(f"  Surveys    {gateway}/s/<token>   (the survey_url of survey.requested)")
     lines.append(f"  Mail in    {mail}")
+    desk = f"http://127.0.0.1:{SERVICES['desk'] + port_offset}"
+    lines.append(f"  Care desk  {desk}/   dev sign-ins (not for production): see README")
     return "\n".join(lines)
 
 
@@ -165,6 +168,9 @@ def main() -> int:
         # Survey links point at this run's gateway (unless the caller set an address).
         gateway_url = f"http://127.0.0.1:{SERVICES['gateway'] + args.port_offset}"
         env.setdefault("LEXCARE_SURVEY_BASE_URL", gateway_url)
+        # The desk's dashboard reads this run's metrics.
+        metrics_url = f"http://127.0.0.1:{SERVICES['metrics'] + args.port_offset}"
+        env.setdefault("LEXCARE_METRICS_URL", metrics_url)
         # The care mailbox's listener: mail to the development care address is a contact.
         env.setdefault("LEXCARE_GATEWAY_SMTP_PORT", str(MAIL_PORT + args.port_offset))
         env.setdefault("LEXCARE_CARE_MAILBOXES", f'["{DEV_CARE_MAILBOX}"]')

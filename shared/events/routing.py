@@ -75,6 +75,12 @@ class RosterUpdated(Event):
         default=topics.ROSTER_UPDATED, description="The event type, equal to its topic."
     )
     person: RosterPerson = Field(description="The person's full new record.")
+    recorded_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The signed-in manager who made the change (care desk).",
+        examples=["mgr-01"],
+    )
 
     def partition_key(self) -> bytes:
         """Key by person so one person's updates stay in order."""

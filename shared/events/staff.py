@@ -24,6 +24,12 @@ class ContractSigned(Event):
         ge=0, le=10**13, description="Contract value in VND.", examples=[5_000_000]
     )
     delivery_method: DeliveryMethod = Field(description="How the advice is delivered.")
+    recorded_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The signed-in staff member who recorded it (care desk).",
+        examples=["agent-07"],
+    )
 
 
 class CaseResolved(Event):
@@ -39,6 +45,12 @@ class CaseResolved(Event):
     outcome: ResolutionOutcome = Field(description="How it ended.")
     summary: str | None = Field(
         default=None, max_length=20_000, description="Free-text summary (personal data possible)."
+    )
+    recorded_by: str | None = Field(
+        default=None,
+        max_length=200,
+        description="The signed-in staff member who recorded it (care desk).",
+        examples=["law-land-01"],
     )
 
 

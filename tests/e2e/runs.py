@@ -56,7 +56,7 @@ def launch(*flags: str, env: dict[str, str] | None = None) -> Run:
     """Start deploy/local/run.py on free ports in a temporary directory."""
     data = Path(tempfile.mkdtemp(prefix="lexcare-run-"))
     kafka_port, mongo_port = free_port(span=2), free_port()
-    offset = free_port(span=6) - 8081
+    offset = free_port(span=7) - 8081  # one port per service: 8081..8087
     log = data / "run.log"
     with log.open("w") as out:
         proc = subprocess.Popen(

@@ -29,7 +29,7 @@ from tests.kafka_tools import RawKafka
 
 pytestmark = pytest.mark.e2e
 
-SERVICES = ("intake", "routing", "followup", "survey", "metrics", "gateway")
+SERVICES = ("intake", "routing", "followup", "survey", "metrics", "gateway", "desk")
 
 
 class ServiceProcess:

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import yaml
 
+from services.desk.app import DeskSettings
 from services.followup.app import FollowupSettings
 from services.gateway.app import GatewaySettings
 from services.intake.app import IntakeSettings
@@ -37,7 +38,10 @@ SERVICES = {
     "survey": SurveySettings,
     "metrics": MetricsSettings,
     "gateway": GatewaySettings,
+    "desk": DeskSettings,
 }
+SINGLE_INSTANCE = {"desk"}
+"""Services without a replica: the desk's pages read the partitions one instance owns."""
 # Not deployment configuration: the service's fixed name.
 NOT_DEPLOYMENT = {"service_name"}
 
@@ -91,7 +95,7 @@ def started_by_default(config: dict[str, Any]) -> set[str]:
     return {name for name, service in config["services"].items() if not service.get("profiles")}
 
 
-def test_the_base_file_validates_and_runs_kafka_mongo_topics_and_the_six_services():
+def test_the_base_file_validates_and_runs_kafka_mongo_topics_and_the_seven_services():
     config = rendered()
     assert started_by_default(config) == {"kafka", "mongo", "topics", *SERVICES}
     assert config["services"]["kafka"]["image"] == "apache/kafka:4.1.1"
@@ -139,7 +143,8 @@ def test_without_an_env_file_the_missing_secret_is_named():
 
 def test_the_replicas_profile_adds_a_second_instance_of_each_service_in_the_same_group():
     config = rendered("--profile", "replicas")
-    for name in SERVICES:
+    assert not {f"{name}-replica" for name in SINGLE_INSTANCE} & set(config["services"])
+    for name in set(SERVICES) - SINGLE_INSTANCE:
         main, replica = config["services"][name], config["services"][f"{name}-replica"]
         # Same command and settings: same service name, so the same consumer group.
         assert replica["command"] == main["command"]

@@ -4,6 +4,7 @@ from pathlib import Path
 
 import pytest
 
+from services.desk.app import DeskSettings
 from services.followup.app import FollowupSettings
 from services.gateway.app import GatewaySettings
 from services.intake.app import IntakeSettings
@@ -34,6 +35,7 @@ def documented(variable: str, service_doc: str) -> bool:
         ("survey", SurveySettings),
         ("metrics", MetricsSettings),
         ("gateway", GatewaySettings),
+        ("desk", DeskSettings),
     ],
 )
 def test_every_setting_is_in_the_readme_or_the_services_guide(service, settings_class):
