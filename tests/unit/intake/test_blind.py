@@ -28,9 +28,9 @@ def test_the_trained_classifier_on_the_frozen_blind_set(trained, capsys):
         print("\n".join(training.report_lines("blind set", scores)))
     assert scores.accuracy >= 0.90
     assert scores.triage_rate <= 0.10
-    # Issue 14's target is 85 % in every style; "no_keywords" measured 83.8 % (the floor
-    # here keeps what was reached from slipping, not the target).
-    assert min(scores.per_style.values()) >= 0.80
+    # Issue 14's target: 85 % in every style (the lowest, "no_keywords", measured 86.5 %
+    # once corpus_c added keyword-free training messages; 83.8 % before).
+    assert min(scores.per_style.values()) >= 0.85
 
 
 def test_disputes_read_by_the_model_or_the_lexicon_beat_the_lexicon_alone(trained):
