@@ -89,7 +89,8 @@ async def send(kafka: RawKafka, event: dict) -> None:
 
 async def test_a_contact_is_normalised_classified_and_a_second_channel_joins_its_case(intake):
     kafka = await intake()
-    first = contact(documents=[])
+    # An uncontested divorce ("chồng ko chịu ký" would make it a dispute: the corpora say so).
+    first = contact(documents=[], message="Cho em hỏi thủ tục ly hôn thuận tình cần giấy tờ gì ạ")
     await send(kafka, first)
     [opened] = await kafka.events("case.classified", count=1)
 
