@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import alone, baseline, classifier, gateway, pipeline
+from bench import alone, baseline, classifier, desk, gateway, pipeline
 from bench.alone import restore_ms
 from bench.generator import ContactFactory, Publisher, contact_key, load_corpus, utc_now
 from bench.infra import (
@@ -63,11 +63,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-lifecycle", action="store_true", help="contacts only")
     p.add_argument(
         "--phases",
-        default="classifier,baseline,pipeline,alone,gateway",
+        default="classifier,baseline,pipeline,alone,gateway,desk",
         help="comma list of phases to run",
     )
     p.add_argument("--gateway-requests", type=int, default=2000, help="signed webhooks posted")
     p.add_argument("--gateway-concurrency", type=int, default=32, help="HTTP clients at once")
+    p.add_argument("--desk-cases", type=int, default=100_000, help="cases in the desk's read model")
     p.add_argument("--services", default=",".join(SERVICES), help="services for 'alone'")
     p.add_argument(
         "--profile", default="", help="services to run under pyinstrument in 'alone' (comma list)"
@@ -277,6 +278,10 @@ async def main(args: argparse.Namespace) -> int:
                     prefix=f"{run}-gw-",
                 )
                 log(f"gateway: {results['gateway']}")
+            if "desk" in phases:
+                log(f"desk: pages with {args.desk_cases} cases in the read model")
+                results["desk"] = await desk.run(args.desk_cases, due_share=0.02, requests=40)
+                log(f"desk: {results['desk']}")
         finally:
             results["load_avg_at_end"] = os.getloadavg()
             results["seconds"] = round(time.monotonic() - began, 1)

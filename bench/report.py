@@ -58,6 +58,7 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
     rows.extend(_gateway_rows(results.get("gateway"), base))
+    rows.extend(_desk_rows(results.get("desk"), base))
     for lat in pipe.get("latency", []):
         label = (
             f"{lat['fraction']:.0%} sat ({lat['rate']:.1f}/s, {lat['assigned']}/{lat['contacts']})"
@@ -99,6 +100,17 @@ def _gateway_rows(gateway: dict[str, Any] | None, base: float | None) -> list[di
     return [
         _row("gateway", name, gateway["requests_per_s"], "requests/s", base),
         _row("gateway", f"{name} p99", gateway["p99_ms"], "ms", base),
+    ]
+
+
+def _desk_rows(desk: dict[str, Any] | None, base: float | None) -> list[dict[str, Any]]:
+    """The care desk's pages: p95 of each with `cases` cases in its read model."""
+    if not desk:
+        return []
+    return [
+        _row("desk", f"{page} page p95 @{desk['cases']} cases", desk[page]["p95_ms"], "ms", base)
+        for page in ("queue", "case", "search_phone")
+        if page in desk
     ]
 
 

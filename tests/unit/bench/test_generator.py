@@ -173,3 +173,16 @@ def test_the_gateway_phase_gives_webhook_requests_per_second_and_its_p99():
     assert rows_from({"gateway": short})[0]["name"] == (
         "webhook → contact.received (1999/2000 arrived)"
     )
+
+
+def test_the_desk_phase_gives_each_pages_p95_at_its_read_models_size():
+    page = {"p50_ms": 1.0, "p95_ms": 2.0, "max_ms": 3.0}
+    results = {"desk": {"cases": 100_000, "queue": page, "case": page, "search_phone": page}}
+
+    rows = [r for r in rows_from(results) if r["section"] == "desk"]
+
+    assert [(r["name"], r["value"], r["unit"]) for r in rows] == [
+        ("queue page p95 @100000 cases", 2.0, "ms"),
+        ("case page p95 @100000 cases", 2.0, "ms"),
+        ("search_phone page p95 @100000 cases", 2.0, "ms"),
+    ]
