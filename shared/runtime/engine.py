@@ -567,12 +567,13 @@ class Runtime(Generic[V]):
                 self.partitions[partition] = self._partition(partition, stored)
                 if stored.outbox and not await self._until_done(self._committed, partition, stored):
                     await self._until_done(self._publish, stored.outbox)
-            self.restore_seconds = time.perf_counter() - began
+            if new:  # a rebalance that hands back parked partitions restores nothing
+                self.restore_seconds = time.perf_counter() - began
             log.info(
                 "partitions_assigned",
                 partitions=sorted(wanted),
                 restored=new,
-                restore_ms=round(self.restore_seconds * 1000),
+                restore_ms=round((time.perf_counter() - began) * 1000),
             )
 
     async def _committed(self, partition: int, stored: Restored) -> bool:
