@@ -298,16 +298,21 @@ class Workspace:
     def __init__(self, view: View[Any]) -> None:
         self.view = view
         self._copies: dict[str, tuple[Family[Any, Any], Any]] = {}
+        self._stored: dict[str, Any] = {}
+        """Each touched key's value in the view when first touched (what `save` compares)."""
 
     def read(self, family: Family[Any, T], key: str) -> T | None:
         """The working copy of `key` (None when absent)."""
         if key not in self._copies:
             stored = self.view.get(key)
+            self._stored[key] = stored
             self._copies[key] = (family, None if stored is None else family.load(stored))
         return self._copies[key][1]
 
     def write(self, family: Family[Any, T], key: str, item: T | None) -> None:
         """Give `key` a new working value (None: delete it)."""
+        if key not in self._stored:
+            self._stored[key] = self.view.get(key)
         self._copies[key] = (family, item)
 
     def one(self, family: Family[str, T], key: str, empty: Callable[[], T]) -> T:
@@ -325,7 +330,7 @@ class Workspace:
     def save(self) -> None:
         """Write back to the view every value that differs from what it holds."""
         for key, (family, item) in self._copies.items():
-            stored = self.view.get(key)
+            stored = self._stored[key]
             if item is None:
                 if stored is not None:
                     self.view.delete(key)

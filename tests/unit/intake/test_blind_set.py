@@ -11,24 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from shared.events import LegalField
+from tests.unit.intake.corpus_format import FIELDS, KEYS, STYLES
 
 BLIND_SET = Path(__file__).parents[3] / "services" / "intake" / "data" / "blind.jsonl"
-STYLES = {
-    "unaccented",
-    "chat",
-    "email",
-    "one_liner",
-    "southern",
-    "northern",
-    "english_mixed",
-    "amounts",
-    "no_keywords",
-    "hard_negative",
-    "plain",
-}
-KEYS = {"id", "text", "legal_field", "also_accept", "is_dispute", "is_complaint", "styles"}
-FIELDS = {field.value for field in LegalField}
 
 
 def has_no_diacritics(text: str) -> bool:

@@ -11,25 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.events import LegalField
+from tests.unit.intake.corpus_format import FIELDS, KEYS, STYLES
 
 DATA = Path(__file__).parents[3] / "services" / "intake" / "data"
 FILES = sorted(DATA.glob("corpus_*.jsonl"))
-KEYS = {"id", "text", "legal_field", "also_accept", "is_dispute", "is_complaint", "styles"}
-FIELDS = {field.value for field in LegalField}
-STYLES = {
-    "unaccented",
-    "chat",
-    "email",
-    "one_liner",
-    "southern",
-    "northern",
-    "english_mixed",
-    "amounts",
-    "no_keywords",
-    "hard_negative",
-    "plain",
-}
 
 
 def read_rows(path: Path) -> list[dict]:
