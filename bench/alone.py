@@ -34,13 +34,16 @@ from bench.infra import (
 from tests.infra import Infra
 
 INPUTS: dict[str, tuple[str, ...]] = {
-    "intake": ("contact.received", "case.resolved", "contract.signed"),
-    "routing": ("case.classified", "case.resolved", "contract.signed"),
+    "intake": ("contact.received", "case.resolved", "contract.signed", "case.reclassified"),
+    "routing": ("case.classified", "case.resolved", "contract.signed", "sla.breached"),
     "followup": (
         "case.classified",
         "case.resolved",
         "care.contact.completed",
         "customer.segment_changed",
+        "case.assigned",
+        "case.waiting_on_customer",
+        "case.customer_replied",
     ),
     "survey": ("case.classified", "case.assigned", "case.resolved", "survey.answered"),
     "metrics": (
@@ -55,6 +58,8 @@ INPUTS: dict[str, tuple[str, ...]] = {
         "survey.reminded",
         "survey.expired",
         "survey.scored",
+        "sla.met",
+        "sla.breached",
     ),
 }
 """The topics each service consumes (its subscribers)."""
@@ -149,6 +154,7 @@ KEYS = "lexcare_runtime_keys_in_memory"
 
 async def restore_ms(svc: ServiceProcess, log_dir: Path, timeout: float = 120.0) -> float | None:
     """Start the stopped service again and read how long restoring its partitions took."""
+    svc.profile_to = None  # the drain's profile stays: the restart is not profiled
     svc.start(log_dir)
     try:
         await wait_ready([svc])

@@ -99,14 +99,5 @@ class ReadModel:
 
     async def case(self, case_id: str) -> CaseRecord | None:
         """One case by id (read back from storage when it left memory), or None."""
-        key = case_key(case_id)
-        for state in list(self.runtime.partitions.values()):
-            value = state.values.get(key)
-            if isinstance(value, CaseRecord):
-                return value
-            version = state.versions.get(key)
-            if key in state.evicted and version:
-                stored = await self.runtime.changes.load(version, key)
-                value = None if stored is None else self.runtime.codec.validate_python(stored)
-                return value if isinstance(value, CaseRecord) else None
-        return None
+        value = await self.runtime.value(case_key(case_id))
+        return value if isinstance(value, CaseRecord) else None

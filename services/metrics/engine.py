@@ -36,6 +36,8 @@ from services.metrics.revenue import (
 from services.metrics.windows import Window, local_day, periods_of
 from shared.clock import Clock
 
+_EMPTY = Cell()
+
 
 class Totals:
     """Applies case changes and customer merges to the cells; keeps them exact."""
@@ -122,20 +124,17 @@ class Totals:
             self._count(as_returning(fact), 1)
 
     def _count(self, fact: Fact, times: int) -> None:
-        sign = 1 if times > 0 else -1
         periods = periods_of(fact.at, self.tz) if fact.at else ((Window.ALL, None),)
         for window, start in periods:
             for dimension, value in (("all", "all"), *fact.dims):
                 key = (fact.kpi, window, start, dimension, value)
-                cell = self.cells.get(key) or Cell()
-                for _ in range(abs(times)):
-                    cell.add(
-                        sign=sign,
-                        numerator=fact.numerator,
-                        denominator=fact.denominator,
-                        parts=fact.parts,
-                        sample_ms=fact.sample_ms,
-                    )
+                cell = (self.cells.get(key) or _EMPTY).added(
+                    times=times,
+                    numerator=fact.numerator,
+                    denominator=fact.denominator,
+                    parts=fact.parts,
+                    sample_ms=fact.sample_ms,
+                )
                 if cell.is_empty():
                     self.cells.pop(key, None)
                 else:

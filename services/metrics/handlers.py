@@ -131,7 +131,7 @@ def on_case_event(
         return  # the same event under another delivery: on the sheet already
     change, facts = changed
     counted = tuple(StoredFact.of(fact, n) for fact, n in facts.items())
-    state.set(key, SheetValue.model_construct(entries=(*sheet.entries, entry), facts=counted))
+    state.set(key, SheetValue(entries=(*sheet.entries, entry), facts=counted))
     ctx.emit(MetricsStep.caused_by(event, producer=PRODUCER, change=change), key=TOTALS_KEY)
 
 

@@ -6,10 +6,10 @@ memory is bounded by the number of buckets, not by the number of samples.
 """
 
 import math
-from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, Literal
 
 from services.metrics.domain import FRT_BUCKETS
 from services.metrics.windows import Window
@@ -59,7 +59,7 @@ def bucket_value(bucket: int) -> float:
     return 0.0 if bucket == _ZERO_BUCKET else 2 * _GAMMA**bucket / (_GAMMA + 1)
 
 
-def quantile(sketch: Counter[int], q: float) -> float | None:
+def quantile(sketch: Mapping[int, int], q: float) -> float | None:
     """Nearest-rank quantile `q` of the sketched durations, in milliseconds."""
     total = sum(sketch.values())
     if total <= 0:
@@ -73,41 +73,54 @@ def quantile(sketch: Counter[int], q: float) -> float | None:
     return bucket_value(max(sketch))
 
 
-def _add(counter: Counter, key: object, n: int) -> None:
-    value = counter.get(key, 0) + n
+def _plus(counts: Mapping[Any, int], key: object, n: int) -> dict[Any, int]:
+    """A copy of `counts` with `n` added to `key` (a key reaching 0 leaves)."""
+    result = dict(counts)
+    value = result.get(key, 0) + n
     if value:
-        counter[key] = value
+        result[key] = value
     else:
-        counter.pop(key, None)
+        result.pop(key, None)
+    return result
 
 
-@dataclass
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Cell:
-    """Exact integer sums of one KPI in one period and dimension value."""
+    """Exact integer sums of one KPI in one period and dimension value.
 
+    Immutable: `added` returns the cell with one more (or one less) contribution, so the
+    runtime keeps a cell as its stored value, never copied to be changed in place."""
+
+    kind: Literal["cell"] = "cell"
     numerator: int = 0
     denominator: int = 0
     count: int = 0
-    parts: Counter[str] = field(default_factory=Counter)
-    sketch: Counter[int] = field(default_factory=Counter)
+    parts: dict[str, int] = field(default_factory=dict)
+    sketch: dict[int, int] = field(default_factory=dict)
 
-    def add(
+    def added(
         self,
         *,
-        sign: int,
+        times: int,
         numerator: int,
         denominator: int,
         parts: tuple[tuple[str, int], ...],
         sample_ms: int | None,
-    ) -> None:
-        """Add (sign 1) or retract (sign -1) one contribution."""
-        self.numerator += sign * numerator
-        self.denominator += sign * denominator
-        self.count += sign
+    ) -> "Cell":
+        """The cell with a contribution added `times` times (negative: retracted)."""
+        new_parts = self.parts
         for name, n in parts:
-            _add(self.parts, name, sign * n)
+            new_parts = _plus(new_parts, name, times * n)
+        sketch = self.sketch
         if sample_ms is not None:
-            _add(self.sketch, sketch_bucket(sample_ms), sign)
+            sketch = _plus(sketch, sketch_bucket(sample_ms), times)
+        return Cell(
+            numerator=self.numerator + times * numerator,
+            denominator=self.denominator + times * denominator,
+            count=self.count + times,
+            parts=new_parts,
+            sketch=sketch,
+        )
 
     def is_empty(self) -> bool:
         """True when nothing contributes to the cell any more."""

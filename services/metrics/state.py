@@ -13,11 +13,12 @@ ones that changed, so the live service and the in-memory reference run the same 
 
 from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping, MutableSet
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from services.metrics.activity import ActivityTotals
 from services.metrics.domain import CaseEntry, Fact
@@ -33,11 +34,15 @@ ACTIVITY_KEY = "activity"
 DIRTY_KEY = "dirty"
 
 
-class _Value(BaseModel):
-    model_config = ConfigDict(frozen=True)
+_value = dataclass(frozen=True, slots=True, kw_only=True)
+"""Values are frozen slotted dataclasses, not pydantic models: the rules build and compare
+many a step (as models, construction and equality took a third of metrics' CPU under
+load: docs/services/metrics.md, "Cost of a step"), and a sheet's facts take a fraction of
+a model's memory. The runtime's codec (a pydantic TypeAdapter) stores them the same."""
 
 
-class StoredFact(_Value):
+@_value
+class StoredFact:
     """A KPI fact as stored: maps rather than pairs (the MongoDB stand-in stores no array
     inside an array)."""
 
@@ -46,7 +51,7 @@ class StoredFact(_Value):
     dims: dict[str, str]
     numerator: int = 0
     denominator: int = 0
-    parts: dict[str, int] = Field(default_factory=dict)
+    parts: dict[str, int] = field(default_factory=dict)
     sample_ms: int | None = None
     ref: str | None = None
     times: int = 1
@@ -55,7 +60,7 @@ class StoredFact(_Value):
     @classmethod
     def of(cls, fact: Fact, times: int = 1) -> "StoredFact":
         """`fact` as stored."""
-        return cls.model_construct(
+        return cls(
             kpi=fact.kpi,
             at=fact.at,
             dims=dict(fact.dims),
@@ -81,7 +86,8 @@ class StoredFact(_Value):
         )
 
 
-class SheetValue(_Value):
+@_value
+class SheetValue:
     """A case's sheet: one entry per event that counts for a KPI, and the facts the case
     was last counted with (retracted as they were added, whatever changed since)."""
 
@@ -94,32 +100,24 @@ class SheetValue(_Value):
         return Counter({f.fact(): f.times for f in self.facts})
 
 
-class CellValue(_Value):
-    """One KPI cell's exact sums."""
-
-    kind: Literal["cell"] = "cell"
-    numerator: int = 0
-    denominator: int = 0
-    count: int = 0
-    parts: dict[str, int] = Field(default_factory=dict)
-    sketch: dict[int, int] = Field(default_factory=dict)
-
-
-class ParentValue(_Value):
+@_value
+class ParentValue:
     """The customer a merged customer was folded into."""
 
     kind: Literal["parent"] = "parent"
     parent: str
 
 
-class DaysValue(_Value):
+@_value
+class DaysValue:
     """A customer group's contacts per local day."""
 
     kind: Literal["days"] = "days"
-    days: dict[date, int] = Field(default_factory=dict)
+    days: dict[date, int] = field(default_factory=dict)
 
 
-class FirstValue(_Value):
+@_value
+class FirstValue:
     """A customer group's first contract."""
 
     kind: Literal["first"] = "first"
@@ -128,27 +126,30 @@ class FirstValue(_Value):
     case_id: str
 
 
-class NewRevenueValue(_Value):
+@_value
+class NewRevenueValue:
     """The revenue fact of the case holding its customer's first contract."""
 
     kind: Literal["new_revenue"] = "new_revenue"
     fact: StoredFact
 
 
-class ActivityValue(_Value):
+@_value
+class ActivityValue:
     """Every customer group's activity steps, summed (CRR's difference maps)."""
 
     kind: Literal["activity"] = "activity"
-    up: dict[date, int] = Field(default_factory=dict)
-    down: dict[date, int] = Field(default_factory=dict)
-    gaps: dict[str, int] = Field(default_factory=dict)
+    up: dict[date, int] = field(default_factory=dict)
+    down: dict[date, int] = field(default_factory=dict)
+    gaps: dict[str, int] = field(default_factory=dict)
     """"<down day>|<up day>" → customer groups (no pairs in arrays: see NewRevenueValue)."""
-    contact_days: dict[date, int] = Field(default_factory=dict)
+    contact_days: dict[date, int] = field(default_factory=dict)
     changed: bool = False
     until: date | None = None
 
 
-class DirtyValue(_Value):
+@_value
+class DirtyValue:
     """Ids of the cells changed since they were last published."""
 
     kind: Literal["dirty"] = "dirty"
@@ -157,7 +158,7 @@ class DirtyValue(_Value):
 
 MetricsValue = Annotated[
     SheetValue
-    | CellValue
+    | Cell
     | ParentValue
     | DaysValue
     | FirstValue
@@ -198,6 +199,11 @@ def cell_key(ident: str) -> CellKey:
 
 # Converting between the runtime's immutable values and the totals' working objects.
 
+
+def _same(value: Any) -> Any:
+    return value
+
+
 K = TypeVar("K")
 T = TypeVar("T")
 
@@ -222,22 +228,6 @@ class Family(Generic[K, T]):
         return self.prefix + self.name(item)
 
 
-def _cell_load(value: CellValue) -> Cell:
-    return Cell(
-        value.numerator, value.denominator, value.count, Counter(value.parts), Counter(value.sketch)
-    )
-
-
-def _cell_dump(cell: Cell) -> CellValue:
-    return CellValue.model_construct(
-        numerator=cell.numerator,
-        denominator=cell.denominator,
-        count=cell.count,
-        parts=dict(cell.parts),
-        sketch=dict(cell.sketch),
-    )
-
-
 def _activity_load(value: ActivityValue) -> ActivityTotals:
     return ActivityTotals(
         up=Counter(value.up),
@@ -255,7 +245,7 @@ def _gap(ident: str) -> tuple[date, date]:
 
 
 def _activity_dump(totals: ActivityTotals) -> ActivityValue:
-    return ActivityValue.model_construct(
+    return ActivityValue(
         up=dict(totals.up),
         down=dict(totals.down),
         gaps={f"{d.isoformat()}|{u.isoformat()}": n for (d, u), n in totals.gaps.items()},
@@ -265,26 +255,25 @@ def _activity_dump(totals: ActivityTotals) -> ActivityValue:
     )
 
 
-CELLS: Family[CellKey, Cell] = Family("cell/", _cell_load, _cell_dump, cell_id)
-PARENTS: Family[str, str] = Family(
-    "parent/", lambda v: v.parent, lambda p: ParentValue.model_construct(parent=p)
-)
+CELLS: Family[CellKey, Cell] = Family("cell/", _same, _same, cell_id)
+"""Cells are immutable: the stored value is the working one."""
+PARENTS: Family[str, str] = Family("parent/", lambda v: v.parent, lambda p: ParentValue(parent=p))
 DAYS: Family[str, Counter[date]] = Family(
-    "days/", lambda v: Counter(v.days), lambda d: DaysValue.model_construct(days=dict(d))
+    "days/", lambda v: Counter(v.days), lambda d: DaysValue(days=dict(d))
 )
 FIRSTS: Family[str, FirstContract] = Family(
     "first/",
     lambda v: FirstContract(v.at, v.entry_id, v.case_id),
-    lambda f: FirstValue.model_construct(at=f.at, entry_id=f.entry_id, case_id=f.case_id),
+    lambda f: FirstValue(at=f.at, entry_id=f.entry_id, case_id=f.case_id),
 )
 NEW_REVENUE: Family[str, Fact] = Family(
     "new_revenue/",
     lambda v: v.fact.fact(),
-    lambda f: NewRevenueValue.model_construct(fact=StoredFact.of(f)),
+    lambda f: NewRevenueValue(fact=StoredFact.of(f)),
 )
 ACTIVITY: Family[str, ActivityTotals] = Family("", _activity_load, _activity_dump)
 DIRTY: Family[str, set[str]] = Family(
-    "", lambda v: set(v.cells), lambda ids: DirtyValue.model_construct(cells=frozenset(ids))
+    "", lambda v: set(v.cells), lambda ids: DirtyValue(cells=frozenset(ids))
 )
 
 
@@ -336,7 +325,7 @@ class Workspace:
                     self.view.delete(key)
                 continue
             value = family.dump(item)
-            if value != stored:
+            if value is not stored and value != stored:
                 self.view.set(key, value)
 
 

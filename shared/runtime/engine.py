@@ -14,7 +14,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
@@ -33,6 +33,7 @@ from shared.clock import Clock, SystemClock
 from shared.delivery import TRANSIENT_ERRORS, Rejected, dead_letter_headers, describe_error
 from shared.events import Event
 from shared.kafka import admin_client_options, await_group_coordinators
+from shared.logging import SILENCED
 from shared.runtime.context import Context, Outgoing
 from shared.runtime.inputs import check_copartitioned, prepare_inputs
 from shared.runtime.plan import Plan, Work, plan_batch
@@ -43,7 +44,7 @@ from shared.runtime.storage import (
     ChangeStore,
     Fenced,
     Restored,
-    snapshot_value_ids,
+    snapshot_buckets,
 )
 from shared.runtime.timers import Timer, TimerHeap, decode_timer, encode_timer
 from shared.settings import LexcareSettings
@@ -79,6 +80,9 @@ class _Batch:
     view: View[Any]
     outbox: list[Outgoing]
     handled: list[str]
+    work: list[Work] = field(default_factory=list)
+    position: int = 0
+    """The work item running now: those after it are what a reload looks ahead at."""
 
 
 class Runtime(Generic[V]):
@@ -123,6 +127,8 @@ class Runtime(Generic[V]):
         self.consumed = 0
         self.restore_seconds = 0.0
         self.compacted = 0
+        self.reloads = 0
+        """Keys brought back into memory (a rule needed a value that had left)."""
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._loop = Background(self._run, name=f"runtime-{settings.service_name}")
@@ -179,6 +185,23 @@ class Runtime(Generic[V]):
     def loaded_values(self) -> Iterable[V]:
         """The values of the owned partitions held in memory now."""
         return (value for state in self.partitions.values() for value in state.values.values())
+
+    async def value(self, key: str) -> V | None:
+        """The key's value in whichever owned partition holds it (read back from storage,
+        not kept, when it left memory): for a service's own read model."""
+        for state in list(self.partitions.values()):
+            try:
+                value = state.lookup(key)
+            except KeyNotLoaded:
+                place = state.location(key)
+                stored = await self.changes.load(state.partition, {key: place}) if place else {}
+                encoded = stored.get(key)
+                if encoded is not None:
+                    return self.codec.validate_python(encoded)
+                continue
+            if value is not None:
+                return value
+        return None
 
     # Life cycle.
 
@@ -303,8 +326,8 @@ class Runtime(Generic[V]):
     async def _apply(self, partition: int, work: list[Work]) -> _Batch:
         """Run the partition's work in order on one batch view."""
         state = self.partitions[partition]
-        batch = _Batch(state, View(state), [], [])
-        for item in work:
+        batch = _Batch(state, View(state), [], [], work)
+        for batch.position, item in enumerate(work):
             if item.timer is not None:
                 await self._fire(batch, item.timer)
             elif isinstance(item.event, Event):
@@ -353,7 +376,8 @@ class Runtime(Generic[V]):
             try:
                 rule(view, ctx)
             except KeyNotLoaded as e:
-                await self._until_done(self._reload, batch.state, e.key)
+                keys = {e.key, *self._needed_ahead(batch)}
+                await self._until_done(self._reload, batch.state, keys)
                 continue
             except Rejected as e:
                 return e
@@ -369,6 +393,29 @@ class Runtime(Generic[V]):
                 if out.topic.endswith(".dlq"):
                     observability.DEAD_LETTERS.labels(out.topic.removesuffix(".dlq")).inc()
             return ctx
+
+    def _needed_ahead(self, batch: _Batch) -> set[str]:
+        """Keys that left memory which the batch's later events ask for first: their rules
+        dry-run on throwaway views (logs silenced), so one reload brings them all back
+        instead of one read per event."""
+        keys: set[str] = set()
+        token = SILENCED.set(True)
+        try:
+            for item in batch.work[batch.position + 1 :]:
+                route = self.routes.get(item.record.topic) if item.record is not None else None
+                if route is None or route.stateless or not isinstance(item.event, Event):
+                    continue
+                view = batch.view.child()
+                ctx = Context(view, now=self.clock.now(), topic=self.settings.topic)
+                try:
+                    route.rule(view, item.event, ctx)
+                except KeyNotLoaded as e:
+                    keys.add(e.key)
+                except Exception:  # a dry run: the real run reports it
+                    continue
+        finally:
+            SILENCED.reset(token)
+        return keys
 
     def _dead_letter(self, batch: _Batch, record: Any, error: BaseException) -> None:
         headers = dead_letter_headers(record, error, consumer=self.settings.consumer_group)
@@ -458,7 +505,7 @@ class Runtime(Generic[V]):
         state.gen_docs += docs
         state.since_snapshot += docs
         for key, value in batch.view.writes.items():
-            state.put(key, value, version=changes.version_id("v", key))
+            state.put(key, value, seq=changes.seq)
         for timer_id, timer in batch.view.timer_writes.items():
             if timer is DELETED:
                 state.timers.pop(timer_id, None)
@@ -534,12 +581,15 @@ class Runtime(Generic[V]):
         state = self.partitions.get(partition)
         return None if state is None else state.timers.get(timer_id)
 
-    async def _reload(self, state: PartitionState[V], key: str) -> None:
-        """Bring an evicted key back into memory."""
-        version = state.versions.get(key)
-        encoded = None if version is None else await self.changes.load(version, key)
-        value = DELETED if encoded is None else self.codec.validate_python(encoded)
-        state.put(key, value, version=version or "")
+    async def _reload(self, state: PartitionState[V], keys: Iterable[str]) -> None:
+        """Bring keys that left memory back (one read per stored document, concurrently)."""
+        where = {key: state.location(key) for key in keys}
+        stored = {key: place for key, place in where.items() if place is not None}
+        encoded = await self.changes.load(state.partition, stored) if stored else {}
+        for key in where:
+            value = encoded.get(key)
+            state.loaded(key, None if value is None else self.codec.validate_python(value))
+        self.reloads += len(where)
 
     async def revoke(self) -> None:
         """Stop processing every partition until the next assignment (the batch in flight ends).
@@ -587,8 +637,14 @@ class Runtime(Generic[V]):
 
     def _partition(self, partition: int, stored: Restored) -> PartitionState[V]:
         state: PartitionState[V] = PartitionState(partition, ledger_size=self.ledger_size)
-        for key, (encoded, version) in stored.values.items():
-            state.put(key, self.codec.validate_python(encoded), version=version)
+        for key, (encoded, seq) in stored.values.items():
+            value = self.codec.validate_python(encoded)
+            if seq is None:
+                state.loaded(key, value)
+            else:
+                state.put(key, value, seq=seq)
+        state.gone_at.update(stored.deleted)
+        state.base, state.legacy = stored.base, dict(stored.legacy)
         for timer_id, encoded in stored.timers.items():
             timer = decode_timer(timer_id, encoded)
             state.timers[timer_id] = timer
@@ -641,10 +697,7 @@ class Runtime(Generic[V]):
             if self.partitions.get(partition) is not state:
                 return 0  # moved meanwhile: the next owner drops the old generations
             state.snapshot_keys = len(snap.values)
-            moved = snapshot_value_ids(partition, gen, snap.values)
-            for key, (_, version) in snap.values.items():
-                if state.versions.get(key) == version:
-                    state.versions[key] = moved[key]
+            state.snapshotted(gen=gen, buckets=snapshot_buckets(len(snap.values)), upto=upto)
             state.gens[gen] = max(state.gens[gen], snap.gens[gen])
             for stale in old:
                 state.gens.pop(stale, None)

@@ -7,6 +7,7 @@ dropped with its view, a successful one folds its writes into the batch; the bat
 writes reach the partition only once they are persisted.
 """
 
+import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ V = TypeVar("V")
 
 
 class KeyNotLoaded(Exception):
-    """A rule asked for a key that was evicted from memory; the runtime reloads it and reruns."""
+    """A rule asked for a key that left memory; the runtime reloads it and reruns."""
 
     def __init__(self, key: str) -> None:
         super().__init__(key)
@@ -42,9 +43,18 @@ class PartitionState(Generic[V]):
     values: OrderedDict[str, V] = field(default_factory=OrderedDict)
     timers: dict[str, Timer] = field(default_factory=dict)
     seen: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    versions: dict[str, str] = field(default_factory=dict)
-    """Key → id of its latest stored version (values and evicted keys alike)."""
-    evicted: set[str] = field(default_factory=set)
+    stored_at: dict[str, int] = field(default_factory=dict)
+    """Key → the batch that last stored it, for keys changed since the snapshot (the rest
+    are in the snapshot, found by their bucket): cleared by each snapshot."""
+    gone_at: dict[str, int] = field(default_factory=dict)
+    """Key → the batch that deleted it since the snapshot (-1: found absent on reload)."""
+    left: "KeyFilter" = field(default_factory=lambda: KeyFilter())
+    """The keys that left memory (a Bloom filter: a key never evicted costs no read)."""
+    base: tuple[int, int] | None = None
+    """The snapshot the partition's older values are in: (generation, buckets)."""
+    legacy: dict[str, str] = field(default_factory=dict)
+    """Key → stored document, for values restored from a snapshot written before values
+    were bucketed by key (gone with the next snapshot)."""
     checkpoint: dict[str, int] = field(default_factory=dict)
     """Topic → the next offset of this partition not yet in the state."""
     next_seq: int = 0
@@ -66,13 +76,27 @@ class PartitionState(Generic[V]):
         return self.since_snapshot >= max(min_docs, self.snapshot_keys, 1) or len(self.gens) > 1
 
     def lookup(self, key: str) -> V | None:
-        """The key's value (None when absent); raise `KeyNotLoaded` when it was evicted."""
-        if key in self.evicted:
-            raise KeyNotLoaded(key)
+        """The key's value (None when absent); raise `KeyNotLoaded` when it left memory."""
         value = self.values.get(key)
         if value is not None:
             self.values.move_to_end(key)
-        return value
+            return value
+        if key in self.gone_at:
+            return None
+        if key in self.stored_at or (key in self.left and (self.base or self.legacy)):
+            raise KeyNotLoaded(key)
+        return None
+
+    def location(self, key: str) -> tuple[str, int] | tuple[str, int, int] | str | None:
+        """Where a key that left memory is stored: ("batch", seq), ("snapshot", gen,
+        buckets), a document id (legacy), or None (not stored)."""
+        if key in self.stored_at:
+            return ("batch", self.stored_at[key])
+        if key in self.legacy:
+            return self.legacy[key]
+        if self.base is not None:
+            return ("snapshot", *self.base)
+        return None
 
     def handled(self, event_id: str) -> bool:
         """True when the event was handled here recently."""
@@ -85,28 +109,77 @@ class PartitionState(Generic[V]):
         while len(self.seen) > self.ledger_size:
             self.seen.popitem(last=False)
 
-    def put(self, key: str, value: V, *, version: str) -> None:
-        """Keep a loaded or newly stored value (`DELETED` drops it)."""
-        self.evicted.discard(key)
+    def put(self, key: str, value: V, *, seq: int) -> None:
+        """Keep a value stored by batch `seq` (`DELETED`: the batch deleted it)."""
         if value is DELETED:
             self.values.pop(key, None)
-            self.versions.pop(key, None)
+            self.stored_at.pop(key, None)
+            self.gone_at[key] = seq
             return
         self.values[key] = value
         self.values.move_to_end(key)
-        self.versions[key] = version
+        self.stored_at[key] = seq
+        self.gone_at.pop(key, None)
+
+    def loaded(self, key: str, value: V | None) -> None:
+        """Keep a value read back from storage (None: it is not there)."""
+        if value is None:
+            self.values.pop(key, None)
+            self.stored_at.pop(key, None)
+            self.gone_at[key] = -1
+            return
+        self.values[key] = value
+        self.values.move_to_end(key)
+
+    def snapshotted(self, *, gen: int, buckets: int, upto: int) -> None:
+        """The batches before `upto` are in snapshot `gen` now: forget where they stored."""
+        self.base = (gen, buckets)
+        self.legacy.clear()
+        for where in (self.stored_at, self.gone_at):
+            for key in [key for key, seq in where.items() if seq < upto]:
+                del where[key]
 
     def evict(self, *, keep: int, idle: Callable[[V], bool]) -> list[str]:
         """Let the least recently used idle values leave memory until `keep` remain."""
+        excess = len(self.values) - keep
         gone: list[str] = []
-        for key in list(self.values):
-            if len(self.values) <= keep:
+        if excess <= 0:
+            return gone
+        for key, value in self.values.items():
+            if len(gone) >= excess:
                 break
-            if idle(self.values[key]):
-                del self.values[key]
-                self.evicted.add(key)
+            if idle(value):
                 gone.append(key)
+        for key in gone:
+            del self.values[key]
+            self.left.add(key)
         return gone
+
+
+class KeyFilter:
+    """A Bloom filter of keys: `key in f` is False for every key never added, True for
+    every key added and for about 1 in 2,000 others at a million keys (fixed 1 MiB)."""
+
+    def __init__(self, bits: int = 1 << 23, hashes: int = 7) -> None:
+        self.bits = bits
+        self.hashes = hashes
+        self.array = bytearray(bits // 8)
+
+    def _positions(self, key: str) -> Iterable[int]:
+        digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
+        h1 = int.from_bytes(digest[:8], "little")
+        h2 = int.from_bytes(digest[8:], "little") | 1
+        return ((h1 + i * h2) % self.bits for i in range(self.hashes))
+
+    def add(self, key: str) -> None:
+        """Remember `key`."""
+        for bit in self._positions(key):
+            self.array[bit >> 3] |= 1 << (bit & 7)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and all(
+            self.array[bit >> 3] & (1 << (bit & 7)) for bit in self._positions(key)
+        )
 
 
 class View(Generic[V]):

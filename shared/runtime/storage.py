@@ -19,7 +19,9 @@ generation part by part with `delete_many({"partition": p, "gen": g, "part": n, 
 collection per request), the `seq` bound checked on what they matched.
 """
 
-from collections.abc import Iterable, Sequence
+import asyncio
+import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +39,8 @@ LEDGER_CHUNK = 5_000
 SNAP_CHUNK = 200
 """Values (or timers) per snapshot document, as one JSON blob: FerretDB decodes every field
 it reads (100k keys as fields: 4.6 s), a blob is one opaque field."""
+LOAD_CONCURRENCY = 8
+"""Documents read at once when keys come back into memory."""
 PART_DOCS = 20_000
 """Documents per part of a generation, about: FerretDB deletes the documents a filter
 matches in one SQL statement with a parameter each, and PostgreSQL allows 65,535."""
@@ -74,8 +78,14 @@ class Changes:
 class Restored:
     """A partition as stored: latest values and timers (encoded), ledger, checkpoint."""
 
-    values: dict[str, tuple[Any, str]] = field(default_factory=dict)
-    """Key → (encoded value, id of that version)."""
+    values: dict[str, tuple[Any, int | None]] = field(default_factory=dict)
+    """Key → (encoded value, the batch that stored it; None: the snapshot holds it)."""
+    deleted: dict[str, int] = field(default_factory=dict)
+    """Key → the batch after the snapshot that deleted it."""
+    base: tuple[int, int] | None = None
+    """The snapshot restored from: (generation, buckets its values are spread over)."""
+    legacy: dict[str, str] = field(default_factory=dict)
+    """Key → document, for a snapshot written before values were bucketed by key."""
     timers: dict[str, Any] = field(default_factory=dict)
     handled: list[str] = field(default_factory=list)
     checkpoint: dict[str, int] = field(default_factory=dict)
@@ -132,9 +142,38 @@ def batch_docs(changes: Changes, *, owner: str) -> tuple[list[dict[str, Any]], d
     return versions, marker
 
 
-def snapshot_value_ids(partition: int, gen: int, keys: Iterable[str]) -> dict[str, str]:
-    """Key → id of the document holding its value in generation `gen`'s snapshot."""
-    return {key: f"{partition}/g{gen}/{SNAP_VALUE}/{n // SNAP_CHUNK}" for n, key in enumerate(keys)}
+def snapshot_buckets(keys: int) -> int:
+    """How many documents a snapshot spreads `keys` values over (about `SNAP_CHUNK` each)."""
+    return max(1, -(-keys // SNAP_CHUNK))
+
+
+def bucket_of(key: str, buckets: int) -> int:
+    """The snapshot document a key's value is in: the same in every process."""
+    return zlib.crc32(key.encode()) % buckets
+
+
+def value_doc_id(partition: int, key: str, where: Any) -> str:
+    """The id of the document holding `key` at `where` (`PartitionState.location`)."""
+    if isinstance(where, str):
+        return where
+    if where[0] == "batch":
+        return f"{partition}/{VALUE}/{key}/{where[1]}"
+    _, gen, buckets = where
+    return f"{partition}/g{gen}/{SNAP_VALUE}/{bucket_of(key, buckets)}"
+
+
+def _bucketed(
+    items: dict[str, Any], *, prefix: str, common: dict[str, Any]
+) -> list[dict[str, Any]]:
+    buckets = snapshot_buckets(len(items))
+    groups: list[dict[str, Any]] = [{} for _ in range(buckets)]
+    for key, value in items.items():
+        groups[bucket_of(key, buckets)][key] = value
+    return [
+        {"_id": f"{prefix}/{SNAP_VALUE}/{n}", **common, "ns": SNAP_VALUE, "items": orjson.dumps(g)}
+        for n, g in enumerate(groups)
+        if g
+    ]
 
 
 def _packed(
@@ -159,7 +198,7 @@ def snapshot_docs(
     common = {"partition": partition, "gen": gen, "seq": state.next_seq - 1, "owner": owner}
     prefix = f"{partition}/g{gen}"
     values = {key: value for key, (value, _) in state.values.items()}
-    docs = _packed(values, ns=SNAP_VALUE, prefix=prefix, common=common)
+    docs = _bucketed(values, prefix=prefix, common=common)
     docs += _packed(state.timers, ns=SNAP_TIMER, prefix=prefix, common=common)
     ledger = state.handled[-ledger_size:] if ledger_size else []
     for n, start in enumerate(range(0, len(ledger), LEDGER_CHUNK)):
@@ -174,6 +213,7 @@ def snapshot_docs(
             "parts": len(docs) // PART_DOCS + 1,
             "next_seq": state.next_seq,
             "keys": len(state.values),
+            "buckets": snapshot_buckets(len(state.values)),
             "checkpoint": _checkpoint_doc(state.checkpoint),
             "outbox": [_outgoing_doc(out) for out in state.outbox],
         }
@@ -199,11 +239,18 @@ def restored(docs: Sequence[dict[str, Any]], *, upto: int | None = None) -> Rest
     complete = {m["seq"] for m in markers}
     versions = (d for d in docs if d["ns"] in (VALUE, TIMER) and d["seq"] in complete)
     for doc in sorted(versions, key=lambda d: d["seq"]):
-        target = result.values if doc["ns"] == VALUE else result.timers
-        if doc["value"] is None:
-            target.pop(doc["key"], None)
+        key = doc["key"]
+        if doc["ns"] == TIMER:
+            if doc["value"] is None:
+                result.timers.pop(key, None)
+            else:
+                result.timers[key] = doc["value"]
+        elif doc["value"] is None:
+            result.values.pop(key, None)
+            result.deleted[key] = doc["seq"]
         else:
-            target[doc["key"]] = (doc["value"], doc["_id"]) if doc["ns"] == VALUE else doc["value"]
+            result.values[key] = (doc["value"], doc["seq"])
+            result.deleted.pop(key, None)
     for marker in markers:
         result.handled.extend(marker["handled"])
     last = markers[-1] if markers else base
@@ -224,11 +271,16 @@ def restored(docs: Sequence[dict[str, Any]], *, upto: int | None = None) -> Rest
 
 def _restore_snapshot(result: Restored, base: dict[str, Any], docs: list[dict[str, Any]]) -> None:
     result.base_keys = base["keys"]
+    bucketed = "buckets" in base
+    if bucketed:
+        result.base = (base["gen"], base["buckets"])
     ledger: list[tuple[int, list[str]]] = []
     for doc in docs:
         if doc["ns"] == SNAP_VALUE:
             items = orjson.loads(doc["items"])
-            result.values.update((key, (value, doc["_id"])) for key, value in items.items())
+            result.values.update((key, (value, None)) for key, value in items.items())
+            if not bucketed:
+                result.legacy.update(dict.fromkeys(items, doc["_id"]))
         elif doc["ns"] == SNAP_TIMER:
             result.timers.update(orjson.loads(doc["items"]))
         elif doc["ns"] == SNAP_LEDGER:
@@ -281,15 +333,33 @@ class ChangeStore:
         docs = await self.collection.find({"partition": partition}).to_list(None)
         return restored(docs, upto=upto)
 
-    async def load(self, version_id: str, key: str) -> Any:
-        """`key`'s encoded value in one stored version (an evicted key coming back), or None."""
-        self.round_trips += 1
-        doc = await self.collection.find_one({"_id": version_id}, {"value": 1, "items": 1})
-        if doc is None:
-            return None
-        if "items" in doc:  # a snapshot's document holds many keys
-            return orjson.loads(doc["items"]).get(key)
-        return doc["value"]
+    async def load(self, partition: int, where: dict[str, Any]) -> dict[str, Any]:
+        """Encoded values of keys that left memory, by `PartitionState.location` (None:
+        not stored). One read per document, `LOAD_CONCURRENCY` at a time: FerretDB scans
+        the whole collection for an `$in` of ids, and answers a read by `_id` at once."""
+        by_doc: dict[str, list[str]] = {}
+        for key, place in where.items():
+            by_doc.setdefault(value_doc_id(partition, key, place), []).append(key)
+        gate = asyncio.Semaphore(LOAD_CONCURRENCY)
+
+        async def read(doc_id: str) -> tuple[str, dict[str, Any] | None]:
+            async with gate:
+                self.round_trips += 1
+                return doc_id, await self.collection.find_one(
+                    {"_id": doc_id}, {"value": 1, "items": 1}
+                )
+
+        values: dict[str, Any] = {}
+        for doc_id, doc in await asyncio.gather(*(read(d) for d in by_doc)):
+            keys = by_doc[doc_id]
+            if doc is None:
+                values.update(dict.fromkeys(keys))
+            elif "items" in doc:  # a snapshot's document holds many keys
+                items = orjson.loads(doc["items"])
+                values.update((key, items.get(key)) for key in keys)
+            else:
+                values.update(dict.fromkeys(keys, doc["value"]))
+        return values
 
     async def snapshot(
         self, partition: int, *, gen: int, upto: int, ledger_size: int, owner: str

@@ -13,8 +13,15 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from shared.runtime import storage
 from shared.runtime.engine import Crashed, Runtime
 from shared.runtime.plan import Misplaced, plan_batch
-from shared.runtime.state import KeyNotLoaded, PartitionState, View
-from shared.runtime.storage import Changes, Restored, batch_docs, restored, snapshot_docs
+from shared.runtime.state import DELETED, KeyFilter, KeyNotLoaded, PartitionState, View
+from shared.runtime.storage import (
+    Changes,
+    Restored,
+    batch_docs,
+    restored,
+    snapshot_docs,
+    value_doc_id,
+)
 from shared.runtime.timers import Timer, TimerHeap
 from shared.settings import LexcareSettings
 from tests.toy_service import ADDED, Added
@@ -103,7 +110,7 @@ def test_due_timers_run_after_their_partition_records():
 
 def test_a_failed_rule_leaves_nothing_and_a_passed_one_folds_into_the_batch():
     state: PartitionState[int] = PartitionState(0)
-    state.put("a", 1, version="0/v/a/0")
+    state.put("a", 1, seq=0)
     batch = View(state)
     failed = batch.child()
     failed.set("a", 99)
@@ -120,11 +127,37 @@ def test_a_failed_rule_leaves_nothing_and_a_passed_one_folds_into_the_batch():
 def test_an_evicted_key_asks_to_be_reloaded():
     state: PartitionState[int] = PartitionState(0)
     for key, idle in (("old", 1), ("busy", 0), ("new", 1)):
-        state.put(key, idle, version=f"0/v/{key}/0")
+        state.put(key, idle, seq=0)
     assert state.evict(keep=2, idle=lambda value: value == 1) == ["old"]
     assert set(state.values) == {"busy", "new"}  # busy is not idle: it stays
     with pytest.raises(KeyNotLoaded):
         View(state).get("old")
+    assert state.location("old") == ("batch", 0)
+    assert View(state).get("never") is None  # never stored: no read
+
+
+def test_a_key_that_left_memory_is_found_in_the_snapshot_once_its_batch_is_in_one():
+    state: PartitionState[int] = PartitionState(0)
+    state.put("a", 1, seq=3)
+    state.put("b", 1, seq=5)
+    state.put("c", 1, seq=4)
+    state.put("c", DELETED, seq=6)
+    state.evict(keep=0, idle=lambda value: True)
+    state.snapshotted(gen=2, buckets=7, upto=5)  # batches 0-4 are in snapshot 2
+    assert state.location("a") == ("snapshot", 2, 7)
+    assert state.location("b") == ("batch", 5)  # stored after the snapshot
+    assert View(state).get("c") is None  # deleted after it: no read
+    state.loaded("a", None)  # a key the snapshot does not hold is absent from now on
+    assert View(state).get("a") is None
+
+
+def test_the_key_filter_knows_every_key_added_and_few_others():
+    keys = KeyFilter(bits=1 << 16, hashes=5)
+    for n in range(2_000):
+        keys.add(f"case/{n}")
+    assert all(f"case/{n}" in keys for n in range(2_000))
+    strangers = sum(f"customer/{n}" in keys for n in range(10_000))
+    assert strangers < 100  # about 0.5 % expected at 2,000 keys in 65,536 bits
 
 
 def test_the_timer_heap_gives_due_timers_until_their_partition_drops_them():
@@ -173,7 +206,8 @@ def test_restore_keeps_the_latest_version_of_complete_batches_only():
     ]
     state = restored(docs)
     assert _values(state) == {"a": 2}
-    assert state.values["a"][1] == "0/v/a/1"  # where an evicted key is reloaded from
+    assert state.values["a"][1] == 1  # the batch an evicted key is reloaded from
+    assert state.deleted == {"b": 1}  # deleted since the snapshot (none here)
     assert set(state.timers) == {"remind/a"}
     assert state.checkpoint == {ADDED: 2}
     assert state.handled == ["e0", "e1"]
@@ -217,7 +251,8 @@ def test_what_is_left_of_a_dropped_generation_is_ignored():
     half_deleted = [d for d in docs if d["gen"] != 0 or d["seq"] == 0]
     state = restored([*half_deleted, *snapshot])
     assert _values(state) == {"a": 5, "c": 1}
-    assert state.values["a"][1] == "0/g2/sv/0"  # the snapshot's document holding it
+    assert state.values["a"][1] is None and state.base == (2, 1)  # in the snapshot's bucket
+    assert value_doc_id(0, "a", ("snapshot", *state.base)) == "0/g2/sv/0"
     assert state.handled == ["e0", "e1", "e2"]
     assert state.since_snapshot == 0 and state.base_keys == 2
     assert state.gens == {0: 0, 1: 0, 2: 0}
@@ -242,9 +277,9 @@ def test_a_generation_is_stored_in_parts_small_enough_for_one_delete_each(monkey
     monkeypatch.setattr(storage, "PART_DOCS", 2)
     docs = [d for n in range(3) for d in _docs(_batch(n, {f"k{n}": n}, [f"e{n}"]))]
     monkeypatch.setattr(storage, "SNAP_CHUNK", 2)
-    snapshot = _snapshot(docs, gen=1, upto=3)  # 3 values in 2 docs, 1 timer, ledger, marker
-    assert [d["part"] for d in snapshot] == [0, 0, 1, 1, 2]
-    assert restored([*docs, *snapshot]).gens == {0: 0, 1: 2}
+    snapshot = _snapshot(docs, gen=1, upto=3)  # 3 values in 2 buckets, timer, ledger, marker
+    assert [d["part"] for d in snapshot] == [n // 2 for n in range(len(snapshot))]
+    assert restored([*docs, *snapshot]).gens == {0: 0, 1: (len(snapshot) - 1) // 2}
     assert _values(restored(snapshot)) == {"k0": 0, "k1": 1, "k2": 2}
 
 

@@ -43,7 +43,7 @@ class Harness(RuleHarness):
         """As if the customer answered another survey at `at`."""
         partition = self.partition_of(customer_id.encode())
         self.states[partition].put(
-            f"customer/{customer_id}", CustomerSurveys(last_answered_at=at), version="test"
+            f"customer/{customer_id}", CustomerSurveys(last_answered_at=at), seq=0
         )
 
     def survey(self, case_id: str) -> SurveyRecord | None:
