@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import alone, baseline, classifier, desk, gateway, pipeline
-from bench.alone import restore_ms
+from bench.alone import KEYS, RELOADS, restore_ms
 from bench.generator import ContactFactory, Publisher, contact_key, load_corpus, utc_now
 from bench.infra import (
     SERVICES,
@@ -32,6 +32,7 @@ from bench.infra import (
     provide_infra,
     rss_mib,
     running,
+    scrape,
 )
 from bench.report import render_table, rows_from
 from tests.infra import Infra
@@ -54,6 +55,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--growth", default="10000", help="events handled at which to sample RSS and documents"
     )
     p.add_argument("--growth-timeout", type=float, default=150.0)
+    p.add_argument(
+        "--growth-contacts",
+        default="",
+        help="contacts of history at which to sample RSS and documents (instead of --growth): "
+        "fed at --growth-rate of saturation, sampled once every service has caught up",
+    )
+    p.add_argument("--growth-rate", type=float, default=0.6, help="fraction of saturation")
     p.add_argument(
         "--growth-restore",
         action="store_true",
@@ -80,6 +88,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.growth = "10000,100000,1000000"
         args.growth_timeout = max(args.growth_timeout, 6 * 3600.0)
     return args
+
+
+async def settled(kafka: Kafka, prefix: str, timeout: float, slack: int = 50) -> bool:
+    """Wait until every service's group has committed all but `slack` records of what it
+    consumes (the tracker's life-cycle answers keep trickling in); False past `timeout`."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        committed = await kafka.committed(f"lexcare-{prefix}")
+        if await alone.behind(kafka, committed) <= slack:
+            return True
+        await asyncio.sleep(2.0)
+    return False
 
 
 def log(message: str) -> None:
@@ -125,9 +145,12 @@ async def snapshot(
     """Events handled so far (all services), RSS per service, documents per service."""
     handled = sum((await kafka.committed(f"lexcare-{prefix}")).values())
     counts = await document_counts(infra.mongo_url, db_prefix)
+    gauges = {p.name: await asyncio.to_thread(scrape, p.port, (KEYS, RELOADS)) for p in procs}
     return {
         "events_handled": handled,
         "rss_mib": {p.name: rss_mib(p.pid) for p in procs},
+        "keys_in_memory": {name: g.get(KEYS) for name, g in gauges.items()},
+        "keys_reloaded": {name: g.get(RELOADS) for name, g in gauges.items()},
         "documents": {svc: sum(c.values()) for svc, c in counts.items()},
         "collections": counts,
     }
@@ -183,7 +206,25 @@ async def run_pipeline(
                 log(f"latency: {lat}")
             out["growth"] = []
             growth_started = time.monotonic()
-            for target in (int(g) for g in args.growth.split(",") if g):
+            for target in (int(g) for g in args.growth_contacts.split(",") if g):
+                while next_contact < target:
+                    chunk = min(max(10, int(rate * 5)), target - next_contact)
+                    await publisher.contacts(
+                        factory, next_contact, chunk, rate=rate * args.growth_rate
+                    )
+                    next_contact += chunk
+                caught_up = await settled(kafka, prefix, args.growth_timeout)
+                snap = await snapshot(infra, kafka, prefix, db_prefix, procs)
+                snap |= {"target_contacts": target, "contacts": next_contact, "reached": caught_up}
+                snap["seconds_since_start"] = round(time.monotonic() - growth_started, 1)
+                out["growth"].append(snap)
+                log(
+                    f"growth at {next_contact} contacts (caught up: {caught_up}): "
+                    f"rss {snap['rss_mib']}"
+                )
+            for target in (
+                int(g) for g in args.growth.split(",") if g and not args.growth_contacts
+            ):
                 while True:
                     # Only the committed offsets between chunks: counting the documents
                     # (slow on FerretDB) once per checkpoint lets the feed keep its rate.

@@ -150,6 +150,7 @@ ROUND_TRIPS = "lexcare_runtime_db_round_trips"
 CONSUMED = "lexcare_runtime_records_consumed"
 RESTORE = "lexcare_runtime_restore_seconds"
 KEYS = "lexcare_runtime_keys_in_memory"
+RELOADS = "lexcare_runtime_keys_reloaded"
 
 
 async def restore_ms(svc: ServiceProcess, log_dir: Path, timeout: float = 120.0) -> float | None:

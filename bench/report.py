@@ -75,6 +75,12 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append(_row("growth", f"{svc} RSS {at}", rss, "MiB", base))
         for svc, docs in snap["documents"].items():
             rows.append(_row("growth", f"{svc} documents {at}", docs, "docs", base))
+        for svc, keys in (snap.get("keys_in_memory") or {}).items():
+            if keys is not None:
+                rows.append(_row("growth", f"{svc} keys in memory {at}", keys, "keys", base))
+        for svc, keys in (snap.get("keys_reloaded") or {}).items():
+            if keys is not None:
+                rows.append(_row("growth", f"{svc} keys reloaded {at}", keys, "keys", base))
     for svc, ms in (pipe.get("restore_after_growth") or {}).items():
         if ms is not None:
             rows.append(_row("growth", f"{svc} restore at start after growth", ms, "ms", base))

@@ -28,3 +28,7 @@ RUNTIME_RESTORE = Gauge(
 RUNTIME_KEYS = Gauge(
     "lexcare_runtime_keys_in_memory", "Values the owned partitions hold in memory."
 )
+RUNTIME_RELOADS = Gauge(
+    "lexcare_runtime_keys_reloaded",
+    "Keys read back from storage since start (a rule needed a value that had left memory).",
+)

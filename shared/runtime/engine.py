@@ -178,6 +178,7 @@ class Runtime(Generic[V]):
         observability.RUNTIME_ROUND_TRIPS.set(self.changes.round_trips)
         observability.RUNTIME_CONSUMED.set(self.consumed)
         observability.RUNTIME_RESTORE.set(self.restore_seconds)
+        observability.RUNTIME_RELOADS.set(self.reloads)
         observability.RUNTIME_KEYS.set(sum(len(s.values) for s in self.partitions.values()))
         for (topic, partition), behind in (await self.lag()).items():
             observability.CONSUMER_LAG.labels(topic, str(partition)).set(behind)
@@ -500,10 +501,9 @@ class Runtime(Generic[V]):
         state.next_seq = changes.seq + 1
         state.checkpoint = changes.checkpoint
         state.remember(changes.handled)
-        docs = len(changes.values) + len(changes.timers) + 1
         state.gens[changes.gen] = max(state.gens.get(changes.gen, 0), changes.part)
-        state.gen_docs += docs
-        state.since_snapshot += docs
+        state.gen_docs += 1  # one document per batch
+        state.since_snapshot += len(changes.values) + len(changes.timers) + 1
         for key, value in batch.view.writes.items():
             state.put(key, value, seq=changes.seq)
         for timer_id, timer in batch.view.timer_writes.items():

@@ -66,7 +66,8 @@ class PartitionState(Generic[V]):
     gens: dict[int, int] = field(default_factory=dict)
     """Generation → highest part, stored for this partition (a snapshot drops the older)."""
     since_snapshot: int = 0
-    """Documents stored since the last snapshot: what compaction would reclaim."""
+    """Versions stored since the last snapshot (keys, timers, batches): what compaction
+    would reclaim."""
     snapshot_keys: int = 0
     """Keys in the last snapshot: the next one waits until as many documents are stored."""
 

@@ -11,15 +11,18 @@ from aiokafka.errors import KafkaConnectionError
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from shared.runtime import storage
+from shared.runtime.context import Outgoing
 from shared.runtime.engine import Crashed, Runtime
 from shared.runtime.plan import Misplaced, plan_batch
 from shared.runtime.state import DELETED, KeyFilter, KeyNotLoaded, PartitionState, View
 from shared.runtime.storage import (
     Changes,
     Restored,
-    batch_docs,
+    batch_doc,
+    pack_outbox,
     restored,
     snapshot_docs,
+    unpack_outbox,
     value_doc_id,
 )
 from shared.runtime.timers import Timer, TimerHeap
@@ -179,8 +182,7 @@ def test_the_timer_heap_gives_due_timers_until_their_partition_drops_them():
 
 
 def _docs(changes: Changes) -> list[dict[str, Any]]:
-    versions, marker = batch_docs(changes, owner="me")
-    return [*versions, marker]
+    return [batch_doc(changes, owner="me")]
 
 
 def _batch(seq: int, values: dict[str, Any], handled: list[str], *, gen: int = 0) -> Changes:
@@ -211,8 +213,32 @@ def test_restore_keeps_the_latest_version_of_complete_batches_only():
     assert set(state.timers) == {"remind/a"}
     assert state.checkpoint == {ADDED: 2}
     assert state.handled == ["e0", "e1"]
-    assert state.next_seq == 3
-    assert state.gens == {0: 0} and state.since_snapshot == 8  # what a snapshot reclaims
+    assert state.next_seq == 2  # a batch cut short stored nothing: its number is free
+    assert state.gens == {0: 0} and state.since_snapshot == 7  # what a snapshot reclaims
+
+
+def test_an_outbox_is_stored_as_it_will_be_sent_whatever_its_bytes():
+    outbox = [
+        Outgoing("lexcare.case.assigned", b"case-1", b'{"a": 1}'),
+        Outgoing("lexcare.contact.received.dlq", None, b"\xff\x00not json", (("x-error", "bad"),)),
+        Outgoing("lexcare.metrics.kpi", b"", b""),
+    ]
+    assert unpack_outbox(pack_outbox(outbox)) == outbox
+    assert unpack_outbox(pack_outbox([])) == []
+
+
+def test_batches_stored_a_document_per_key_before_the_blobs_are_restored_the_same():
+    older = [  # the shape stored up to session 6
+        {"_id": "0/v/a/0", "partition": 0, "seq": 0, "gen": 0, "part": 0, "ns": "v"}
+        | {"key": "a", "value": 1},
+        {"_id": "0/v/b/0", "partition": 0, "seq": 0, "gen": 0, "part": 0, "ns": "v"}
+        | {"key": "b", "value": 1},
+        {"_id": "0/batch/0", "partition": 0, "seq": 0, "gen": 0, "part": 0, "ns": "batch"}
+        | {"checkpoint": [{"topic": ADDED, "offset": 1}], "handled": ["e0"], "outbox": []},
+    ]
+    state = restored([*older, *_docs(_batch(1, {"a": 2, "b": None}, ["e1"]))])
+    assert _values(state) == {"a": 2} and state.deleted == {"b": 1}
+    assert state.handled == ["e0", "e1"] and state.checkpoint == {ADDED: 2}
 
 
 def _history() -> list[dict[str, Any]]:
