@@ -12,8 +12,8 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from shared.runtime import storage
 from shared.runtime.context import Outgoing
-from shared.runtime.engine import Crashed, Runtime
-from shared.runtime.plan import Misplaced, plan_batch
+from shared.runtime.engine import Crashed, Runtime, _Batch
+from shared.runtime.plan import Misplaced, Work, plan_batch
 from shared.runtime.state import DELETED, KeyFilter, KeyNotLoaded, PartitionState, View
 from shared.runtime.storage import (
     Changes,
@@ -27,7 +27,8 @@ from shared.runtime.storage import (
 )
 from shared.runtime.timers import Timer, TimerHeap
 from shared.settings import LexcareSettings
-from tests.toy_service import ADDED, Added
+from tests.runtime_harness import NO_DATABASE
+from tests.toy_service import ADDED, Added, Tally, toy_runtime
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 MODELS = {ADDED: Added}
@@ -372,3 +373,35 @@ async def test_lag_and_due_timers_are_read_from_the_owned_partitions():
     }
     runtime.partitions = {0: state}
     assert runtime.timers_due(now) == 1
+
+
+def test_at_a_batchs_first_miss_the_keys_its_later_events_miss_are_found_at_once():
+    runtime = toy_runtime(LexcareSettings(), NO_DATABASE)
+    topic = LexcareSettings().topic(ADDED)
+    state: PartitionState[Any] = PartitionState(0)
+    for n in range(4):
+        state.put(f"case-{n}", Tally(total=1, events=1), seq=0)
+    state.evict(keep=1, idle=lambda value: True)  # case-0..2 left memory, case-3 stayed
+    work = [
+        Work(record=record(0, n, b""), event=Added.model_validate_json(added_for(f"case-{n}")))
+        for n in (0, 1, 3, 2, 1)
+    ]
+    for item in work:
+        object.__setattr__(item.record, "topic", topic)
+    batch = _Batch(state, View(state), [], [], work)
+    assert runtime._needed_ahead(batch) == {"case-1", "case-2"}  # not case-3: in memory
+    batch.position = 3
+    assert runtime._needed_ahead(batch) == {"case-1"}
+    assert not batch.view.writes and not batch.outbox  # a dry run leaves nothing
+
+
+def added_for(case_id: str) -> bytes:
+    return orjson.dumps(
+        {
+            "event_id": str(uuid.uuid4()),
+            "event_type": ADDED,
+            "occurred_at": T0.isoformat(),
+            "producer": "test",
+            "case_id": case_id,
+        }
+    )
