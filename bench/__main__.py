@@ -90,6 +90,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+PHASES = ("wait", "rules", "persist", "publish", "commit")
+_PHASE = "lexcare_runtime_phase_seconds"
+
+
+async def phase_totals(procs: list[ServiceProcess]) -> dict[str, dict[str, float]]:
+    """Each service's runtime cycle phases so far: seconds and cycles, by phase."""
+    names = tuple(f'{_PHASE}_{kind}{{phase="{p}"}}' for p in PHASES for kind in ("sum", "count"))
+    return {p.name: await asyncio.to_thread(scrape, p.port, names) for p in procs}
+
+
+def cycle_phases(
+    before: dict[str, dict[str, float]], after: dict[str, dict[str, float]]
+) -> dict[str, dict[str, float]]:
+    """Mean milliseconds per cycle of each phase between two `phase_totals`, per service."""
+    means: dict[str, dict[str, float]] = {}
+    for service, totals in after.items():
+        old = before.get(service, {})
+        row: dict[str, float] = {}
+        for phase in PHASES:
+            total, count = (f'{_PHASE}_{kind}{{phase="{phase}"}}' for kind in ("sum", "count"))
+            cycles = totals.get(count, 0.0) - old.get(count, 0.0)
+            if cycles > 0:
+                row[phase] = round(
+                    (totals.get(total, 0.0) - old.get(total, 0.0)) / cycles * 1000, 2
+                )
+        means[service] = row
+    return means
+
+
 async def settled(kafka: Kafka, prefix: str, timeout: float, slack: int = 50) -> bool:
     """Wait until every service's group has committed all but `slack` records of what it
     consumes (the tracker's life-cycle answers keep trickling in); False past `timeout`."""
@@ -192,6 +221,7 @@ async def run_pipeline(
                 await settle(tracker, args.saturation_timeout)
                 level_rate = rate * fraction
                 log(f"latency at {fraction:.0%} of saturation: {level_rate:.1f} contacts/s")
+                before = await phase_totals(procs)
                 lat = await pipeline.latency(
                     tracker,
                     factory,
@@ -202,7 +232,9 @@ async def run_pipeline(
                     drain=30.0,
                 )
                 next_contact += lat.contacts
-                out["latency"].append(asdict(lat))
+                out["latency"].append(
+                    asdict(lat) | {"phases": cycle_phases(before, await phase_totals(procs))}
+                )
                 log(f"latency: {lat}")
             out["growth"] = []
             growth_started = time.monotonic()

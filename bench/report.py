@@ -65,6 +65,9 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         for q in ("p50", "p95", "p99"):
             rows.append(_row("latency", f"{label} {q}", lat[f"{q}_ms"], "ms", base))
+        for svc, phases in (lat.get("phases") or {}).items():
+            for phase, ms in phases.items():
+                rows.append(_row("latency", f"{label} {svc} cycle: {phase}", ms, "ms", base))
     for snap in [pipe.get("start"), *pipe.get("growth", [])]:
         if not snap:
             continue

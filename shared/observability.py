@@ -11,6 +11,12 @@ LATENCY = Histogram(
     ["topic"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+RUNTIME_PHASE = Histogram(
+    "lexcare_runtime_phase_seconds",
+    "Time one runtime cycle spends per phase: wait (the poll), rules, persist, publish, commit.",
+    ["phase"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 CONSUMER_LAG = Gauge(
     "lexcare_consumer_lag", "Messages behind the end of the partition.", ["topic", "partition"]
 )

@@ -286,12 +286,14 @@ class Runtime(Generic[V]):
     async def run_once(self) -> int:
         """Poll once and take the batch through rules, persist, publish and commit."""
         assert self._consumer is not None
+        phase = _Phases()
         polled = await self._consumer.getmany(
             timeout_ms=self.settings.batch_timeout_ms,
             max_records=self.settings.batch_max_records,
         )
         records = [record for batch in polled.values() for record in batch]
         async with self.lock:
+            phase.done("wait")
             due = self.heap.due(self.clock.now(), current=self._current_timer)
             plan = plan_batch(
                 records,
@@ -305,16 +307,20 @@ class Runtime(Generic[V]):
                 return 0
             batches = [await self._apply(p, work) for p, work in plan.work.items()]
             stored = [(b, self._changes(b, plan)) for b in batches if b.view.writes or b.outbox]
+            phase.done("rules")
             if stored and not await self._persist([changes for _, changes in stored]):
                 return 0
+            phase.done("persist")
             outside = any(record.topic not in self.internal for record in records)
             self._crash("after_persist", outside)
             await faults.delay_at("runtime_slow_publish", self.settings.service_name)
             await self._until_done(self._publish, [out for b in batches for out in b.outbox])
+            phase.done("publish")
             self._crash("after_publish", outside)
             for batch, changes in stored:
                 self._settle(batch, changes)
             await self._commit(plan)
+            phase.done("commit")
             self.consumed += len(records)
             return len(records)
 
@@ -719,6 +725,19 @@ class Runtime(Generic[V]):
                 return
             except Exception as e:
                 log.warning("compaction_failed", error=describe_error(e))
+
+
+class _Phases:
+    """Times the phases of one cycle into `lexcare_runtime_phase_seconds`."""
+
+    def __init__(self) -> None:
+        self.last = time.perf_counter()
+
+    def done(self, phase: str) -> None:
+        """`phase` ended now (it began when the previous one ended)."""
+        now = time.perf_counter()
+        observability.RUNTIME_PHASE.labels(phase).observe(now - self.last)
+        self.last = now
 
 
 class _Rebalance(ConsumerRebalanceListener):
