@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import alone, baseline, classifier, desk, gateway, pipeline
-from bench.alone import KEYS, RELOADS, restore_ms
+from bench.alone import KEYS, LEDGER, RELOADS, TIMERS, restore_ms
 from bench.generator import ContactFactory, Publisher, contact_key, load_corpus, utc_now
 from bench.infra import (
     SERVICES,
@@ -174,12 +174,15 @@ async def snapshot(
     """Events handled so far (all services), RSS per service, documents per service."""
     handled = sum((await kafka.committed(f"lexcare-{prefix}")).values())
     counts = await document_counts(infra.mongo_url, db_prefix)
-    gauges = {p.name: await asyncio.to_thread(scrape, p.port, (KEYS, RELOADS)) for p in procs}
+    names = (KEYS, RELOADS, TIMERS, LEDGER)
+    gauges = {p.name: await asyncio.to_thread(scrape, p.port, names) for p in procs}
     return {
         "events_handled": handled,
         "rss_mib": {p.name: rss_mib(p.pid) for p in procs},
         "keys_in_memory": {name: g.get(KEYS) for name, g in gauges.items()},
         "keys_reloaded": {name: g.get(RELOADS) for name, g in gauges.items()},
+        "timers_pending": {name: g.get(TIMERS) for name, g in gauges.items()},
+        "ledger_ids": {name: g.get(LEDGER) for name, g in gauges.items()},
         "documents": {svc: sum(c.values()) for svc, c in counts.items()},
         "collections": counts,
     }

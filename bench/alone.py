@@ -151,6 +151,8 @@ CONSUMED = "lexcare_runtime_records_consumed"
 RESTORE = "lexcare_runtime_restore_seconds"
 KEYS = "lexcare_runtime_keys_in_memory"
 RELOADS = "lexcare_runtime_keys_reloaded"
+TIMERS = "lexcare_runtime_timers_pending"
+LEDGER = "lexcare_runtime_ledger_ids"
 
 
 async def restore_ms(svc: ServiceProcess, log_dir: Path, timeout: float = 120.0) -> float | None:

@@ -81,9 +81,14 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
         for svc, keys in (snap.get("keys_in_memory") or {}).items():
             if keys is not None:
                 rows.append(_row("growth", f"{svc} keys in memory {at}", keys, "keys", base))
-        for svc, keys in (snap.get("keys_reloaded") or {}).items():
-            if keys is not None:
-                rows.append(_row("growth", f"{svc} keys reloaded {at}", keys, "keys", base))
+        for field, what, unit in (
+            ("keys_reloaded", "keys reloaded", "keys"),
+            ("timers_pending", "timers pending", "timers"),
+            ("ledger_ids", "ledger", "ids"),
+        ):
+            for svc, n in (snap.get(field) or {}).items():
+                if n is not None:
+                    rows.append(_row("growth", f"{svc} {what} {at}", n, unit, base))
     for svc, ms in (pipe.get("restore_after_growth") or {}).items():
         if ms is not None:
             rows.append(_row("growth", f"{svc} restore at start after growth", ms, "ms", base))

@@ -34,6 +34,13 @@ RUNTIME_RESTORE = Gauge(
 RUNTIME_KEYS = Gauge(
     "lexcare_runtime_keys_in_memory", "Values the owned partitions hold in memory."
 )
+RUNTIME_TIMERS = Gauge(
+    "lexcare_runtime_timers_pending", "Timers the owned partitions hold (all kept in memory)."
+)
+RUNTIME_LEDGER = Gauge(
+    "lexcare_runtime_ledger_ids",
+    "Handled event ids the owned partitions remember (LEXCARE_RUNTIME_LEDGER_SIZE each at most).",
+)
 RUNTIME_RELOADS = Gauge(
     "lexcare_runtime_keys_reloaded",
     "Keys read back from storage since start (a rule needed a value that had left memory).",

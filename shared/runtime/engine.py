@@ -179,6 +179,8 @@ class Runtime(Generic[V]):
         observability.RUNTIME_CONSUMED.set(self.consumed)
         observability.RUNTIME_RESTORE.set(self.restore_seconds)
         observability.RUNTIME_RELOADS.set(self.reloads)
+        observability.RUNTIME_TIMERS.set(sum(len(s.timers) for s in self.partitions.values()))
+        observability.RUNTIME_LEDGER.set(sum(len(s.seen) for s in self.partitions.values()))
         observability.RUNTIME_KEYS.set(sum(len(s.values) for s in self.partitions.values()))
         for (topic, partition), behind in (await self.lag()).items():
             observability.CONSUMER_LAG.labels(topic, str(partition)).set(behind)

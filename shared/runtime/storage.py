@@ -42,6 +42,10 @@ LEDGER_CHUNK = 5_000
 SNAP_CHUNK = 200
 """Values (or timers) per snapshot document, as one JSON blob: FerretDB decodes every field
 it reads (100k keys as fields: 4.6 s), a blob is one opaque field."""
+RESTORE_BATCH = 8
+"""Documents per reply when a partition is read whole: a batch's document can weigh
+megabytes (metrics: 1.2 MB seen), and FerretDB fills a reply by count, not size — 101 of
+them made an 83 MB reply that the driver refuses (its limit is 48 MB)."""
 LOAD_CONCURRENCY = 8
 """Documents read at once when keys come back into memory."""
 PART_DOCS = 20_000
@@ -372,7 +376,8 @@ class ChangeStore:
     async def restore(self, partition: int, *, upto: int | None = None) -> Restored:
         """The partition's latest stored state (of the batches before `upto`)."""
         self.round_trips += 1
-        docs = await self.collection.find({"partition": partition}).to_list(None)
+        cursor = self.collection.find({"partition": partition}, batch_size=RESTORE_BATCH)
+        docs = await cursor.to_list(None)
         return restored(docs, upto=upto)
 
     async def load(self, partition: int, where: dict[str, Any]) -> dict[str, Any]:
