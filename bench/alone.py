@@ -164,8 +164,10 @@ async def restore_ms(svc: ServiceProcess, log_dir: Path, timeout: float = 120.0)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             seen = await asyncio.to_thread(scrape, svc.port, (RESTORE, KEYS))
-            if seen.get(KEYS, 0) > 0:  # assigned and restored
-                return seen.get(RESTORE, 0.0) * 1000
+            # Restored: the gauge is set once every new partition is in (the keys gauge
+            # can be read between two partitions: that read 0 ms in sessions 6 and 7).
+            if seen.get(KEYS, 0) > 0 and seen.get(RESTORE, 0.0) > 0:
+                return seen[RESTORE] * 1000
             if RESTORE not in seen:
                 return None  # not on the runtime
             await asyncio.sleep(0.5)
