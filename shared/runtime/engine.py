@@ -11,6 +11,7 @@ snapshots partitions off the hot path. See docs/developing.md, "The stateful run
 
 import asyncio
 import contextlib
+import heapq
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -464,8 +465,8 @@ class Runtime(Generic[V]):
             # void. Read them again and re-run the records (or lose them in the rebalance).
             log.warning("partition_fenced", version=str(e))
             for changes in batch:
-                stored = await self._until_done(self.changes.restore, changes.partition)
-                self.partitions[changes.partition] = self._partition(changes.partition, stored)
+                state, _ = await self._restore(changes.partition)
+                self.partitions[changes.partition] = state
             await self._rewind()
             return False
         return True
@@ -618,11 +619,9 @@ class Runtime(Generic[V]):
             self.partitions = {p: state for p, state in held.items() if p in wanted}
             new = sorted(wanted - set(self.partitions))
             began = time.perf_counter()
-            restored = await asyncio.gather(
-                *(self._until_done(self.changes.restore, p) for p in new)
-            )
-            for partition, stored in zip(new, restored, strict=True):
-                self.partitions[partition] = self._partition(partition, stored)
+            restored = await asyncio.gather(*(self._restore(p) for p in new))
+            for partition, (state, stored) in zip(new, restored, strict=True):
+                self.partitions[partition] = state
                 if stored.outbox and not await self._until_done(self._committed, partition, stored):
                     await self._until_done(self._publish, stored.outbox)
             if new:  # a rebalance that hands back parked partitions restores nothing
@@ -643,15 +642,35 @@ class Runtime(Generic[V]):
                 return False
         return True
 
-    def _partition(self, partition: int, stored: Restored) -> PartitionState[V]:
-        state: PartitionState[V] = PartitionState(partition, ledger_size=self.ledger_size)
-        for key, (encoded, seq) in stored.values.items():
-            value = self.codec.validate_python(encoded)
-            if seq is None:
-                state.loaded(key, value)
-            else:
-                state.put(key, value, seq=seq)
-        state.gone_at.update(stored.deleted)
+    async def _restore(self, partition: int) -> tuple[PartitionState[V], Restored]:
+        """The partition as stored, read one document at a time: every value is decoded
+        as it comes, and only the busy ones and the `max_keys` newest idle ones stay."""
+        while True:
+            state: PartitionState[V] = PartitionState(partition, ledger_size=self.ledger_size)
+            keeper = _Keeper(state, self.codec.validate_python, self.idle, self.max_keys)
+            try:
+                stored = await self.changes.restore_into(partition, keeper)
+            except TRANSIENT_ERRORS as e:
+                log.warning("infrastructure_unavailable_retrying", error=describe_error(e))
+                await asyncio.sleep(self.settings.retry_backoff_s * 4)
+                continue
+            keeper.finish()
+            return self._partition(partition, stored, state), stored
+
+    def _partition(
+        self, partition: int, stored: Restored, state: PartitionState[V] | None = None
+    ) -> PartitionState[V]:
+        """The partition's state from what `stored` holds (its values already in `state`
+        when a keeper took them)."""
+        if state is None:
+            state = PartitionState(partition, ledger_size=self.ledger_size)
+            for key, (encoded, seq) in stored.values.items():
+                value = self.codec.validate_python(encoded)
+                if seq is None:
+                    state.loaded(key, value)
+                else:
+                    state.put(key, value, seq=seq)
+            state.gone_at.update(stored.deleted)
         state.base, state.legacy = stored.base, dict(stored.legacy)
         for timer_id, encoded in stored.timers.items():
             timer = decode_timer(timer_id, encoded)
@@ -727,6 +746,69 @@ class Runtime(Generic[V]):
                 return
             except Exception as e:
                 log.warning("compaction_failed", error=describe_error(e))
+
+
+class _Keeper:
+    """What a streaming restore keeps of a partition's values: the newest version of each
+    key; every busy value, and of the idle ones the `keep` newest (the others leave memory
+    at once, found again through the partition's key filter and batch numbers)."""
+
+    def __init__(
+        self,
+        state: PartitionState[Any],
+        decode: Callable[[Any], Any],
+        idle: Callable[[Any], bool],
+        keep: int,
+    ) -> None:
+        self.state = state
+        self.decode = decode
+        self.idle = idle
+        self.keep = keep
+        self.kept: dict[str, tuple[int, Any]] = {}
+        self.idle_kept: set[str] = set()
+        self.oldest: list[tuple[int, str]] = []
+        """Heap of (batch, key) of the idle values kept: the first to leave."""
+
+    def offer(self, key: str, encoded: Any, seq: int | None) -> None:
+        """Keep or let go of `key`'s value (a batch's beats the snapshot's, a later batch's an
+        earlier one's)."""
+        state = self.state
+        if seq is None:
+            if key in state.stored_at or key in state.gone_at:
+                return  # changed after the snapshot
+            order = -1
+        else:
+            known = max(state.stored_at.get(key, -1), state.gone_at.get(key, -1))
+            if known >= seq:
+                return
+            order = seq
+        self.idle_kept.discard(key)
+        if encoded is None:
+            self.kept.pop(key, None)
+            state.stored_at.pop(key, None)
+            state.gone_at[key] = order
+            return
+        if seq is not None:
+            state.gone_at.pop(key, None)
+            state.stored_at[key] = seq
+        value = self.decode(encoded)
+        self.kept[key] = (order, value)
+        if self.idle(value):
+            self.idle_kept.add(key)
+            heapq.heappush(self.oldest, (order, key))
+            while len(self.idle_kept) > self.keep:
+                old, gone = heapq.heappop(self.oldest)
+                if gone in self.idle_kept and self.kept[gone][0] == old:
+                    self.idle_kept.discard(gone)
+                    del self.kept[gone]
+                    state.left.add(gone)
+
+    def finish(self) -> None:
+        """Put what was kept into the partition, least recently stored first."""
+        for key, (_, value) in sorted(self.kept.items(), key=lambda item: item[1][0]):
+            self.state.values[key] = value
+        self.kept.clear()
+        self.oldest.clear()
 
 
 class _Phases:

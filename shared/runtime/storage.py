@@ -26,7 +26,7 @@ import asyncio
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from pymongo.asynchronous.database import AsyncDatabase
@@ -336,6 +336,14 @@ def _restore_snapshot(result: Restored, base: dict[str, Any], docs: list[dict[st
         result.handled.extend(handled)
 
 
+class Sink(Protocol):
+    """Takes a partition's values as a streaming restore reads them (newest versions first:
+    the batches after the snapshot, then the snapshot's values not changed since)."""
+
+    def offer(self, key: str, encoded: Any, seq: int | None) -> None:
+        """`key`'s stored value (None: deleted) as of batch `seq` (None: the snapshot)."""
+
+
 class ChangeStore:
     """The `<name>_changes` collection of one runtime; counts its database round trips."""
 
@@ -379,6 +387,89 @@ class ChangeStore:
         cursor = self.collection.find({"partition": partition}, batch_size=RESTORE_BATCH)
         docs = await cursor.to_list(None)
         return restored(docs, upto=upto)
+
+    async def restore_into(self, partition: int, sink: Sink) -> Restored:
+        """The partition's latest stored state, its values handed to `sink` as they are
+        read (`Restored.values` stays empty): one document at a time, so what the sink
+        keeps bounds memory, not the stored history. Partitions holding documents of the
+        earlier layouts (a document per key, an unbucketed snapshot) are read whole."""
+        self.round_trips += 1
+        meta = await self.collection.find(
+            {"partition": partition},
+            {"ns": 1, "gen": 1, "part": 1, "seq": 1, "next_seq": 1, "buckets": 1},
+            batch_size=10_000,
+        ).to_list(None)
+        bases = [d for d in meta if d["ns"] == GEN]
+        base = max(bases, key=lambda d: d["gen"], default=None)
+        if any(d["ns"] in (VALUE, TIMER) for d in meta) or (base and "buckets" not in base):
+            whole = await self.restore(partition)
+            for key, (encoded, seq) in whole.values.items():
+                sink.offer(key, encoded, seq)
+            for key, seq in whole.deleted.items():
+                sink.offer(key, None, seq)
+            whole.values, whole.deleted = {}, {}
+            return whole
+        result = Restored()
+        start = 0 if base is None else base["next_seq"]
+        timers: dict[str, tuple[int, Any]] = {}
+        ledger: list[tuple[int, list[str]]] = []
+        last: dict[str, Any] | None = None
+        versions = 0
+        self.round_trips += 1
+        batches = self.collection.find(
+            {"partition": partition, "ns": BATCH}, batch_size=RESTORE_BATCH
+        )
+        async for doc in batches:
+            seq = doc["seq"]
+            if seq < start:
+                continue
+            body = orjson.loads(doc["batch"])
+            for key, value in body["values"].items():
+                sink.offer(key, value, seq)
+            for timer_id, value in body["timers"].items():
+                if timer_id not in timers or timers[timer_id][0] < seq:
+                    timers[timer_id] = (seq, value)
+            ledger.append((seq, body["handled"]))
+            versions += len(body["values"]) + len(body["timers"]) + 1
+            if last is None or seq > last["seq"]:
+                last = {"seq": seq, "checkpoint": doc["checkpoint"], "outbox": _outbox_of(doc)}
+        snapshot_ledger: list[tuple[int, list[str]]] = []
+        if base is not None:
+            self.round_trips += 1
+            marker = await self.collection.find_one({"_id": base["_id"]})
+            assert marker is not None
+            result.base, result.base_keys = (marker["gen"], marker["buckets"]), marker["keys"]
+            if last is None:
+                last = {"checkpoint": marker["checkpoint"], "outbox": _outbox_of(marker)}
+            self.round_trips += 1
+            snapshot = self.collection.find(  # its documents hold 200 values: ~100 KB
+                {"partition": partition, "gen": marker["gen"]}, batch_size=RESTORE_BATCH * 4
+            )
+            async for doc in snapshot:
+                if doc["ns"] == SNAP_VALUE:
+                    for key, value in orjson.loads(doc["items"]).items():
+                        sink.offer(key, value, None)
+                elif doc["ns"] == SNAP_TIMER:
+                    for timer_id, value in orjson.loads(doc["items"]).items():
+                        timers.setdefault(timer_id, (-1, value))
+                elif doc["ns"] == SNAP_LEDGER:
+                    snapshot_ledger.append((doc["n"], orjson.loads(doc["handled"])))
+        result.timers = {t: value for t, (_, value) in timers.items() if value is not None}
+        for _, handled in sorted(snapshot_ledger, key=lambda chunk: chunk[0]):
+            result.handled.extend(handled)
+        for _, handled in sorted(ledger, key=lambda batch: batch[0]):
+            result.handled.extend(handled)
+        if last is not None:
+            result.checkpoint = {c["topic"]: c["offset"] for c in last["checkpoint"]}
+            result.outbox = last["outbox"]
+        for doc in meta:
+            gen = doc.get("gen", 0)
+            result.gens[gen] = max(result.gens.get(gen, 0), doc.get("part", 0))
+        result.gen = max(result.gens, default=0)
+        result.gen_docs = sum(1 for d in meta if d.get("gen", 0) == result.gen)
+        result.next_seq = max([start, *(d["seq"] + 1 for d in meta if d["ns"] != GEN)])
+        result.since_snapshot = versions
+        return result
 
     async def load(self, partition: int, where: dict[str, Any]) -> dict[str, Any]:
         """Encoded values of keys that left memory, by `PartitionState.location` (None:

@@ -11,6 +11,7 @@ import pytest
 
 from shared.clock import FakeClock
 from shared.runtime.engine import CRASH_POINTS, Crashed, Runtime
+from shared.runtime.state import KeyNotLoaded, View
 from shared.runtime.storage import Changes, ChangeStore
 from shared.settings import LexcareSettings
 from shared.topics import dlq
@@ -387,3 +388,75 @@ async def test_a_partition_of_large_batches_is_read_back_whole(db):
     state = await store.restore(0)
     assert len(state.values) == 110 * 100
     assert state.values["k109/99"][0] == {"text": big, "n": 99}
+
+
+class _Everything:
+    """A sink that keeps every value offered, newest version first (as `_Keeper` decides)."""
+
+    def __init__(self) -> None:
+        self.values: dict[str, tuple[Any, int]] = {}
+
+    def offer(self, key: str, encoded: Any, seq: int | None) -> None:
+        order = -1 if seq is None else seq
+        if key in self.values and self.values[key][1] >= order:
+            return
+        self.values[key] = (encoded, order)
+
+
+async def _grown_partition(db) -> ChangeStore:
+    """Batches, a snapshot of them, then batches changing, deleting and adding keys."""
+    store = ChangeStore(db, "streamed")
+    await store.prepare()
+    timer = {"due_at": T0.isoformat(), "kind": "remind", "payload": {}}
+    for seq in range(6):
+        changed = {f"k{n}": {"v": seq, "n": n} for n in range(seq * 40, seq * 40 + 60)}
+        timers = {f"t{seq}": timer} | ({"t0": None} if seq == 4 else {})
+        await store.persist(
+            [Changes(0, seq, changed, timers, [f"e{seq}"], [], {"t": seq + 1})], owner="me"
+        )
+    await store.snapshot(0, gen=1, upto=4, ledger_size=100, owner="me")
+    for seq in range(6, 9):
+        changed = {"k1": {"v": seq}, "k45": None, f"new{seq}": {"v": seq}}
+        await store.persist(
+            [Changes(0, seq, changed, {"t1": None}, [f"e{seq}"], [], {"t": seq + 1}, gen=1)],
+            owner="me",
+        )
+    return store
+
+
+async def test_a_streamed_restore_reads_the_same_state_as_a_whole_one(db):
+    store = await _grown_partition(db)
+    whole = await store.restore(0)
+    sink = _Everything()
+    streamed = await store.restore_into(0, sink)
+    live = {key: value for key, (value, order) in sink.values.items() if value is not None}
+    assert live == {key: value for key, (value, _) in whole.values.items()}
+    assert {key for key, (value, _) in sink.values.items() if value is None} >= set(whole.deleted)
+    assert streamed.timers == whole.timers and streamed.handled == whole.handled
+    assert streamed.checkpoint == whole.checkpoint and streamed.next_seq == whole.next_seq
+    assert (streamed.base, streamed.base_keys) == (whole.base, whole.base_keys)
+    assert (streamed.gen, streamed.gen_docs, streamed.gens) == (
+        whole.gen,
+        whole.gen_docs,
+        whole.gens,
+    )
+    assert streamed.since_snapshot == whole.since_snapshot
+
+
+async def test_a_restore_keeps_the_newest_idle_values_and_finds_the_others_again(db, settings):
+    store = await _grown_partition(db)
+    whole = {key: value for key, (value, _) in (await store.restore(0)).values.items()}
+    runtime: Runtime[Any] = Runtime(
+        settings, db, value_type=dict[str, Any], name="streamed", max_keys=50, idle=lambda v: True
+    )
+    state, _ = await runtime._restore(0)
+    assert len(state.values) == 50  # the 50 newest, the others left memory
+    assert {"new6", "new7", "new8", "k1"} <= set(state.values)
+    for key, value in whole.items():  # every other key is found where it was stored
+        try:
+            found = state.lookup(key)
+        except KeyNotLoaded:
+            await runtime._reload(state, [key])
+            found = state.lookup(key)
+        assert runtime.codec.dump_python(found, mode="json") == value, key
+    assert View(state).get("k45") is None  # deleted after the snapshot
