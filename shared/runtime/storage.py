@@ -304,16 +304,21 @@ def restored(docs: Sequence[dict[str, Any]], *, upto: int | None = None) -> Rest
     if last is not None:
         result.checkpoint = {c["topic"]: c["offset"] for c in last["checkpoint"]}
         result.outbox = _outbox_of(last)
+    _count_generations(result, docs, start)
+    result.since_snapshot = versions + sum(
+        1 for d in docs if d["ns"] in (VALUE, TIMER, BATCH) and d["seq"] >= start
+    )
+    return result
+
+
+def _count_generations(result: Restored, docs: Sequence[dict[str, Any]], start: int) -> None:
+    """Generations stored and their parts, where new batches go, the next batch number."""
     for doc in docs:
         gen = doc.get("gen", 0)
         result.gens[gen] = max(result.gens.get(gen, 0), doc.get("part", 0))
     result.gen = max(result.gens, default=0)
     result.gen_docs = sum(1 for d in docs if d.get("gen", 0) == result.gen)
     result.next_seq = max([start, *(d["seq"] + 1 for d in docs if d["ns"] != GEN)])
-    result.since_snapshot = versions + sum(
-        1 for d in docs if d["ns"] in (VALUE, TIMER, BATCH) and d["seq"] >= start
-    )
-    return result
 
 
 def _restore_snapshot(result: Restored, base: dict[str, Any], docs: list[dict[str, Any]]) -> None:
@@ -462,12 +467,7 @@ class ChangeStore:
         if last is not None:
             result.checkpoint = {c["topic"]: c["offset"] for c in last["checkpoint"]}
             result.outbox = last["outbox"]
-        for doc in meta:
-            gen = doc.get("gen", 0)
-            result.gens[gen] = max(result.gens.get(gen, 0), doc.get("part", 0))
-        result.gen = max(result.gens, default=0)
-        result.gen_docs = sum(1 for d in meta if d.get("gen", 0) == result.gen)
-        result.next_seq = max([start, *(d["seq"] + 1 for d in meta if d["ns"] != GEN)])
+        _count_generations(result, meta, start)
         result.since_snapshot = versions
         return result
 
