@@ -129,6 +129,7 @@ class Runtime(Generic[V]):
         self.restore_seconds = 0.0
         self.compacted = 0
         self.reloads = 0
+        self._pending_commit: asyncio.Task[None] | None = None
         """Keys brought back into memory (a rule needed a value that had left)."""
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -249,6 +250,7 @@ class Runtime(Generic[V]):
             return
         try:
             await self._loop.stop()
+            await self._committed_all()
         finally:
             self.lock.release()
         await self._close()
@@ -256,6 +258,11 @@ class Runtime(Generic[V]):
     async def kill(self) -> None:
         """Stop at once, committing nothing more (what a crash does)."""
         await self._loop.stop()
+        pending, self._pending_commit = self._pending_commit, None
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                await pending
         await self._close()
 
     async def _close(self) -> None:
@@ -323,7 +330,7 @@ class Runtime(Generic[V]):
             for batch, changes in stored:
                 self._settle(batch, changes)
             await self._commit(plan)
-            phase.done("commit")
+            phase.done("commit")  # the wait for the previous cycle's commit
             self.consumed += len(records)
             return len(records)
 
@@ -525,18 +532,41 @@ class Runtime(Generic[V]):
             state.evict(keep=self.max_keys, idle=self.idle)
 
     async def _commit(self, plan: Plan) -> None:
+        """Commit the batch's offsets while the next cycle polls and runs its rules.
+
+        The batch is stored (with its checkpoint) and published: a commit that never lands
+        only makes the next owner read records its state already holds, which it skips. The
+        previous commit is awaited first, so commits land in order; a revocation and a stop
+        wait for the last one (a committed offset below a stored checkpoint means
+        "republish the last outbox" to the next owner)."""
         assert self._consumer is not None
         owned = {tp: o for tp, o in plan.offsets.items() if tp.partition in self.partitions}
-        if not owned:
-            return
+        await self._committed_all()
+        if owned:
+            self._pending_commit = asyncio.create_task(self._commit_now(owned))
+
+    async def _commit_now(self, owned: dict[TopicPartition, int]) -> None:
+        assert self._consumer is not None
         try:
             await self._until_done(self._consumer.commit, owned)
         except CommitFailedError:  # rebalanced meanwhile: the state is stored, the next owner skips
             log.warning("commit_failed_partitions_moved", partitions=sorted(map(str, owned)))
 
+    async def _committed_all(self) -> None:
+        """Wait for the commit in flight, if any (its failure is logged, not raised)."""
+        pending, self._pending_commit = self._pending_commit, None
+        if pending is not None:
+            try:
+                await pending
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                log.warning("commit_failed", error=describe_error(e))
+
     async def _rewind(self) -> None:
         """After an unexpected failure, read the uncommitted records again."""
         assert self._consumer is not None
+        await self._committed_all()
         for tp in self._consumer.assignment():
             committed = await self._consumer.committed(tp)
             if committed is None:
@@ -607,6 +637,7 @@ class Runtime(Generic[V]):
         revocation and the assignment that follows, so one given back to us is still valid.
         """
         async with self.lock:
+            await self._committed_all()
             self._parked.update(self.partitions)
             self.partitions = {}
 
