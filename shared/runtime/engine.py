@@ -198,12 +198,7 @@ class Runtime(Generic[V]):
             try:
                 value = state.lookup(key)
             except KeyNotLoaded:
-                place = state.location(key)
-                stored = await self.changes.load(state.partition, {key: place}) if place else {}
-                encoded = stored.get(key)
-                if encoded is not None:
-                    return self.codec.validate_python(encoded)
-                continue
+                value = (await self._read(state, [key]))[key]
             if value is not None:
                 return value
         return None
@@ -622,13 +617,20 @@ class Runtime(Generic[V]):
 
     async def _reload(self, state: PartitionState[V], keys: Iterable[str]) -> None:
         """Bring keys that left memory back (one read per stored document, concurrently)."""
+        values = await self._read(state, keys)
+        for key, value in values.items():
+            state.loaded(key, value)
+        self.reloads += len(values)
+
+    async def _read(self, state: PartitionState[V], keys: Iterable[str]) -> dict[str, V | None]:
+        """Values of keys that left memory, from where the partition stored them."""
         where = {key: state.location(key) for key in keys}
         stored = {key: place for key, place in where.items() if place is not None}
         encoded = await self.changes.load(state.partition, stored) if stored else {}
-        for key in where:
-            value = encoded.get(key)
-            state.loaded(key, None if value is None else self.codec.validate_python(value))
-        self.reloads += len(where)
+        return {
+            key: None if encoded.get(key) is None else self.codec.validate_python(encoded[key])
+            for key in where
+        }
 
     async def revoke(self) -> None:
         """Stop processing every partition until the next assignment (the batch in flight ends).
@@ -674,39 +676,26 @@ class Runtime(Generic[V]):
         return True
 
     async def _restore(self, partition: int) -> tuple[PartitionState[V], Restored]:
-        """The partition as stored, read one document at a time: every value is decoded
-        as it comes, and only the busy ones and the `max_keys` newest idle ones stay."""
-        while True:
-            state: PartitionState[V] = PartitionState(partition, ledger_size=self.ledger_size)
-            keeper = _Keeper(state, self.codec.validate_python, self.idle, self.max_keys)
-            try:
-                stored = await self.changes.restore_into(partition, keeper)
-            except TRANSIENT_ERRORS as e:
-                log.warning("infrastructure_unavailable_retrying", error=describe_error(e))
-                await asyncio.sleep(self.settings.retry_backoff_s * 4)
-                continue
-            keeper.finish()
-            return self._partition(partition, stored, state), stored
+        """The partition as stored (retried while storage is unreachable)."""
+        return await self._until_done(self._restore_once, partition)
 
-    def _partition(
-        self, partition: int, stored: Restored, state: PartitionState[V] | None = None
-    ) -> PartitionState[V]:
-        """The partition's state from what `stored` holds (its values already in `state`
-        when a keeper took them)."""
-        if state is None:
-            state = PartitionState(partition, ledger_size=self.ledger_size)
-            for key, (encoded, seq) in stored.values.items():
-                value = self.codec.validate_python(encoded)
-                if seq is None:
-                    state.loaded(key, value)
-                else:
-                    state.put(key, value, seq=seq)
-            state.gone_at.update(stored.deleted)
+    async def _restore_once(self, partition: int) -> tuple[PartitionState[V], Restored]:
+        """Read the partition one document at a time: every value is decoded as it comes,
+        and only the busy ones and the `max_keys` newest idle ones stay."""
+        state: PartitionState[V] = PartitionState(partition, ledger_size=self.ledger_size)
+        keeper = _Keeper(state, self.codec.validate_python, self.idle, self.max_keys)
+        stored = await self.changes.restore_into(partition, keeper)
+        keeper.finish()
+        return self._partition(stored, state), stored
+
+    def _partition(self, stored: Restored, state: PartitionState[V]) -> PartitionState[V]:
+        """The rest of the partition's state from what `stored` holds (its values are in
+        `state` already: the keeper put them there)."""
         state.base, state.legacy = stored.base, dict(stored.legacy)
         for timer_id, encoded in stored.timers.items():
             timer = decode_timer(timer_id, encoded)
             state.timers[timer_id] = timer
-            self.heap.push(partition, timer)
+            self.heap.push(state.partition, timer)
         state.remember(stored.handled)
         state.checkpoint = stored.checkpoint
         state.next_seq = stored.next_seq
