@@ -35,7 +35,7 @@ class RuleHarness:
         self.runtime = runtime
         self.clock = clock
         self.partitioner = DefaultPartitioner()
-        self.states = [PartitionState[Any](p) for p in range(partitions)]
+        self.states = [PartitionState[Any](p, scanned=runtime.scanned) for p in range(partitions)]
         self.out: dict[str, list[dict[str, Any]]] = defaultdict(list)
         """Published records by unprefixed topic, as JSON, in order."""
         self.reasons: dict[str, str] = {}
@@ -83,6 +83,10 @@ class RuleHarness:
         """The value of `key` in whichever partition holds it."""
         found = [s.values[key] for s in self.states if key in s.values]
         return found[0] if found else None
+
+    def keys(self, prefix: str) -> list[str]:
+        """The keys starting with `prefix`, in every partition, in order."""
+        return sorted(key for s in self.states for key in s.values if key.startswith(prefix))
 
     def timers(self) -> list[Timer]:
         """Every pending timer, soonest first."""

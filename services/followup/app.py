@@ -92,7 +92,13 @@ def followup_runtime(
 ) -> Runtime[Any]:
     """Followup's rules on a runtime (one consumer group over its co-partitioned inputs)."""
     runtime: Runtime[Any] = Runtime(
-        settings, db, value_type=Memory, clock=clock, idle=is_idle, **options
+        settings,
+        db,
+        value_type=Memory,
+        clock=clock,
+        idle=is_idle,
+        scanned=(sla.RUNNING_PREFIX,),
+        **options,
     )
     register(runtime, care)
     return runtime

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.followup.sla import SlaBook, SlaClocks
+from services.followup.sla import SlaBook, SlaClocks, SlaRunning
 from shared.calendar import CareCalendar
 from shared.events import (
     CareContactCompleted,
@@ -137,9 +137,9 @@ class CustomerState(BaseModel):
     """The birthday and loyalty requests sent, by request id."""
 
 
-Memory = Annotated[CaseState | CustomerState | SlaBook, Field(discriminator="kind")]
-"""One value of followup's state: a case, a customer or the partition's service-level
-book, told apart by `kind`."""
+Memory = Annotated[CaseState | CustomerState | SlaBook | SlaRunning, Field(discriminator="kind")]
+"""One value of followup's state: a case, a customer, the partition's service-level book
+or a case's running clocks, told apart by `kind`."""
 
 
 def case_key(case_id: str) -> str:
@@ -152,10 +152,10 @@ def customer_key(customer_id: str) -> str:
     return f"customer/{customer_id}"
 
 
-def is_idle(memory: CaseState | CustomerState | SlaBook) -> bool:
+def is_idle(memory: CaseState | CustomerState | SlaBook | SlaRunning) -> bool:
     """Whether a value may leave memory (reloaded by key when needed): customers and
     resolved cases; open cases and the service-level book stay, they change often."""
-    if isinstance(memory, SlaBook):
+    if isinstance(memory, SlaBook | SlaRunning):
         return False
     return isinstance(memory, CustomerState) or memory.resolved
 

@@ -2,10 +2,11 @@
 
 The clocks are part of `case/<id>` (`CaseState.sla`) in the case's partition, their warning
 and breach moments are that partition's timers (`sla.warning:<case>:<target>`,
-`sla.breach:<case>:<target>`), and the partition's `sla` value (`SlaBook`) keeps the
-policy it applied and the cases whose clocks run, to re-plan them when the policy or the
-calendar changes. Events are announced once: a clock remembers what it announced, and
-their ids derive from the timer id, so a timer fired again after a crash repeats them.
+`sla.breach:<case>:<target>`), the partition's `sla` value (`SlaBook`) keeps the policy
+it applied and a key per case whose clocks run (`sla/running/<case>`) lists the clocks to
+re-plan when the policy or the calendar changes. Events are announced once: a clock
+remembers what it announced, and their ids derive from the timer id, so a timer fired
+again after a crash repeats them.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -15,7 +16,14 @@ import structlog
 from services.followup import sla
 from services.followup.domain import CaseState, case_key
 from services.followup.internal import SlaPolicyRead
-from services.followup.sla import SLA_KEY, SlaBook, SlaClocks
+from services.followup.sla import (
+    RUNNING_PREFIX,
+    SLA_KEY,
+    SlaBook,
+    SlaClocks,
+    SlaRunning,
+    running_key,
+)
 from shared import topics
 from shared.events import (
     CaseAssigned,
@@ -42,9 +50,25 @@ State = View[Any]
 
 
 def book(state: State) -> SlaBook:
-    """The partition's service-level book (empty before the first policy or clock)."""
+    """The partition's service-level book (empty before the first policy or clock); a book
+    that still lists the cases whose clocks run hands them to keys."""
     found = state.get(SLA_KEY)
-    return found if isinstance(found, SlaBook) else SlaBook()
+    if not isinstance(found, SlaBook):
+        return SlaBook()
+    if found.open:
+        for case_id in found.open:
+            tracking(state, case_id, running=True)
+        found = found.model_copy(update={"open": ()})
+        state.set(SLA_KEY, found)
+    return found
+
+
+def tracking(state: State, case_id: str, *, running: bool) -> None:
+    """List the case while its clocks run, and not after."""
+    if running:
+        state.set(running_key(case_id), SlaRunning())
+    elif state.get(running_key(case_id)) is not None:
+        state.delete(running_key(case_id))
 
 
 def policy_of(state: State, care: "Care") -> tuple[sla.SlaPolicy, str]:
@@ -75,7 +99,7 @@ def on_classified(
             policy=policy,
             planned_with=planned_with,
         )
-        state.set(SLA_KEY, book(state).tracking(case.case_id, running=True))
+        tracking(state, case.case_id, running=True)
     else:
         if not event.correction:
             clocks = sla.resumed_at(clocks, event.occurred_at)
@@ -115,7 +139,7 @@ def on_stop(
                 "sla_clock_stopped", case_id=case.case_id, target=target.value, outcome=outcome
             )
     if not clocks.running:
-        state.set(SLA_KEY, book(state).tracking(case.case_id, running=False))
+        tracking(state, case.case_id, running=False)
     return replanned(case, clocks, ctx, care)
 
 
@@ -159,7 +183,8 @@ def on_policy(state: State, event: SlaPolicyRead, ctx: Context, *, care: "Care")
         SLA_KEY,
         current.model_copy(update={"policy": event.policy, "fingerprint": event.fingerprint}),
     )
-    for case_id in current.open:
+    running = [key.removeprefix(RUNNING_PREFIX) for key in state.scan(RUNNING_PREFIX)]
+    for case_id in running:
         case = state.get(case_key(case_id))
         if not isinstance(case, CaseState) or case.sla is None:
             continue
@@ -170,7 +195,7 @@ def on_policy(state: State, event: SlaPolicyRead, ctx: Context, *, care: "Care")
             planned_with=event.fingerprint,
         )
         state.set(case_key(case_id), replanned(case, clocks, ctx, care))
-    log.info("sla_policy_applied", fingerprint=event.fingerprint, clocks=len(current.open))
+    log.info("sla_policy_applied", fingerprint=event.fingerprint, clocks=len(running))
 
 
 def on_due(state: State, timer: Timer, ctx: Context, *, care: "Care") -> None:

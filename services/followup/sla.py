@@ -323,9 +323,18 @@ SLA_KEY = "sla"
 """The state key of a partition's `SlaBook`."""
 
 
+RUNNING_PREFIX = "sla/running/"
+"""A key per case whose clocks run (`running_key`), listed when a new policy or calendar
+re-plans them."""
+
+
+def running_key(case_id: str) -> str:
+    """The key saying the case's clocks run (in the case's partition)."""
+    return f"{RUNNING_PREFIX}{case_id}"
+
+
 class SlaBook(BaseModel):
-    """A partition's service-level book (state key `sla`): the policy it last applied and
-    the cases whose clocks run, so a new policy or calendar re-plans each of them."""
+    """A partition's service-level book (state key `sla`): the policy it last applied."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -333,11 +342,13 @@ class SlaBook(BaseModel):
     policy: SlaPolicy | None = None
     fingerprint: str = ""
     open: tuple[str, ...] = ()
+    """The cases whose clocks ran, as a book stored them before each got a key
+    (`RUNNING_PREFIX`): handed to keys when read."""
 
-    def tracking(self, case_id: str, *, running: bool) -> "SlaBook":
-        """The book with the case listed while its clocks run, and not after."""
-        listed = case_id in self.open
-        if running == listed:
-            return self
-        cases = (*self.open, case_id) if running else tuple(c for c in self.open if c != case_id)
-        return self.model_copy(update={"open": cases})
+
+class SlaRunning(BaseModel):
+    """The value of a `running_key`: the case's clocks run."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["sla_running"] = "sla_running"

@@ -13,7 +13,7 @@ from prometheus_client import Gauge
 
 from services.routing import domain
 from services.routing.handlers import PRODUCER, routing_runtime
-from services.routing.state import ROSTER_KEY, Queue, Roster
+from services.routing.state import ROSTER_KEY, Queue, Roster, Waiting
 from services.routing.steps import RosterFileRead, RoutingStep
 from shared import topics
 from shared.events import CaseAssigned, CaseEscalated, FeeQuoted, RosterPerson
@@ -105,8 +105,10 @@ def workload(values: Iterable[object]) -> tuple[dict[str, int], int]:
     for value in values:
         if isinstance(value, Roster):
             open_cases = {p: n for p, slots in value.held.items() if (n := len(slots))}
-        elif isinstance(value, Queue):
-            waiting = len(value.entries)
+        elif isinstance(value, Waiting):
+            waiting += 1
+        elif isinstance(value, Queue):  # as stored before a key per waiting case
+            waiting += len(value.entries)
     return open_cases, waiting
 
 

@@ -4,7 +4,7 @@ Who owns what (one writer per key): any case may take any lawyer's slot, so ever
 is made in one partition. The rules of the input topics pass what a decision needs on to
 the internal `routing.decide` topic keyed by the constant `roster` (`RoutingStep`, the
 input as received); its rule owns the roster with each person's held slots (`roster`),
-every case's routing record (`case/<id>`) and the waiting queue (`queue`). A contract
+every case's routing record (`case/<id>`) and the waiting queue (`wait/<entry>`). A contract
 needs none of that: it stays in its case's partition (`contract/<id>`). Published events
 take their ids and correlation from the original input, as before the runtime.
 """
@@ -20,17 +20,21 @@ from services.routing.state import (
     QUEUE_KEY,
     RESOLVED,
     ROSTER_KEY,
+    WAIT_PREFIX,
     CaseRecord,
     Contract,
     Queue,
     Resolution,
     Roster,
     RoutingValue,
+    Waiting,
     case_key,
     contract_key,
     entry_case,
     entry_field,
     is_idle,
+    wait_key,
+    waiting_entry,
 )
 from services.routing.steps import RosterFileRead, RoutingStep
 from shared import topics
@@ -66,7 +70,13 @@ def routing_runtime(
 ) -> Runtime[Any]:
     """Routing's rules registered on a runtime."""
     runtime: Runtime[Any] = Runtime(
-        settings, db, value_type=RoutingValue, clock=clock, idle=is_idle, **options
+        settings,
+        db,
+        value_type=RoutingValue,
+        clock=clock,
+        idle=is_idle,
+        scanned=(WAIT_PREFIX,),
+        **options,
     )
     runtime.on(topics.CASE_CLASSIFIED, CaseClassified, stateless=True)(on_case_classified)
     runtime.on(topics.CASE_RESOLVED, CaseResolved, stateless=True)(on_case_resolved)
@@ -163,9 +173,9 @@ def on_classified(desk: "Desk", event: CaseClassified, fees: domain.FeeSchedule)
         # A contact attached to a known case: keep its assignee, remember new flags.
         flags = {"is_dispute": event.is_dispute, "is_complaint": event.is_complaint}
         record = record.with_flags(**flags)
+        if record.queued is not None:  # a complaint now: its place moves up
+            record = desk.enqueue(record)
         desk.save(record)
-        if desk.queue.holds(record.case_id):  # a complaint now: its place moves up
-            desk.queue = desk.queue.plus(record.routed())
         log.info("contact_attached", case_id=event.case_id)
         return
     fee = quote(desk, event, fees)
@@ -210,7 +220,7 @@ def on_corrected(
     if holder is not None and record.slot is not None:
         desk.roster = desk.roster.release(holder.id, record.slot)
         record = record.released()
-    desk.queue = desk.queue.minus(record.case_id)
+    record = desk.dequeue(record)
     if not desk.try_assign(event, record):
         desk.park(event, record)
     if holder is not None:
@@ -259,7 +269,7 @@ def on_resolved(desk: "Desk", event: CaseResolved) -> None:
         record = record.model_copy(update={"resolution": resolution})
     if record.assignee_id is not None and record.slot is not None:
         desk.roster = desk.roster.release(record.assignee_id, record.slot)
-    desk.queue = desk.queue.minus(event.case_id)
+    record = desk.dequeue(record)
     desk.save(record.model_copy(update={"state": RESOLVED, "slot": None}))
     log.info("case_resolved", case_id=event.case_id, outcome=str(event.outcome))
     desk.drain(event)
@@ -303,8 +313,7 @@ def on_breached(desk: "Desk", event: SlaBreached) -> None:
     person = ranked[0]
     slot = domain.free_slots(person, desk.roster.loads())[0]
     desk.roster = desk.roster.take(person.id, slot, case.case_id)
-    desk.queue = desk.queue.minus(case.case_id)
-    record = record.assigned(person, slot)
+    record = desk.dequeue(record).assigned(person, slot)
     desk.save(record)
     desk.announce(event, record, domain.assignment_reason(record.previous_assignee_id))
     desk.drain(event)
@@ -323,37 +332,56 @@ def on_roster_file(desk: "Desk", event: RosterFileRead) -> None:
 
 @dataclass
 class Desk:
-    """The roster's partition during one decision: the roster and queue in hand, the cases
-    by key; `close` stores what changed."""
+    """The roster's partition during one decision: the roster in hand, the cases and the
+    queue's entries by key; `close` stores the roster if it changed."""
 
     state: View[Any]
     ctx: Context
     roster: Roster
-    queue: Queue
     queue_batch: int
-    _opened: tuple[Roster, Queue] = field(init=False)
+    _opened: Roster = field(init=False)
 
     def __post_init__(self) -> None:
-        self._opened = (self.roster, self.queue)
+        self._opened = self.roster
 
     @classmethod
     def open(cls, state: View[Any], ctx: Context, *, queue_batch: int) -> "Desk":
-        """The desk with the partition's roster and queue."""
-        roster, queue = state.get(ROSTER_KEY), state.get(QUEUE_KEY)
-        return cls(
-            state,
-            ctx,
-            roster if isinstance(roster, Roster) else Roster(),
-            queue if isinstance(queue, Queue) else Queue(),
-            queue_batch,
-        )
+        """The desk with the partition's roster (a queue stored as one value moved to keys)."""
+        roster = state.get(ROSTER_KEY)
+        desk = cls(state, ctx, roster if isinstance(roster, Roster) else Roster(), queue_batch)
+        legacy = state.get(QUEUE_KEY)
+        if isinstance(legacy, Queue):
+            desk.unpack(legacy)
+        return desk
+
+    def unpack(self, legacy: Queue) -> None:
+        """Give each case of a queue stored as one value its own entry key."""
+        for entry in legacy.entries:
+            record = self.case(entry_case(entry))
+            if record is not None:
+                self.state.set(wait_key(entry), Waiting())
+                self.save(record.model_copy(update={"queued": entry}))
+        self.state.delete(QUEUE_KEY)
+        log.info("queue_moved_to_keys", waiting=len(legacy.entries))
 
     def close(self) -> None:
-        """Store the roster and the queue if they changed."""
-        if self.roster is not self._opened[0]:
+        """Store the roster if it changed."""
+        if self.roster is not self._opened:
             self.state.set(ROSTER_KEY, self.roster)
-        if self.queue is not self._opened[1]:
-            self.state.set(QUEUE_KEY, self.queue)
+
+    def enqueue(self, record: CaseRecord) -> CaseRecord:
+        """The case in its place in the queue (moved if its place changed)."""
+        record = self.dequeue(record)
+        entry = waiting_entry(record.routed())
+        self.state.set(wait_key(entry), Waiting())
+        return record.model_copy(update={"queued": entry})
+
+    def dequeue(self, record: CaseRecord) -> CaseRecord:
+        """The case out of the queue (as it was when it is not waiting)."""
+        if record.queued is None:
+            return record
+        self.state.delete(wait_key(record.queued))
+        return record.model_copy(update={"queued": None})
 
     def case(self, case_id: str) -> CaseRecord | None:
         """The case's routing record, if routing knows the case."""
@@ -373,8 +401,7 @@ class Desk:
         person = ranked[0]
         slot = domain.free_slots(person, loads)[0]
         self.roster = self.roster.take(person.id, slot, case.case_id)
-        self.queue = self.queue.minus(case.case_id)
-        record = record.assigned(person, slot)
+        record = self.dequeue(record).assigned(person, slot)
         self.save(record)
         self.announce(cause, record, domain.assignment_reason(record.previous_assignee_id))
         return True
@@ -382,8 +409,7 @@ class Desk:
     def park(self, cause: Event, record: CaseRecord) -> None:
         """Nobody fits: say so and queue the case."""
         reason = domain.why_nobody(record.routed(), self.roster.active())
-        record = record.waiting(str(reason))
-        self.queue = self.queue.plus(record.routed())
+        record = self.enqueue(record.waiting(str(reason)))
         self.save(record)
         self.announce(cause, record, reason)
 
@@ -393,7 +419,8 @@ class Desk:
         people = self.roster.active()
         full: set[str] = set()
         tries = 0
-        for entry in self.queue.entries:
+        for key in self.state.scan(WAIT_PREFIX):
+            entry = key.removeprefix(WAIT_PREFIX)
             if tries >= self.queue_batch or not domain.anyone_free(people, self.roster.loads()):
                 break
             field = entry_field(entry)

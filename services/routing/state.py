@@ -1,12 +1,12 @@
 """Routing's state on the runtime: the roster with its held slots, the cases, the queue.
 
-Keys (docs/services/routing.md, "Storage"): `roster`, `queue` and `case/<id>` live in the
-one partition of the internal `routing.decide` topic (key `roster`), so one writer owns
-capacity; `contract/<id>` lives in its case's partition. Values are immutable: every
-change returns a new value.
+Keys (docs/services/routing.md, "Storage"): `roster`, `case/<id>` and the queue's
+`wait/<entry>` (a key per waiting case, listed in serving order) live in the one partition
+of the internal `routing.decide` topic (key `roster`), so one writer owns capacity;
+`contract/<id>` lives in its case's partition. Values are immutable: every change returns
+a new value.
 """
 
-import bisect
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -18,7 +18,10 @@ from shared.events import DeliveryMethod, LegalField, Role, RosterPerson
 
 ROSTER_KEY = "roster"
 """The constant key of `routing.decide`, and the roster's own key in its partition."""
+WAIT_PREFIX = "wait/"
+"""The queue: a key per waiting case, `wait/<waiting_entry>`, listed in serving order."""
 QUEUE_KEY = "queue"
+"""Where the queue was one value (`Queue`) before it got a key per case: moved when read."""
 
 ROUTING, WAITING, ASSIGNED, RESOLVED = "routing", "waiting", "assigned", "resolved"
 CaseStateName = Literal["routing", "waiting", "assigned", "resolved"]
@@ -27,6 +30,11 @@ CaseStateName = Literal["routing", "waiting", "assigned", "resolved"]
 def case_key(case_id: str) -> str:
     """The key of a case's routing record."""
     return f"case/{case_id}"
+
+
+def wait_key(entry: str) -> str:
+    """The key a waiting case's queue entry is stored under."""
+    return f"{WAIT_PREFIX}{entry}"
 
 
 def contract_key(contract_id: str) -> str:
@@ -115,6 +123,8 @@ class CaseRecord(BaseModel):
     resolution: Resolution | None = None
     escalations: tuple[str, ...] = ()
     """The breached clocks (sla targets) routing already escalated: once each."""
+    queued: str | None = None
+    """The queue entry the case waits under (`wait_key`), while it waits."""
 
     def routed(self) -> RoutedCase:
         """The case's routing facts (only for a classified case)."""
@@ -160,16 +170,10 @@ class CaseRecord(BaseModel):
 
 
 def waiting_entry(case: RoutedCase) -> str:
-    """A waiting case as the queue stores it: one string whose order is the serving order
-    (complaints first, then the oldest, then by id) and which names the field it needs.
-    Plain strings: the queue is stored whole with every batch that changes it."""
+    """A waiting case as the queue lists it: one string whose order is the serving order
+    (complaints first, then the oldest, then by id) and which names the field it needs."""
     opened = case.opened_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
     return "|".join(("0" if case.is_complaint else "1", opened, case.case_id, case.legal_field))
-
-
-def _mark(case_id: str) -> str:
-    """What only the entry of `case_id` contains (case ids hold no `|`)."""
-    return f"|{case_id}|"
 
 
 def entry_case(entry: str) -> str:
@@ -182,40 +186,23 @@ def entry_field(entry: str) -> str:
     return entry.split("|")[3]
 
 
+class Waiting(BaseModel):
+    """The value of a queue entry's key (the entry itself is the key)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["waiting"] = "waiting"
+
+
 class Queue(BaseModel):
-    """The cases waiting for someone, kept in the order they get freed capacity, with the
-    field each needs: serving the queue reads no case and sorts nothing."""
+    """The queue as one value, as stored before each waiting case got its own key (a
+    value rewritten whole by every batch that changed it): moved to keys when read."""
 
     model_config = ConfigDict(frozen=True)
 
     kind: Literal["queue"] = "queue"
     entries: tuple[str, ...] = ()
     """`waiting_entry` of each waiting case, sorted."""
-
-    @property
-    def case_ids(self) -> tuple[str, ...]:
-        """The waiting cases, in the order they are served."""
-        return tuple(entry_case(e) for e in self.entries)
-
-    def plus(self, case: RoutedCase) -> "Queue":
-        """The queue with the case in its place (moved if its place changed)."""
-        entry, mark = waiting_entry(case), _mark(case.case_id)
-        kept = [e for e in self.entries if mark not in e]
-        bisect.insort(kept, entry)
-        return self.model_copy(update={"entries": tuple(kept)})
-
-    def minus(self, case_id: str) -> "Queue":
-        """The queue without the case."""
-        if not self.holds(case_id):
-            return self
-        mark = _mark(case_id)
-        kept = tuple(e for e in self.entries if mark not in e)
-        return self.model_copy(update={"entries": kept})
-
-    def holds(self, case_id: str) -> bool:
-        """True when the case waits."""
-        mark = _mark(case_id)
-        return any(mark in e for e in self.entries)
 
 
 class Contract(BaseModel):
@@ -230,7 +217,9 @@ class Contract(BaseModel):
     signed_at: datetime
 
 
-RoutingValue = Annotated[Roster | CaseRecord | Queue | Contract, Field(discriminator="kind")]
+RoutingValue = Annotated[
+    Roster | CaseRecord | Waiting | Queue | Contract, Field(discriminator="kind")
+]
 """Every value routing's runtime stores, told apart by `kind`."""
 
 

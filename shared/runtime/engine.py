@@ -102,12 +102,15 @@ class Runtime(Generic[V]):
         ledger_size: int | None = None,
         compact_every_s: float | None = None,
         snapshot_min_docs: int | None = None,
+        scanned: tuple[str, ...] = (),
     ) -> None:
         self.settings = settings
         self.codec: TypeAdapter[V] = TypeAdapter(value_type)
         self.changes = ChangeStore(db, name)
         self.clock = clock or SystemClock()
         self.idle = idle
+        self.scanned = scanned
+        """Key prefixes rules list in order (`View.scan`)."""
         self.max_keys = max_keys or settings.runtime_max_keys
         self.ledger_size = settings.runtime_ledger_size if ledger_size is None else ledger_size
         self.snapshot_min_docs = snapshot_min_docs or settings.runtime_snapshot_min_docs
@@ -682,7 +685,9 @@ class Runtime(Generic[V]):
     async def _restore_once(self, partition: int) -> tuple[PartitionState[V], Restored]:
         """Read the partition one document at a time: every value is decoded as it comes,
         and only the busy ones and the `max_keys` newest idle ones stay."""
-        state: PartitionState[V] = PartitionState(partition, ledger_size=self.ledger_size)
+        state: PartitionState[V] = PartitionState(
+            partition, ledger_size=self.ledger_size, scanned=self.scanned
+        )
         keeper = _Keeper(state, self.codec.validate_python, self.idle, self.max_keys)
         stored = await self.changes.restore_into(partition, keeper)
         keeper.finish()
@@ -813,7 +818,7 @@ class _Keeper:
             state.stored_at[key] = seq
         value = self.decode(encoded)
         self.kept[key] = (order, value)
-        if self.idle(value):
+        if self.idle(value) and not state.pinned(key):
             self.idle_kept.add(key)
             heapq.heappush(self.oldest, (order, key))
             while len(self.idle_kept) > self.keep:
@@ -826,7 +831,7 @@ class _Keeper:
     def finish(self) -> None:
         """Put what was kept into the partition, least recently stored first."""
         for key, (_, value) in sorted(self.kept.items(), key=lambda item: item[1][0]):
-            self.state.values[key] = value
+            self.state.loaded(key, value)
         self.kept.clear()
         self.oldest.clear()
 

@@ -7,9 +7,11 @@ dropped with its view, a successful one folds its writes into the batch; the bat
 writes reach the partition only once they are persisted.
 """
 
+import bisect
 import hashlib
+import heapq
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -70,6 +72,27 @@ class PartitionState(Generic[V]):
     would reclaim."""
     snapshot_keys: int = 0
     """Keys in the last snapshot: the next one waits until as many documents are stored."""
+    scanned: tuple[str, ...] = ()
+    """Key prefixes whose keys rules list in order (`View.scan`): they never leave memory."""
+    index: dict[str, list[str]] = field(init=False)
+    """Prefix → its keys in memory, sorted."""
+
+    def __post_init__(self) -> None:
+        self.index = {prefix: [] for prefix in self.scanned}
+
+    def pinned(self, key: str) -> bool:
+        """True for keys a scan lists: they stay in memory."""
+        return bool(self.scanned) and key.startswith(self.scanned)
+
+    def _indexed(self, key: str, present: bool) -> None:
+        for prefix, keys in self.index.items():
+            if key.startswith(prefix):
+                at = bisect.bisect_left(keys, key)
+                listed = at < len(keys) and keys[at] == key
+                if present and not listed:
+                    keys.insert(at, key)
+                elif listed and not present:
+                    del keys[at]
 
     def needs_snapshot(self, *, min_docs: int) -> bool:
         """True when compaction would reclaim enough (as many documents as keys, at least),
@@ -112,6 +135,8 @@ class PartitionState(Generic[V]):
 
     def put(self, key: str, value: V, *, seq: int) -> None:
         """Keep a value stored by batch `seq` (`DELETED`: the batch deleted it)."""
+        if self.scanned:
+            self._indexed(key, value is not DELETED)
         if value is DELETED:
             self.values.pop(key, None)
             self.stored_at.pop(key, None)
@@ -124,6 +149,8 @@ class PartitionState(Generic[V]):
 
     def loaded(self, key: str, value: V | None) -> None:
         """Keep a value read back from storage (None: it is not there)."""
+        if self.scanned:
+            self._indexed(key, value is not None)
         if value is None:
             self.values.pop(key, None)
             self.stored_at.pop(key, None)
@@ -149,7 +176,7 @@ class PartitionState(Generic[V]):
         for key, value in self.values.items():
             if len(gone) >= excess:
                 break
-            if idle(value):
+            if idle(value) and not self.pinned(key):
                 gone.append(key)
         for key in gone:
             del self.values[key]
@@ -190,6 +217,9 @@ class View(Generic[V]):
         self.parent = parent
         self.writes: dict[str, Any] = {}
         self.timer_writes: dict[str, Any] = {}
+        self.scanned = parent.scanned
+        self.listed: set[str] = set()
+        """Keys written here that scans list."""
 
     def get(self, key: str) -> V | None:
         """The key's value, or None."""
@@ -201,10 +231,32 @@ class View(Generic[V]):
     def set(self, key: str, value: V) -> None:
         """Give the key a new value (values are immutable: build a new one, never mutate)."""
         self.writes[key] = value
+        if self.scanned and key.startswith(self.scanned):
+            self.listed.add(key)
 
     def delete(self, key: str) -> None:
         """Forget the key."""
-        self.writes[key] = DELETED
+        self.set(key, DELETED)
+
+    def scan(self, prefix: str) -> Iterator[str]:
+        """The keys starting with `prefix` (a prefix the runtime scans), in order: an
+        ordered index such as a queue, a key per entry. Read it whole or stop early; write
+        while reading and the listing stays as it was when it began."""
+        views: list[View[V]] = []
+        node: View[V] | PartitionState[V] = self
+        while isinstance(node, View):
+            views.append(node)
+            node = node.parent
+        if prefix not in node.index:
+            raise KeyError(f"the runtime does not scan the prefix {prefix!r}")
+        written: dict[str, bool] = {}
+        for view in reversed(views):  # the innermost view's writes win
+            for key in view.listed:
+                if key.startswith(prefix):
+                    written[key] = view.writes[key] is not DELETED
+        added = sorted(key for key, present in written.items() if present)
+        stored = (key for key in list(node.index[prefix]) if key not in written)
+        return heapq.merge(stored, added)
 
     def timer(self, timer_id: str) -> Timer | None:
         """The pending timer with this id, or None."""
@@ -232,3 +284,4 @@ class View(Generic[V]):
         assert isinstance(self.parent, View), "the batch's view is applied by the runtime"
         self.parent.writes.update(self.writes)
         self.parent.timer_writes.update(self.timer_writes)
+        self.parent.listed.update(self.listed)

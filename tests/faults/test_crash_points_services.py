@@ -226,8 +226,8 @@ async def check_routing_state(db: Any, plan: Scenario, events: dict[str, dict[st
         assert record["assignee_id"] == assigned.get(case_id)
         assert record["state"] == ("assigned" if case_id in assigned else "waiting")
     waiting = {f"case-crash-{n}" for n in range(CASES)} - set(assigned)
-    queue = stored.values.get("queue", {"entries": []})["entries"]
-    assert {e.split("|")[2] for e in queue} == waiting
+    queue = [key for key in stored.values if key.startswith("wait/")]
+    assert {key.split("|")[2] for key in queue} == waiting
 
 
 async def check_followup_state(db: Any, events: dict[str, dict[str, Any]]) -> None:

@@ -460,3 +460,22 @@ async def test_a_restore_keeps_the_newest_idle_values_and_finds_the_others_again
             found = state.lookup(key)
         assert runtime.codec.dump_python(found, mode="json") == value, key
     assert View(state).get("k45") is None  # deleted after the snapshot
+
+
+async def test_a_restore_keeps_every_scanned_key_in_memory_and_lists_them_in_order(db, settings):
+    store = await _grown_partition(db)
+    whole = (await store.restore(0)).values
+    runtime: Runtime[Any] = Runtime(
+        settings,
+        db,
+        value_type=dict[str, Any],
+        name="streamed",
+        max_keys=5,
+        idle=lambda v: True,
+        scanned=("k1",),
+    )
+    state, _ = await runtime._restore(0)
+    listed = sorted(key for key in whole if key.startswith("k1"))
+    assert len(listed) > 5 and list(View(state).scan("k1")) == listed
+    assert set(listed) <= set(state.values)  # idle, past max_keys, and still in memory
+    assert len(state.values) <= len(listed) + 5

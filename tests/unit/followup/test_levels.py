@@ -13,6 +13,7 @@ from shared import topics
 from shared.calendar import CareCalendar
 from shared.clock import FakeClock
 from shared.events import CaseAssigned, CaseCustomerReplied, CaseWaitingOnCustomer, derived_event_id
+from shared.runtime.state import DELETED
 from tests.runtime_harness import NO_DATABASE, RuleHarness
 from tests.unit.followup.builders import classified, completed, resolved, vn
 
@@ -97,7 +98,7 @@ def test_a_case_resolved_a_second_before_its_breach_never_breaches():
     assert (met["target"], met["occurred_at"]) == ("resolution", at(vn(2026, 12, 5, 16, 29, 59)))
     assert met["elapsed_business_s"] == 24 * 3600 - 1
     assert not [t for t in h.timers() if t.kind.startswith("sla.")]
-    assert h.value(sla.SLA_KEY).open == ()
+    assert h.keys(sla.RUNNING_PREFIX) == []
 
 
 def test_a_reached_contact_meets_the_first_response_and_the_resolution_runs_on():
@@ -164,16 +165,40 @@ def test_a_new_policy_re_plans_every_running_clock_of_the_partition():
         h.send(classified(case_id, vn(2026, 11, 30, 9, 0)))
     h.send(resolved("c4", vn(2026, 11, 30, 9, 30)))
     h.to(vn(2026, 11, 30, 9, 30))
-    shipped = care_of(FollowupSettings()).sla_policy
-    rows = {
-        p: r.model_copy(update={"first_response": 3600.0}) for p, r in shipped.priorities.items()
-    }
-    new = shipped.model_copy(update={"priorities": rows})
+    new = one_hour_first_response()
     broadcast(h, new)
     broadcast(h, new)  # every instance sends it: applied once
     h.to(vn(2026, 11, 30, 11, 0))
     breaches = sorted((e["case_id"], e["occurred_at"]) for e in h.levels(topics.SLA_BREACHED))
     assert breaches == [(c, at(vn(2026, 11, 30, 10, 0))) for c in ("c1", "c2", "c3")]
+
+
+def test_a_book_that_lists_its_running_clocks_hands_them_to_keys_and_still_re_plans():
+    h = Harness()
+    for case_id in ("c1", "c2", "c3"):
+        h.send(classified(case_id, vn(2026, 11, 30, 9, 0)))
+    for state in h.states:  # as a session-7 followup stored them: listed in the book
+        listed = [k for k in state.values if k.startswith(sla.RUNNING_PREFIX)]
+        for key in listed:
+            state.put(key, DELETED, seq=0)
+        running = tuple(key.removeprefix(sla.RUNNING_PREFIX) for key in listed)
+        state.put(sla.SLA_KEY, sla.SlaBook(open=running), seq=0)
+    assert h.keys(sla.RUNNING_PREFIX) == []
+    broadcast(h, one_hour_first_response())
+    assert h.keys(sla.RUNNING_PREFIX) == [sla.running_key(c) for c in ("c1", "c2", "c3")]
+    assert all(state.values[sla.SLA_KEY].open == () for state in h.states)
+    h.to(vn(2026, 11, 30, 11, 0))
+    breaches = sorted((e["case_id"], e["occurred_at"]) for e in h.levels(topics.SLA_BREACHED))
+    assert breaches == [(c, at(vn(2026, 11, 30, 10, 0))) for c in ("c1", "c2", "c3")]
+
+
+def one_hour_first_response() -> sla.SlaPolicy:
+    """The shipped policy with a first response due in one business hour."""
+    shipped = care_of(FollowupSettings()).sla_policy
+    rows = {
+        p: r.model_copy(update={"first_response": 3600.0}) for p, r in shipped.priorities.items()
+    }
+    return shipped.model_copy(update={"priorities": rows})
 
 
 def test_a_calendar_changed_at_restart_re_plans_the_clocks_with_it():

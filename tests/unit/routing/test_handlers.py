@@ -6,9 +6,18 @@ from pathlib import Path
 import yaml
 
 from services.routing import domain
-from services.routing.app import RoutingSettings, roster_file_step
+from services.routing.app import RoutingSettings, roster_file_step, workload
 from services.routing.handlers import routing_runtime
-from services.routing.state import QUEUE_KEY, ROSTER_KEY, case_key, contract_key
+from services.routing.state import (
+    QUEUE_KEY,
+    ROSTER_KEY,
+    WAIT_PREFIX,
+    Queue,
+    case_key,
+    contract_key,
+    entry_case,
+    waiting_entry,
+)
 from shared import topics
 from shared.clock import FakeClock
 from shared.events import RosterPerson
@@ -49,6 +58,10 @@ class Harness(RuleHarness):
 
     def outcomes(self) -> list[tuple[str, str | None, str]]:
         return [(e["case_id"], e["assignee_id"], e["reason"]) for e in self.assigned]
+
+    def waiting(self) -> list[str]:
+        """The waiting cases, in the order the queue serves them."""
+        return [entry_case(key.removeprefix(WAIT_PREFIX)) for key in self.keys(WAIT_PREFIX)]
 
     def holder(self, case_id: str) -> str | None:
         """Who holds a slot for the case, per the roster (and the case's record agrees)."""
@@ -119,12 +132,40 @@ def test_the_queue_serves_complaints_first_then_the_oldest_and_skips_a_full_fiel
     h.deliver(topics.CASE_CLASSIFIED, classified("c-fam", "family", minute=2))
     h.deliver(topics.CASE_CLASSIFIED, classified("c-new", minute=3))
     h.deliver(topics.CASE_CLASSIFIED, classified("c-new", minute=3, is_complaint=True))
-    assert h.value(QUEUE_KEY).case_ids == ("c-new", "c-old", "c-fam")
+    assert h.waiting() == ["c-new", "c-old", "c-fam"]
     h.deliver(topics.CASE_RESOLVED, resolved("c-0"))  # a land slot frees: the complaint
     assert h.outcomes()[-1] == ("c-new", "law-1", "assigned")
     h.deliver(topics.CASE_RESOLVED, resolved("c-f0"))  # land is full: family's turn
     assert h.outcomes()[-1] == ("c-fam", "law-fam", "assigned")
-    assert h.value(QUEUE_KEY).case_ids == ("c-old",)
+    assert h.waiting() == ["c-old"]
+
+
+def test_the_workload_gauges_count_each_persons_open_cases_and_the_waiting_ones():
+    h = Harness(person("law-1", capacity=1))
+    h.deliver(topics.CASE_CLASSIFIED, classified("c-0"), classified("c-1", minute=1))
+    h.deliver(topics.CASE_CLASSIFIED, classified("c-fam", "family", minute=2))
+    assert workload(v for s in h.states for v in s.values.values()) == ({"law-1": 1}, 2)
+
+
+def test_a_queue_stored_as_one_value_moves_to_keys_and_is_served_in_its_order():
+    h = Harness(person("law-1", capacity=1))
+    h.deliver(topics.CASE_CLASSIFIED, classified("c-0"), classified("c-1", minute=1))
+    h.deliver(topics.CASE_CLASSIFIED, classified("c-2", minute=2))
+    [desk] = [s for s in h.states if ROSTER_KEY in s.values]
+    entries = []
+    for case_id in ("c-1", "c-2"):  # as a session-7 routing stored them
+        record = desk.values[case_key(case_id)]
+        entries.append(waiting_entry(record.routed()))
+        del desk.values[f"{WAIT_PREFIX}{record.queued}"]
+        desk.values[case_key(case_id)] = record.model_copy(update={"queued": None})
+    desk.put(QUEUE_KEY, Queue(entries=tuple(entries)), seq=0)
+    desk.index[WAIT_PREFIX].clear()
+    assert h.waiting() == []
+    h.deliver(topics.CASE_RESOLVED, resolved("c-0"))
+    assert h.outcomes()[-1] == ("c-1", "law-1", "assigned")
+    assert h.waiting() == ["c-2"] and h.value(QUEUE_KEY) is None
+    h.deliver(topics.CASE_RESOLVED, resolved("c-1"))
+    assert h.outcomes()[-1] == ("c-2", "law-1", "assigned") and h.waiting() == []
 
 
 def test_nobody_fitting_is_published_and_the_case_waits_for_a_freed_slot():
@@ -137,7 +178,7 @@ def test_nobody_fitting_is_published_and_the_case_waits_for_a_freed_slot():
         ("c-2", None, "no_capacity"),
         ("c-fam", None, "no_expert"),
     ]
-    assert h.value(QUEUE_KEY).case_ids == ("c-fam", "c-2")  # served order: c-fam is older
+    assert h.waiting() == ["c-fam", "c-2"]  # served order: c-fam is older
     h.deliver(topics.CONTRACT_SIGNED, contract("c-1"))
     h.deliver(topics.CASE_RESOLVED, resolved("c-1"))
     assert h.outcomes()[3:] == [("c-2", "law-1", "assigned")]
@@ -145,7 +186,7 @@ def test_nobody_fitting_is_published_and_the_case_waits_for_a_freed_slot():
     assert h.holder("c-2") == "law-1"
     assert h.holder("c-1") is None
     assert h.value(case_key("c-fam")).state == "waiting"
-    assert h.value(QUEUE_KEY).case_ids == ("c-fam",)
+    assert h.waiting() == ["c-fam"]
     assert h.value(contract_key("HD-c-1")).case_id == "c-1"
 
 
@@ -259,4 +300,4 @@ def test_a_corrected_case_nobody_knows_waits_and_frees_its_slot_for_the_queue():
         ("c-1", None, "no_expert"),
         ("c-2", "law-land", "assigned"),
     ]
-    assert h.value(QUEUE_KEY).holds("c-1") and not h.value(QUEUE_KEY).holds("c-2")
+    assert h.waiting() == ["c-1"]

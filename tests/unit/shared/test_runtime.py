@@ -155,6 +155,40 @@ def test_a_key_that_left_memory_is_found_in_the_snapshot_once_its_batch_is_in_on
     assert View(state).get("a") is None
 
 
+def test_a_scan_lists_a_prefix_in_key_order_with_the_writes_of_every_view_above():
+    state: PartitionState[int] = PartitionState(0, scanned=("q/",))
+    for key in ("q/3", "q/1", "other", "q/5"):
+        state.put(key, 1, seq=0)
+    state.put("q/5", DELETED, seq=1)
+    batch = View(state)
+    batch.set("q/2", 1)
+    event = batch.child()
+    event.delete("q/1")
+    event.set("q/4", 1)
+    event.set("q/1x", 1)
+    assert list(event.scan("q/")) == ["q/1x", "q/2", "q/3", "q/4"]
+    assert list(batch.scan("q/")) == ["q/1", "q/2", "q/3"]  # the event's writes not folded
+    listing = event.scan("q/")
+    event.delete("q/3")  # written while reading: the listing stays as it began
+    assert list(listing) == ["q/1x", "q/2", "q/3", "q/4"]
+    event.fold()
+    assert list(batch.scan("q/")) == ["q/1x", "q/2", "q/4"]
+    with pytest.raises(KeyError, match="other/"):
+        batch.scan("other/")
+
+
+def test_scanned_keys_never_leave_memory_and_the_index_follows_what_is_stored():
+    state: PartitionState[int] = PartitionState(0, scanned=("q/",))
+    state.put("q/b", 1, seq=0)
+    state.put("old", 1, seq=0)
+    state.put("q/a", 1, seq=0)
+    assert state.evict(keep=0, idle=lambda value: True) == ["old"]
+    assert state.index["q/"] == ["q/a", "q/b"]
+    state.put("q/a", DELETED, seq=1)
+    state.loaded("q/c", 1)
+    assert list(View(state).scan("q/")) == ["q/b", "q/c"]
+
+
 def test_the_key_filter_knows_every_key_added_and_few_others():
     keys = KeyFilter(bits=1 << 16, hashes=5)
     for n in range(2_000):
