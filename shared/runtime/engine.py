@@ -45,7 +45,6 @@ from shared.runtime.storage import (
     ChangeStore,
     Fenced,
     Restored,
-    snapshot_buckets,
 )
 from shared.runtime.timers import Timer, TimerHeap, decode_timer, encode_timer
 from shared.settings import LexcareSettings
@@ -728,8 +727,8 @@ class Runtime(Generic[V]):
     async def compact(self, partition: int) -> int:
         """Write the partition's state as a new generation, then drop the older ones.
 
-        New batches go to the new generation from now on; the snapshot is read back from
-        storage (evicted keys included) up to the batches before it. A crash before the
+        New batches go to the new generation from now on; the snapshot is built from
+        storage (evicted keys included) up to the batches before it, streamed. A crash before the
         snapshot's marker leaves the old generations in charge; after it, restore ignores
         what is left of them and the next snapshot drops it.
         """
@@ -748,9 +747,9 @@ class Runtime(Generic[V]):
         async with self.lock:
             if self.partitions.get(partition) is not state:
                 return 0  # moved meanwhile: the next owner drops the old generations
-            state.snapshot_keys = len(snap.values)
-            state.snapshotted(gen=gen, buckets=snapshot_buckets(len(snap.values)), upto=upto)
-            state.gens[gen] = max(state.gens[gen], snap.gens[gen])
+            state.snapshot_keys = snap.keys
+            state.snapshotted(gen=gen, buckets=snap.buckets, upto=upto)
+            state.gens[gen] = max(state.gens[gen], snap.parts)
             for stale in old:
                 state.gens.pop(stale, None)
         deleted = 0

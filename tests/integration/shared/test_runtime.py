@@ -479,3 +479,52 @@ async def test_a_restore_keeps_every_scanned_key_in_memory_and_lists_them_in_ord
     assert len(listed) > 5 and list(View(state).scan("k1")) == listed
     assert set(listed) <= set(state.values)  # idle, past max_keys, and still in memory
     assert len(state.values) <= len(listed) + 5
+
+
+async def test_a_streamed_snapshot_holds_what_the_whole_partition_holds(db):
+    store = await _grown_partition(db)  # its first snapshot was streamed too
+    before = await store.restore(0)
+    snap = await store.snapshot(0, gen=2, upto=9, ledger_size=100, owner="me")
+    after = await store.restore(0)
+    assert after.base == (2, snap.buckets) and after.deleted == {}
+    values = {key: value for key, (value, _) in before.values.items()}
+    assert {key: value for key, (value, _) in after.values.items()} == values
+    assert snap.keys == len(values) and "k45" not in values and values["k1"] == {"v": 8}
+    assert after.timers == before.timers and after.checkpoint == before.checkpoint == {"t": 9}
+    assert after.handled == before.handled[-100:]
+    found = await store.load(0, dict.fromkeys(values, ("snapshot", 2, snap.buckets)))
+    assert found == values  # each key is in the document its bucket names
+
+
+async def test_a_snapshot_doubles_its_buckets_as_keys_grow_and_each_key_follows(db):
+    store = ChangeStore(db, "doubling")
+    await store.prepare()
+    first = {f"a{n}": {"n": n} for n in range(150)}
+    await store.persist([Changes(0, 0, first, {}, ["e0"], [], {"t": 1})], owner="me")
+    snap = await store.snapshot(0, gen=1, upto=1, ledger_size=10, owner="me")
+    assert (snap.keys, snap.buckets) == (150, 1)
+    grown = {f"b{n}": {"n": n} for n in range(400)} | {f"a{n}": None for n in range(50)}
+    await store.persist([Changes(0, 1, grown, {}, ["e1"], [], {"t": 2}, gen=1)], owner="me")
+    snap = await store.snapshot(0, gen=2, upto=2, ledger_size=10, owner="me")
+    expected = {k: v for k, v in (first | grown).items() if v is not None}
+    assert (snap.keys, snap.buckets) == (500, 4)  # 1 → 2 → 4: ≥ ceil(550 / 200)
+    found = await store.load(0, dict.fromkeys(first | grown, ("snapshot", 2, 4)))
+    assert {k: v for k, v in found.items() if v is not None} == expected
+    assert all(found[f"a{n}"] is None for n in range(50))
+    docs = await db["doubling_changes"].count_documents({"gen": 2, "ns": "sv"})
+    assert docs == 4
+
+
+async def test_a_streamed_restore_finds_the_generations_a_crash_left_unread(db):
+    store = await _grown_partition(db)
+    await store.snapshot(0, gen=2, upto=9, ledger_size=100, owner="me")
+    coll = store.collection  # generation 1 partly dropped: one value document left
+    await coll.delete_many({"partition": 0, "gen": {"$in": [0, 1]}, "_id": {"$ne": "0/g1/sv/0"}})
+    await coll.insert_one(  # generation 3 cut short: a value document, no marker
+        {"_id": "0/g3/sv/0", "partition": 0, "gen": 3, "part": 0, "seq": 8, "ns": "sv"}
+    )
+    whole = await store.restore(0)
+    streamed = await store.restore_into(0, _Everything())
+    assert streamed.gens == whole.gens == {1: 0, 2: 0, 3: 0}
+    assert (streamed.gen, streamed.next_seq) == (whole.gen, whole.next_seq) == (3, 9)
+    assert streamed.base == whole.base and streamed.base[0] == 2
