@@ -14,7 +14,7 @@ from shared.runtime import storage
 from shared.runtime.context import Outgoing
 from shared.runtime.engine import Crashed, Runtime, _Batch
 from shared.runtime.plan import Misplaced, Work, plan_batch
-from shared.runtime.state import DELETED, KeyFilter, KeyNotLoaded, PartitionState, View
+from shared.runtime.state import DELETED, KeyFilter, KeyNotLoaded, Ledger, PartitionState, View
 from shared.runtime.storage import (
     Changes,
     Restored,
@@ -187,6 +187,18 @@ def test_scanned_keys_never_leave_memory_and_the_index_follows_what_is_stored():
     state.put("q/a", DELETED, seq=1)
     state.loaded("q/c", 1)
     assert list(View(state).scan("q/")) == ["q/b", "q/c"]
+
+
+def test_the_ledger_keeps_the_newest_ids_and_forgets_the_oldest():
+    ledger = Ledger(3)
+    ledger.add(["e1", "e2", "e3"])
+    ledger.add(["e1", "e4"])  # e1 known: it keeps its place, the oldest
+    assert "e1" not in ledger and all(e in ledger for e in ("e2", "e3", "e4"))
+    assert len(ledger) == 3 and "e5" not in ledger and None not in ledger
+    assert list(ledger) == [Ledger.digest(e) for e in ("e2", "e3", "e4")]
+    none = Ledger(0)  # LEXCARE_RUNTIME_LEDGER_SIZE=0: no ledger
+    none.add(["e1"])
+    assert "e1" not in none and len(none) == 0
 
 
 def test_the_key_filter_knows_every_key_added_and_few_others():
