@@ -26,7 +26,7 @@ collection per request), the `seq` bound checked on what they matched.
 
 import asyncio
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -534,6 +534,18 @@ class ChangeStore:
                 tail.last = {"seq": seq, "checkpoint": doc["checkpoint"], "outbox": _outbox_of(doc)}
         return tail
 
+    async def _snapshot_of(self, partition: int, gen: int) -> AsyncIterator[dict[str, Any]]:
+        """The documents of snapshot `gen` (values, timers, ledger; not its marker), a few
+        at a time. By `ns` too: the batches stored in that generation after the snapshot
+        are read apart, and a filter on `partition` and `gen` alone would read them again."""
+        for ns in (SNAP_VALUE, SNAP_TIMER, SNAP_LEDGER):
+            self.round_trips += 1
+            docs = self.collection.find(  # a value document holds 200 values: ~100 KB
+                {"partition": partition, "gen": gen, "ns": ns}, batch_size=RESTORE_BATCH * 4
+            )
+            async for doc in docs:
+                yield doc
+
     async def restore_into(self, partition: int, sink: Sink) -> Restored:
         """The partition's latest stored state, its values handed to `sink` as they are
         read (`Restored.values` stays empty): one document at a time, so what the sink
@@ -561,13 +573,8 @@ class ChangeStore:
             result.base, result.base_keys = (marker["gen"], marker["buckets"]), marker["keys"]
             if last is None:
                 last = {"checkpoint": marker["checkpoint"], "outbox": _outbox_of(marker)}
-            self.round_trips += 1
-            snapshot = self.collection.find(  # its documents hold 200 values: ~100 KB
-                {"partition": partition, "gen": marker["gen"]}, batch_size=RESTORE_BATCH * 4
-            )
-            async for doc in snapshot:
-                if doc["ns"] in (SNAP_VALUE, SNAP_TIMER, SNAP_LEDGER):  # batches: read above
-                    places.append(_place(doc))
+            async for doc in self._snapshot_of(partition, marker["gen"]):
+                places.append(_place(doc))
                 if doc["ns"] == SNAP_VALUE:
                     for key, value in orjson.loads(doc["items"]).items():
                         sink.offer(key, value, None)
@@ -713,11 +720,7 @@ class ChangeStore:
                     out.keys += len(group)
 
         if marker is not None:
-            self.round_trips += 1
-            docs = self.collection.find(
-                {"partition": partition, "gen": marker["gen"]}, batch_size=RESTORE_BATCH * 4
-            )
-            async for doc in docs:
+            async for doc in self._snapshot_of(partition, marker["gen"]):
                 if doc["ns"] == SNAP_VALUE:
                     old = int(doc["_id"].rsplit("/", 1)[1])
                     await rewrite(old, orjson.loads(doc["items"]))
