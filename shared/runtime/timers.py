@@ -1,13 +1,14 @@
 """Timers as partition state: the timer itself and the heap of due moments across partitions."""
 
 import heapq
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Timer:
     """A due moment of one partition, and what its rule needs then."""
 
@@ -63,4 +64,5 @@ def encode_timer(timer: Timer) -> dict[str, Any]:
 
 def decode_timer(timer_id: str, doc: dict[str, Any]) -> Timer:
     """A stored timer."""
-    return Timer(timer_id, datetime.fromisoformat(doc["due_at"]), doc["kind"], doc["payload"])
+    kind = sys.intern(doc["kind"])  # a few kinds, one string each
+    return Timer(timer_id, datetime.fromisoformat(doc["due_at"]), kind, doc["payload"])
