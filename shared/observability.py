@@ -35,7 +35,8 @@ RUNTIME_KEYS = Gauge(
     "lexcare_runtime_keys_in_memory", "Values the owned partitions hold in memory."
 )
 RUNTIME_TIMERS = Gauge(
-    "lexcare_runtime_timers_pending", "Timers the owned partitions hold (all kept in memory)."
+    "lexcare_runtime_timers_pending",
+    "Timers the owned partitions hold in memory (those due within the timer horizon).",
 )
 RUNTIME_LEDGER = Gauge(
     "lexcare_runtime_ledger_ids",

@@ -264,10 +264,10 @@ def _schedule(memory: domain.M, timers: list[PlannedTimer], ctx: Context) -> dom
 
 
 def _cancel(memory: CaseState, kinds: list[CareKind], ctx: Context) -> None:
-    """Cancel the case's pending timers of these kinds."""
+    """Cancel the case's pending timers of these kinds (without asking: one due beyond the
+    runtime's timer horizon is not in memory)."""
     for timer_id in domain.planned_of(memory, kinds):
-        if ctx.timer(timer_id) is not None:
-            ctx.cancel(timer_id)
+        ctx.cancel(timer_id)
 
 
 def _due(timer: Timer) -> domain.DueTimer:

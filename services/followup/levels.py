@@ -229,10 +229,9 @@ def replanned(case: CaseState, clocks: SlaClocks, ctx: Context, care: "Care") ->
     """The case with its clocks, their timers moved, kept or cancelled to match."""
     planned = sla.plan(clocks, case.case_id, calendar=care.calendar, grace_s=care.sla_grace_s)
     for timer_id, (due_at, kind, target) in planned.items():
-        pending = ctx.timer(timer_id)
+        pending = ctx.timer(timer_id)  # None too when due beyond the runtime's timer horizon
         if due_at is None:
-            if pending is not None:
-                ctx.cancel(timer_id)
+            ctx.cancel(timer_id)
         elif pending is None or pending.due_at != due_at:
             payload = {"case_id": case.case_id, "target": target.value}
             ctx.schedule(timer_id, due_at=due_at, kind=kind, payload=payload)

@@ -56,11 +56,13 @@ class Context:
         self.view.put_timer(Timer(timer_id, due_at, kind, payload or {}))
 
     def cancel(self, timer_id: str) -> None:
-        """Forget a pending timer."""
+        """Forget a pending timer (none pending: nothing changes)."""
         self.view.drop_timer(timer_id)
 
     def timer(self, timer_id: str) -> Timer | None:
-        """The pending timer with this id, or None."""
+        """The pending timer with this id, or None. Only timers due within the runtime's
+        horizon (`LEXCARE_RUNTIME_TIMER_HORIZON_S`) are seen: decide nothing on a None for
+        a timer that may be further (cancel it without asking)."""
         return self.view.timer(timer_id)
 
     @staticmethod

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -102,6 +102,7 @@ class Runtime(Generic[V]):
         compact_every_s: float | None = None,
         snapshot_min_docs: int | None = None,
         scanned: tuple[str, ...] = (),
+        timer_horizon_s: float | None = None,
     ) -> None:
         self.settings = settings
         self.codec: TypeAdapter[V] = TypeAdapter(value_type)
@@ -110,6 +111,8 @@ class Runtime(Generic[V]):
         self.idle = idle
         self.scanned = scanned
         """Key prefixes rules list in order (`View.scan`)."""
+        self.horizon = timedelta(seconds=timer_horizon_s or settings.runtime_timer_horizon_s)
+        """How far ahead timers are kept in memory (later ones stay in storage)."""
         self.max_keys = max_keys or settings.runtime_max_keys
         self.ledger_size = settings.runtime_ledger_size if ledger_size is None else ledger_size
         self.snapshot_min_docs = snapshot_min_docs or settings.runtime_snapshot_min_docs
@@ -293,6 +296,7 @@ class Runtime(Generic[V]):
     async def run_once(self) -> int:
         """Poll once and take the batch through rules, persist, publish and commit."""
         assert self._consumer is not None
+        await self._reach_horizon()
         phase = _Phases()
         polled = await self._consumer.getmany(
             timeout_ms=self.settings.batch_timeout_ms,
@@ -520,7 +524,7 @@ class Runtime(Generic[V]):
         for key, value in batch.view.writes.items():
             state.put(key, value, seq=changes.seq)
         for timer_id, timer in batch.view.timer_writes.items():
-            if timer is DELETED:
+            if timer is DELETED or state.beyond(timer):
                 state.timers.pop(timer_id, None)
             else:
                 state.timers[timer_id] = timer
@@ -617,6 +621,34 @@ class Runtime(Generic[V]):
         state = self.partitions.get(partition)
         return None if state is None else state.timers.get(timer_id)
 
+    async def _reach_horizon(self) -> None:
+        """Bring into memory the stored timers that came within the horizon: each partition
+        past half its horizon reads the timers due up to a full one from now. No snapshot
+        runs meanwhile (it drops the documents read), and no batch (this is the loop)."""
+        until = self.clock.now() + self.horizon
+        late = [
+            state
+            for state in self.partitions.values()
+            if state.horizon is not None and state.horizon < until - self.horizon / 2
+        ]
+        if not late:
+            return
+        async with self._compacting:
+            for state in late:
+                assert state.horizon is not None
+                found = await self._until_done(
+                    self.changes.timers_between, state.partition, state.horizon, until
+                )
+                async with self.lock:
+                    if self.partitions.get(state.partition) is not state:
+                        continue
+                    for timer_id, encoded in found.items():
+                        timer = decode_timer(timer_id, encoded)
+                        state.timers[timer_id] = timer
+                        self.heap.push(state.partition, timer)
+                    state.horizon = until
+                log.info("timers_reached", partition=state.partition, timers=len(found))
+
     async def _reload(self, state: PartitionState[V], keys: Iterable[str]) -> None:
         """Bring keys that left memory back (one read per stored document, concurrently)."""
         values = await self._read(state, keys)
@@ -696,10 +728,12 @@ class Runtime(Generic[V]):
         """The rest of the partition's state from what `stored` holds (its values are in
         `state` already: the keeper put them there)."""
         state.base, state.legacy = stored.base, dict(stored.legacy)
+        state.horizon = self.clock.now() + self.horizon
         for timer_id, encoded in stored.timers.items():
             timer = decode_timer(timer_id, encoded)
-            state.timers[timer_id] = timer
-            self.heap.push(state.partition, timer)
+            if not state.beyond(timer):
+                state.timers[timer_id] = timer
+                self.heap.push(state.partition, timer)
         state.remember(stored.handled)
         state.checkpoint = stored.checkpoint
         state.next_seq = stored.next_seq

@@ -13,6 +13,7 @@ import heapq
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 from shared.runtime.timers import Timer
@@ -73,6 +74,9 @@ class PartitionState(Generic[V]):
     would reclaim."""
     snapshot_keys: int = 0
     """Keys in the last snapshot: the next one waits until as many documents are stored."""
+    horizon: datetime | None = None
+    """Every timer due by then is in `timers`; later ones are in storage only (None: all
+    are in memory)."""
     scanned: tuple[str, ...] = ()
     """Key prefixes whose keys rules list in order (`View.scan`): they never leave memory."""
     index: dict[str, list[str]] = field(init=False)
@@ -81,6 +85,10 @@ class PartitionState(Generic[V]):
     def __post_init__(self) -> None:
         self.index = {prefix: [] for prefix in self.scanned}
         self.seen = Ledger(self.ledger_size)
+
+    def beyond(self, timer: Timer) -> bool:
+        """True for a timer due after the horizon: storage keeps it, memory does not."""
+        return self.horizon is not None and timer.due_at > self.horizon
 
     def pinned(self, key: str) -> bool:
         """True for keys a scan lists: they stay in memory."""
@@ -293,7 +301,8 @@ class View(Generic[V]):
         return heapq.merge(stored, added)
 
     def timer(self, timer_id: str) -> Timer | None:
-        """The pending timer with this id, or None."""
+        """The pending timer with this id, or None; a timer due beyond the runtime's horizon
+        reads as None (cancel one without asking: a cancel of nothing changes nothing)."""
         if timer_id in self.timer_writes:
             timer = self.timer_writes[timer_id]
             return None if timer is DELETED else timer

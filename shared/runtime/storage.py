@@ -28,6 +28,7 @@ import asyncio
 import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Protocol
 
 import orjson
@@ -311,6 +312,10 @@ def restored(docs: Sequence[dict[str, Any]], *, upto: int | None = None) -> Rest
         1 for d in docs if d["ns"] in (VALUE, TIMER, BATCH) and d["seq"] >= start
     )
     return result
+
+
+def _ignore(key: str, value: Any, seq: int) -> None:
+    """What reading only the timers does with a batch's values."""
 
 
 def _exact(encoded: bytes) -> bytes:
@@ -628,6 +633,31 @@ class ChangeStore:
         while gen > 0 and gen not in known and await probe(gen):
             gen -= 1
         return found
+
+    async def timers_between(
+        self, partition: int, after: datetime, until: datetime
+    ) -> dict[str, Any]:
+        """The partition's stored timers (encoded) due after `after` and by `until`: the
+        snapshot's, then the batches' after it in order (a later batch moves or cancels)."""
+        base, _ = await self._base(partition)
+        timers: dict[str, Any] = {}
+        if base is not None:
+            self.round_trips += 1
+            docs = self.collection.find(
+                {"partition": partition, "gen": base["gen"], "ns": SNAP_TIMER},
+                batch_size=RESTORE_BATCH * 4,
+            )
+            async for doc in docs:
+                timers.update(orjson.loads(doc["items"]))
+        start = 0 if base is None else base["next_seq"]
+        tail = await self._batches(partition, start=start, upto=None, offer=_ignore)
+        for timer_id, (_, value) in tail.timers.items():
+            timers[timer_id] = value
+        return {
+            timer_id: value
+            for timer_id, value in timers.items()
+            if value is not None and after < datetime.fromisoformat(value["due_at"]) <= until
+        }
 
     async def load(self, partition: int, where: dict[str, Any]) -> dict[str, Any]:
         """Encoded values of keys that left memory, by `PartitionState.location` (None:

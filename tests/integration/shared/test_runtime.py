@@ -207,6 +207,36 @@ async def test_a_timer_scheduled_before_a_restart_fires_once_after_it(start, kaf
     assert not any(s.timers for s in third.partitions.values())
 
 
+async def test_a_timer_beyond_the_horizon_stays_in_storage_and_fires_once_on_time(start, kafka):
+    clock = FakeClock(T0)
+    first = await start(clock=clock, timer_horizon_s=600)  # the reminder is due in an hour
+    await send(kafka, [event(ADDED, "case-far", at=T0), event(ADDED, "case-moved", at=T0)])
+    await kafka.distinct(COUNTED, count=2)
+    assert not any(s.timers for s in first.partitions.values())
+    await first.stop()
+    second = await start(clock=clock, timer_horizon_s=600)
+    await eventually(lambda: len(second.partitions) == PARTITIONS)
+    assert not any(s.timers for s in second.partitions.values())  # restored: storage only
+    clock.advance(timedelta(minutes=30))  # case-moved's reminder moves to 1 h 30 from now
+    await send(kafka, [event(ADDED, "case-moved", at=T0 + timedelta(minutes=30))])
+    await kafka.distinct(COUNTED, count=3)
+    clock.advance(timedelta(minutes=26))  # past half the horizon: read up to 10 min ahead
+    await eventually(
+        lambda: [t.id for s in second.partitions.values() for t in s.timers.values()]
+        == ["remind/case-far"]
+    )
+    clock.advance(timedelta(minutes=5))
+    [reminded] = await kafka.distinct(REMINDED, count=1)
+    assert (reminded["case_id"], reminded["total"]) == ("case-far", 1)
+    clock.advance(timedelta(minutes=30))  # case-moved's, at its new time, once
+    reminded = await kafka.distinct(REMINDED, count=2)
+    assert sorted((r["case_id"], r["total"]) for r in reminded) == [
+        ("case-far", 1),
+        ("case-moved", 2),
+    ]
+    await second.stop()
+
+
 async def test_idle_keys_leave_memory_and_come_back_when_an_event_needs_them(start, kafka):
     runtime = await start(max_keys=1, idle=lambda tally: True)
     keys = [f"case-{i}" for i in range(6)]
