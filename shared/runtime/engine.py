@@ -720,15 +720,18 @@ class Runtime(Generic[V]):
             partition, ledger_size=self.ledger_size, scanned=self.scanned
         )
         keeper = _Keeper(state, self.codec.validate_python, self.idle, self.max_keys)
-        stored = await self.changes.restore_into(partition, keeper)
+        horizon = self.clock.now() + self.horizon
+        stored = await self.changes.restore_into(partition, keeper, horizon=horizon)
         keeper.finish()
-        return self._partition(stored, state), stored
+        return self._partition(stored, state, horizon), stored
 
-    def _partition(self, stored: Restored, state: PartitionState[V]) -> PartitionState[V]:
+    def _partition(
+        self, stored: Restored, state: PartitionState[V], horizon: datetime
+    ) -> PartitionState[V]:
         """The rest of the partition's state from what `stored` holds (its values are in
-        `state` already: the keeper put them there)."""
+        `state` already: the keeper put them there), timers due by `horizon`."""
         state.base, state.legacy = stored.base, dict(stored.legacy)
-        state.horizon = self.clock.now() + self.horizon
+        state.horizon = horizon
         for timer_id, encoded in stored.timers.items():
             timer = decode_timer(timer_id, encoded)
             if not state.beyond(timer):

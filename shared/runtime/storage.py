@@ -314,6 +314,11 @@ def restored(docs: Sequence[dict[str, Any]], *, upto: int | None = None) -> Rest
     return result
 
 
+def _within(timer: dict[str, Any], horizon: datetime | None) -> bool:
+    """True when a stored timer is due by `horizon` (None: no horizon)."""
+    return horizon is None or datetime.fromisoformat(timer["due_at"]) <= horizon
+
+
 def _ignore(key: str, value: Any, seq: int) -> None:
     """What reading only the timers does with a batch's values."""
 
@@ -551,11 +556,14 @@ class ChangeStore:
             async for doc in docs:
                 yield doc
 
-    async def restore_into(self, partition: int, sink: Sink) -> Restored:
+    async def restore_into(
+        self, partition: int, sink: Sink, *, horizon: datetime | None = None
+    ) -> Restored:
         """The partition's latest stored state, its values handed to `sink` as they are
         read (`Restored.values` stays empty): one document at a time, so what the sink
-        keeps bounds memory, not the stored history. Partitions holding documents of the
-        earlier layouts (a document per key, an unbucketed snapshot) are read whole."""
+        keeps bounds memory, not the stored history; timers due after `horizon` are left
+        out as they are read. Partitions holding documents of the earlier layouts (a
+        document per key, an unbucketed snapshot) are read whole."""
         base, older = await self._base(partition)
         if older:
             whole = await self.restore(partition)
@@ -585,10 +593,13 @@ class ChangeStore:
                         sink.offer(key, value, None)
                 elif doc["ns"] == SNAP_TIMER:
                     for timer_id, value in orjson.loads(doc["items"]).items():
-                        timers.setdefault(timer_id, (-1, value))
+                        if timer_id not in timers and _within(value, horizon):
+                            timers[timer_id] = (-1, value)
                 elif doc["ns"] == SNAP_LEDGER:
                     snapshot_ledger.append((doc["n"], orjson.loads(doc["handled"])))
-        result.timers = {t: value for t, (_, value) in timers.items() if value is not None}
+        result.timers = {
+            t: value for t, (_, value) in timers.items() if value and _within(value, horizon)
+        }
         for _, handled in sorted(snapshot_ledger, key=lambda chunk: chunk[0]):
             result.handled.extend(handled)
         result.handled.extend(tail.handled())
