@@ -24,7 +24,7 @@ from typing import Any
 
 from pymongo import AsyncMongoClient
 
-from bench.infra import provide_infra
+from bench.infra import drop_databases, provide_infra
 from shared.runtime.storage import Changes, ChangeStore
 
 PER_BATCH = 1_000
@@ -117,7 +117,8 @@ def main() -> None:
         asyncio.run(snapshot_once(url, db_name, store, way, int(upto)))
         return
     with provide_infra() as infra:
-        db_name = f"benchcompact{uuid.uuid4().hex[:8]}"
+        run = f"benchcompact{uuid.uuid4().hex[:8]}"
+        db_name = f"{run}_state"
         try:
             upto = asyncio.run(
                 prepare(infra.mongo_url, db_name, keys=args.keys, changed=args.changed)
@@ -132,18 +133,12 @@ def main() -> None:
                 assert whole["keys"] == streamed["keys"], (whole, streamed)
                 rows.append((label, whole, streamed))
         finally:
-            asyncio.run(_drop(infra.mongo_url, db_name))
+            asyncio.run(drop_databases(infra.mongo_url, run))
     print(f"{'compaction':48} {'whole':>22} {'streamed':>22}  ratio")
     for label, whole, streamed in rows:
         for name, unit in (("s", "s"), ("peak", "MiB peak RSS"), ("after", "MiB RSS after")):
             w, s = whole[name], streamed[name]
             print(f"{label:48} {w:10,.1f} {unit:>11} {s:10,.1f} {unit:>11}  {s / w:.2f}")
-
-
-async def _drop(mongo_url: str, db_name: str) -> None:
-    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
-    await client.drop_database(db_name)
-    await client.close()
 
 
 if __name__ == "__main__":

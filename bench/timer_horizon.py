@@ -21,7 +21,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from bench.compaction import status_mib
-from bench.infra import provide_infra
+from bench.infra import drop_databases, provide_infra
 from shared.runtime import Runtime
 from shared.runtime.storage import Changes, ChangeStore
 from shared.settings import LexcareSettings
@@ -82,24 +82,19 @@ def main() -> None:
         return
     default = LexcareSettings().runtime_timer_horizon_s
     with provide_infra() as infra:
-        db_name = f"benchhorizon{uuid.uuid4().hex[:8]}"
+        run = f"benchhorizon{uuid.uuid4().hex[:8]}"
+        db_name = f"{run}_state"
         try:
             asyncio.run(prepare(infra.mongo_url, db_name, timers=args.timers))
             every = measure(infra.mongo_url, db_name, 2 * YEAR.total_seconds())
             within = measure(infra.mongo_url, db_name, default)
         finally:
-            asyncio.run(_drop(infra.mongo_url, db_name))
+            asyncio.run(drop_databases(infra.mongo_url, run))
     print(f"{args.timers:,} timers over a year, one partition restored")
     print(f"{'':26} {'all in memory':>16} {'2-day horizon':>16}  ratio")
     for name, label in (("timers", "timers in memory"), ("rss", "RSS after, MiB"), ("s", "s")):
         a, b = every[name], within[name]
         print(f"{label:26} {a:16,.1f} {b:16,.1f}  {b / a:.2f}")
-
-
-async def _drop(mongo_url: str, db_name: str) -> None:
-    client: AsyncMongoClient[Any] = AsyncMongoClient(mongo_url)
-    await client.drop_database(db_name)
-    await client.close()
 
 
 if __name__ == "__main__":
