@@ -70,6 +70,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--large", action="store_true", help="growth at 10k, 100k and 1M events")
     p.add_argument("--no-lifecycle", action="store_true", help="contacts only")
     p.add_argument(
+        "--resolved",
+        type=float,
+        default=0.7,
+        help="share of new cases the life cycle resolves (1.0: every case ends)",
+    )
+    p.add_argument(
         "--phases",
         default="classifier,baseline,pipeline,alone,gateway,desk",
         help="comma list of phases to run",
@@ -206,7 +212,13 @@ async def run_pipeline(
     async with running(procs, log_dir), Kafka(infra.kafka) as kafka:
         publisher = Publisher(infra.kafka, prefix)
         await publisher.start()
-        tracker = pipeline.Tracker(infra.kafka, prefix, publisher, lifecycle=not args.no_lifecycle)
+        tracker = pipeline.Tracker(
+            infra.kafka,
+            prefix,
+            publisher,
+            lifecycle=not args.no_lifecycle,
+            resolved=args.resolved,
+        )
         await tracker.start()
         try:
             out["start"] = await snapshot(infra, kafka, prefix, db_prefix, procs)

@@ -103,10 +103,16 @@ def contact_key(contact: dict[str, Any]) -> bytes:
     return (contact.get("sender_id") or contact["event_id"]).encode()
 
 
-def lifecycle_for_case(classified: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+RESOLVED_SHARE = 0.7
+"""The share of new cases the life cycle resolves (the others stay open)."""
+
+
+def lifecycle_for_case(
+    classified: dict[str, Any], *, resolved: float = RESOLVED_SHARE
+) -> list[tuple[str, dict[str, Any]]]:
     """Staff and adapter events that follow a new case: (topic, event) pairs.
 
-    About half the cases sign a contract, 70 % are resolved, 60 % get a completed care
+    About half the cases sign a contract, `resolved` (70 %) are resolved, 60 % get a completed care
     contact; the choice is stable per case id, so a redelivered case.classified yields the
     same events (with new event ids: the system's dedupe is by event id, so they count
     as new events, which is what a repeated staff action would be).
@@ -143,7 +149,7 @@ def lifecycle_for_case(classified: dict[str, Any]) -> list[tuple[str, dict[str, 
             agent_id=f"agent-{int(_fraction(case_id + '/agent') * 12):02d}",
             outcome=CARE_OUTCOMES[int(_fraction(case_id + "/co") * 5)],
         )
-    if _fraction(case_id + "/resolve") < 0.7:
+    if _fraction(case_id + "/resolve") < resolved:
         add("case.resolved", "staff-tool", outcome=OUTCOMES[int(_fraction(case_id + "/out") * 4)])
     return events
 

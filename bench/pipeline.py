@@ -17,7 +17,13 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
-from bench.generator import ContactFactory, Publisher, answer_for_survey, lifecycle_for_case
+from bench.generator import (
+    RESOLVED_SHARE,
+    ContactFactory,
+    Publisher,
+    answer_for_survey,
+    lifecycle_for_case,
+)
 
 TFT_ALL = b"tft|all|all|all|all"
 
@@ -39,6 +45,8 @@ class Tracker:
     prefix: str
     publisher: Publisher
     lifecycle: bool = True
+    resolved: float = RESOLVED_SHARE
+    """The share of new cases resolved."""
     sent_at: dict[str, float] = field(default_factory=dict)
     case_of_contact: dict[str, str] = field(default_factory=dict)
     contact_of_case: dict[str, str] = field(default_factory=dict)
@@ -123,7 +131,7 @@ class Tracker:
         """Once a case is assigned, staff and customers act on it: publish its life cycle."""
         if not self.lifecycle:
             return
-        for life_topic, life_event in lifecycle_for_case(classified):
+        for life_topic, life_event in lifecycle_for_case(classified, resolved=self.resolved):
             await self.publisher.send(life_topic, life_event)
             self.lifecycle_sent += 1
 
