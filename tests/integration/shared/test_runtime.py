@@ -222,8 +222,10 @@ async def test_a_timer_beyond_the_horizon_stays_in_storage_and_fires_once_on_tim
     await kafka.distinct(COUNTED, count=3)
     clock.advance(timedelta(minutes=26))  # past half the horizon: read up to 10 min ahead
     await eventually(
-        lambda: [t.id for s in second.partitions.values() for t in s.timers.values()]
-        == ["remind/case-far"]
+        lambda: (
+            [t.id for s in second.partitions.values() for t in s.timers.values()]
+            == ["remind/case-far"]
+        )
     )
     clock.advance(timedelta(minutes=5))
     [reminded] = await kafka.distinct(REMINDED, count=1)
