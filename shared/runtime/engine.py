@@ -765,9 +765,9 @@ class Runtime(Generic[V]):
         """Write the partition's state as a new generation, then drop the older ones.
 
         New batches go to the new generation from now on; the snapshot is built from
-        storage (evicted keys included) up to the batches before it, streamed. A crash before the
-        snapshot's marker leaves the old generations in charge; after it, restore ignores
-        what is left of them and the next snapshot drops it.
+        storage (evicted keys included) up to the batches before it, streamed. A crash
+        before the snapshot's marker leaves the old generations in charge; after it,
+        restore ignores what is left of them and the next snapshot drops it.
         """
         async with self.lock:
             state = self.partitions.get(partition)

@@ -387,7 +387,7 @@ class _Tail:
     last: dict[str, Any] | None = None
     """The newest batch's number, checkpoint and outbox."""
     versions: int = 0
-    seen: list[dict[str, Any]] = field(default_factory=list)
+    places: list[dict[str, Any]] = field(default_factory=list)
     """The place (generation, part, batch) of every batch document read."""
 
     def handled(self) -> list[str]:
@@ -529,7 +529,7 @@ class ChangeStore:
         )
         async for doc in batches:
             seq = doc["seq"]
-            tail.seen.append(_place(doc))
+            tail.places.append(_place(doc))
             if seq < start or (upto is not None and seq >= upto):
                 continue
             body = orjson.loads(doc["batch"])
@@ -579,7 +579,7 @@ class ChangeStore:
         timers = tail.timers
         last = tail.last
         snapshot_ledger: list[tuple[int, list[str]]] = []
-        places = tail.seen
+        places = tail.places
         if base is not None:
             marker = base
             places.append(_place(marker))
