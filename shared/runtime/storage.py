@@ -544,11 +544,17 @@ class ChangeStore:
                 tail.last = {"seq": seq, "checkpoint": doc["checkpoint"], "outbox": _outbox_of(doc)}
         return tail
 
-    async def _snapshot_of(self, partition: int, gen: int) -> AsyncIterator[dict[str, Any]]:
+    async def _snapshot_of(
+        self,
+        partition: int,
+        gen: int,
+        *,
+        kinds: Sequence[str] = (SNAP_VALUE, SNAP_TIMER, SNAP_LEDGER),
+    ) -> AsyncIterator[dict[str, Any]]:
         """The documents of snapshot `gen` (values, timers, ledger; not its marker), a few
         at a time. By `ns` too: the batches stored in that generation after the snapshot
         are read apart, and a filter on `partition` and `gen` alone would read them again."""
-        for ns in (SNAP_VALUE, SNAP_TIMER, SNAP_LEDGER):
+        for ns in kinds:
             self.round_trips += 1
             docs = self.collection.find(  # a value document holds 200 values: ~100 KB
                 {"partition": partition, "gen": gen, "ns": ns}, batch_size=RESTORE_BATCH * 4
@@ -653,12 +659,7 @@ class ChangeStore:
         base, _ = await self._base(partition)
         timers: dict[str, Any] = {}
         if base is not None:
-            self.round_trips += 1
-            docs = self.collection.find(
-                {"partition": partition, "gen": base["gen"], "ns": SNAP_TIMER},
-                batch_size=RESTORE_BATCH * 4,
-            )
-            async for doc in docs:
+            async for doc in self._snapshot_of(partition, base["gen"], kinds=(SNAP_TIMER,)):
                 timers.update(orjson.loads(doc["items"]))
         start = 0 if base is None else base["next_seq"]
         tail = await self._batches(partition, start=start, upto=None, offer=_ignore)
