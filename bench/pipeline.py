@@ -51,6 +51,8 @@ class Tracker:
     case_of_contact: dict[str, str] = field(default_factory=dict)
     contact_of_case: dict[str, str] = field(default_factory=dict)
     assigned_at: dict[str, float] = field(default_factory=dict)
+    classified_at: dict[str, float] = field(default_factory=dict)
+    """When each case's first case.classified was read (intake's last hop), by case id."""
     answered: set[str] = field(default_factory=set)
     waiting: dict[str, dict[str, Any]] = field(default_factory=dict)
     """case.classified of new cases not assigned yet (their life cycle waits)."""
@@ -109,6 +111,7 @@ class Tracker:
                 return  # a redelivery
             self.case_of_contact[contact_id] = case_id
             self.contact_of_case.setdefault(case_id, contact_id)
+            self.classified_at.setdefault(case_id, now)
             if case_id in self.assigned_at:
                 await self._live(event)
             else:
@@ -144,13 +147,15 @@ class Tracker:
                 times.append(self.assigned_at[case_id])
         return times
 
-    def latencies_ms(self, contact_ids: list[str]) -> list[float]:
-        """contact sent → case.assigned read, in ms, for the assigned ones."""
+    def latencies_ms(self, contact_ids: list[str], *, upto: str = "assigned") -> list[float]:
+        """contact sent → case.assigned read (or case.classified, `upto="classified"`), in ms,
+        for the contacts whose case was assigned."""
+        reached = self.classified_at if upto == "classified" else self.assigned_at
         out = []
         for contact_id in contact_ids:
             case_id = self.case_of_contact.get(contact_id)
-            if case_id is not None and case_id in self.assigned_at:
-                out.append((self.assigned_at[case_id] - self.sent_at[contact_id]) * 1000)
+            if case_id is not None and case_id in self.assigned_at and case_id in reached:
+                out.append((reached[case_id] - self.sent_at[contact_id]) * 1000)
         return out
 
     def tft_reached(self, target: float) -> float | None:
@@ -219,6 +224,9 @@ class Latency:
     p50_ms: float | None
     p95_ms: float | None
     p99_ms: float | None
+    classified_p50_ms: float | None = None
+    """contact → case.classified (intake's part of the way), median."""
+    classified_p99_ms: float | None = None
 
 
 async def latency(
@@ -238,6 +246,7 @@ async def latency(
     ids = [i for i in tracker.sent_at if i not in ids_before]
     await wait_for(lambda: len(tracker.assigned(ids)) >= count, drain)
     lat = tracker.latencies_ms(ids)
+    intake = tracker.latencies_ms(ids, upto="classified")
     return Latency(
         fraction=fraction,
         rate=rate,
@@ -246,4 +255,6 @@ async def latency(
         p50_ms=percentile(lat, 0.50),
         p95_ms=percentile(lat, 0.95),
         p99_ms=percentile(lat, 0.99),
+        classified_p50_ms=percentile(intake, 0.50),
+        classified_p99_ms=percentile(intake, 0.99),
     )

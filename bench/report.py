@@ -65,6 +65,10 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
         )
         for q in ("p50", "p95", "p99"):
             rows.append(_row("latency", f"{label} {q}", lat[f"{q}_ms"], "ms", base))
+        for q in ("p50", "p99"):
+            ms = lat.get(f"classified_{q}_ms")
+            if ms is not None:
+                rows.append(_row("latency", f"{label} to case.classified {q}", ms, "ms", base))
         for svc, phases in (lat.get("phases") or {}).items():
             for phase, ms in phases.items():
                 rows.append(_row("latency", f"{label} {svc} cycle: {phase}", ms, "ms", base))

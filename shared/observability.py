@@ -4,6 +4,11 @@ from prometheus_client import Counter, Gauge, Histogram
 
 HANDLED = Counter("lexcare_events_handled_total", "Messages handled successfully.", ["topic"])
 FAILED = Counter("lexcare_events_failed_total", "Handler failures (each try).", ["topic"])
+HANDED_OFF = Counter(
+    "lexcare_runtime_handed_off_total",
+    "Events to the service's own internal topics run in the cycle that emitted them.",
+    ["topic"],
+)
 DEAD_LETTERS = Counter("lexcare_dead_letters_total", "Messages sent to a DLQ.", ["topic"])
 LATENCY = Histogram(
     "lexcare_handler_seconds",

@@ -24,16 +24,17 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, OutOfOrderSequenceNumber
 from aiokafka.partitioner import DefaultPartitioner
-from aiokafka.structs import TopicPartition
+from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import faults, observability
 from shared.background import Background
+from shared.batching import parse
 from shared.clock import Clock, SystemClock
 from shared.delivery import TRANSIENT_ERRORS, Rejected, dead_letter_headers, describe_error
 from shared.events import Event
-from shared.kafka import admin_client_options, await_group_coordinators
+from shared.kafka import admin_client, admin_client_options, await_group_coordinators
 from shared.logging import SILENCED
 from shared.runtime.context import Context, Outgoing
 from shared.runtime.inputs import check_copartitioned, prepare_inputs
@@ -58,6 +59,9 @@ TimerRule = Callable[[View[Any], Timer, Context], None]
 log = structlog.get_logger("lexcare.runtime")
 
 CRASH_POINTS = ("after_persist", "after_publish")
+HAND_OFF_ROUNDS = 16
+"""Rounds of hand-off per cycle: events a handed-off rule emits to its own internal topics
+are handed off in the next round; past the last, they wait for their record."""
 """Where a test may stop the runtime dead (`crash_at`), or a process (`faults`)."""
 
 
@@ -83,6 +87,22 @@ class _Batch:
     work: list[Work] = field(default_factory=list)
     position: int = 0
     """The work item running now: those after it are what a reload looks ahead at."""
+    looked: int = 0
+    """How much of the outbox the hand-off has looked at."""
+
+    def take_emitted(self) -> list[Outgoing]:
+        """What the rules emitted since the last call."""
+        new, self.looked = self.outbox[self.looked :], len(self.outbox)
+        return new
+
+
+@dataclass(frozen=True)
+class _Handed:
+    """Where a record handed off in the cycle that emitted it would have been read."""
+
+    topic: str
+    partition: int
+    key: bytes
 
 
 class Runtime(Generic[V]):
@@ -316,7 +336,9 @@ class Runtime(Generic[V]):
             )
             if not plan.offsets and not plan.work:
                 return 0
-            batches = [await self._apply(p, work) for p, work in plan.work.items()]
+            batches = {p: await self._apply(p, work) for p, work in plan.work.items()}
+            await self._hand_off(batches)
+            batches = list(batches.values())
             stored = [(b, self._changes(b, plan)) for b in batches if b.view.writes or b.outbox]
             phase.done("rules")
             if stored and not await self._persist([changes for _, changes in stored]):
@@ -330,7 +352,7 @@ class Runtime(Generic[V]):
             self._crash("after_publish", outside)
             for batch, changes in stored:
                 self._settle(batch, changes)
-            await self._commit(plan)
+            await self._commit(plan, [changes for _, changes in stored])
             phase.done("commit")  # the wait for the previous cycle's commit
             self.consumed += len(records)
             return len(records)
@@ -353,6 +375,58 @@ class Runtime(Generic[V]):
             else:
                 self._dead_letter(batch, item.record, item.event or ValueError("empty record"))
         return batch
+
+    async def _hand_off(self, batches: dict[int, _Batch]) -> None:
+        """Run now what the rules emitted to the service's own internal topics for partitions
+        this instance owns, instead of a cycle later when the record comes back.
+
+        The record is published all the same (a crash may leave the target's batch unstored:
+        the next owner runs it from the topic); the target's ledger holds its id, so the copy
+        that comes back is skipped. It runs after what the target's partition polled, as if
+        it had been first in the topic after those. An event whose rule fails here is left
+        to that copy, which dead-letters it with its offset. Bounded by `HAND_OFF_ROUNDS`.
+        """
+        if not self.internal:
+            return
+        for _ in range(HAND_OFF_ROUNDS):
+            handed = [
+                out
+                for batch in list(batches.values())
+                for out in batch.take_emitted()
+                if out.topic in self.internal and out.topic not in self._stateless
+            ]
+            ran = False
+            for out in handed:
+                partition = self._owner_of(out.key) if out.key is not None else None
+                if partition is None or partition not in self.partitions:
+                    continue
+                event = parse(self.routes[out.topic].model, out)
+                if not isinstance(event, Event):
+                    continue
+                target = batches.get(partition)
+                if target is None:
+                    state = self.partitions[partition]
+                    target = batches[partition] = _Batch(state, View(state), [], [])
+                event_id = str(event.event_id)
+                if target.state.handled(event_id) or event_id in target.handled:
+                    continue
+                target.work.append(Work(record=_Handed(out.topic, partition, out.key), event=event))
+                target.position = len(target.work) - 1
+                ran |= await self._run_handed(target, out.topic, event)
+            if not ran:
+                return
+
+    async def _run_handed(self, batch: _Batch, topic: str, event: Event) -> bool:
+        started = time.perf_counter()
+        route = self.routes[topic]
+        outcome = await self._attempt(batch, lambda view, ctx: route.rule(view, event, ctx))
+        if isinstance(outcome, BaseException):
+            return False
+        batch.handled.append(str(event.event_id))
+        observability.HANDLED.labels(topic).inc()
+        observability.HANDED_OFF.labels(topic).inc()
+        observability.LATENCY.labels(topic).observe(time.perf_counter() - started)
+        return True
 
     async def _handle(self, batch: _Batch, record: Any, event: Event) -> None:
         route = self.routes[record.topic]
@@ -532,7 +606,7 @@ class Runtime(Generic[V]):
         if len(state.values) > self.max_keys:
             state.evict(keep=self.max_keys, idle=self.idle)
 
-    async def _commit(self, plan: Plan) -> None:
+    async def _commit(self, plan: Plan, stored: list[Changes]) -> None:
         """Commit the batch's offsets while the next cycle polls and runs its rules.
 
         The batch is stored (with its checkpoint) and published: a commit that never lands
@@ -541,12 +615,31 @@ class Runtime(Generic[V]):
         wait for the last one (a committed offset below a stored checkpoint means
         "republish the last outbox" to the next owner)."""
         assert self._consumer is not None
-        owned = {tp: o for tp, o in plan.offsets.items() if tp.partition in self.partitions}
+        owned = {
+            tp: (offset, _published_seq(self.partitions[tp.partition]))
+            for tp, offset in plan.offsets.items()
+            if tp.partition in self.partitions
+        }
+        for changes in stored:  # a batch of timers or of no new record moves no offset
+            if changes.partition in self.partitions:
+                owned.update(self._marks(changes.partition, owned))
         await self._committed_all()
         if owned:
             self._pending_commit = asyncio.create_task(self._commit_now(owned))
 
-    async def _commit_now(self, owned: dict[TopicPartition, int]) -> None:
+    def _marks(
+        self, partition: int, owned: dict[TopicPartition, tuple[int, str]]
+    ) -> dict[TopicPartition, tuple[int, str]]:
+        """Commits naming the partition's last published batch when the poll's offsets do
+        not: its checkpoint again (the first input at 0 when it never read a record)."""
+        if any(tp.partition == partition for tp in owned):
+            return {}
+        state = self.partitions[partition]
+        checkpoint = state.checkpoint or {min(self.routes): 0}
+        seq = _published_seq(state)
+        return {TopicPartition(t, partition): (o, seq) for t, o in checkpoint.items()}
+
+    async def _commit_now(self, owned: dict[TopicPartition, tuple[int, str]]) -> None:
         assert self._consumer is not None
         try:
             await self._until_done(self._consumer.commit, owned)
@@ -687,9 +780,13 @@ class Runtime(Generic[V]):
             new = sorted(wanted - set(self.partitions))
             began = time.perf_counter()
             restored = await asyncio.gather(*(self._restore(p) for p in new))
+            pending = [(p, stored) for p, (_, stored) in zip(new, restored, strict=True)]
+            committed = await self._until_done(
+                self._committed_offsets, [p for p, stored in pending if stored.outbox]
+            )
             for partition, (state, stored) in zip(new, restored, strict=True):
                 self.partitions[partition] = state
-                if stored.outbox and not await self._until_done(self._committed, partition, stored):
+                if stored.outbox and not _published(partition, stored, committed):
                     await self._until_done(self._publish, stored.outbox)
             if new:  # a rebalance that hands back parked partitions restores nothing
                 self.restore_seconds = time.perf_counter() - began
@@ -700,14 +797,17 @@ class Runtime(Generic[V]):
                 restore_ms=round((time.perf_counter() - began) * 1000),
             )
 
-    async def _committed(self, partition: int, stored: Restored) -> bool:
-        """True when the group committed the last stored batch: it was published before."""
-        assert self._consumer is not None
-        for topic, offset in stored.checkpoint.items():
-            committed = await self._consumer.committed(TopicPartition(topic, partition))
-            if committed is None or committed < offset:
-                return False
-        return True
+    async def _committed_offsets(
+        self, partitions: list[int]
+    ) -> dict[TopicPartition, OffsetAndMetadata]:
+        """What the group committed for `partitions` of every input, with the metadata."""
+        if not partitions:
+            return {}
+        wanted = [TopicPartition(t, p) for t in sorted(self.routes) for p in partitions]
+        async with admin_client(self.settings) as admin:
+            return await admin.list_consumer_group_offsets(
+                self.settings.consumer_group, partitions=wanted
+            )
 
     async def _restore(self, partition: int) -> tuple[PartitionState[V], Restored]:
         """The partition as stored (retried while storage is unreachable)."""
@@ -898,6 +998,33 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Own exactly the assigned partitions, restored before the first fetch."""
         await self.runtime.assign(tp.partition for tp in assigned)
+
+
+def _published_seq(state: PartitionState[Any]) -> str:
+    """The commit metadata naming the partition's last published batch."""
+    return str(state.next_seq - 1)
+
+
+def _published(
+    partition: int, stored: Restored, committed: dict[TopicPartition, OffsetAndMetadata]
+) -> bool:
+    """Whether the partition's last stored batch was published: the group committed its
+    number (commit metadata) or, for commits that carry none, its checkpoint."""
+    last = stored.next_seq - 1
+    marks = [
+        int(c.metadata)
+        for tp, c in committed.items()
+        if tp.partition == partition and c.metadata.isdigit()
+    ]
+    if marks:
+        return max(marks) >= last
+    if not stored.checkpoint:
+        return False
+    for topic, offset in stored.checkpoint.items():
+        done = committed.get(TopicPartition(topic, partition))
+        if done is None or done.offset < offset:
+            return False
+    return True
 
 
 def _headers(out: Outgoing) -> list[tuple[str, bytes]] | None:

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
+from shared import observability
 from shared.clock import FakeClock
 from shared.runtime.engine import CRASH_POINTS, Crashed, Runtime
 from shared.runtime.state import KeyNotLoaded, View
@@ -159,6 +160,40 @@ async def test_a_crash_between_persist_and_commit_loses_nothing_and_counts_nothi
     assert {e["event_id"] for e in counted} == {counted_id(e) for e in events}
     await eventually(lambda: _totals_reach(db, expected_totals(events)))
     assert await stored_totals(db) == {f"case-{i}": 5 for i in range(4)}
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+async def test_a_timer_batch_cut_short_by_a_crash_is_published_after_the_restart(
+    point, start, kafka
+):
+    """A batch of due timers alone moves no offset: its outbox is republished all the same."""
+    clock = FakeClock(T0)
+    first = await start(clock=clock)
+    await send(kafka, [event(ADDED, "case-t", at=T0)])
+    await kafka.distinct(COUNTED, count=1)
+    first.crash_at = point
+    clock.advance(timedelta(hours=2))
+    await eventually(first.crashed.is_set)
+    await first.kill()
+    await start(clock=clock)
+    reminded = await kafka.distinct(REMINDED, count=1)
+    assert reminded[0]["total"] == 1
+
+
+async def test_a_published_timer_batch_is_not_published_again_by_the_next_owner(start, kafka):
+    """The commit after a batch of timers names that batch: a restart republishes nothing."""
+    clock = FakeClock(T0)
+    first = await start(clock=clock)
+    await send(kafka, [event(ADDED, "case-t", at=T0)])
+    await kafka.distinct(COUNTED, count=1)
+    clock.advance(timedelta(hours=2))
+    await kafka.distinct(REMINDED, count=1)
+    await first.stop()
+    await start(clock=clock)
+    await send(kafka, [event(ADDED, "case-t", at=T0 + timedelta(hours=2))])
+    await kafka.distinct(COUNTED, count=2)  # the restart's republishing came before it
+    reminded = await kafka.settle(REMINDED)  # up to its end: a republished copy is there
+    assert len(reminded) == 1
 
 
 async def _totals_reach(db, expected: dict[str, int]) -> bool:
@@ -312,6 +347,48 @@ async def test_two_simultaneous_contacts_of_one_customer_on_two_partitions_open_
     internal = settings.topic(RESOLVED)
     assert all(internal in r.internal for r in runtimes)
     assert {len(r._consumer.partitions_for_topic(internal)) for r in runtimes} == {PARTITIONS}
+
+
+def handed_off(topic: str) -> float:
+    return observability.HANDED_OFF.labels(topic)._value.get()
+
+
+async def test_an_internal_event_for_an_owned_partition_runs_in_the_cycle_that_emitted_it(
+    start, kafka, db, settings
+):
+    """Handed off: filed at once; its record is published too, and skipped when it comes
+    back (no contact filed twice, the stored counts exact)."""
+    internal = settings.topic(RESOLVED)
+    before = handed_off(internal)
+    runtime = await start()
+    await eventually(lambda: len(runtime.partitions) == PARTITIONS, timeout=20)
+    contacts = await send_pairs(kafka, customers=10)
+    filed = await kafka.distinct(FILED, count=len(contacts))
+    assert handed_off(internal) - before == len(contacts)
+    copies = await kafka.settle(RESOLVED)
+    assert len(copies) == len(contacts)  # published all the same
+    await eventually(lambda: runtime.consumed >= 2 * len(contacts))  # the copies came back
+    assert len(await kafka.settle(FILED)) == len(contacts)
+    opened = [orjson.loads(r.value) for r in await kafka.settle(OPENED)]
+    assert_one_case_per_customer(contacts, opened, filed)
+    stored = (await stored_state(db, PARTITIONS)).values
+    assert {k: v["contacts"] for k, v in stored.items()} == {
+        f"customer/customer-{c}": 2 for c in range(10)
+    }
+
+
+@pytest.mark.parametrize("point", CRASH_POINTS)
+async def test_a_crash_after_a_hand_off_loses_no_contact_and_opens_one_case(point, start, kafka):
+    first = await start()
+    await eventually(lambda: len(first.partitions) == PARTITIONS, timeout=20)
+    first.crash_at = point
+    contacts = await send_pairs(kafka, customers=10)
+    await eventually(first.crashed.is_set)
+    await first.kill()
+    await start()
+    filed = await kafka.distinct(FILED, count=len(contacts))
+    opened = await kafka.distinct(OPENED, count=10)
+    assert_one_case_per_customer(contacts, opened, filed)
 
 
 async def test_a_crash_between_a_snapshot_and_the_old_generation_s_delete_restores_the_state(
