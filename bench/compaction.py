@@ -8,7 +8,9 @@ peak RSS is the process's own):
    of them new), as compaction meets a grown partition in steady state.
 "whole" is the reader kept for the earlier storage layouts (`_snapshot_whole`: the
 partition read and decoded into memory, as every snapshot was before), "streamed" is
-`ChangeStore.snapshot`. Prints seconds, peak RSS and RSS after, and the ratios; uses
+`ChangeStore.snapshot`. Prints seconds, peak RSS, RSS after, and RSS once the freed heap is
+given back (`shared.runtime.memory.give_back`, as the runtime does after a compaction
+round), and the ratios; uses
 `LEXCARE_KAFKA`/`LEXCARE_MONGO_URL` when set, else starts its own; deletes what it wrote.
 """
 
@@ -25,6 +27,7 @@ from typing import Any
 from pymongo import AsyncMongoClient
 
 from bench.infra import drop_databases, provide_infra
+from shared.runtime.memory import give_back
 from shared.runtime.storage import Changes, ChangeStore
 
 PER_BATCH = 1_000
@@ -88,7 +91,11 @@ async def snapshot_once(mongo_url: str, db_name: str, store: str, way: str, upto
     await client.close()
     peak = status_mib("VmHWM")  # not ru_maxrss: Linux carries it over from the parent
     after = status_mib("VmRSS")
-    print(json.dumps({"s": took, "peak": peak, "after": after, "keys": snap.keys}))
+    give_back()  # what the runtime does after a compaction round
+    trimmed = status_mib("VmRSS")
+    print(
+        json.dumps({"s": took, "peak": peak, "after": after, "trimmed": trimmed, "keys": snap.keys})
+    )
 
 
 def status_mib(field: str) -> float:
@@ -136,7 +143,12 @@ def main() -> None:
             asyncio.run(drop_databases(infra.mongo_url, run))
     print(f"{'compaction':48} {'whole':>22} {'streamed':>22}  ratio")
     for label, whole, streamed in rows:
-        for name, unit in (("s", "s"), ("peak", "MiB peak RSS"), ("after", "MiB RSS after")):
+        for name, unit in (
+            ("s", "s"),
+            ("peak", "MiB peak RSS"),
+            ("after", "MiB RSS after"),
+            ("trimmed", "MiB given back"),
+        ):
             w, s = whole[name], streamed[name]
             print(f"{label:48} {w:10,.1f} {unit:>11} {s:10,.1f} {unit:>11}  {s / w:.2f}")
 

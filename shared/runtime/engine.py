@@ -38,6 +38,7 @@ from shared.kafka import admin_client, admin_client_options, await_group_coordin
 from shared.logging import SILENCED
 from shared.runtime.context import Context, Outgoing
 from shared.runtime.inputs import check_copartitioned, prepare_inputs
+from shared.runtime.memory import give_back
 from shared.runtime.plan import Plan, Work, plan_batch
 from shared.runtime.state import DELETED, KeyNotLoaded, PartitionState, View
 from shared.runtime.storage import (
@@ -384,10 +385,11 @@ class Runtime(Generic[V]):
         the next owner runs it from the topic); the target's ledger holds its id, so the copy
         that comes back is skipped. It runs after what the target's partition polled, as if
         it had been first in the topic after those. An event whose rule fails here is left
-        to that copy, which dead-letters it with its offset. Bounded by `HAND_OFF_ROUNDS`.
+        to that copy (see `_run_handed`). Bounded by `HAND_OFF_ROUNDS`.
         """
         if not self.internal:
             return
+        deferred: set[int] = set()
         for _ in range(HAND_OFF_ROUNDS):
             handed = [
                 out
@@ -395,7 +397,8 @@ class Runtime(Generic[V]):
                 for out in batch.take_emitted()
                 if out.topic in self.internal and out.topic not in self._stateless
             ]
-            ran = False
+            queued: list[tuple[_Batch, int]] = []
+            taken: set[str] = set()
             for out in handed:
                 partition = self._owner_of(out.key) if out.key is not None else None
                 if partition is None or partition not in self.partitions:
@@ -408,18 +411,30 @@ class Runtime(Generic[V]):
                     state = self.partitions[partition]
                     target = batches[partition] = _Batch(state, View(state), [], [])
                 event_id = str(event.event_id)
-                if target.state.handled(event_id) or event_id in target.handled:
+                if target.state.handled(event_id) or event_id in taken:
                     continue
+                taken.add(event_id)
                 target.work.append(Work(record=_Handed(out.topic, partition, out.key), event=event))
-                target.position = len(target.work) - 1
-                ran |= await self._run_handed(target, out.topic, event)
-            if not ran:
+                queued.append((target, len(target.work) - 1))
+            for target, index in queued:
+                if target.state.partition in deferred:
+                    continue  # its copies come in order, after the one left to its copy
+                target.position = index
+                item = target.work[index]
+                if not await self._run_handed(target, item.record.topic, item.event):
+                    deferred.add(target.state.partition)
+            if not queued:
                 return
 
     async def _run_handed(self, batch: _Batch, topic: str, event: Event) -> bool:
+        """Run a handed-off event; False when it is left to its copy: its rule failed, or
+        needs a value that left memory (the copies of several cycles come back together,
+        and one read brings back what they all need)."""
         started = time.perf_counter()
         route = self.routes[topic]
-        outcome = await self._attempt(batch, lambda view, ctx: route.rule(view, event, ctx))
+        outcome = await self._attempt(
+            batch, lambda view, ctx: route.rule(view, event, ctx), reload=False
+        )
         if isinstance(outcome, BaseException):
             return False
         batch.handled.append(str(event.event_id))
@@ -453,9 +468,10 @@ class Runtime(Generic[V]):
             batch.view.drop_timer(timer.id)
 
     async def _attempt(
-        self, batch: _Batch, rule: Callable[[View[Any], Context], None]
+        self, batch: _Batch, rule: Callable[[View[Any], Context], None], *, reload: bool = True
     ) -> Context | BaseException:
-        """Run `rule` on a fresh child view until it passes or fails `max_attempts` times."""
+        """Run `rule` on a fresh child view until it passes or fails `max_attempts` times
+        (`reload`: bring back the values it needs that left memory; else give up on them)."""
         tries = 0
         while True:
             view = batch.view.child()
@@ -468,6 +484,8 @@ class Runtime(Generic[V]):
             try:
                 rule(view, ctx)
             except KeyNotLoaded as e:
+                if not reload:
+                    return e
                 keys = {e.key, *self._needed_ahead(batch)}
                 await self._until_done(self._reload, batch.state, keys)
                 continue
@@ -790,6 +808,7 @@ class Runtime(Generic[V]):
                     await self._until_done(self._publish, stored.outbox)
             if new:  # a rebalance that hands back parked partitions restores nothing
                 self.restore_seconds = time.perf_counter() - began
+                give_back()  # what the restore decoded and let go
             log.info(
                 "partitions_assigned",
                 partitions=sorted(wanted),
@@ -858,6 +877,8 @@ class Runtime(Generic[V]):
         async with self._compacting:
             for partition in due:
                 deleted += await self.compact(partition)
+            if due:
+                give_back()  # the snapshot's transient values: RSS back to what is kept
         self.compacted += deleted
         return deleted
 

@@ -25,6 +25,8 @@ collection per request), the `seq` bound checked on what they matched.
 """
 
 import asyncio
+import struct
+import tempfile
 import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -323,12 +325,6 @@ def _ignore(key: str, value: Any, seq: int) -> None:
     """What reading only the timers does with a batch's values."""
 
 
-def _exact(encoded: bytes) -> bytes:
-    """`encoded` in a block of its own size: orjson's output keeps its 4 KB buffer (600
-    bytes of JSON held 3.9 KB each), which matters for what is kept, not for what is sent."""
-    return bytes(memoryview(encoded))
-
-
 def _place(doc: dict[str, Any]) -> dict[str, Any]:
     """Where a document is: what `_count_generations` reads of it."""
     return {
@@ -402,6 +398,111 @@ class Snapshot:
     keys: int
     buckets: int
     parts: int
+
+
+SPILL_FLUSH = 8 * 1024
+"""Bytes an old bucket's changes gather in memory before they go to its file."""
+_FRAME = struct.Struct("<IqI")  # key length, batch, value length (_DELETED_LEN: deleted)
+_DELETED_LEN = 0xFFFFFFFF
+
+
+class _Spill:
+    """The values a partition's batches changed since its last snapshot, spilled to a local
+    file per bucket of that snapshot: a compaction holds one bucket's changes at a time,
+    not all of them (≈ 0.8 KB per changed key: a partition of 120,000 keys that reached its
+    snapshot trigger held 172 MiB at the peak). A context manager: the files go at exit."""
+
+    def __init__(self, old_buckets: int) -> None:
+        self.old_buckets = old_buckets
+        self.buffers: dict[int, bytearray] = {}
+        self.spilled: set[int] = set()
+        self.dir = tempfile.TemporaryDirectory(prefix="lexcare-compact-")
+
+    def __enter__(self) -> "_Spill":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dir.cleanup()
+
+    def offer(self, key: str, value: Any, seq: int) -> None:
+        """Queue `key`'s value (None: deleted) as stored by batch `seq`."""
+        bucket = bucket_of(key, self.old_buckets)
+        encoded = key.encode()
+        body = b"" if value is None else orjson.dumps(value)
+        buffer = self.buffers.setdefault(bucket, bytearray())
+        size = _DELETED_LEN if value is None else len(body)
+        buffer += _FRAME.pack(len(encoded), seq, size) + encoded + body
+        self.spilled.add(bucket)
+        if len(buffer) >= SPILL_FLUSH:
+            self._flush(bucket)
+
+    def _flush(self, bucket: int) -> None:
+        buffer = self.buffers.pop(bucket, None)
+        if buffer:
+            with open(f"{self.dir.name}/{bucket}", "ab") as file:
+                file.write(buffer)
+
+    def changes(self, bucket: int) -> dict[str, bytes | None]:
+        """The newest version of each key of old bucket `bucket` (JSON; None: deleted)."""
+        self._flush(bucket)
+        newest: dict[str, tuple[int, bytes | None]] = {}
+        try:
+            file = open(f"{self.dir.name}/{bucket}", "rb")  # noqa: SIM115 (read frame by frame)
+        except FileNotFoundError:
+            return {}
+        with file:  # read a frame at a time: the file may hold many versions of a key
+            while header := file.read(_FRAME.size):
+                length, seq, size = _FRAME.unpack(header)
+                key = file.read(length).decode()
+                value = None if size == _DELETED_LEN else file.read(size)
+                if key not in newest or newest[key][0] < seq:  # batches come in any order
+                    newest[key] = (seq, value)
+        return {key: value for key, (_, value) in newest.items()}
+
+    def take(self, bucket: int) -> dict[str, bytes | None]:
+        """`changes(bucket)`, once: the bucket is merged."""
+        if bucket not in self.spilled:
+            return {}
+        self.spilled.discard(bucket)
+        return self.changes(bucket)
+
+    def left(self) -> list[int]:
+        """The buckets with changes not taken yet, in order."""
+        return sorted(self.spilled)
+
+    async def live(self) -> int:
+        """Changed keys whose newest version is a value (one bucket in memory at a time; the
+        loop runs the service's batches between buckets)."""
+        count = 0
+        for bucket in sorted(self.spilled):
+            count += sum(1 for value in self.changes(bucket).values() if value is not None)
+            await asyncio.sleep(0)
+        return count
+
+
+async def _rewrite(
+    out: "_GenerationWriter",
+    items: dict[str, Any],
+    changes: dict[str, bytes | None],
+    buckets: int,
+) -> None:
+    """Write an old bucket's values, with `changes` applied, into the new buckets it splits
+    into (`buckets`, a multiple of the old count)."""
+    split: dict[int, dict[str, Any]] = {}
+    for key, value in items.items():
+        split.setdefault(bucket_of(key, buckets), {})[key] = value
+    items.clear()
+    for key, encoded in changes.items():
+        group = split.setdefault(bucket_of(key, buckets), {})
+        if encoded is None:
+            group.pop(key, None)
+        else:
+            group[key] = orjson.Fragment(encoded)
+    for n in sorted(split):
+        group = split.pop(n)  # each group freed once written
+        if group:
+            await out.add(SNAP_VALUE, n, items=orjson.dumps(group))
+            out.keys += len(group)
 
 
 class _GenerationWriter:
@@ -710,68 +811,44 @@ class ChangeStore:
     ) -> "Snapshot":
         """Write generation `gen`: the partition's state after the batches before `upto`.
 
-        Streamed: the values changed since the last snapshot are gathered (as JSON bytes),
-        then the last snapshot's value documents are read one at a time, each merged with
-        the changes of its keys and written out again; memory holds the changes and a few
-        documents, not the partition. The bucket count only ever doubles, so an old
-        bucket's keys land in the new buckets it splits into and nothing else."""
+        Streamed: the values changed since the last snapshot are spilled to local files
+        (as JSON bytes, a file per bucket of the last snapshot, `_Spill`); then the last
+        snapshot's value documents are read a few at a time, each merged with its bucket's
+        changes and written out again. Memory holds one bucket's changes and a few
+        documents, neither the partition nor all its changes. The bucket
+        count only ever doubles, so an old bucket's keys land in the new buckets it splits
+        into and nothing else."""
         base, older = await self._base(partition)
         if older:
             return await self._snapshot_whole(
                 partition, gen=gen, upto=upto, ledger_size=ledger_size, owner=owner
             )
         start = 0 if base is None else base["next_seq"]
-        changed: dict[str, tuple[int, bytes | None]] = {}
-
-        def offer(key: str, value: Any, seq: int) -> None:
-            if key not in changed or changed[key][0] < seq:
-                changed[key] = (seq, None if value is None else _exact(orjson.dumps(value)))
-
-        tail = await self._batches(partition, start=start, upto=upto, offer=offer)
         marker = base
         old_buckets = marker["buckets"] if marker else 1
-        live = sum(1 for _, encoded in changed.values() if encoded is not None)
-        buckets = old_buckets
-        while buckets < snapshot_buckets((marker["keys"] if marker else 0) + live):
-            buckets *= 2
-        pending: dict[int, list[str]] = {}
-        for key in changed:
-            pending.setdefault(bucket_of(key, old_buckets), []).append(key)
-        next_seq = max(upto, start)
-        common = {"partition": partition, "gen": gen, "seq": next_seq - 1, "owner": owner}
-        out = _GenerationWriter(self, prefix=f"{partition}/g{gen}", common=common)
-        timers: dict[str, Any] = {}
-        ledger: list[tuple[int, list[str]]] = []
-
-        async def rewrite(old: int, items: dict[str, Any]) -> None:
-            split: dict[int, dict[str, Any]] = {}
-            for key, value in items.items():
-                split.setdefault(bucket_of(key, buckets), {})[key] = value
-            items.clear()
-            for key in pending.pop(old, ()):
-                encoded = changed.pop(key)[1]
-                group = split.setdefault(bucket_of(key, buckets), {})
-                if encoded is None:
-                    group.pop(key, None)
-                else:
-                    group[key] = orjson.Fragment(encoded)
-            for n in sorted(split):
-                group = split.pop(n)  # each group freed once written
-                if group:
-                    await out.add(SNAP_VALUE, n, items=orjson.dumps(group))
-                    out.keys += len(group)
-
-        if marker is not None:
-            async for doc in self._snapshot_of(partition, marker["gen"]):
-                if doc["ns"] == SNAP_VALUE:
-                    old = int(doc["_id"].rsplit("/", 1)[1])
-                    await rewrite(old, orjson.loads(doc["items"]))
-                elif doc["ns"] == SNAP_TIMER:
-                    timers.update(orjson.loads(doc["items"]))
-                elif doc["ns"] == SNAP_LEDGER:
-                    ledger.append((doc["n"], orjson.loads(doc["handled"])))
-        for old in sorted(pending):  # buckets the last snapshot had no document for
-            await rewrite(old, {})
+        with _Spill(old_buckets) as changed:
+            tail = await self._batches(partition, start=start, upto=upto, offer=changed.offer)
+            needed = snapshot_buckets((marker["keys"] if marker else 0) + await changed.live())
+            buckets = old_buckets
+            while buckets < needed:
+                buckets *= 2
+            next_seq = max(upto, start)
+            common = {"partition": partition, "gen": gen, "seq": next_seq - 1, "owner": owner}
+            out = _GenerationWriter(self, prefix=f"{partition}/g{gen}", common=common)
+            timers: dict[str, Any] = {}
+            ledger: list[tuple[int, list[str]]] = []
+            if marker is not None:
+                async for doc in self._snapshot_of(partition, marker["gen"]):
+                    if doc["ns"] == SNAP_VALUE:
+                        old = int(doc["_id"].rsplit("/", 1)[1])
+                        items = orjson.loads(doc["items"])
+                        await _rewrite(out, items, changed.take(old), buckets)
+                    elif doc["ns"] == SNAP_TIMER:
+                        timers.update(orjson.loads(doc["items"]))
+                    elif doc["ns"] == SNAP_LEDGER:
+                        ledger.append((doc["n"], orjson.loads(doc["handled"])))
+            for old in changed.left():  # buckets the last snapshot had no document for
+                await _rewrite(out, {}, changed.take(old), buckets)
         for timer_id, (_, value) in tail.timers.items():
             if value is None:
                 timers.pop(timer_id, None)

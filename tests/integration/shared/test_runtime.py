@@ -1,6 +1,8 @@
 """The stateful runtime over the real broker and database, with a toy counter service."""
 
 import asyncio
+import os
+import tempfile
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -11,6 +13,7 @@ import pytest
 
 from shared import observability
 from shared.clock import FakeClock
+from shared.runtime import storage
 from shared.runtime.engine import CRASH_POINTS, Crashed, Runtime
 from shared.runtime.state import KeyNotLoaded, View
 from shared.runtime.storage import Changes, ChangeStore
@@ -377,6 +380,29 @@ async def test_an_internal_event_for_an_owned_partition_runs_in_the_cycle_that_e
     }
 
 
+async def test_a_handed_off_event_needing_a_value_that_left_memory_waits_for_its_copy(
+    start, kafka, db, settings
+):
+    """Left to the copy (with the later ones for its partition): filed once all the same."""
+    internal = settings.topic(RESOLVED)
+    runtime = await start(max_keys=1, idle=lambda value: True)
+    await eventually(lambda: len(runtime.partitions) == PARTITIONS, timeout=20)
+    first = await send_pairs(kafka, customers=6)
+    await kafka.distinct(FILED, count=len(first))
+    await eventually(lambda: runtime.consumed >= 2 * len(first))
+    before = handed_off(internal)
+    second = await send_pairs(kafka, customers=6)  # the customers' records left memory
+    filed = await kafka.distinct(FILED, count=len(first) + len(second))
+    assert handed_off(internal) - before < len(second)  # some went round through Kafka
+    assert len(await kafka.settle(FILED)) == len(first) + len(second)
+    opened = [orjson.loads(r.value) for r in await kafka.settle(OPENED)]
+    assert_one_case_per_customer(first + second, opened, filed)
+    stored = (await stored_state(db, PARTITIONS)).values
+    assert {k: v["contacts"] for k, v in stored.items()} == {
+        f"customer/customer-{c}": 4 for c in range(6)
+    }
+
+
 @pytest.mark.parametrize("point", CRASH_POINTS)
 async def test_a_crash_after_a_hand_off_loses_no_contact_and_opens_one_case(point, start, kafka):
     first = await start()
@@ -622,6 +648,33 @@ async def test_a_snapshot_doubles_its_buckets_as_keys_grow_and_each_key_follows(
     assert all(found[f"a{n}"] is None for n in range(50))
     docs = await db["doubling_changes"].count_documents({"gen": 2, "ns": "sv"})
     assert docs == 4
+
+
+async def test_a_snapshot_merges_the_changes_spilled_for_each_old_bucket(db, monkeypatch, tmp_path):
+    """The changes go to a file per bucket of the last snapshot: every change lands once,
+    the newest version of a key changed twice, deletions too."""
+    monkeypatch.setattr(storage, "SPILL_FLUSH", 100)  # to the files after a frame or two
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the spill files go
+    store = ChangeStore(db, "spilled")
+    await store.prepare()
+    first = {f"a{n}": {"n": n} for n in range(700)}
+    await store.persist([Changes(0, 0, first, {}, ["e0"], [], {"t": 1})], owner="me")
+    snap = await store.snapshot(0, gen=1, upto=1, ledger_size=10, owner="me")
+    assert snap.buckets == 4
+    changed = {f"a{n}": {"n": -n} for n in range(0, 700, 3)} | {f"a{n}": None for n in range(5)}
+    added = {f"b{n}": {"b": n} for n in range(300)}
+    await store.persist([Changes(0, 1, changed, {}, ["e1"], [], {"t": 2}, gen=1)], owner="me")
+    await store.persist([Changes(0, 2, added, {}, ["e2"], [], {"t": 3}, gen=1)], owner="me")
+    again = {"a6": {"n": "newest"}}  # a key changed in two batches: the later one counts
+    await store.persist([Changes(0, 3, again, {}, ["e3"], [], {"t": 4}, gen=1)], owner="me")
+    snap = await store.snapshot(0, gen=2, upto=4, ledger_size=10, owner="me")
+    expected = {k: v for k, v in (first | changed | added | again).items() if v is not None}
+    assert snap.keys == len(expected) == 995 and snap.buckets == 8
+    restored = await store.restore(0)
+    assert {k: v for k, v in restored.values.items()} == {k: (v, None) for k, v in expected.items()}
+    found = await store.load(0, dict.fromkeys(expected, ("snapshot", 2, 8)))
+    assert found == expected  # each key in the document its bucket names
+    assert os.listdir(tmp_path) == []  # the spill files went with the snapshot
 
 
 async def test_a_streamed_restore_finds_the_generations_a_crash_left_unread(db):

@@ -189,6 +189,21 @@ def test_scanned_keys_never_leave_memory_and_the_index_follows_what_is_stored():
     assert list(View(state).scan("q/")) == ["q/b", "q/c"]
 
 
+def test_the_ledger_holds_exactly_the_newest_ids_through_many_rounds_of_its_table():
+    """Thousands of ids through a ledger of 500: its ring wraps and its table is rebuilt
+    many times (slots of forgotten ids marked, then cleared); it always holds exactly the
+    newest 500, in order."""
+    ledger = Ledger(500)
+    ids = [f"event-{n}" for n in range(5_000)]
+    for at in range(0, len(ids), 37):
+        ledger.add(ids[at : at + 37])
+        end = min(at + 37, len(ids))
+        assert len(ledger) == min(end, 500)
+    assert all(e in ledger for e in ids[-500:]) and not any(e in ledger for e in ids[:-500])
+    assert list(ledger) == [Ledger.digest(e) for e in ids[-500:]]
+    assert len(ledger.slots) <= 2048  # rebuilt for what it holds, not for what it saw
+
+
 def test_the_ledger_keeps_the_newest_ids_and_forgets_the_oldest():
     ledger = Ledger(3)
     ledger.add(["e1", "e2", "e3"])
