@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, OutOfOrderSequenceNumber
+from aiokafka.errors import CommitFailedError, KafkaError, OutOfOrderSequenceNumber
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from pydantic import TypeAdapter
@@ -823,10 +823,18 @@ class Runtime(Generic[V]):
         if not partitions:
             return {}
         wanted = [TopicPartition(t, p) for t in sorted(self.routes) for p in partitions]
-        async with admin_client(self.settings) as admin:
-            return await admin.list_consumer_group_offsets(
-                self.settings.consumer_group, partitions=wanted
-            )
+        try:
+            async with admin_client(self.settings) as admin:
+                return await admin.list_consumer_group_offsets(
+                    self.settings.consumer_group, partitions=wanted
+                )
+        except KafkaError as e:
+            if e.retriable:  # the coordinator moving or loading: asked again
+                raise ConnectionError(describe_error(e)) from e
+            # Not knowing must not stall the assignment: the last outboxes are published
+            # again (their ids are the same; deduping consumers see each event once).
+            log.warning("committed_offsets_unknown_republishing", error=describe_error(e))
+            return {}
 
     async def _restore(self, partition: int) -> tuple[PartitionState[V], Restored]:
         """The partition as stored (retried while storage is unreachable)."""

@@ -1,16 +1,21 @@
 """The stateful runtime's pure parts: batch planning, dedupe, timer heap, views, restore."""
 
 import asyncio
+import contextlib
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
-from aiokafka.errors import KafkaConnectionError
+from aiokafka.errors import (
+    GroupAuthorizationFailedError,
+    GroupCoordinatorNotAvailableError,
+    KafkaConnectionError,
+)
 from aiokafka.structs import ConsumerRecord, TopicPartition
 
-from shared.runtime import storage
+from shared.runtime import engine, storage
 from shared.runtime.context import Outgoing
 from shared.runtime.engine import Crashed, Runtime, _Batch
 from shared.runtime.plan import Misplaced, Work, plan_batch
@@ -466,3 +471,28 @@ def added_for(case_id: str) -> bytes:
             "case_id": case_id,
         }
     )
+
+
+@pytest.mark.parametrize(
+    ("error", "outcome"),
+    [(GroupCoordinatorNotAvailableError(), ConnectionError), (GroupAuthorizationFailedError(), {})],
+)
+async def test_committed_offsets_the_broker_cannot_give_are_asked_again_or_republished(
+    monkeypatch, error, outcome
+):
+    """A coordinator moving is retried (as a broker blip); any other refusal makes the
+    assignment republish the last outboxes rather than stall."""
+
+    @contextlib.asynccontextmanager
+    async def refusing(settings: LexcareSettings):
+        raise error
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(engine, "admin_client", refusing)
+    runtime: Runtime[Any] = Runtime(LexcareSettings(), {"state_changes": None}, value_type=int)
+    runtime.routes["t"] = None  # type: ignore[assignment]
+    if outcome is ConnectionError:
+        with pytest.raises(ConnectionError):
+            await runtime._committed_offsets([0])
+    else:
+        assert await runtime._committed_offsets([0]) == outcome
