@@ -401,8 +401,8 @@ class Runtime(Generic[V]):
             taken: set[str] = set()
             for out in handed:
                 partition = self._owner_of(out.key) if out.key is not None else None
-                if partition is None or partition not in self.partitions:
-                    continue
+                if partition is None or partition not in self.partitions or partition in deferred:
+                    continue  # a deferred partition's events come in order through Kafka
                 event = parse(self.routes[out.topic].model, out)
                 if not isinstance(event, Event):
                     continue
@@ -418,7 +418,7 @@ class Runtime(Generic[V]):
                 queued.append((target, len(target.work) - 1))
             for target, index in queued:
                 if target.state.partition in deferred:
-                    continue  # its copies come in order, after the one left to its copy
+                    continue  # deferred earlier in this round
                 target.position = index
                 item = target.work[index]
                 if not await self._run_handed(target, item.record.topic, item.event):
