@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import alone, baseline, classifier, desk, gateway, pipeline
-from bench.alone import KEYS, LEDGER, RELOADS, TIMERS, restore_ms
+from bench.alone import CHANGED, KEYS, LEDGER, RELOADS, TIMERS, restore_ms
 from bench.generator import ContactFactory, Publisher, contact_key, load_corpus, utc_now
 from bench.infra import (
     SERVICES,
@@ -180,7 +180,7 @@ async def snapshot(
     """Events handled so far (all services), RSS per service, documents per service."""
     handled = sum((await kafka.committed(f"lexcare-{prefix}")).values())
     counts = await document_counts(infra.mongo_url, db_prefix)
-    names = (KEYS, RELOADS, TIMERS, LEDGER)
+    names = (KEYS, RELOADS, TIMERS, LEDGER, CHANGED)
     gauges = {p.name: await asyncio.to_thread(scrape, p.port, names) for p in procs}
     return {
         "events_handled": handled,
@@ -189,6 +189,7 @@ async def snapshot(
         "keys_reloaded": {name: g.get(RELOADS) for name, g in gauges.items()},
         "timers_pending": {name: g.get(TIMERS) for name, g in gauges.items()},
         "ledger_ids": {name: g.get(LEDGER) for name, g in gauges.items()},
+        "keys_changed": {name: g.get(CHANGED) for name, g in gauges.items()},
         "documents": {svc: sum(c.values()) for svc, c in counts.items()},
         "collections": counts,
     }

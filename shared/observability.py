@@ -47,6 +47,11 @@ RUNTIME_LEDGER = Gauge(
     "lexcare_runtime_ledger_ids",
     "Handled event ids the owned partitions remember (LEXCARE_RUNTIME_LEDGER_SIZE each at most).",
 )
+RUNTIME_CHANGED = Gauge(
+    "lexcare_runtime_keys_changed",
+    "Keys the owned partitions changed since their last snapshot (where each is stored: "
+    "LEXCARE_RUNTIME_SNAPSHOT_MAX_DOCS each at most).",
+)
 RUNTIME_RELOADS = Gauge(
     "lexcare_runtime_keys_reloaded",
     "Keys read back from storage since start (a rule needed a value that had left memory).",

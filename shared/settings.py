@@ -51,6 +51,9 @@ class LexcareSettings(BaseSettings):
     """How often a stateful service checks whether a partition's storage needs a snapshot."""
     runtime_snapshot_min_docs: int = Field(default=10_000, gt=0)
     """Documents a partition stores after its snapshot before the next (or as many as keys)."""
+    runtime_snapshot_max_docs: int = Field(default=200_000, gt=0)
+    """Versions after which a partition is snapshotted however many keys it has: what bounds
+    the index of the keys changed since its snapshot (≈ 30 bytes a key)."""
     runtime_timer_horizon_s: float = Field(default=172_800.0, ge=60)
     """Timers due further ahead than this stay in storage only, brought into memory as they
     come within it (checked every cycle, read every half horizon)."""

@@ -210,6 +210,7 @@ class Runtime(Generic[V]):
         observability.RUNTIME_TIMERS.set(sum(len(s.timers) for s in self.partitions.values()))
         observability.RUNTIME_LEDGER.set(sum(len(s.seen) for s in self.partitions.values()))
         observability.RUNTIME_KEYS.set(sum(len(s.values) for s in self.partitions.values()))
+        observability.RUNTIME_CHANGED.set(sum(len(s.changed) for s in self.partitions.values()))
         for (topic, partition), behind in (await self.lag()).items():
             observability.CONSUMER_LAG.labels(topic, str(partition)).set(behind)
 
@@ -879,7 +880,10 @@ class Runtime(Generic[V]):
         due = [
             p
             for p, state in self.partitions.items()
-            if state.needs_snapshot(min_docs=1 if force else self.snapshot_min_docs)
+            if state.needs_snapshot(
+                min_docs=1 if force else self.snapshot_min_docs,
+                max_docs=self.settings.runtime_snapshot_max_docs,
+            )
         ]
         deleted = 0
         async with self._compacting:
@@ -963,24 +967,22 @@ class _Keeper:
         """Keep or let go of `key`'s value (a batch's beats the snapshot's, a later batch's an
         earlier one's)."""
         state = self.state
+        changed = state.changed.get(key)
         if seq is None:
-            if key in state.stored_at or key in state.gone_at:
+            if changed is not None:
                 return  # changed after the snapshot
             order = -1
         else:
-            known = max(state.stored_at.get(key, -1), state.gone_at.get(key, -1))
-            if known >= seq:
+            if changed is not None and changed[0] >= seq:
                 return
             order = seq
         self.idle_kept.discard(key)
         if encoded is None:
             self.kept.pop(key, None)
-            state.stored_at.pop(key, None)
-            state.gone_at[key] = order
+            state.changed.set(key, order, gone=True)
             return
         if seq is not None:
-            state.gone_at.pop(key, None)
-            state.stored_at[key] = seq
+            state.changed.set(key, seq)
         value = self.decode(encoded)
         self.kept[key] = (order, value)
         if self.idle(value) and not state.pinned(key):

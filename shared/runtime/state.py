@@ -48,11 +48,9 @@ class PartitionState(Generic[V]):
     timers: dict[str, Timer] = field(default_factory=dict)
     seen: "Ledger" = field(init=False)
     """The ids of the events handled recently (the idempotency ledger)."""
-    stored_at: dict[str, int] = field(default_factory=dict)
-    """Key → the batch that last stored it, for keys changed since the snapshot (the rest
-    are in the snapshot, found by their bucket): cleared by each snapshot."""
-    gone_at: dict[str, int] = field(default_factory=dict)
-    """Key → the batch that deleted it since the snapshot (-1: found absent on reload)."""
+    changed: "ChangedKeys" = field(init=False)
+    """Key → the batch that last stored or deleted it, for keys changed since the snapshot
+    (the rest are in the snapshot, found by their bucket): cleared by each snapshot."""
     left: "KeyFilter" = field(default_factory=lambda: KeyFilter())
     """The keys that left memory (a Bloom filter: a key never evicted costs no read)."""
     base: tuple[int, int] | None = None
@@ -86,6 +84,7 @@ class PartitionState(Generic[V]):
     def __post_init__(self) -> None:
         self.index = {prefix: [] for prefix in self.scanned}
         self.seen = Ledger(self.ledger_size)
+        self.changed = ChangedKeys()
 
     def beyond(self, timer: Timer) -> bool:
         """True for a timer due after the horizon: storage keeps it, memory does not."""
@@ -105,10 +104,12 @@ class PartitionState(Generic[V]):
                 elif listed and not present:
                     del keys[at]
 
-    def needs_snapshot(self, *, min_docs: int) -> bool:
-        """True when compaction would reclaim enough (as many documents as keys, at least),
-        or when older generations are left (a compaction cut short)."""
-        return self.since_snapshot >= max(min_docs, self.snapshot_keys, 1) or len(self.gens) > 1
+    def needs_snapshot(self, *, min_docs: int, max_docs: int) -> bool:
+        """True when compaction would reclaim enough (as many documents as keys, at least
+        `min_docs`, at most `max_docs`), or when older generations are left (a compaction
+        cut short)."""
+        due = max(min_docs, min(self.snapshot_keys, max_docs), 1)
+        return self.since_snapshot >= due or len(self.gens) > 1
 
     def lookup(self, key: str) -> V | None:
         """The key's value (None when absent); raise `KeyNotLoaded` when it left memory."""
@@ -116,17 +117,21 @@ class PartitionState(Generic[V]):
         if value is not None:
             self.values.move_to_end(key)
             return value
-        if key in self.gone_at:
-            return None
-        if key in self.stored_at or (key in self.left and (self.base or self.legacy)):
+        changed = self.changed.get(key)
+        if changed is not None:
+            if changed[1]:
+                return None  # deleted
+            raise KeyNotLoaded(key)
+        if key in self.left and (self.base or self.legacy):
             raise KeyNotLoaded(key)
         return None
 
     def location(self, key: str) -> tuple[str, int] | tuple[str, int, int] | str | None:
         """Where a key that left memory is stored: ("batch", seq), ("snapshot", gen,
         buckets), a document id (legacy), or None (not stored)."""
-        if key in self.stored_at:
-            return ("batch", self.stored_at[key])
+        changed = self.changed.get(key)
+        if changed is not None and not changed[1]:
+            return ("batch", changed[0])
         if key in self.legacy:
             return self.legacy[key]
         if self.base is not None:
@@ -147,13 +152,11 @@ class PartitionState(Generic[V]):
             self._indexed(key, value is not DELETED)
         if value is DELETED:
             self.values.pop(key, None)
-            self.stored_at.pop(key, None)
-            self.gone_at[key] = seq
+            self.changed.set(key, seq, gone=True)
             return
         self.values[key] = value
         self.values.move_to_end(key)
-        self.stored_at[key] = seq
-        self.gone_at.pop(key, None)
+        self.changed.set(key, seq)
 
     def loaded(self, key: str, value: V | None) -> None:
         """Keep a value read back from storage (None: it is not there)."""
@@ -161,8 +164,7 @@ class PartitionState(Generic[V]):
             self._indexed(key, value is not None)
         if value is None:
             self.values.pop(key, None)
-            self.stored_at.pop(key, None)
-            self.gone_at[key] = -1
+            self.changed.set(key, -1, gone=True)
             return
         self.values[key] = value
         self.values.move_to_end(key)
@@ -171,9 +173,7 @@ class PartitionState(Generic[V]):
         """The batches before `upto` are in snapshot `gen` now: forget where they stored."""
         self.base = (gen, buckets)
         self.legacy.clear()
-        for where in (self.stored_at, self.gone_at):
-            for key in [key for key, seq in where.items() if seq < upto]:
-                del where[key]
+        self.changed.forget_before(upto)
 
     def evict(self, *, keep: int, idle: Callable[[V], bool]) -> list[str]:
         """Let the least recently used idle values leave memory until `keep` remain."""
@@ -192,12 +192,10 @@ class PartitionState(Generic[V]):
         return gone
 
 
-class Ledger:
-    """Event ids handled recently, the newest `size`, as 64-bit digests in two arrays: a
-    ring in arrival order and an open-addressing table (linear probing, deletions marked,
-    rebuilt as it fills). About 28 bytes an id: 100,000 ids take 2.8 MB, where a deque and
-    a set of 128-bit digests took 9.4 and the ids as strings 17.6. A new id is taken for
-    one already held about once in 10^14 lookups of a full ledger."""
+class _DigestTable:
+    """Strings kept as 64-bit digests in an open-addressing table (linear probing,
+    deletions marked, rebuilt as it fills): the index of `Ledger` and `ChangedKeys`. Two
+    strings share a digest about once in 10^14 lookups of a table of 100,000."""
 
     EMPTY, GONE = 0, 1
     LOAD = 0.6
@@ -205,20 +203,16 @@ class Ledger:
     REBUILT = 0.45
     """Share of the slots in use, at most, once rebuilt."""
 
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.ring = array("Q")
-        self.head = 0
-        """The oldest id's place in the ring, once it is full."""
+    def __init__(self) -> None:
         self.slots = array("Q", bytes(8 * 16))
         self.used = 0
-        """Slots holding an id or marked gone."""
+        """Slots holding a digest or marked gone."""
 
     @staticmethod
-    def digest(event_id: str) -> int:
-        """The 64 bits an id is kept as (never 0 or 1: the table's marks)."""
-        value = int.from_bytes(hashlib.blake2b(event_id.encode(), digest_size=8).digest())
-        return value if value > Ledger.GONE else value + 2
+    def digest(text: str) -> int:
+        """The 64 bits a string is kept as (never 0 or 1: the table's marks)."""
+        value = int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest())
+        return value if value > _DigestTable.GONE else value + 2
 
     def _find(self, digest: int) -> int:
         """The slot holding `digest`, or -1."""
@@ -232,7 +226,8 @@ class Ledger:
                 return -1
             at = (at + 1) & mask
 
-    def _place(self, digest: int) -> None:
+    def _free(self, digest: int) -> int:
+        """The slot `digest` goes into (not held yet), counted as used."""
         slots, mask = self.slots, len(self.slots) - 1
         at = digest & mask
         while slots[at] > self.GONE:
@@ -240,15 +235,31 @@ class Ledger:
         if slots[at] == self.EMPTY:
             self.used += 1
         slots[at] = digest
+        return at
 
-    def _rebuild(self) -> None:
-        """A table for the ids held, at most `REBUILT` of it in use, no slot marked gone."""
+    def _full(self) -> bool:
+        """True when one more digest would pass `LOAD`."""
+        return self.used + 1 > len(self.slots) * self.LOAD
+
+    def _empty_table(self, held: int) -> None:
+        """A new empty table with room for `held` digests within `REBUILT`."""
         capacity = 16
-        while capacity * self.REBUILT < len(self.ring) + 1:
+        while capacity * self.REBUILT < held + 1:
             capacity *= 2
         self.slots, self.used = array("Q", bytes(8 * capacity)), 0
-        for digest in self.ring:
-            self._place(digest)
+
+
+class Ledger(_DigestTable):
+    """Event ids handled recently, the newest `size`, as digests in a ring in arrival order
+    and the table. About 28 bytes an id: 100,000 ids take 2.8 MB, where a deque and a set
+    of 128-bit digests took 9.4 and the ids as strings 17.6."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+        self.ring = array("Q")
+        self.head = 0
+        """The oldest id's place in the ring, once it is full."""
 
     def add(self, event_ids: Iterable[str]) -> None:
         """Remember these ids (one already known keeps its place), forgetting the oldest."""
@@ -265,10 +276,12 @@ class Ledger:
                 self.ring[self.head] = digest
                 self.head = (self.head + 1) % self.size
                 self.slots[self._find(oldest)] = self.GONE
-            if self.used + 1 > len(self.slots) * self.LOAD:
-                self._rebuild()  # the new id is in the ring: placed with the others
+            if self._full():  # the new id is in the ring: placed with the others
+                self._empty_table(len(self.ring))
+                for held in self.ring:
+                    self._free(held)
             else:
-                self._place(digest)
+                self._free(digest)
 
     def __contains__(self, event_id: object) -> bool:
         return isinstance(event_id, str) and self._find(self.digest(event_id)) >= 0
@@ -280,6 +293,62 @@ class Ledger:
         """The digests, oldest first."""
         ring, head = self.ring, self.head
         return iter([*ring[head:], *ring[:head]])
+
+
+class ChangedKeys(_DigestTable):
+    """Key → the batch that stored its newest version, or deleted it (-1: found absent on a
+    reload), for the keys changed since the partition's snapshot: where a key that left
+    memory is read from. As digests with the batch beside them, about 30 bytes a key where
+    two dicts of key strings took about 140 (the evicted keys' strings were kept only
+    there)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.marks = array("q", bytes(8 * len(self.slots)))
+        """Beside each slot: (batch + 1) * 2, plus 1 for a deletion."""
+        self.held = 0
+
+    def set(self, key: str, seq: int, *, gone: bool = False) -> None:
+        """`key` was stored (or deleted, `gone`) by batch `seq`."""
+        digest = self.digest(key)
+        at = self._find(digest)
+        if at < 0:
+            if self._full():
+                self._rebuild(room=1)
+            at = self._free(digest)
+            self.held += 1
+        self.marks[at] = (seq + 1) * 2 + gone
+
+    def get(self, key: str) -> tuple[int, bool] | None:
+        """(batch, deleted) for a changed key, None for the others."""
+        at = self._find(self.digest(key))
+        if at < 0:
+            return None
+        mark = self.marks[at]
+        return (mark >> 1) - 1, bool(mark & 1)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._find(self.digest(key)) >= 0
+
+    def __len__(self) -> int:
+        return self.held
+
+    def forget_before(self, upto: int) -> None:
+        """Forget the keys last changed by a batch before `upto` (in a snapshot now)."""
+        self._rebuild(keep=(upto + 1) * 2)
+
+    def _rebuild(self, *, room: int = 0, keep: int = 0) -> None:
+        """The table again without the keys marked below `keep`, `room` more to come."""
+        old = [
+            (digest, mark)
+            for digest, mark in zip(self.slots, self.marks, strict=True)
+            if digest > self.GONE and mark >= keep
+        ]
+        self._empty_table(len(old) + room)
+        self.marks = array("q", bytes(8 * len(self.slots)))
+        for digest, mark in old:
+            self.marks[self._free(digest)] = mark
+        self.held = len(old)
 
 
 class KeyFilter:

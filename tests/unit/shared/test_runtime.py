@@ -19,7 +19,15 @@ from shared.runtime import engine, storage
 from shared.runtime.context import Outgoing
 from shared.runtime.engine import Crashed, Runtime, _Batch
 from shared.runtime.plan import Misplaced, Work, plan_batch
-from shared.runtime.state import DELETED, KeyFilter, KeyNotLoaded, Ledger, PartitionState, View
+from shared.runtime.state import (
+    DELETED,
+    ChangedKeys,
+    KeyFilter,
+    KeyNotLoaded,
+    Ledger,
+    PartitionState,
+    View,
+)
 from shared.runtime.storage import (
     Changes,
     Restored,
@@ -221,6 +229,31 @@ def test_the_ledger_keeps_the_newest_ids_and_forgets_the_oldest():
     assert "e1" not in none and len(none) == 0
 
 
+def test_changed_keys_answer_like_a_dict_through_rebuilds_and_snapshots():
+    """Thousands of keys stored, deleted and stored again over many batches, with snapshots
+    forgetting the older ones: every answer is the one a dict of (batch, deleted) gives, and
+    the table shrinks back to what it holds after a snapshot."""
+    changed, model = ChangedKeys(), {}
+    for seq in range(300):
+        for n in range(seq * 7, seq * 7 + 40):
+            key, gone = f"case/{n % 2_500}", n % 11 == 0
+            changed.set(key, seq, gone=gone)
+            model[key] = (seq, gone)
+        if seq % 97 == 96:  # a snapshot of the batches before this one
+            changed.forget_before(seq)
+            model = {k: v for k, v in model.items() if v[0] >= seq}
+    changed.set("customer/absent", -1, gone=True)  # found absent on a reload
+    model["customer/absent"] = (-1, True)
+    assert len(changed) == len(model) > 0
+    for n in range(2_600):
+        key = f"case/{n}"
+        assert changed.get(key) == model.get(key) and (key in changed) == (key in model)
+    assert changed.get("customer/absent") == (-1, True) and None not in changed
+    changed.forget_before(300)
+    assert len(changed) == 0 and changed.get("case/1") is None
+    assert len(changed.slots) == 16  # given back, not sized for what it once held
+
+
 def test_the_key_filter_knows_every_key_added_and_few_others():
     keys = KeyFilter(bits=1 << 16, hashes=5)
     for n in range(2_000):
@@ -359,11 +392,19 @@ def test_a_snapshot_keeps_the_newest_ledger_entries_only():
 
 def test_a_partition_needs_a_snapshot_once_it_stored_as_many_documents_as_keys():
     state: PartitionState[int] = PartitionState(0, since_snapshot=99, snapshot_keys=100)
-    assert not state.needs_snapshot(min_docs=10)
+    assert not state.needs_snapshot(min_docs=10, max_docs=1_000)
     state.since_snapshot = 100
-    assert state.needs_snapshot(min_docs=10) and not state.needs_snapshot(min_docs=1_000)
+    assert state.needs_snapshot(min_docs=10, max_docs=1_000)
+    assert not state.needs_snapshot(min_docs=1_000, max_docs=1_000)
     leftover: PartitionState[int] = PartitionState(0, gens={1: 0, 2: 0})
-    assert leftover.needs_snapshot(min_docs=1_000)  # a compaction cut short
+    assert leftover.needs_snapshot(min_docs=1_000, max_docs=1_000)  # a compaction cut short
+
+
+def test_a_large_partition_is_snapshotted_after_max_docs_versions_not_after_its_keys():
+    """What the changed keys' index can grow to is bounded, not the partition's key count."""
+    big: PartitionState[int] = PartitionState(0, since_snapshot=5_000, snapshot_keys=900_000)
+    assert big.needs_snapshot(min_docs=100, max_docs=5_000)
+    assert not big.needs_snapshot(min_docs=100, max_docs=5_001)
 
 
 def test_a_generation_is_stored_in_parts_small_enough_for_one_delete_each(monkeypatch):
