@@ -2,13 +2,18 @@
 
 import asyncio
 import itertools
+import time
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError, KafkaTimeoutError
 from aiokafka.partitioner import DefaultPartitioner
+
+SEND_RETRY_S = 120.0
+"""How long a send is retried while the broker cannot take it (a broker restarting)."""
 
 
 def key_on(partition: int, partitions: int, prefix: str) -> str:
@@ -49,11 +54,25 @@ class RawKafka:
         key: str | None = None,
         partition: int | None = None,
     ) -> None:
-        """Publish raw bytes (or a dict as JSON) to `topic` under the test prefix."""
+        """Publish raw bytes (or a dict as JSON) to `topic` under the test prefix, retried as
+        an adapter would while the broker refuses it for a while (a leader being elected
+        after a restart): the services dedupe a copy that had landed."""
         payload = value if isinstance(value, bytes) else orjson.dumps(value)
-        await self.producer.send_and_wait(
-            self.prefix + topic, payload, key=key.encode() if key else None, partition=partition
-        )
+        deadline = time.monotonic() + SEND_RETRY_S
+        while True:
+            try:
+                await self.producer.send_and_wait(
+                    self.prefix + topic,
+                    payload,
+                    key=key.encode() if key else None,
+                    partition=partition,
+                )
+                return
+            except KafkaError as e:
+                retriable = e.retriable or isinstance(e, KafkaTimeoutError)
+                if not retriable or time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
 
     async def _reader(self, topic: str) -> AIOKafkaConsumer:
         if topic not in self._readers:

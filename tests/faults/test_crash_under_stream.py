@@ -220,8 +220,19 @@ async def end_state(
     *,
     timeout: float,
 ) -> EndState:
-    """Wait for every contact's survey score and the KPIs, stop the staff, read the outputs."""
-    scored = await kafka.distinct("survey.scored", count=story.count, timeout=timeout)
+    """Wait for every contact's survey score and the KPIs, stop the staff, read the outputs.
+
+    The staff dying (its own broker client failing) fails the test at once, with its error:
+    the services would otherwise look stalled, waiting for answers nobody sends."""
+    waiting = asyncio.ensure_future(
+        kafka.distinct("survey.scored", count=story.count, timeout=timeout)
+    )
+    await asyncio.wait({waiting, reactor}, return_when=asyncio.FIRST_COMPLETED)
+    if reactor.done() and not waiting.done():
+        waiting.cancel()
+        reactor.result()  # its exception, raised here
+        raise AssertionError("the staff stopped before every survey was scored")
+    scored = await waiting
     expected = story.expected()
     await eventually(lambda: not mismatches(metrics_port, expected), timeout=90, interval=1)
     kpi_wrong = mismatches(metrics_port, expected)
