@@ -25,7 +25,7 @@ from services.metrics.domain import (
     Fact,
     case_change,
 )
-from services.metrics.kpis import Cell, CellKey
+from services.metrics.kpis import Cell, CellDelta, CellKey, sketch_bucket
 from services.metrics.revenue import (
     FirstContract,
     FirstContracts,
@@ -62,9 +62,17 @@ class Totals:
         """Per case holding its customer's first contract: that contract's revenue fact."""
         self.dirty = set() if dirty is None else dirty
         """Cells changed since they were last published."""
+        self._pending: dict[CellKey, CellDelta] = {}
+        """What the change or merge being applied adds to each cell (see `_count`)."""
 
     def apply(self, change: CaseChange) -> None:
         """Move the case's contributions: retract, offer its contracts, add."""
+        try:
+            self._apply(change)
+        finally:
+            self._flush()
+
+    def _apply(self, change: CaseChange) -> None:
         for fact, n in change.retract:
             self._count(self._split(fact, change.customer_before), -n)
             held = self.new_revenue.get(change.case_id)
@@ -87,8 +95,11 @@ class Totals:
 
     def merge(self, merge: CustomerMerge) -> None:
         """Fold merged customers together (safe to repeat, any order)."""
-        for keep, gone in self.customers.merge(merge.survivor, merge.merged):
-            self._recount_as_returning(self.first_contracts.fold(keep, gone))
+        try:
+            for keep, gone in self.customers.merge(merge.survivor, merge.merged):
+                self._recount_as_returning(self.first_contracts.fold(keep, gone))
+        finally:
+            self._flush()
 
     def refresh_crr(self, today: date) -> None:
         """Recompute CRR cells when customer activity or the day changed since the last call."""
@@ -124,22 +135,32 @@ class Totals:
             self._count(as_returning(fact), 1)
 
     def _count(self, fact: Fact, times: int) -> None:
+        """Add the fact `times` times to each of its cells' pending deltas: a case's change
+        retracts its facts and adds them again with its new dimensions, so most of its
+        cells (every period's "all" and unchanged dimension values) net to nothing."""
         periods = periods_of(fact.at, self.tz) if fact.at else ((Window.ALL, None),)
+        bucket = None if fact.sample_ms is None else sketch_bucket(fact.sample_ms)
+        pending = self._pending
         for window, start in periods:
             for dimension, value in (("all", "all"), *fact.dims):
                 key = (fact.kpi, window, start, dimension, value)
-                cell = (self.cells.get(key) or _EMPTY).added(
-                    times=times,
-                    numerator=fact.numerator,
-                    denominator=fact.denominator,
-                    parts=fact.parts,
-                    sample_ms=fact.sample_ms,
-                )
-                if cell.is_empty():
-                    self.cells.pop(key, None)
-                else:
-                    self.cells[key] = cell
-                self.dirty.add(key)
+                delta = pending.get(key)
+                if delta is None:
+                    delta = pending[key] = CellDelta()
+                delta.add(times, fact.numerator, fact.denominator, fact.parts, bucket)
+
+    def _flush(self) -> None:
+        """Apply the pending deltas that do not cancel out; mark those cells changed."""
+        pending, self._pending = self._pending, {}
+        for key, delta in pending.items():
+            if delta.is_zero():
+                continue
+            cell = (self.cells.get(key) or _EMPTY).plus(delta)
+            if cell.is_empty():
+                self.cells.pop(key, None)
+            else:
+                self.cells[key] = cell
+            self.dirty.add(key)
 
 
 class MetricsEngine:

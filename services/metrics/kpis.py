@@ -73,14 +73,59 @@ def quantile(sketch: Mapping[int, int], q: float) -> float | None:
     return bucket_value(max(sketch))
 
 
-def _plus(counts: Mapping[Any, int], key: object, n: int) -> dict[Any, int]:
-    """A copy of `counts` with `n` added to `key` (a key reaching 0 leaves)."""
-    result = dict(counts)
-    value = result.get(key, 0) + n
-    if value:
-        result[key] = value
-    else:
-        result.pop(key, None)
+@dataclass(slots=True)
+class CellDelta:
+    """What one rule run adds to one cell, summed before the cell is touched: contributions
+    that cancel (a case's facts retracted and added again under a dimension value that did
+    not change) leave the cell as it is, unread and unwritten."""
+
+    numerator: int = 0
+    denominator: int = 0
+    count: int = 0
+    parts: dict[str, int] = field(default_factory=dict)
+    sketch: dict[int, int] = field(default_factory=dict)
+
+    def add(
+        self,
+        times: int,
+        numerator: int,
+        denominator: int,
+        parts: tuple[tuple[str, int], ...],
+        bucket: int | None,
+    ) -> None:
+        """Add a contribution `times` times (negative: retracted); `bucket`: its sample's
+        sketch bucket."""
+        self.numerator += times * numerator
+        self.denominator += times * denominator
+        self.count += times
+        for name, n in parts:
+            self.parts[name] = self.parts.get(name, 0) + times * n
+        if bucket is not None:
+            self.sketch[bucket] = self.sketch.get(bucket, 0) + times
+
+    def is_zero(self) -> bool:
+        """True when the contributions cancel out."""
+        return not (
+            self.numerator
+            or self.denominator
+            or self.count
+            or any(self.parts.values())
+            or any(self.sketch.values())
+        )
+
+
+def _merged(counts: dict[Any, int], delta: dict[Any, int]) -> dict[Any, int]:
+    """`counts` with `delta` added (keys reaching 0 leave); `counts` itself if unchanged."""
+    result = counts
+    for key, n in delta.items():
+        if n:
+            if result is counts:
+                result = dict(counts)
+            value = result.get(key, 0) + n
+            if value:
+                result[key] = value
+            else:
+                del result[key]
     return result
 
 
@@ -88,8 +133,8 @@ def _plus(counts: Mapping[Any, int], key: object, n: int) -> dict[Any, int]:
 class Cell:
     """Exact integer sums of one KPI in one period and dimension value.
 
-    Immutable: `added` returns the cell with one more (or one less) contribution, so the
-    runtime keeps a cell as its stored value, never copied to be changed in place."""
+    Immutable: `plus` returns the cell with a delta added, so the runtime keeps a cell as
+    its stored value, never copied to be changed in place."""
 
     kind: Literal["cell"] = "cell"
     numerator: int = 0
@@ -98,28 +143,14 @@ class Cell:
     parts: dict[str, int] = field(default_factory=dict)
     sketch: dict[int, int] = field(default_factory=dict)
 
-    def added(
-        self,
-        *,
-        times: int,
-        numerator: int,
-        denominator: int,
-        parts: tuple[tuple[str, int], ...],
-        sample_ms: int | None,
-    ) -> "Cell":
-        """The cell with a contribution added `times` times (negative: retracted)."""
-        new_parts = self.parts
-        for name, n in parts:
-            new_parts = _plus(new_parts, name, times * n)
-        sketch = self.sketch
-        if sample_ms is not None:
-            sketch = _plus(sketch, sketch_bucket(sample_ms), times)
+    def plus(self, delta: CellDelta) -> "Cell":
+        """The cell with `delta` added."""
         return Cell(
-            numerator=self.numerator + times * numerator,
-            denominator=self.denominator + times * denominator,
-            count=self.count + times,
-            parts=new_parts,
-            sketch=sketch,
+            numerator=self.numerator + delta.numerator,
+            denominator=self.denominator + delta.denominator,
+            count=self.count + delta.count,
+            parts=_merged(self.parts, delta.parts),
+            sketch=_merged(self.sketch, delta.sketch),
         )
 
     def is_empty(self) -> bool:

@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping, MutableSet
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Annotated, Any, Generic, Literal, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -179,8 +180,10 @@ def sheet_key(case_id: str) -> str:
     return f"sheet/{case_id}"
 
 
+@lru_cache(maxsize=1 << 16)
 def cell_id(key: CellKey) -> str:
-    """The cell's id: the metrics.kpi compaction key kpi|window|period|dimension|value."""
+    """The cell's id: the metrics.kpi compaction key kpi|window|period|dimension|value
+    (remembered: a change touches each of its cells' ids three times)."""
     kpi, window, start, dimension, value = key
     return "|".join((kpi, str(window), start.isoformat() if start else "all", dimension, value))
 
@@ -341,6 +344,11 @@ class FamilyMap(MutableMapping[K, T]):
         if value is None:
             raise KeyError(item)
         return value
+
+    def get(self, item: K, default: Any = None) -> Any:
+        """The item's value, or `default` (without raising KeyError for each absent one)."""
+        value = self.workspace.read(self.family, self.family.key(item))
+        return default if value is None else value
 
     def __setitem__(self, item: K, value: T) -> None:
         self.workspace.write(self.family, self.family.key(item), value)
