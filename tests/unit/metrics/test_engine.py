@@ -9,10 +9,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.metrics.api import rows_as_csv, select_kpis
-from services.metrics.domain import entry_of
-from services.metrics.engine import MetricsEngine
+from services.metrics.domain import CaseChange, Fact, entry_of
+from services.metrics.engine import MetricsEngine, Totals
 from services.metrics.kpis import cell_row
 from services.metrics.report import format_value, kpi_table
+from services.metrics.windows import Window
 from shared.clock import FakeClock
 from shared.events import EVENT_MODELS
 from tests.integration.metrics import scenario as s
@@ -137,3 +138,27 @@ def test_the_terminal_table_shows_durations_and_percentages_readably():
         "2",
         "-",
     ]
+
+
+def test_a_change_touches_only_the_cells_whose_sums_move():
+    """A case assigned to a lawyer retracts its facts and adds them again with the lawyer:
+    the cells of every period's "all" and of its unchanged channel are neither rewritten
+    nor marked for publishing; the lawyer's cells are, and every sum is exact."""
+    at = datetime(2026, 3, 4, 9, tzinfo=TZ)
+    before = Fact("open_cases", None, (("channel", "zalo"),), numerator=1, sample_ms=1_500)
+    after = Fact(
+        "open_cases", None, (("channel", "zalo"), ("lawyer", "ls-01")), numerator=1, sample_ms=1_500
+    )
+    timed = Fact("tft", at, (("channel", "zalo"),), numerator=1)
+    totals = Totals(TZ)
+    totals.apply(CaseChange("c1", (), ((before, 1), (timed, 1)), None, "cu-1"))
+    first = dict(totals.cells)
+    assert len(totals.take_dirty()) == len(first) == 2 + 4 * 2  # all-time ×2; 4 periods ×2
+    totals.apply(CaseChange("c1", ((before, 1),), ((after, 1),), "cu-1", "cu-1"))
+    lawyer = ("open_cases", Window.ALL, None, "lawyer", "ls-01")
+    assert totals.take_dirty() == {lawyer}
+    assert {k: v for k, v in totals.cells.items() if k != lawyer} == first
+    cell = totals.cells[lawyer]
+    assert (cell.count, cell.numerator, sum(cell.sketch.values())) == (1, 1, 1)
+    totals.apply(CaseChange("c1", ((after, 1), (timed, 1)), (), "cu-1", "cu-1"))
+    assert totals.cells == {} and len(totals.take_dirty()) == len(first) + 1
