@@ -87,6 +87,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--profile", default="", help="services to run under pyinstrument in 'alone' (comma list)"
     )
+    p.add_argument(
+        "--trace-memory",
+        action="store_true",
+        help="run the pipeline's services under tracemalloc; each growth sample writes "
+        "<out>/<run>-memory/<service>-<n>.txt (what holds memory, what grew since the last)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--keep", action="store_true", help="keep topics and databases")
     args = p.parse_args(argv)
@@ -180,6 +186,8 @@ async def snapshot(
     """Events handled so far (all services), RSS per service, documents per service."""
     handled = sum((await kafka.committed(f"lexcare-{prefix}")).values())
     counts = await document_counts(infra.mongo_url, db_prefix)
+    for p in procs:
+        p.trace_sample()  # with --trace-memory: where each service's memory is, now
     names = (KEYS, RELOADS, TIMERS, LEDGER, CHANGED)
     gauges = {p.name: await asyncio.to_thread(scrape, p.port, names) for p in procs}
     return {
@@ -208,7 +216,8 @@ async def run_pipeline(
     """All five services: saturation, latency at fractions of it, cost growth."""
     prefix = f"{run}-pipe-"
     db_prefix = f"{run}_pipe"
-    procs = [ServiceProcess(name, infra, prefix, db_prefix) for name in SERVICES]
+    traced = args.out / f"{run}-memory" if args.trace_memory else None
+    procs = [ServiceProcess(name, infra, prefix, db_prefix, trace_to=traced) for name in SERVICES]
     out: dict[str, Any] = {"prefix": prefix}
     async with running(procs, log_dir), Kafka(infra.kafka) as kafka:
         publisher = Publisher(infra.kafka, prefix)

@@ -84,6 +84,8 @@ class ServiceProcess:
     extra_env: dict[str, str] = field(default_factory=dict)
     profile_to: Path | None = None
     """Run under pyinstrument and write its text report here when the service stops."""
+    trace_to: Path | None = None
+    """Run under tracemalloc (bench.traced): `trace_sample` writes a report in this dir."""
     port: int = 0
     proc: subprocess.Popen | None = None
     log: Path | None = None
@@ -107,6 +109,8 @@ class ServiceProcess:
         command = [sys.executable, "-m", f"services.{self.name}"]
         if self.profile_to is not None:
             command = [sys.executable, "-m", "bench.profiled", self.name, str(self.profile_to)]
+        elif self.trace_to is not None:
+            command = [sys.executable, "-m", "bench.traced", self.name, str(self.trace_to)]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 command,
@@ -130,6 +134,12 @@ class ServiceProcess:
                 return r.status == 200
         except OSError:
             return False
+
+    def trace_sample(self) -> None:
+        """Ask a traced service for its memory report (see bench.traced)."""
+        if self.trace_to is not None and self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGUSR2)
 
     def alive(self) -> bool:
         """True while the process runs."""

@@ -180,7 +180,7 @@ def sheet_key(case_id: str) -> str:
     return f"sheet/{case_id}"
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 14)
 def cell_id(key: CellKey) -> str:
     """The cell's id: the metrics.kpi compaction key kpi|window|period|dimension|value
     (remembered: a change touches each of its cells' ids three times)."""
