@@ -305,8 +305,8 @@ class ChangedKeys(_DigestTable):
     def __init__(self) -> None:
         super().__init__()
         self.marks = array("q", bytes(8 * len(self.slots)))
-        """Beside each slot: (batch + 1) * 2, plus 1 for a deletion."""
-        self.held = 0
+        """Beside each slot: (batch + 1) * 2, plus 1 for a deletion. No slot is ever marked
+        gone (a key is forgotten only by a rebuild), so `used` counts the keys held."""
 
     def set(self, key: str, seq: int, *, gone: bool = False) -> None:
         """`key` was stored (or deleted, `gone`) by batch `seq`."""
@@ -316,7 +316,6 @@ class ChangedKeys(_DigestTable):
             if self._full():
                 self._rebuild(room=1)
             at = self._free(digest)
-            self.held += 1
         self.marks[at] = (seq + 1) * 2 + gone
 
     def get(self, key: str) -> tuple[int, bool] | None:
@@ -331,7 +330,7 @@ class ChangedKeys(_DigestTable):
         return isinstance(key, str) and self._find(self.digest(key)) >= 0
 
     def __len__(self) -> int:
-        return self.held
+        return self.used
 
     def forget_before(self, upto: int) -> None:
         """Forget the keys last changed by a batch before `upto` (in a snapshot now)."""
@@ -348,7 +347,6 @@ class ChangedKeys(_DigestTable):
         self.marks = array("q", bytes(8 * len(self.slots)))
         for digest, mark in old:
             self.marks[self._free(digest)] = mark
-        self.held = len(old)
 
 
 class KeyFilter:
