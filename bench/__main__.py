@@ -85,13 +85,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--desk-cases", type=int, default=100_000, help="cases in the desk's read model")
     p.add_argument("--services", default=",".join(SERVICES), help="services for 'alone'")
     p.add_argument(
-        "--profile", default="", help="services to run under pyinstrument in 'alone' (comma list)"
+        "--profile",
+        default="",
+        help="services to run under pyinstrument (comma list): in 'alone', or in the pipeline "
+        "when 'alone' is not among the phases",
     )
     p.add_argument(
         "--trace-memory",
         action="store_true",
         help="run the pipeline's services under tracemalloc; each growth sample writes "
         "<out>/<run>-memory/<service>-<n>.txt (what holds memory, what grew since the last)",
+    )
+    p.add_argument(
+        "--trim-memory",
+        action="store_true",
+        help="run the pipeline's services under bench.trimmed: each growth sample reads RSS, "
+        "has every service return its free heap (malloc_trim), and reads RSS again",
     )
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--keep", action="store_true", help="keep topics and databases")
@@ -190,9 +199,17 @@ async def snapshot(
         p.trace_sample()  # with --trace-memory: where each service's memory is, now
     names = (KEYS, RELOADS, TIMERS, LEDGER, CHANGED)
     gauges = {p.name: await asyncio.to_thread(scrape, p.port, names) for p in procs}
+    rss = {p.name: rss_mib(p.pid) for p in procs}
+    trimmed: dict[str, float | None] = {}
+    if any(p.trim for p in procs):
+        for p in procs:
+            p.give_back()
+        await asyncio.sleep(2.0)  # the signal runs between two of the service's bytecodes
+        trimmed = {p.name: rss_mib(p.pid) for p in procs}
     return {
         "events_handled": handled,
-        "rss_mib": {p.name: rss_mib(p.pid) for p in procs},
+        "rss_mib": rss,
+        "rss_given_back_mib": trimmed,
         "keys_in_memory": {name: g.get(KEYS) for name, g in gauges.items()},
         "keys_reloaded": {name: g.get(RELOADS) for name, g in gauges.items()},
         "timers_pending": {name: g.get(TIMERS) for name, g in gauges.items()},
@@ -217,7 +234,21 @@ async def run_pipeline(
     prefix = f"{run}-pipe-"
     db_prefix = f"{run}_pipe"
     traced = args.out / f"{run}-memory" if args.trace_memory else None
-    procs = [ServiceProcess(name, infra, prefix, db_prefix, trace_to=traced) for name in SERVICES]
+    profiled = set() if "alone" in args.phases.split(",") else set(args.profile.split(","))
+    procs = [
+        ServiceProcess(
+            name,
+            infra,
+            prefix,
+            db_prefix,
+            profile_to=args.out / f"{run}-pipeline-profile-{name}.txt"
+            if name in profiled
+            else None,
+            trace_to=traced,
+            trim=args.trim_memory,
+        )
+        for name in SERVICES
+    ]
     out: dict[str, Any] = {"prefix": prefix}
     async with running(procs, log_dir), Kafka(infra.kafka) as kafka:
         publisher = Publisher(infra.kafka, prefix)

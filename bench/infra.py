@@ -86,6 +86,8 @@ class ServiceProcess:
     """Run under pyinstrument and write its text report here when the service stops."""
     trace_to: Path | None = None
     """Run under tracemalloc (bench.traced): `trace_sample` writes a report in this dir."""
+    trim: bool = False
+    """Run under bench.trimmed: `give_back` makes it return its free heap to the system."""
     port: int = 0
     proc: subprocess.Popen | None = None
     log: Path | None = None
@@ -111,6 +113,8 @@ class ServiceProcess:
             command = [sys.executable, "-m", "bench.profiled", self.name, str(self.profile_to)]
         elif self.trace_to is not None:
             command = [sys.executable, "-m", "bench.traced", self.name, str(self.trace_to)]
+        elif self.trim:
+            command = [sys.executable, "-m", "bench.trimmed", self.name]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 command,
@@ -138,6 +142,12 @@ class ServiceProcess:
     def trace_sample(self) -> None:
         """Ask a traced service for its memory report (see bench.traced)."""
         if self.trace_to is not None and self.alive():
+            assert self.proc is not None
+            self.proc.send_signal(signal.SIGUSR2)
+
+    def give_back(self) -> None:
+        """Ask a service run with `trim` to return its free heap (see bench.trimmed)."""
+        if self.trim and self.alive():
             assert self.proc is not None
             self.proc.send_signal(signal.SIGUSR2)
 
