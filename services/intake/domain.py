@@ -6,6 +6,7 @@ Pure functions and small value classes: no I/O, no clock, no broker or database.
 import math
 import re
 import unicodedata
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
@@ -350,12 +351,21 @@ def fold(text: str) -> str:
 
 
 @dataclass(frozen=True)
+class Phrases:
+    """Phrases longest first, as `_matches` tries them: (phrase, its needle, whether it is
+    plain ASCII); and by (ASCII, first word), their places in that order."""
+
+    ordered: tuple[tuple[str, str, bool], ...]
+    starting: Mapping[tuple[bool, str], tuple[int, ...]]
+
+
+@dataclass(frozen=True)
 class PhraseOrder:
     """A lexicon's phrases, longest first, as `_matches` tries them."""
 
-    vocabulary: tuple[tuple[str, str, bool], ...]
-    dispute: tuple[tuple[str, str, bool], ...]
-    complaint: tuple[tuple[str, str, bool], ...]
+    vocabulary: Phrases
+    dispute: Phrases
+    complaint: Phrases
 
 
 @dataclass(frozen=True)
@@ -419,22 +429,37 @@ class Lexicon:
         return " ".join(words)
 
 
-def longest_first(phrases: Iterable[str]) -> tuple[tuple[str, str, bool], ...]:
-    """(phrase, its needle, whether it is plain ASCII), longest phrases first: the order
-    `_matches` tries them in (computed once per lexicon)."""
-    ordered = sorted(phrases, key=lambda p: (-len(p.split()), -len(p), p))
-    return tuple((p, f" {p} ", p.isascii()) for p in ordered)
+def longest_first(phrases: Iterable[str]) -> Phrases:
+    """The phrases in the order `_matches` tries them, longest first, indexed by first word
+    (computed once per lexicon)."""
+    longest = sorted(phrases, key=lambda p: (-len(p.split()), -len(p), p))
+    ordered = tuple((p, f" {p} ", p.isascii()) for p in longest)
+    starting: dict[tuple[bool, str], list[int]] = defaultdict(list)
+    for place, (phrase, _, ascii_phrase) in enumerate(ordered):
+        starting[(ascii_phrase, phrase.split(" ")[0])].append(place)
+    return Phrases(ordered, {k: tuple(v) for k, v in starting.items()})
 
 
-def _matches(folded: str, accented: str, ordered: Sequence[tuple[str, str, bool]]) -> list[str]:
+def _matches(folded: str, accented: str, phrases: Phrases) -> list[str]:
     """Phrases found in the text, longest first; a match consumes its words.
 
     Phrases without diacritics are looked for in the folded text, the others in the text
-    as written. `ordered`: `longest_first` of the phrases.
+    as written (both one space apart). Only the phrases whose first word is a word of the
+    text can be found: those are tried, in `phrases`' order.
     """
     texts = {True: f" {folded} ", False: f" {accented} "}
+    starting = phrases.starting
+    places = sorted(
+        {
+            place
+            for ascii_phrase, text in ((True, folded), (False, accented))
+            for word in {"", *text.split(" ")}
+            for place in starting.get((ascii_phrase, word), ())
+        }
+    )
     found = []
-    for phrase, needle, ascii_phrase in ordered:
+    for place in places:
+        phrase, needle, ascii_phrase = phrases.ordered[place]
         if needle in texts[ascii_phrase]:
             found.append(phrase)
             texts[ascii_phrase] = texts[ascii_phrase].replace(needle, " | ")
@@ -683,12 +708,25 @@ def without_identity(text: str, *, names: Iterable[str] = (), limit: int = 2_000
     out = _PHONES.sub("<phone>", out)
     out = _LONG_NUMBERS.sub("<number>", out)
     for name in sorted({n for n in names if n}, key=len, reverse=True):
-        whole = rf"(?<!\w){re.escape(name)}(?!\w)"
-        out = re.sub(whole, "<name>", out, flags=re.IGNORECASE)
+        # A pattern per customer is compiled each time (re's cache holds few): only for
+        # a name the text may hold.
+        if _may_hold(out, name):
+            whole = rf"(?<!\w){re.escape(name)}(?!\w)"
+            out = re.sub(whole, "<name>", out, flags=re.IGNORECASE)
         for word in (w for w in name.split() if len(w) >= 2 and w[0].isupper()):
             # As written (capitalised): "An" is a name, "an toàn" is not.
-            out = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", "<name>", out)
+            if word in out:
+                out = re.sub(rf"(?<!\w){re.escape(word)}(?!\w)", "<name>", out)
     return out[:limit]
+
+
+def _may_hold(text: str, name: str) -> bool:
+    """False only when `text` cannot hold `name` in any case: a name whose letters fold one
+    to one (Vietnamese ones do) is looked for folded; any other is always looked for."""
+    folded = name.casefold()
+    if len(folded) != len(name) or folded != name.lower():
+        return True
+    return folded in text.casefold()
 
 
 def corrected_decision(

@@ -10,7 +10,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -81,15 +81,6 @@ def linear(*, c: float = 3.0) -> Pipeline:
     return Pipeline([("features", features()), ("model", LogisticRegression(C=c, max_iter=3000))])
 
 
-def char_wb_ngrams(text: str, low: int, high: int) -> list[str]:
-    """Word-bounded character n-grams, exactly as scikit-learn's 'char_wb' analyzer."""
-    grams: list[str] = []
-    for word in text.split():
-        grams += word_char_ngrams(word, low, high)
-    return grams
-
-
-@lru_cache(maxsize=65_536)
 def word_char_ngrams(word: str, low: int, high: int) -> tuple[str, ...]:
     """One word's character n-grams, padded with a space each side (a word shorter than n
     counts once, whole, and ends its longer n-grams). Cached: Vietnamese is written in a
@@ -128,32 +119,49 @@ class View:
     offset: int
 
     @cached_property
-    def known(self) -> dict[str, tuple[int, float]]:
-        """Each term's place in the feature row and its idf, as plain Python numbers."""
-        idf = self.idf.tolist()
-        return {term: (self.offset + i, idf[i]) for term, i in self.vocabulary.items()}
+    def known(self) -> dict[str, int]:
+        """Each term's place in the whole feature row."""
+        return {term: self.offset + i for term, i in self.vocabulary.items()}
 
-    def grams(self, text: str) -> Counter[str]:
-        """The view's n-grams of the text (prepared as the view reads it), counted."""
-        low, high = self.ngrams
-        if self.analyzer == "char_wb":
-            return Counter(char_wb_ngrams(text, low, high))
-        return Counter(word_ngrams(text, low, high))
+    @cached_property
+    def _word_terms(self) -> dict[str, tuple[int, ...]]:
+        """Per word seen, the feature indexes of its known character n-grams (a char_wb
+        view's n-grams never cross words, and most words were seen before)."""
+        return {}
 
-    def terms(self, grams: Counter[str]) -> tuple[list[int], list[float]]:
-        """Feature indexes and l2-normalised sublinear TF-IDF values of counted n-grams."""
+    def indexes(self, text: str) -> list[int]:
+        """The feature index of each known n-gram of the text (prepared as the view reads
+        it), once per occurrence."""
         known = self.known
-        indexes: list[int] = []
-        values: list[float] = []
-        for gram, count in grams.items():
-            found = known.get(gram)
-            if found is not None:
-                indexes.append(found[0])
-                values.append((1.0 + math.log(count)) * found[1] if count > 1 else found[1])
-        if not values:
-            return [], []
-        norm = math.sqrt(sum(v * v for v in values))
-        return indexes, [v / norm for v in values]
+        low, high = self.ngrams
+        if self.analyzer != "char_wb":
+            return [i for i in map(known.get, word_ngrams(text, low, high)) if i is not None]
+        cache = self._word_terms
+        found: list[int] = []
+        for word in text.split():
+            terms = cache.get(word)
+            if terms is None:
+                grams = word_char_ngrams(word, low, high)
+                terms = tuple(i for i in map(known.get, grams) if i is not None)
+                if len(cache) < WORD_CACHE:
+                    cache[word] = terms
+            found += terms
+        return found
+
+
+WORD_CACHE = 16_384
+"""Words whose n-gram indexes a char_wb view remembers (≤ 4 MB; Vietnamese is written in a
+few thousand syllables, so most words were seen before)."""
+
+
+def tf_idf(found: list[int], idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct indexes and their l2-normalised sublinear TF-IDF values (scikit-learn's
+    `sublinear_tf=True, norm="l2"`), from each occurrence's index."""
+    if not found:
+        return np.empty(0, dtype=np.intp), np.empty(0)
+    indexes, counts = np.unique(np.asarray(found, dtype=np.intp), return_counts=True)
+    values = (1.0 + np.log(counts)) * idf[indexes]
+    return indexes, values / math.sqrt(float(values @ values))
 
 
 @dataclass(frozen=True)
@@ -173,28 +181,24 @@ class Classifier:
     """Weights of the dispute head (a logistic regression on the same features), if any."""
     dispute_intercept: float = 0.0
 
-    def features(self, message: str) -> tuple[list[int], np.ndarray]:
-        """The message's non-zero feature indexes and their TF-IDF values."""
+    def features(self, message: str) -> tuple[np.ndarray, np.ndarray]:
+        """The message's non-zero feature indexes and their TF-IDF values (each view
+        normalised on its own, as scikit-learn's FeatureUnion of vectorizers)."""
         texts = {kind: prepare(message) for kind, prepare in _TEXTS.items()}
-        counted: dict[tuple[str, str, tuple[int, int]], Counter[str]] = {}
-        indexes: list[int] = []
-        values: list[float] = []
-        for view in self.views:
-            # A message written without accents reads the same folded: count its n-grams once.
-            key = (texts[view.text], view.analyzer, view.ngrams)
-            if key not in counted:
-                counted[key] = view.grams(key[0])
-            i, v = view.terms(counted[key])
-            indexes += i
-            values += v
-        return indexes, np.asarray(values)
+        parts = [tf_idf(view.indexes(texts[view.text]), self.idf) for view in self.views]
+        return np.concatenate([i for i, _ in parts]), np.concatenate([v for _, v in parts])
+
+    @cached_property
+    def idf(self) -> np.ndarray:
+        """Every feature's idf weight, in the row's order."""
+        return np.concatenate([view.idf for view in self.views])
 
     def logits(self, message: str) -> np.ndarray:
         """The linear model's scores of each class for the message."""
         return self._logits(*self.features(message))
 
-    def _logits(self, indexes: list[int], values: np.ndarray) -> np.ndarray:
-        if not indexes:
+    def _logits(self, indexes: np.ndarray, values: np.ndarray) -> np.ndarray:
+        if not len(indexes):
             return self.intercept.copy()
         return values @ self.weights[indexes] + self.intercept
 
@@ -213,7 +217,7 @@ class Classifier:
         best = int(p.argmax())
         dispute = False
         if self.dispute_coef is not None:
-            score = float(values @ self.dispute_coef[indexes]) if indexes else 0.0
+            score = float(values @ self.dispute_coef[indexes]) if len(indexes) else 0.0
             dispute = score + self.dispute_intercept >= 0.0
         return Prediction(self.classes[best], float(p[best]), is_dispute=dispute)
 

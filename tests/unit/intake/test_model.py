@@ -167,3 +167,10 @@ def test_a_labelled_example_keeps_no_identity():
     assert "0912" not in got and "example.vn" not in got and "001099012345" not in got
     assert "Nguyễn" not in got and "anh <name>" in got
     assert "toàn lao động" in got
+
+
+def test_a_name_is_removed_whatever_its_case_and_a_text_without_it_is_left_as_it_is():
+    shouted = without_identity("NGUYỄN VĂN AN gọi lại giúp tôi", names=["Nguyễn Văn An"])
+    assert shouted == "<name> gọi lại giúp tôi"
+    text = "Công ty nợ lương ba tháng, tôi muốn kiện"
+    assert without_identity(text, names=["Trần Thị Bình"]) == text
