@@ -10,7 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any
 
 import phonenumbers
@@ -76,8 +76,10 @@ def _modernise_vn_mobile(national: str) -> str:
     return national
 
 
+@lru_cache(maxsize=4096)
 def normalise_phone(raw: str | None, *, region: str = "VN") -> str | None:
-    """The phone number in E.164 (old 11-digit VN mobiles mapped), or None if invalid."""
+    """The phone number in E.164 (old 11-digit VN mobiles mapped), or None if invalid
+    (remembered: a contact's number is read when it arrives and again when it is filed)."""
     cleaned = nfc(raw)
     if not cleaned:
         return None
