@@ -12,7 +12,7 @@ compare the live service with it.
 """
 
 from collections import Counter
-from collections.abc import MutableMapping
+from collections.abc import Iterable, MutableMapping
 from datetime import date
 from zoneinfo import ZoneInfo
 
@@ -67,8 +67,21 @@ class Totals:
 
     def apply(self, change: CaseChange) -> None:
         """Move the case's contributions: retract, offer its contracts, add."""
+        self.add_all((change,))
+
+    def merge(self, merge: CustomerMerge) -> None:
+        """Fold merged customers together (safe to repeat, any order)."""
+        self.add_all((merge,))
+
+    def add_all(self, items: Iterable[CaseChange | CustomerMerge]) -> None:
+        """Apply case changes and merges in order, then each cell they move once (what
+        they add to a cell is summed first: the same as one at a time, in fewer reads)."""
         try:
-            self._apply(change)
+            for item in items:
+                if isinstance(item, CustomerMerge):
+                    self._merge(item)
+                else:
+                    self._apply(item)
         finally:
             self._flush()
 
@@ -93,13 +106,9 @@ class Totals:
         if change.contact is not None:
             self.customers.add_contact(*change.contact)
 
-    def merge(self, merge: CustomerMerge) -> None:
-        """Fold merged customers together (safe to repeat, any order)."""
-        try:
-            for keep, gone in self.customers.merge(merge.survivor, merge.merged):
-                self._recount_as_returning(self.first_contracts.fold(keep, gone))
-        finally:
-            self._flush()
+    def _merge(self, merge: CustomerMerge) -> None:
+        for keep, gone in self.customers.merge(merge.survivor, merge.merged):
+            self._recount_as_returning(self.first_contracts.fold(keep, gone))
 
     def refresh_crr(self, today: date) -> None:
         """Recompute CRR cells when customer activity or the day changed since the last call."""

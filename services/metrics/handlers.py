@@ -99,8 +99,8 @@ def metrics_runtime(
         runtime.on(model.TOPIC, model)(count)
     runtime.on(topics.CUSTOMER_MERGED, CustomerMerged, stateless=True)(on_customer_merged)
     interval = timedelta(seconds=publish_interval_s)
-    runtime.on(METRICS_STEP, MetricsStep, internal=True)(
-        partial(on_metrics_step, tz=tz, interval=interval)
+    runtime.on_group(METRICS_STEP, MetricsStep, internal=True)(
+        partial(on_metrics_steps, tz=tz, interval=interval)
     )
     runtime.on_timer(PUBLISH)(partial(on_publish, tz=tz, today=today, interval=interval))
     return runtime
@@ -144,16 +144,14 @@ def on_customer_merged(state: View[Any], event: CustomerMerged, ctx: Context) ->
 # The totals' partition.
 
 
-def on_metrics_step(
-    state: View[Any], step: MetricsStep, ctx: Context, *, tz: ZoneInfo, interval: timedelta
+def on_metrics_steps(
+    state: View[Any], steps: list[MetricsStep], ctx: Context, *, tz: ZoneInfo, interval: timedelta
 ) -> None:
-    """Add a case's change (or a merge) to the totals; publish within `interval`."""
+    """Add cases' changes (and merges) to the totals; publish within `interval`. The steps
+    a batch holds come together: each cell they move is read and written once."""
     workspace = Workspace(state)
     totals = totals_in(workspace, tz)
-    if step.change is not None:
-        totals.apply(step.change)
-    if step.merge is not None:
-        totals.merge(step.merge)
+    totals.add_all(item for step in steps for item in (step.change, step.merge) if item is not None)
     workspace.save()
     if ctx.timer(PUBLISH) is None:
         ctx.schedule(PUBLISH, due_at=ctx.now + interval, kind=PUBLISH)

@@ -537,3 +537,69 @@ async def test_committed_offsets_the_broker_cannot_give_are_asked_again_or_repub
             await runtime._committed_offsets([0])
     else:
         assert await runtime._committed_offsets([0]) == outcome
+
+
+def grouped_runtime(calls: list[list[str]]) -> Runtime[Any]:
+    """A runtime whose `toy.added` rule takes the batch's consecutive events at once (a
+    poisoned event makes any run holding it fail)."""
+    runtime: Runtime[Any] = Runtime(LexcareSettings(), NO_DATABASE, value_type=Tally)
+
+    @runtime.on_group(ADDED, Added)
+    def add_all(view: View[Any], events: list[Added], ctx: Any) -> None:
+        calls.append([event.case_id for event in events])
+        for event in events:
+            if event.poison:
+                raise ValueError("poisoned")
+            tally = view.get(event.case_id) or Tally()
+            view.set(event.case_id, Tally(total=tally.total + 1, events=tally.events + 1))
+
+    return runtime
+
+
+def added_work(offset: int, case_id: str, *, poison: bool = False) -> Work:
+    body = orjson.loads(added_for(case_id)) | {"poison": poison}
+    item = Work(record=record(0, offset, orjson.dumps(body)), event=Added.model_validate(body))
+    object.__setattr__(item.record, "topic", LexcareSettings().topic(ADDED))
+    return item
+
+
+async def test_a_grouped_rule_runs_once_for_a_partitions_consecutive_events():
+    calls: list[list[str]] = []
+    runtime = grouped_runtime(calls)
+    state: PartitionState[Any] = PartitionState(0)
+    runtime.partitions[0] = state
+    work = [added_work(n, case) for n, case in enumerate(["a", "b", "a"])]
+    batch = await runtime._apply(0, work)
+    assert calls == [["a", "b", "a"]]
+    assert batch.view.get("a") == Tally(total=2, events=2) and batch.view.get("b").total == 1
+    assert batch.handled == [str(item.event.event_id) for item in work]
+    assert not batch.outbox
+
+
+async def test_when_a_group_fails_its_events_run_alone_and_only_the_bad_one_is_dead_lettered():
+    calls: list[list[str]] = []
+    runtime = grouped_runtime(calls)
+    runtime.partitions[0] = PartitionState(0)
+    work = [added_work(0, "a"), added_work(1, "bad", poison=True), added_work(2, "b")]
+    batch = await runtime._apply(0, work)
+    tries = runtime.settings.max_attempts
+    assert calls == [["a", "bad", "b"]] * tries + [["a"]] + [["bad"]] * tries + [["b"]]
+    assert batch.view.get("a").total == 1 and batch.view.get("b").total == 1
+    assert batch.view.get("bad") is None
+    assert batch.handled == [str(work[0].event.event_id), str(work[2].event.event_id)]
+    assert [out.topic for out in batch.outbox] == [LexcareSettings().topic(ADDED) + ".dlq"]
+
+
+def test_hand_offs_run_together_only_when_consecutive_for_one_target_and_grouped_topic():
+    one, two = object(), object()
+    topics = {(one, 0): "g", (one, 1): "g", (one, 2): None, (one, 3): "g", (two, 4): "g"}
+    queued = [(one, 0), (one, 1), (one, 2), (one, 3), (two, 4), (one, 5)]
+    topics[(one, 5)] = "g"
+    runs = engine._runs(queued, lambda target, index: topics[(target, index)])  # type: ignore[arg-type]
+    assert [(target is one, places) for target, places in runs] == [
+        (True, [0, 1]),
+        (True, [2]),
+        (True, [3]),
+        (False, [4]),
+        (True, [5]),
+    ]
