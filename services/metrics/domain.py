@@ -299,7 +299,10 @@ def _origin(view: _CaseView) -> tuple[CaseEntry | None, CaseEntry | None]:
 
 def signed_contracts(entries: Iterable[CaseEntry]) -> tuple[str | None, list[CaseEntry]]:
     """The case's customer (from the contact it runs from) and its contracts, once each."""
-    view = _view(entries)
+    return _signed(_view(entries))
+
+
+def _signed(view: _CaseView) -> tuple[str | None, list[CaseEntry]]:
     _, origin = _origin(view)
     return (origin.customer_id if origin else None), _first_per_ref(view[EntryKind.CONTRACT])
 
@@ -309,8 +312,11 @@ def case_facts(
 ) -> Counter[Fact]:
     """Every KPI contribution of one case, from its sheet (order-independent); revenue
     counted as new, its contract named by `ref`."""
+    return _facts(_view(entries), business_seconds)
+
+
+def _facts(view: _CaseView, business_seconds: BusinessSeconds | None) -> Counter[Fact]:
     K = EntryKind
-    view = _view(entries)
     contacts = view[K.CONTACT]
     opening, origin = _origin(view)
     dims = case_dims(view, opening)
@@ -461,12 +467,14 @@ def case_change(
     again: the same unless the care calendar changed since)."""
     if entry.id in sheet:
         return None
-    before_customer, _ = signed_contracts(sheet.values())
-    after_sheet = [*sheet.values(), entry]
-    customer, contracts = signed_contracts(after_sheet)
+    after_view = _view([*sheet.values(), entry])
+    customer, contracts = _signed(after_view)
+    before_customer = customer  # the contact a case runs from moves only with a contact
+    if entry.kind is EntryKind.CONTACT:
+        before_customer, _ = signed_contracts(sheet.values())
     if before is None:
         before = case_facts(sheet.values(), business_seconds) if sheet else Counter()
-    after = case_facts(after_sheet, business_seconds)
+    after = _facts(after_view, business_seconds)
     retract, add = before - after, after - before
     if before_customer != customer:  # its revenue is split again for the other customer
         kept = Counter({f: n for f, n in (before & after).items() if f.kpi == "revenue_vnd"})
