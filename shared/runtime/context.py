@@ -1,7 +1,7 @@
 """What a rule may do besides reading and writing its state: emit events, set timers."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, NoReturn
 
@@ -20,6 +20,8 @@ class Outgoing:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, str], ...] = ()
+    event: Event | None = field(default=None, compare=False, repr=False)
+    """The event itself when a rule emitted it: a hand-off runs it without parsing `value`."""
 
 
 class Context:
@@ -47,7 +49,7 @@ class Context:
         """
         topic = self._topic(event.event_type)
         record_key = key.encode() if key is not None else event.partition_key()
-        self.emitted.append(Outgoing(topic, record_key, event.to_bytes()))
+        self.emitted.append(Outgoing(topic, record_key, event.to_bytes(), event=event))
 
     def schedule(
         self, timer_id: str, *, due_at: datetime, kind: str, payload: dict[str, Any] | None = None

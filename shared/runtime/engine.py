@@ -473,7 +473,8 @@ class Runtime(Generic[V]):
                 partition = self._owner_of(out.key) if out.key is not None else None
                 if partition is None or partition not in self.partitions or partition in deferred:
                     continue  # a deferred partition's events come in order through Kafka
-                event = parse(self.routes[out.topic].model, out)
+                model = self.routes[out.topic].model
+                event = out.event if isinstance(out.event, model) else parse(model, out)
                 if not isinstance(event, Event):
                     continue
                 target = batches.get(partition)
