@@ -46,6 +46,24 @@ def free_port(span: int = 1) -> int:
     raise RuntimeError(f"no {span} free consecutive ports in {low}-{high}")
 
 
+def free_ports(*spans: int) -> list[int]:
+    """The first ports of ranges of `spans` free ports that do not overlap one another:
+    ports drawn for servers not started yet all look free, so two draws may meet."""
+    taken: set[int] = set()
+    bases: list[int] = []
+    for span in spans:
+        for _ in range(500):
+            base = free_port(span)
+            ports = set(range(base, base + span))
+            if not ports & taken:
+                break
+        else:
+            raise RuntimeError(f"no {span} free ports apart from {sorted(taken)}")
+        taken |= ports
+        bases.append(base)
+    return bases
+
+
 def _listen_port_range() -> tuple[int, int]:
     """Ports no outgoing connection takes: from 15000 to just below the ephemeral range."""
     try:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.infra import ROOT, free_port
+from tests.infra import ROOT, free_ports
 
 
 @dataclass
@@ -55,8 +55,10 @@ class Run:
 def launch(*flags: str, env: dict[str, str] | None = None) -> Run:
     """Start deploy/local/run.py on free ports in a temporary directory."""
     data = Path(tempfile.mkdtemp(prefix="lexcare-run-"))
-    kafka_port, mongo_port = free_port(span=2), free_port()
-    offset = free_port(span=7) - 8081  # one port per service: 8081..8087
+    # Kafka's two ports, the database's, one per service (8081..8087) and the mail port,
+    # none of them in use yet: drawn apart from one another.
+    kafka_port, mongo_port, services, smtp = free_ports(2, 1, 7, 1)
+    offset = services - 8081
     log = data / "run.log"
     with log.open("w") as out:
         proc = subprocess.Popen(
@@ -72,7 +74,7 @@ def launch(*flags: str, env: dict[str, str] | None = None) -> Run:
                 **os.environ,
                 "PYTHONPATH": str(ROOT),
                 "LEXCARE_LOG_FORMAT": "json",
-                "LEXCARE_GATEWAY_SMTP_PORT": str(free_port()),
+                "LEXCARE_GATEWAY_SMTP_PORT": str(smtp),
                 **(env or {}),
             },
         )

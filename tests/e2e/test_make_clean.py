@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from pymongo import MongoClient
 
-from tests.infra import ROOT, free_port
+from tests.infra import ROOT, free_ports
 
 pytestmark = pytest.mark.e2e
 
@@ -59,7 +59,7 @@ def stale_legacy_database_dir(ferretdb_dir: Path) -> Path:
 def run_dir() -> Iterator[tuple[Path, int, int]]:
     """A private run directory and free ports; `make clean` at the end, whatever happens."""
     run = Path(tempfile.mkdtemp(prefix="lexcare-clean-")) / LONG_NAME
-    ports = free_port(span=2), free_port()
+    ports = tuple(free_ports(2, 1))
     assert len(str(run / "ferretdb" / "pg")) > 90
     try:
         yield run, *ports
