@@ -196,14 +196,16 @@ async def snapshot(
     handled = sum((await kafka.committed(f"lexcare-{prefix}")).values())
     counts = await document_counts(infra.mongo_url, db_prefix)
     for p in procs:
-        p.trace_sample()  # with --trace-memory: where each service's memory is, now
+        if p.trace_to is not None:
+            p.sample()  # with --trace-memory: where each service's memory is, now
     names = (KEYS, RELOADS, TIMERS, LEDGER, CHANGED)
     gauges = {p.name: await asyncio.to_thread(scrape, p.port, names) for p in procs}
     rss = {p.name: rss_mib(p.pid) for p in procs}
     trimmed: dict[str, float | None] = {}
     if any(p.trim for p in procs):
         for p in procs:
-            p.give_back()
+            if p.trim:
+                p.sample()
         await asyncio.sleep(2.0)  # the signal runs between two of the service's bytecodes
         trimmed = {p.name: rss_mib(p.pid) for p in procs}
     return {

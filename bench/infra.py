@@ -139,15 +139,10 @@ class ServiceProcess:
         except OSError:
             return False
 
-    def trace_sample(self) -> None:
-        """Ask a traced service for its memory report (see bench.traced)."""
-        if self.trace_to is not None and self.alive():
-            assert self.proc is not None
-            self.proc.send_signal(signal.SIGUSR2)
-
-    def give_back(self) -> None:
-        """Ask a service run with `trim` to return its free heap (see bench.trimmed)."""
-        if self.trim and self.alive():
+    def sample(self) -> None:
+        """At a growth sample: a traced service writes its memory report (bench.traced), a
+        trimmed one returns its free heap (bench.trimmed); others are left alone."""
+        if (self.trace_to is not None or self.trim) and self.alive():
             assert self.proc is not None
             self.proc.send_signal(signal.SIGUSR2)
 

@@ -6,7 +6,6 @@ service's shutdown ends the process. A PyMongo command listener counts the datab
 round trips by command and collection; the counts head the report.
 """
 
-import runpy
 import signal
 import sys
 from collections import Counter
@@ -15,6 +14,8 @@ from typing import Any
 
 from pyinstrument import Profiler
 from pymongo import monitoring
+
+from bench.wrapped import run_service
 
 
 class RoundTrips(monitoring.CommandListener):
@@ -60,9 +61,8 @@ def main() -> None:
         del session
 
     signal.signal(signal.SIGUSR1, write_report)
-    sys.argv = [f"services.{service}"]
     profiler.start()
-    runpy.run_module(f"services.{service}", run_name="__main__", alter_sys=True)
+    run_service(service)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,13 @@ follows history when RSS does. One frame per allocation keeps tracemalloc's own 
 down (still a slower service: these runs measure memory, not speed).
 """
 
-import runpy
 import signal
 import sys
 import tracemalloc
 from pathlib import Path
 from typing import Any
+
+from bench.wrapped import run_service
 
 TOP = 25
 
@@ -39,8 +40,7 @@ def main() -> None:
 
     signal.signal(signal.SIGUSR2, write_report)
     tracemalloc.start(1)
-    sys.argv = [f"services.{service}"]
-    runpy.run_module(f"services.{service}", run_name="__main__", alter_sys=True)
+    run_service(service)
 
 
 if __name__ == "__main__":

@@ -7,11 +7,11 @@ growth sample the benchmark reads RSS, sends SIGUSR2, and reads it again: the se
 figure is what the service holds, the first what it held on to.
 """
 
-import runpy
 import signal
 import sys
 from typing import Any
 
+from bench.wrapped import run_service
 from shared.runtime.memory import give_back
 
 
@@ -23,8 +23,7 @@ def main() -> None:
         give_back()
 
     signal.signal(signal.SIGUSR2, trim)
-    sys.argv = [f"services.{service}"]
-    runpy.run_module(f"services.{service}", run_name="__main__", alter_sys=True)
+    run_service(service)
 
 
 if __name__ == "__main__":

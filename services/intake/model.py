@@ -83,8 +83,8 @@ def linear(*, c: float = 3.0) -> Pipeline:
 
 def word_char_ngrams(word: str, low: int, high: int) -> tuple[str, ...]:
     """One word's character n-grams, padded with a space each side (a word shorter than n
-    counts once, whole, and ends its longer n-grams). Cached: Vietnamese is written in a
-    few thousand syllables, so most words were seen before."""
+    counts once, whole, and ends its longer n-grams), as scikit-learn's 'char_wb' analyzer
+    reads each word (a view remembers each word's indexes: `View.indexes`)."""
     w = f" {word} "
     size = len(w)
     grams: list[str] = []

@@ -443,9 +443,7 @@ class Runtime(Generic[V]):
                 item = batch.work[batch.position]
                 await self._handle(batch, item.record, item.event)
             return
-        batch.handled.extend(str(event.event_id) for event in events)
-        observability.HANDLED.labels(topic).inc(len(events))
-        observability.LATENCY.labels(topic).observe(time.perf_counter() - started)
+        _handled(batch, topic, events, started)
 
     async def _hand_off(self, batches: dict[int, _Batch]) -> None:
         """Run now what the rules emitted to the service's own internal topics for partitions
@@ -512,10 +510,13 @@ class Runtime(Generic[V]):
         topic = items[0].record.topic
         route = self.routes[topic]
         events = [item.event for item in items]
-        if route.group is not None:
-            run = lambda view, ctx: route.group(view, events, ctx)  # noqa: E731
-        else:
-            run = lambda view, ctx: route.rule(view, events[0], ctx)  # noqa: E731
+
+        def run(view: View[Any], ctx: Context) -> None:
+            if route.group is not None:
+                route.group(view, events, ctx)
+            else:
+                route.rule(view, events[0], ctx)
+
         outcome = await self._attempt(batch, run, reload=False)
         if isinstance(outcome, BaseException):
             if len(places) == 1:
@@ -525,10 +526,8 @@ class Runtime(Generic[V]):
                 if not await self._run_handed(batch, [place]):
                     return False
             return True
-        batch.handled.extend(str(event.event_id) for event in events)
-        observability.HANDLED.labels(topic).inc(len(events))
+        _handled(batch, topic, events, started)
         observability.HANDED_OFF.labels(topic).inc(len(events))
-        observability.LATENCY.labels(topic).observe(time.perf_counter() - started)
         return True
 
     async def _handle(self, batch: _Batch, record: Any, event: Event) -> None:
@@ -538,9 +537,7 @@ class Runtime(Generic[V]):
         if isinstance(outcome, BaseException):
             self._dead_letter(batch, record, outcome)
             return
-        batch.handled.append(str(event.event_id))
-        observability.HANDLED.labels(record.topic).inc()
-        observability.LATENCY.labels(record.topic).observe(time.perf_counter() - started)
+        _handled(batch, record.topic, [event], started)
 
     async def _fire(self, batch: _Batch, timer: Timer) -> None:
         rule = self.timer_rules.get(timer.kind)
@@ -1151,6 +1148,13 @@ def _headers(out: Outgoing) -> list[tuple[str, bytes]] | None:
 
 def _encode_timer(timer: Any) -> Any:
     return None if timer is DELETED else encode_timer(timer)
+
+
+def _handled(batch: _Batch, topic: str, events: list[Event], started: float) -> None:
+    """Record that `events` of `topic` ran (the ledger's ids and the counters)."""
+    batch.handled.extend(str(event.event_id) for event in events)
+    observability.HANDLED.labels(topic).inc(len(events))
+    observability.LATENCY.labels(topic).observe(time.perf_counter() - started)
 
 
 def _runs(
