@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import alone, baseline, classifier, desk, gateway, pipeline
+from bench import alone, baseline, classifier, cpu, desk, gateway, pipeline
 from bench.alone import CHANGED, KEYS, LEDGER, RELOADS, TIMERS, restore_ms
 from bench.generator import ContactFactory, Publisher, contact_key, load_corpus, utc_now
 from bench.infra import (
@@ -48,6 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--contacts", type=int, default=500, help="saturation run: contacts at once")
     p.add_argument("--saturation-timeout", type=float, default=150.0)
     p.add_argument("--latency-levels", default="0.25,0.5,0.75", help="fractions of saturation")
+    p.add_argument(
+        "--latency-rates",
+        default="",
+        help="contacts/s for the latency runs instead of fractions of saturation (A/B runs)",
+    )
     p.add_argument("--latency-seconds", type=float, default=20.0)
     p.add_argument("--alone-seconds", type=float, default=40.0, help="cap per service")
     p.add_argument("--alone-limit", type=int, default=0, help="records per input topic (0: all)")
@@ -229,6 +234,15 @@ async def settle(tracker: pipeline.Tracker, timeout: float) -> None:
         log(f"backlog not drained in {timeout:.0f}s: {len(tracker.assigned(sent))}/{len(sent)}")
 
 
+def latency_levels(args: argparse.Namespace, saturation: float) -> list[tuple[float, float]]:
+    """(fraction of saturation, contacts/s) of each latency run: `--latency-rates` when
+    given (the same load for runs whose saturation differs), else `--latency-levels`."""
+    if args.latency_rates:
+        rates = [float(r) for r in args.latency_rates.split(",") if r]
+        return [(r / saturation, r) for r in rates]
+    return [(float(f), saturation * float(f)) for f in args.latency_levels.split(",") if f]
+
+
 async def run_pipeline(
     infra: Infra, run: str, factory: ContactFactory, args: argparse.Namespace, log_dir: Path
 ) -> dict:
@@ -267,19 +281,21 @@ async def run_pipeline(
             out["start"] = await snapshot(infra, kafka, prefix, db_prefix, procs)
             next_contact = 0
             log(f"pipeline saturation: {args.contacts} contacts at once")
+            pids = {p.name: p.pid for p in procs}
+            cpu_before = cpu.read(pids)
             sat = await pipeline.saturation(
                 tracker, factory, next_contact, args.contacts, args.saturation_timeout
             )
             next_contact += args.contacts
-            out["saturation"] = asdict(sat)
+            out["saturation"] = asdict(sat) | {"cpu": cpu.shares(cpu_before, cpu.read(pids))}
             log(f"saturation: {sat}")
             rate = max(sat.to_assigned_per_s, 0.5)
             out["latency"] = []
-            for fraction in (float(f) for f in args.latency_levels.split(",") if f):
+            for fraction, level_rate in latency_levels(args, rate):
                 await settle(tracker, args.saturation_timeout)
-                level_rate = rate * fraction
                 log(f"latency at {fraction:.0%} of saturation: {level_rate:.1f} contacts/s")
                 before = await phase_totals(procs)
+                cpu_before = cpu.read(pids)
                 lat = await pipeline.latency(
                     tracker,
                     factory,
@@ -291,7 +307,11 @@ async def run_pipeline(
                 )
                 next_contact += lat.contacts
                 out["latency"].append(
-                    asdict(lat) | {"phases": cycle_phases(before, await phase_totals(procs))}
+                    asdict(lat)
+                    | {
+                        "phases": cycle_phases(before, await phase_totals(procs)),
+                        "cpu": cpu.shares(cpu_before, cpu.read(pids)),
+                    }
                 )
                 log(f"latency: {lat}")
             out["growth"] = []

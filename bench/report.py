@@ -57,6 +57,7 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "pipeline", "contact → tft KPI on metrics.kpi", sat["kpi_per_s"], "contacts/s", base
             )
         )
+        rows.extend(_cpu_rows("pipeline", "saturation", sat.get("cpu"), base))
     rows.extend(_gateway_rows(results.get("gateway"), base))
     rows.extend(_desk_rows(results.get("desk"), base))
     for lat in pipe.get("latency", []):
@@ -69,6 +70,7 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
             ms = lat.get(f"classified_{q}_ms")
             if ms is not None:
                 rows.append(_row("latency", f"{label} to case.classified {q}", ms, "ms", base))
+        rows.extend(_cpu_rows("latency", label, lat.get("cpu"), base))
         for svc, phases in (lat.get("phases") or {}).items():
             for phase, ms in phases.items():
                 rows.append(_row("latency", f"{label} {svc} cycle: {phase}", ms, "ms", base))
@@ -106,6 +108,16 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
             _row("growth", f"{one['service']} documents {at}", one["documents"], "docs", base)
         )
     return rows
+
+
+def _cpu_rows(
+    section: str, label: str, shares: dict[str, float] | None, base: float | None
+) -> list[dict[str, Any]]:
+    """Each process group's share of a core over a phase (bench/cpu.py)."""
+    return [
+        _row(section, f"{label} CPU, {group}", share, "% of a core", base)
+        for group, share in (shares or {}).items()
+    ]
 
 
 def _gateway_rows(gateway: dict[str, Any] | None, base: float | None) -> list[dict[str, Any]]:
