@@ -381,6 +381,7 @@ class Runtime(Generic[V]):
             self._crash("after_publish", outside)
             for batch, changes in stored:
                 self._settle(batch, changes)
+            _skipped_past(plan, self.partitions, {changes.partition for _, changes in stored})
             await self._commit(plan, [changes for _, changes in stored])
             phase.done("commit")  # the wait for the previous cycle's commit
             self.consumed += len(records)
@@ -661,7 +662,7 @@ class Runtime(Generic[V]):
             **admin_client_options(self.settings),
             acks="all",
             enable_idempotence=True,
-            linger_ms=self.settings.linger_ms,
+            linger_ms=self.settings.runtime_linger_ms,
         )
 
     async def _publish(self, outbox: list[Outgoing]) -> None:
@@ -1113,6 +1114,19 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Own exactly the assigned partitions, restored before the first fetch."""
         await self.runtime.assign(tp.partition for tp in assigned)
+
+
+def _skipped_past(plan: Plan, partitions: dict[int, PartitionState[Any]], stored: set[int]) -> None:
+    """Move the checkpoint of the partitions whose polled records stored nothing (handled
+    before, or changing nothing) past them: a later batch of that partition's timers or
+    hand-offs alone commits its checkpoint, which would otherwise take the group's offset
+    back to the last stored batch's."""
+    for tp, offset in plan.offsets.items():
+        state = partitions.get(tp.partition)
+        if tp.partition in stored or state is None:
+            continue
+        if offset > state.checkpoint.get(tp.topic, 0):
+            state.checkpoint = {**state.checkpoint, tp.topic: offset}
 
 
 def _published_seq(state: PartitionState[Any]) -> str:
