@@ -149,12 +149,15 @@ async def settled(kafka: Kafka, prefix: str, timeout: float, slack: int = 50) ->
     """Wait until every service's group has committed all but `slack` records of what it
     consumes (the tracker's life-cycle answers keep trickling in); False past `timeout`."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        committed = await kafka.committed(f"lexcare-{prefix}")
-        if await alone.behind(kafka, committed) <= slack:
+    while True:
+        groups = await kafka.committed_by_group(f"lexcare-{prefix}")
+        lag = {group: await alone.behind(kafka, offsets) for group, offsets in groups.items()}
+        if sum(lag.values()) <= slack:
             return True
+        if time.monotonic() >= deadline:
+            log(f"records not committed yet, by consumer group: {lag}")
+            return False
         await asyncio.sleep(2.0)
-    return False
 
 
 def log(message: str) -> None:
@@ -227,11 +230,18 @@ async def snapshot(
     }
 
 
-async def settle(tracker: pipeline.Tracker, timeout: float) -> None:
-    """Wait until every contact sent so far is assigned: a backlog would skew latencies."""
+async def settle(tracker: pipeline.Tracker, kafka: Kafka, prefix: str, timeout: float) -> None:
+    """Wait until every contact sent so far is assigned and every service has caught up
+    with its input: a backlog would skew latencies, wherever it is (after the saturation
+    burst, metrics, followup and survey are still counting its life cycles for a while,
+    and take the CPU the measured contacts need)."""
+    started = time.monotonic()
     sent = list(tracker.sent_at)
     if not await pipeline.wait_for(lambda: len(tracker.assigned(sent)) >= len(sent), timeout):
         log(f"backlog not drained in {timeout:.0f}s: {len(tracker.assigned(sent))}/{len(sent)}")
+    if not await settled(kafka, prefix, max(1.0, timeout - (time.monotonic() - started))):
+        log(f"services not caught up in {timeout:.0f}s")
+    log(f"settled in {time.monotonic() - started:.1f}s")
 
 
 def latency_levels(args: argparse.Namespace, saturation: float) -> list[tuple[float, float]]:
@@ -282,17 +292,16 @@ async def run_pipeline(
             next_contact = 0
             log(f"pipeline saturation: {args.contacts} contacts at once")
             pids = {p.name: p.pid for p in procs}
-            cpu_before = cpu.read(pids)
             sat = await pipeline.saturation(
-                tracker, factory, next_contact, args.contacts, args.saturation_timeout
+                tracker, factory, next_contact, args.contacts, args.saturation_timeout, pids
             )
             next_contact += args.contacts
-            out["saturation"] = asdict(sat) | {"cpu": cpu.shares(cpu_before, cpu.read(pids))}
+            out["saturation"] = asdict(sat)
             log(f"saturation: {sat}")
             rate = max(sat.to_assigned_per_s, 0.5)
             out["latency"] = []
             for fraction, level_rate in latency_levels(args, rate):
-                await settle(tracker, args.saturation_timeout)
+                await settle(tracker, kafka, prefix, args.saturation_timeout)
                 log(f"latency at {fraction:.0%} of saturation: {level_rate:.1f} contacts/s")
                 before = await phase_totals(procs)
                 cpu_before = cpu.read(pids)

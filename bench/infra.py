@@ -221,16 +221,22 @@ class Kafka:
         return await self.offsets.end_offsets(tps) if tps else {}
 
     async def committed(self, group_prefix: str) -> dict[TopicPartition, int]:
-        """Committed offsets of every consumer group whose id starts with `group_prefix`."""
-        groups = [g[0] for g in await self.admin.list_consumer_groups()]
+        """Committed offsets of every consumer group whose id starts with `group_prefix`,
+        summed over the groups (records handled; a lag needs `committed_by_group`)."""
         result: dict[TopicPartition, int] = {}
+        for offsets in (await self.committed_by_group(group_prefix)).values():
+            for tp, offset in offsets.items():
+                result[tp] = result.get(tp, 0) + offset
+        return result
+
+    async def committed_by_group(self, group_prefix: str) -> dict[str, dict[TopicPartition, int]]:
+        """Committed offsets of each consumer group whose id starts with `group_prefix`."""
+        groups = [g[0] for g in await self.admin.list_consumer_groups()]
+        result: dict[str, dict[TopicPartition, int]] = {}
         for group in groups:
-            if not group.startswith(group_prefix):
-                continue
-            offsets = await self.admin.list_consumer_group_offsets(group)
-            for tp, meta in offsets.items():
-                if meta.offset >= 0:
-                    result[tp] = result.get(tp, 0) + meta.offset
+            if group.startswith(group_prefix):
+                offsets = await self.admin.list_consumer_group_offsets(group)
+                result[group] = {tp: m.offset for tp, m in offsets.items() if m.offset >= 0}
         return result
 
     async def delete_prefix(self, prefix: str) -> None:

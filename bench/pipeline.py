@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer
 
+from bench import cpu
 from bench.generator import (
     RESOLVED_SHARE,
     ContactFactory,
@@ -186,22 +187,35 @@ class Saturation:
     kpi_per_s: float | None
     lifecycle_events: int
     complete: bool
+    cpu: dict[str, float] = field(default_factory=dict)
+    """Share of a core of each process group until the last contact was assigned."""
+    cpu_to_kpi: dict[str, float] = field(default_factory=dict)
+    """The same until the KPI counted them all (or 15 s more)."""
 
 
 async def saturation(
-    tracker: Tracker, factory: ContactFactory, first: int, count: int, timeout: float
+    tracker: Tracker,
+    factory: ContactFactory,
+    first: int,
+    count: int,
+    timeout: float,
+    pids: dict[str, int] | None = None,
 ) -> Saturation:
-    """Publish `count` contacts as fast as possible; time until all are assigned and on the KPI."""
+    """Publish `count` contacts as fast as possible; time until all are assigned and on the KPI
+    (and where the CPU went meanwhile, for the services `pids` names)."""
     tft_before = tracker.tft
     ids_before = set(tracker.sent_at)
     lifecycle_before = tracker.lifecycle_sent
+    cpu_start = cpu.read(pids or {})
     started = time.monotonic()
     await tracker.publisher.contacts(factory, first, count, sent_at=tracker.sent_at)
     ids = [i for i in tracker.sent_at if i not in ids_before]
     complete = await wait_for(lambda: len(tracker.assigned(ids)) >= count, timeout)
+    cpu_assigned = cpu.read(pids or {})
     times = tracker.assigned(ids)
     last = max(times) if times else time.monotonic()
     await wait_for(lambda: tracker.tft >= tft_before + count, 15.0)
+    cpu_kpi = cpu.read(pids or {})
     kpi_at = tracker.tft_reached(tft_before + count)
     return Saturation(
         contacts=count,
@@ -210,6 +224,8 @@ async def saturation(
         kpi_per_s=count / (kpi_at - started) if kpi_at else None,
         lifecycle_events=tracker.lifecycle_sent - lifecycle_before,
         complete=complete,
+        cpu=cpu.shares(cpu_start, cpu_assigned),
+        cpu_to_kpi=cpu.shares(cpu_start, cpu_kpi),
     )
 
 

@@ -57,7 +57,8 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
                 "pipeline", "contact → tft KPI on metrics.kpi", sat["kpi_per_s"], "contacts/s", base
             )
         )
-        rows.extend(_cpu_rows("pipeline", "saturation", sat.get("cpu"), base))
+        rows.extend(_cpu_rows("pipeline", "to case.assigned:", sat.get("cpu"), base))
+        rows.extend(_cpu_rows("pipeline", "to the tft KPI:", sat.get("cpu_to_kpi"), base))
     rows.extend(_gateway_rows(results.get("gateway"), base))
     rows.extend(_desk_rows(results.get("desk"), base))
     for lat in pipe.get("latency", []):
