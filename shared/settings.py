@@ -55,6 +55,10 @@ class LexcareSettings(BaseSettings):
     runtime_snapshot_max_docs: int = Field(default=200_000, gt=0)
     """Versions after which a partition is snapshotted however many keys it has: what bounds
     the index of the keys changed since its snapshot (≈ 30 bytes a key)."""
+    runtime_commit_interval_ms: int = Field(default=1_000, ge=0)
+    """How often a stateful service commits its offsets while records keep coming (at once
+    when idle, on a rebalance and on stop): the stored checkpoint, not the commit, is what
+    keeps a batch from running twice, so a commit per poll only costs the broker."""
     runtime_linger_ms: int = Field(default=0, ge=0)
     """The runtime's producer batching delay: a poll's events are sent at once and awaited
     together, so lingering only delays them (measured: docs/benchmarks.md, session 12)."""

@@ -159,6 +159,9 @@ class Runtime(Generic[V]):
         self.compacted = 0
         self.reloads = 0
         self._pending_commit: asyncio.Task[None] | None = None
+        self._unsent_commits: dict[TopicPartition, tuple[int, str]] = {}
+        """Offsets of stored and published batches whose commit waits for the interval."""
+        self._next_commit_at = 0.0
         """Keys brought back into memory (a rule needed a value that had left)."""
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
@@ -307,6 +310,7 @@ class Runtime(Generic[V]):
     async def kill(self) -> None:
         """Stop at once, committing nothing more (what a crash does)."""
         await self._loop.stop()
+        self._unsent_commits.clear()
         pending, self._pending_commit = self._pending_commit, None
         if pending is not None:
             pending.cancel()
@@ -364,6 +368,8 @@ class Runtime(Generic[V]):
                 stateless=self._stateless,
             )
             if not plan.offsets and not plan.work:
+                if self._unsent_commits:  # idle: the offsets held back go now
+                    await self._send_commits()
                 return 0
             batches = {p: await self._apply(p, work) for p, work in plan.work.items()}
             await self._hand_off(batches)
@@ -711,13 +717,16 @@ class Runtime(Generic[V]):
             state.evict(keep=self.max_keys, idle=self.idle)
 
     async def _commit(self, plan: Plan, stored: list[Changes]) -> None:
-        """Commit the batch's offsets while the next cycle polls and runs its rules.
+        """Commit the batch's offsets while the next cycle polls and runs its rules, at most
+        once per `runtime_commit_interval_ms` while records keep coming (held back till then;
+        sent at once when a poll is idle, on a revocation and on a stop).
 
-        The batch is stored (with its checkpoint) and published: a commit that never lands
-        only makes the next owner read records its state already holds, which it skips. The
-        previous commit is awaited first, so commits land in order; a revocation and a stop
-        wait for the last one (a committed offset below a stored checkpoint means
-        "republish the last outbox" to the next owner)."""
+        The batch is stored (with its checkpoint) and published: a commit that never lands,
+        or is held back when the process dies, only makes the next owner read records its
+        state already holds, which it skips. The previous commit is awaited first, so
+        commits land in order; a revocation and a stop wait for the last one (a committed
+        offset below a stored checkpoint means "republish the last outbox" to the next
+        owner)."""
         assert self._consumer is not None
         owned = {
             tp: (offset, _published_seq(self.partitions[tp.partition]))
@@ -727,9 +736,18 @@ class Runtime(Generic[V]):
         for changes in stored:  # a batch of timers or of no new record moves no offset
             if changes.partition in self.partitions:
                 owned.update(self._marks(changes.partition, owned))
-        await self._committed_all()
+        self._unsent_commits.update(owned)
+        if time.monotonic() >= self._next_commit_at:
+            await self._send_commits()
+
+    async def _send_commits(self) -> None:
+        """Commit the offsets held back, once the commit in flight has landed."""
+        await self._commit_landed()
+        owned, self._unsent_commits = self._unsent_commits, {}
         if owned:
             self._pending_commit = asyncio.create_task(self._commit_now(owned))
+            interval = self.settings.runtime_commit_interval_ms / 1000
+            self._next_commit_at = time.monotonic() + interval
 
     def _marks(
         self, partition: int, owned: dict[TopicPartition, tuple[int, str]]
@@ -751,6 +769,11 @@ class Runtime(Generic[V]):
             log.warning("commit_failed_partitions_moved", partitions=sorted(map(str, owned)))
 
     async def _committed_all(self) -> None:
+        """Commit what is held back and wait for it (a failure is logged, not raised)."""
+        await self._send_commits()
+        await self._commit_landed()
+
+    async def _commit_landed(self) -> None:
         """Wait for the commit in flight, if any (its failure is logged, not raised)."""
         pending, self._pending_commit = self._pending_commit, None
         if pending is not None:

@@ -18,7 +18,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from shared.runtime import engine, storage
 from shared.runtime.context import Outgoing
 from shared.runtime.engine import Crashed, Runtime, _Batch
-from shared.runtime.plan import Misplaced, Work, plan_batch
+from shared.runtime.plan import Misplaced, Plan, Work, plan_batch
 from shared.runtime.state import (
     DELETED,
     ChangedKeys,
@@ -603,3 +603,43 @@ def test_hand_offs_run_together_only_when_consecutive_for_one_target_and_grouped
         (False, [4]),
         (True, [5]),
     ]
+
+
+class _CommittingConsumer:
+    """Records each commit the runtime sends."""
+
+    def __init__(self) -> None:
+        self.commits: list[dict[TopicPartition, int]] = []
+
+    async def commit(self, offsets: dict[TopicPartition, tuple[int, str]]) -> None:
+        self.commits.append({tp: offset for tp, (offset, _) in offsets.items()})
+
+
+async def test_offsets_are_committed_once_per_interval_and_all_of_them_when_asked():
+    settings = LexcareSettings(service_name="toy", runtime_commit_interval_ms=60_000)
+    runtime: Runtime[Any] = Runtime(settings, NO_DATABASE, value_type=Tally)
+    consumer = _CommittingConsumer()
+    runtime._consumer = consumer  # type: ignore[assignment]
+    runtime.partitions = {0: PartitionState(0), 1: PartitionState(1)}
+    a0, a1 = TopicPartition(ADDED, 0), TopicPartition(ADDED, 1)
+
+    for offsets in ({a0: 3}, {a0: 5, a1: 2}, {a1: 4}):
+        plan = Plan(offsets=dict(offsets))
+        await runtime._commit(plan, [])
+    await runtime._commit_landed()
+    assert consumer.commits == [{a0: 3}]  # the first at once, the next two held back
+
+    await runtime._committed_all()  # a stop, a revocation, an idle poll
+    assert consumer.commits == [{a0: 3}, {a0: 5, a1: 4}]
+
+
+async def test_with_no_interval_every_poll_commits():
+    settings = LexcareSettings(service_name="toy", runtime_commit_interval_ms=0)
+    runtime: Runtime[Any] = Runtime(settings, NO_DATABASE, value_type=Tally)
+    consumer = _CommittingConsumer()
+    runtime._consumer = consumer  # type: ignore[assignment]
+    runtime.partitions = {0: PartitionState(0)}
+    for offset in (3, 5):
+        await runtime._commit(Plan(offsets={TopicPartition(ADDED, 0): offset}), [])
+    await runtime._commit_landed()
+    assert consumer.commits == [{TopicPartition(ADDED, 0): 3}, {TopicPartition(ADDED, 0): 5}]
