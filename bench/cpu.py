@@ -25,11 +25,19 @@ GROUPS = {
 
 @dataclass(frozen=True)
 class CpuReading:
-    """CPU seconds used so far, by group, at a monotonic instant."""
+    """CPU seconds each process used so far (pid → group, seconds), at a monotonic instant."""
 
     at: float
-    used: dict[str, float]
+    processes: dict[int, tuple[str, float]]
     machine: float
+
+    @property
+    def used(self) -> dict[str, float]:
+        """CPU seconds so far by group."""
+        out: dict[str, float] = {}
+        for group, seconds in self.processes.values():
+            out[group] = out.get(group, 0.0) + seconds
+        return out
 
 
 def machine_busy() -> float:
@@ -39,8 +47,8 @@ def machine_busy() -> float:
     return (user + nice + system + irq + softirq + steal) / TICK
 
 
-def _infrastructure() -> dict[str, float]:
-    used = dict.fromkeys(GROUPS, 0.0)
+def _infrastructure() -> dict[int, tuple[str, float]]:
+    found: dict[int, tuple[str, float]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -51,29 +59,35 @@ def _infrastructure() -> dict[str, float]:
             continue
         for group, matches in GROUPS.items():
             if matches(cmd, comm):
-                used[group] += cpu_seconds(int(entry.name)) or 0.0
+                found[int(entry.name)] = (group, cpu_seconds(int(entry.name)) or 0.0)
                 break
-    return used
+    return found
 
 
 def read(services: dict[str, int]) -> CpuReading:
     """CPU used so far by each service (name → pid), the infrastructure and this process."""
-    used = {name: cpu_seconds(pid) or 0.0 for name, pid in services.items()}
-    used |= _infrastructure()
-    used["benchmark"] = cpu_seconds(os.getpid()) or 0.0
-    return CpuReading(time.monotonic(), used, machine_busy())
+    processes = _infrastructure()
+    processes |= {pid: (name, cpu_seconds(pid) or 0.0) for name, pid in services.items()}
+    processes[os.getpid()] = ("benchmark", cpu_seconds(os.getpid()) or 0.0)
+    return CpuReading(time.monotonic(), processes, machine_busy())
 
 
 def shares(before: CpuReading, after: CpuReading) -> dict[str, float]:
     """Percent of one core each group used between two readings; `other` is the rest of
-    the machine's busy time, `machine` all of it (200 % = both cores of this machine)."""
+    the machine's busy time, `machine` all of it (200 % = both cores of this machine).
+
+    A process is counted by what it used between the readings (all of it when it started
+    in between); one that ended in between is lost to `other` (PostgreSQL's backends come
+    and go with the database connections)."""
     wall = after.at - before.at
     if wall <= 0:
         return {}
-    out = {
-        name: round((after.used[name] - before.used.get(name, 0.0)) / wall * 100, 1)
-        for name in after.used
-    }
+    used: dict[str, float] = dict.fromkeys([*before.used, *GROUPS, "benchmark"], 0.0)
+    for pid, (group, seconds) in after.processes.items():
+        earlier = before.processes.get(pid)
+        spent = seconds - earlier[1] if earlier is not None and earlier[0] == group else seconds
+        used[group] = used.get(group, 0.0) + max(0.0, spent)
+    out = {group: round(seconds / wall * 100, 1) for group, seconds in used.items()}
     machine = (after.machine - before.machine) / wall * 100
     out["other"] = round(max(0.0, machine - sum(out.values())), 1)
     out["machine"] = round(machine, 1)
