@@ -59,6 +59,10 @@ class LexcareSettings(BaseSettings):
     """How often a stateful service commits its offsets while records keep coming (at once
     when idle, on a rebalance and on stop): the stored checkpoint, not the commit, is what
     keeps a batch from running twice, so a commit per poll only costs the broker."""
+    runtime_fetch_wait_ms: int = Field(default=0, ge=0)
+    """How long the broker may hold a stateful service's fetch to gather more records (0:
+    answer with the first record). Larger batches cost less CPU per event: the services off
+    the way from a contact to its lawyer (followup, survey, metrics) default to 100 ms."""
     runtime_linger_ms: int = Field(default=0, ge=0)
     """The runtime's producer batching delay: a poll's events are sent at once and awaited
     together, so lingering only delays them (measured: docs/benchmarks.md, session 12)."""

@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
+from pydantic import Field
 
 from services.followup import sla
 from services.followup.domain import CarePolicy, Memory, is_idle
@@ -31,6 +32,8 @@ class FollowupSettings(LexcareSettings):
 
     service_name: str = "followup"
     http_port: int = 8083
+    runtime_fetch_wait_ms: int = Field(default=100, ge=0)
+    """Off the way from a contact to its lawyer: bigger batches, less CPU per event."""
     care_calendar_path: Path = DEFAULT_CALENDAR
     """YAML care calendar: windows, working days, timezone, the firm's changes to holidays."""
     care_every_days: int = 2

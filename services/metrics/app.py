@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 from faststream.asgi import AsgiFastStream
 from faststream.kafka import KafkaBroker
+from pydantic import Field
 
 from services.metrics.api import kpi_routes
 from services.metrics.board import KpiBoard
@@ -28,6 +29,8 @@ class MetricsSettings(LexcareSettings):
 
     service_name: str = "metrics"
     http_port: int = 8085
+    runtime_fetch_wait_ms: int = Field(default=100, ge=0)
+    """Off the way from a contact to its lawyer: bigger batches, less CPU per event."""
     publish_interval_s: float = 1.0
     """metrics.kpi gets at most one message per key per this many seconds."""
     care_calendar_path: Path = DEFAULT_CALENDAR

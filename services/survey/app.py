@@ -31,6 +31,8 @@ class SurveySettings(LexcareSettings, SurveyLinkSettings):
 
     service_name: str = "survey"
     http_port: int = 8084
+    runtime_fetch_wait_ms: int = Field(default=100, ge=0)
+    """Off the way from a contact to its lawyer: bigger batches, less CPU per event."""
     survey_reminder_after_hours: float = Field(default=24.0, gt=0)
     """One reminder this long after the survey went out without an answer."""
     survey_expires_after_days: float = Field(default=7.0, gt=0)

@@ -279,6 +279,7 @@ class Runtime(Generic[V]):
             partition_assignment_strategy=(RangePartitionAssignor,),
             session_timeout_ms=10_000,
             heartbeat_interval_ms=1_000,
+            **_fetch_options(self.settings.runtime_fetch_wait_ms),
         )
         await self._producer.start()
         # A fresh broker elects the group's coordinator at the first request; aiokafka's
@@ -1137,6 +1138,14 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Own exactly the assigned partitions, restored before the first fetch."""
         await self.runtime.assign(tp.partition for tp in assigned)
+
+
+def _fetch_options(wait_ms: int) -> dict[str, int]:
+    """The consumer's fetch: answered at the first record, or held up to `wait_ms` for a
+    batch (a megabyte of records ends the wait sooner)."""
+    if wait_ms <= 0:
+        return {"fetch_min_bytes": 1}
+    return {"fetch_min_bytes": 1 << 20, "fetch_max_wait_ms": wait_ms}
 
 
 def _skipped_past(plan: Plan, partitions: dict[int, PartitionState[Any]], stored: set[int]) -> None:
