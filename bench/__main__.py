@@ -102,6 +102,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "<out>/<run>-memory/<service>-<n>.txt (what holds memory, what grew since the last)",
     )
     p.add_argument(
+        "--service-env",
+        action="append",
+        default=[],
+        metavar="SERVICE:NAME=VALUE",
+        help="an environment variable for one pipeline service only (repeatable), e.g. "
+        "metrics:LEXCARE_RUNTIME_FETCH_WAIT_MS=500",
+    )
+    p.add_argument(
         "--trim-memory",
         action="store_true",
         help="run the pipeline's services under bench.trimmed: each growth sample reads RSS, "
@@ -244,6 +252,19 @@ async def settle(tracker: pipeline.Tracker, kafka: Kafka, prefix: str, timeout: 
     log(f"settled in {time.monotonic() - started:.1f}s")
 
 
+def service_env(pairs: list[str], service: str) -> dict[str, str]:
+    """The `--service-env` variables meant for `service` ("service:NAME=VALUE" each)."""
+    env: dict[str, str] = {}
+    for pair in pairs:
+        target, _, assignment = pair.partition(":")
+        name, equals, value = assignment.partition("=")
+        if not equals or not name:
+            raise SystemExit(f"--service-env {pair!r}: expected SERVICE:NAME=VALUE")
+        if target == service:
+            env[name] = value
+    return env
+
+
 def latency_levels(args: argparse.Namespace, saturation: float) -> list[tuple[float, float]]:
     """(fraction of saturation, contacts/s) of each latency run: `--latency-rates` when
     given (the same load for runs whose saturation differs), else `--latency-levels`."""
@@ -272,6 +293,7 @@ async def run_pipeline(
             else None,
             trace_to=traced,
             trim=args.trim_memory,
+            extra_env=service_env(args.service_env, name),
         )
         for name in SERVICES
     ]
