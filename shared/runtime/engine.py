@@ -158,11 +158,11 @@ class Runtime(Generic[V]):
         self.restore_seconds = 0.0
         self.compacted = 0
         self.reloads = 0
+        """Keys brought back into memory (a rule needed a value that had left)."""
         self._pending_commit: asyncio.Task[None] | None = None
         self._unsent_commits: dict[TopicPartition, tuple[int, str]] = {}
         """Offsets of stored and published batches whose commit waits for the interval."""
         self._next_commit_at = 0.0
-        """Keys brought back into memory (a rule needed a value that had left)."""
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
         self._loop = Background(self._run, name=f"runtime-{settings.service_name}")
