@@ -239,10 +239,8 @@ async def snapshot(
 
 
 async def settle(tracker: pipeline.Tracker, kafka: Kafka, prefix: str, timeout: float) -> None:
-    """Wait until every contact sent so far is assigned and every service has caught up
-    with its input: a backlog would skew latencies, wherever it is (after the saturation
-    burst, metrics, followup and survey are still counting its life cycles for a while,
-    and take the CPU the measured contacts need)."""
+    """Wait until every contact sent so far is assigned and every service's consumer group
+    has caught up with its input: a backlog anywhere would skew latencies."""
     started = time.monotonic()
     sent = list(tracker.sent_at)
     if not await pipeline.wait_for(lambda: len(tracker.assigned(sent)) >= len(sent), timeout):

@@ -199,23 +199,23 @@ async def saturation(
     first: int,
     count: int,
     timeout: float,
-    pids: dict[str, int] | None = None,
+    pids: dict[str, int],
 ) -> Saturation:
     """Publish `count` contacts as fast as possible; time until all are assigned and on the KPI
     (and where the CPU went meanwhile, for the services `pids` names)."""
     tft_before = tracker.tft
     ids_before = set(tracker.sent_at)
     lifecycle_before = tracker.lifecycle_sent
-    cpu_start = cpu.read(pids or {})
+    cpu_start = cpu.read(pids)
     started = time.monotonic()
     await tracker.publisher.contacts(factory, first, count, sent_at=tracker.sent_at)
     ids = [i for i in tracker.sent_at if i not in ids_before]
     complete = await wait_for(lambda: len(tracker.assigned(ids)) >= count, timeout)
-    cpu_assigned = cpu.read(pids or {})
+    cpu_assigned = cpu.read(pids)
     times = tracker.assigned(ids)
     last = max(times) if times else time.monotonic()
     await wait_for(lambda: tracker.tft >= tft_before + count, 15.0)
-    cpu_kpi = cpu.read(pids or {})
+    cpu_kpi = cpu.read(pids)
     kpi_at = tracker.tft_reached(tft_before + count)
     return Saturation(
         contacts=count,
