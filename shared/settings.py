@@ -46,6 +46,9 @@ class LexcareSettings(BaseSettings):
 
     runtime_max_keys: int = Field(default=100_000, gt=0)
     """Values a stateful service keeps in memory per partition; idle ones past it leave."""
+    runtime_keep_recent_s: float = Field(default=10.0, ge=0)
+    """Seconds a value used stays in memory even past `runtime_max_keys` (0: the cap alone),
+    so rules that touch more keys than the cap never read back what the last batch let go."""
     runtime_ledger_size: int = Field(default=100_000, ge=0)
     """Handled event ids a stateful service remembers per partition to drop duplicates."""
     runtime_compact_every_s: float = Field(default=5.0, gt=0)

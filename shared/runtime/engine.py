@@ -15,8 +15,9 @@ import heapq
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -39,8 +40,8 @@ from shared.logging import SILENCED
 from shared.runtime.context import Context, Outgoing
 from shared.runtime.inputs import check_copartitioned, prepare_inputs
 from shared.runtime.memory import give_back
-from shared.runtime.plan import Plan, Work, plan_batch
-from shared.runtime.state import DELETED, KeyNotLoaded, PartitionState, View
+from shared.runtime.plan import HANDED_HEADER, Plan, Work, plan_batch
+from shared.runtime.state import DELETED, KeyNotLoaded, PartitionState, Probe, View
 from shared.runtime.storage import (
     PART_DOCS,
     Changes,
@@ -94,10 +95,16 @@ class _Batch:
     looked: int = 0
     """How much of the outbox the hand-off has looked at."""
 
-    def take_emitted(self) -> list[Outgoing]:
-        """What the rules emitted since the last call."""
-        new, self.looked = self.outbox[self.looked :], len(self.outbox)
-        return new
+    def take_emitted(self) -> list[tuple[int, Outgoing]]:
+        """What the rules emitted since the last call, with its place in the outbox."""
+        start, self.looked = self.looked, len(self.outbox)
+        return list(enumerate(self.outbox[start:], start))
+
+    def mark_handed(self, place: int, seq: int) -> None:
+        """Say on an emitted record that batch `seq` of its partition ran it (a hand-off):
+        the copy that comes back is skipped by that, whatever the ledger still holds."""
+        out = self.outbox[place]
+        self.outbox[place] = replace(out, headers=(*out.headers, (HANDED_HEADER, str(seq))))
 
 
 @dataclass(frozen=True)
@@ -107,6 +114,9 @@ class _Handed:
     topic: str
     partition: int
     key: bytes
+    origin: "_Batch | None" = field(default=None, compare=False, repr=False)
+    """The batch that emitted it, and where in its outbox."""
+    place: int = -1
 
 
 class Runtime(Generic[V]):
@@ -444,7 +454,9 @@ class Runtime(Generic[V]):
         assert route.group is not None
         events = [item.event for item in items]
         started = time.perf_counter()
-        outcome = await self._attempt(batch, lambda view, ctx: route.group(view, events, ctx))
+        outcome = await self._attempt(
+            batch, lambda view, ctx: route.group(view, events, ctx), ahead=places.stop
+        )
         if isinstance(outcome, BaseException):
             log.warning("group_failed_running_alone", topic=topic, events=len(events))
             for batch.position in places:
@@ -468,14 +480,14 @@ class Runtime(Generic[V]):
         deferred: set[int] = set()
         for _ in range(HAND_OFF_ROUNDS):
             handed = [
-                out
+                (batch, place, out)
                 for batch in list(batches.values())
-                for out in batch.take_emitted()
+                for place, out in batch.take_emitted()
                 if out.topic in self.internal and out.topic not in self._stateless
             ]
             queued: list[tuple[_Batch, int]] = []
             taken: set[str] = set()
-            for out in handed:
+            for origin, place, out in handed:
                 partition = self._owner_of(out.key) if out.key is not None else None
                 if partition is None or partition not in self.partitions or partition in deferred:
                     continue  # a deferred partition's events come in order through Kafka
@@ -491,7 +503,8 @@ class Runtime(Generic[V]):
                 if target.state.handled(event_id) or event_id in taken:
                     continue
                 taken.add(event_id)
-                target.work.append(Work(record=_Handed(out.topic, partition, out.key), event=event))
+                handed_record = _Handed(out.topic, partition, out.key, origin, place)
+                target.work.append(Work(record=handed_record, event=event))
                 queued.append((target, len(target.work) - 1))
             for target, places in _runs(queued, self._grouped):
                 if target.state.partition in deferred:
@@ -527,14 +540,17 @@ class Runtime(Generic[V]):
 
         outcome = await self._attempt(batch, run, reload=False)
         if isinstance(outcome, BaseException):
-            if len(places) == 1:
-                return False
+            if len(places) == 1 or isinstance(outcome, KeyNotLoaded):
+                return False  # alone, each would miss the same values
             log.warning("group_failed_running_alone", topic=topic, events=len(events))
             for place in places:
                 if not await self._run_handed(batch, [place]):
                     return False
             return True
         _handled(batch, topic, events, started)
+        for item in items:
+            if item.record.origin is not None:
+                item.record.origin.mark_handed(item.record.place, batch.state.next_seq)
         observability.HANDED_OFF.labels(topic).inc(len(events))
         return True
 
@@ -561,10 +577,17 @@ class Runtime(Generic[V]):
             batch.view.drop_timer(timer.id)
 
     async def _attempt(
-        self, batch: _Batch, rule: Callable[[View[Any], Context], None], *, reload: bool = True
+        self,
+        batch: _Batch,
+        rule: Callable[[View[Any], Context], None],
+        *,
+        reload: bool = True,
+        ahead: int | None = None,
     ) -> Context | BaseException:
-        """Run `rule` on a fresh child view until it passes or fails `max_attempts` times
-        (`reload`: bring back the values it needs that left memory; else give up on them)."""
+        """Run `rule` on a fresh child view until it passes or fails `max_attempts` times.
+        `reload`: bring back the values it needs that left memory (else give up on them):
+        those it asks for and those the batch's work from `ahead` (by default the item
+        after the current one) asks for, found by dry runs, in one read."""
         tries = 0
         while True:
             view = batch.view.child()
@@ -579,7 +602,8 @@ class Runtime(Generic[V]):
             except KeyNotLoaded as e:
                 if not reload:
                     return e
-                keys = {e.key, *self._needed_ahead(batch)}
+                start = batch.position + 1 if ahead is None else ahead
+                keys = {e.key} | self._probe(batch, rule) | self._needed_ahead(batch, start)
                 await self._until_done(self._reload, batch.state, keys)
                 continue
             except Rejected as e:
@@ -597,27 +621,30 @@ class Runtime(Generic[V]):
                     observability.DEAD_LETTERS.labels(out.topic.removesuffix(".dlq")).inc()
             return ctx
 
-    def _needed_ahead(self, batch: _Batch) -> set[str]:
-        """Keys that left memory which the batch's later events ask for first: their rules
-        dry-run on throwaway views (logs silenced), so one reload brings them all back
-        instead of one read per event."""
-        keys: set[str] = set()
+    def _probe(self, batch: _Batch, rule: Callable[[View[Any], Context], None]) -> set[str]:
+        """The keys that left memory which `rule` asks for: a dry run on a `Probe` of the
+        batch's view (thrown away, logs silenced)."""
+        probe: Probe[Any] = Probe(batch.view)
+        ctx = Context(probe, now=self.clock.now(), topic=self.settings.topic)
         token = SILENCED.set(True)
         try:
-            for item in batch.work[batch.position + 1 :]:
-                route = self.routes.get(item.record.topic) if item.record is not None else None
-                if route is None or route.stateless or not isinstance(item.event, Event):
-                    continue
-                view = batch.view.child()
-                ctx = Context(view, now=self.clock.now(), topic=self.settings.topic)
-                try:
-                    route.rule(view, item.event, ctx)
-                except KeyNotLoaded as e:
-                    keys.add(e.key)
-                except Exception:  # a dry run: the real run reports it
-                    continue
+            rule(probe, ctx)
+        except Exception:  # a dry run: the real run reports it
+            pass
         finally:
             SILENCED.reset(token)
+        return probe.missing
+
+    def _needed_ahead(self, batch: _Batch, start: int) -> set[str]:
+        """Keys that left memory which the batch's events from `start` on ask for, so one
+        reload brings them all back instead of one read per event (a grouped route's
+        events are probed one by one: a later group's keys are what its events need)."""
+        keys: set[str] = set()
+        for item in batch.work[start:]:
+            route = self.routes.get(item.record.topic) if item.record is not None else None
+            if route is None or route.stateless or not isinstance(item.event, Event):
+                continue
+            keys |= self._probe(batch, partial(_run_rule, route.rule, item.event))
         return keys
 
     def _dead_letter(self, batch: _Batch, record: Any, error: BaseException) -> None:
@@ -714,8 +741,7 @@ class Runtime(Generic[V]):
             else:
                 state.timers[timer_id] = timer
                 self.heap.push(state.partition, timer)
-        if len(state.values) > self.max_keys:
-            state.evict(keep=self.max_keys, idle=self.idle)
+        state.evict(keep=self.max_keys, idle=self.idle, now=time.monotonic())
 
     async def _commit(self, plan: Plan, stored: list[Changes]) -> None:
         """Commit the batch's offsets while the next cycle polls and runs its rules, at most
@@ -954,7 +980,10 @@ class Runtime(Generic[V]):
         """Read the partition one document at a time: every value is decoded as it comes,
         and only the busy ones and the `max_keys` newest idle ones stay."""
         state: PartitionState[V] = PartitionState(
-            partition, ledger_size=self.ledger_size, scanned=self.scanned
+            partition,
+            ledger_size=self.ledger_size,
+            scanned=self.scanned,
+            keep_recent_s=self.settings.runtime_keep_recent_s,
         )
         keeper = _Keeper(state, self.codec.validate_python, self.idle, self.max_keys)
         horizon = self.clock.now() + self.horizon
@@ -1138,6 +1167,10 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Own exactly the assigned partitions, restored before the first fetch."""
         await self.runtime.assign(tp.partition for tp in assigned)
+
+
+def _run_rule(rule: Any, event: Event, view: View[Any], ctx: Context) -> None:
+    rule(view, event, ctx)
 
 
 def _fetch_options(wait_ms: int) -> dict[str, int]:

@@ -11,6 +11,10 @@ from shared.events import Event
 from shared.runtime.state import PartitionState
 from shared.runtime.timers import Timer
 
+HANDED_HEADER = "lexcare-handed"
+"""On a record a hand-off already ran (in the cycle that emitted it): the number of the
+batch of its partition that ran it."""
+
 
 class Misplaced(ValueError):
     """A keyed record on another partition than its key's: its key's owner never sees it."""
@@ -74,6 +78,9 @@ def plan_batch(
         if record.offset < state.checkpoint.get(record.topic, 0):
             plan.skipped += 1
             continue
+        if _handed_before(record, state):
+            plan.skipped += 1
+            continue
         checked = owner_of is not None and record.key is not None and record.topic not in stateless
         owner = owner_of(record.key) if checked else None
         if owner is not None and owner != record.partition:
@@ -93,3 +100,16 @@ def plan_batch(
         if partition in states:
             plan.add(partition, Work(timer=timer))
     return plan
+
+
+def _handed_before(record: Any, state: PartitionState[Any]) -> bool:
+    """True for the copy of a hand-off whose batch the partition's state holds: the batch
+    was stored before the copy was published, so every owner since holds it. The ledger
+    alone would let a copy run again once more events than it holds came in between."""
+    for name, value in getattr(record, "headers", None) or ():
+        if name == HANDED_HEADER:
+            try:
+                return int(value) < state.next_seq
+            except ValueError:
+                return False
+    return False

@@ -80,6 +80,15 @@ class PartitionState(Generic[V]):
     """Key prefixes whose keys rules list in order (`View.scan`): they never leave memory."""
     index: dict[str, list[str]] = field(init=False)
     """Prefix → its keys in memory, sorted."""
+    keep_recent_s: float = 0.0
+    """A key used within this many seconds stays in memory even past the cap (0: the cap
+    alone decides): rules that touch more keys than the cap holds would otherwise read
+    back, batch after batch, what the batch before let go."""
+    recent: set[str] = field(default_factory=set)
+    """Keys used since `recent_since` (kept only when `keep_recent_s` is set)."""
+    earlier: set[str] = field(default_factory=set)
+    """Keys used in the span before that one."""
+    recent_since: float = float("-inf")
 
     def __post_init__(self) -> None:
         self.index = {prefix: [] for prefix in self.scanned}
@@ -116,6 +125,8 @@ class PartitionState(Generic[V]):
         value = self.values.get(key)
         if value is not None:
             self.values.move_to_end(key)
+            if self.keep_recent_s:
+                self.recent.add(key)
             return value
         changed = self.changed.get(key)
         if changed is not None:
@@ -156,6 +167,8 @@ class PartitionState(Generic[V]):
             return
         self.values[key] = value
         self.values.move_to_end(key)
+        if self.keep_recent_s:
+            self.recent.add(key)
         self.changed.set(key, seq)
 
     def loaded(self, key: str, value: V | None) -> None:
@@ -168,6 +181,8 @@ class PartitionState(Generic[V]):
             return
         self.values[key] = value
         self.values.move_to_end(key)
+        if self.keep_recent_s:
+            self.recent.add(key)
 
     def snapshotted(self, *, gen: int, buckets: int, upto: int) -> None:
         """The batches before `upto` are in snapshot `gen` now: forget where they stored."""
@@ -175,8 +190,18 @@ class PartitionState(Generic[V]):
         self.legacy.clear()
         self.changed.forget_before(upto)
 
-    def evict(self, *, keep: int, idle: Callable[[V], bool]) -> list[str]:
-        """Let the least recently used idle values leave memory until `keep` remain."""
+    def _age(self, now: float) -> None:
+        """Begin a new span of use once the current one is `keep_recent_s` old: every key
+        used in the last `keep_recent_s` seconds is then in `recent` or `earlier`."""
+        if now - self.recent_since >= self.keep_recent_s:
+            self.earlier, self.recent = self.recent, set()
+            self.recent_since = now
+
+    def evict(self, *, keep: int, idle: Callable[[V], bool], now: float | None = None) -> list[str]:
+        """Let the least recently used idle values leave memory until `keep` remain; none
+        used within `keep_recent_s` of `now` (a monotonic time) leaves."""
+        if now is not None and self.keep_recent_s:
+            self._age(now)
         excess = len(self.values) - keep
         gone: list[str] = []
         if excess <= 0:
@@ -184,6 +209,8 @@ class PartitionState(Generic[V]):
         for key, value in self.values.items():
             if len(gone) >= excess:
                 break
+            if key in self.recent or key in self.earlier:
+                break  # used lately, as is every key after it (the order is of last use)
             if idle(value) and not self.pinned(key):
                 gone.append(key)
         for key in gone:
@@ -451,3 +478,22 @@ class View(Generic[V]):
         self.parent.writes.update(self.writes)
         self.parent.timer_writes.update(self.timer_writes)
         self.parent.listed.update(self.listed)
+
+
+class Probe(View[V]):
+    """A throwaway view on which a key that left memory reads as absent and is noted: a
+    dry run of a rule on it finds the keys to reload that the rule asks for, all of them
+    rather than the first (a value it then reads as absent may send the rule another way,
+    so the real run can still miss one: it is reloaded in another round)."""
+
+    def __init__(self, parent: "View[V] | PartitionState[V]") -> None:
+        super().__init__(parent)
+        self.missing: set[str] = set()
+
+    def get(self, key: str) -> V | None:
+        """The key's value, or None (noted as missing when it left memory)."""
+        try:
+            return super().get(key)
+        except KeyNotLoaded as e:
+            self.missing.add(e.key)
+            return None

@@ -133,7 +133,9 @@ async def _has_case(client, case_id: str) -> bool:
     return (await client.get(f"/cases/{case_id}")).status_code == 200
 
 
-@pytest.mark.parametrize("stack", [{"runtime_max_keys": 1}], indirect=True)
+@pytest.mark.parametrize(
+    "stack", [{"runtime_max_keys": 1, "runtime_keep_recent_s": 0}], indirect=True
+)
 async def test_a_closed_case_that_left_memory_still_opens_and_open_ones_stay(stack):
     cases = [f"case-old-{n}" for n in range(6)]
     for case_id in cases:

@@ -483,6 +483,7 @@ async def test_golden_values_over_http_and_on_the_kpi_topic(
         MetricsSettings,
         publish_interval_s=0.2,
         runtime_max_keys=max_keys,  # 2: sheets and cells leave memory and are reloaded
+        runtime_keep_recent_s=0,  # even those used a moment ago
     )
     app = create_app(settings, clock=FakeClock(NOW))
     await run_app(app)

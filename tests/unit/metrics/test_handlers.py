@@ -115,6 +115,29 @@ def test_nothing_is_published_before_the_interval_then_each_changed_key_once():
     assert len(h.out[topics.METRICS_KPI]) == before
 
 
+def test_each_cycle_stores_only_the_cells_it_changed_and_publishing_drops_them():
+    h = harness()
+    stream = events()
+    h.send(*stream[:40])
+    chunks = h.keys("dirty/")
+    index = h.value("dirty")
+    assert index.cells == frozenset() and index.chunks == len(chunks) > 1
+    sizes = [len(h.value(key).cells) for key in chunks]
+    marked = set().union(*(h.value(key).cells for key in chunks))
+    assert max(sizes) < len(marked)  # no chunk holds the whole set
+    h.advance(INTERVAL)
+    assert h.keys("dirty/") == [] and h.value("dirty").chunks == 0
+    shown = {
+        "|".join(
+            str(r[f] or "all")
+            for f in ("kpi", "window", "period_start", "dimension", "dimension_value")
+        )
+        for r in h.out[topics.METRICS_KPI]
+    }  # each cell published, emptied ones too
+    assert marked <= shown  # and the CRR cells the publish round recomputes
+    assert all(ident.startswith("crr|") for ident in shown - marked)
+
+
 def test_a_quiet_new_day_publishes_its_retention_without_any_event():
     h = harness()
     h.send(*events())

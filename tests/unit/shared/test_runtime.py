@@ -18,7 +18,7 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 from shared.runtime import engine, storage
 from shared.runtime.context import Outgoing
 from shared.runtime.engine import Crashed, Runtime, _Batch
-from shared.runtime.plan import Misplaced, Plan, Work, plan_batch
+from shared.runtime.plan import HANDED_HEADER, Misplaced, Plan, Work, plan_batch
 from shared.runtime.state import (
     DELETED,
     ChangedKeys,
@@ -89,6 +89,24 @@ def test_records_already_in_the_state_are_dropped_but_still_committed():
     assert plan.offsets == {TopicPartition(ADDED, 0): 13}
 
 
+def test_the_copy_of_a_hand_off_is_dropped_once_its_batch_is_in_the_state_ledger_or_not():
+    state = PartitionState(0, next_seq=8)  # batches 0-7 stored; the ledger remembers none
+    polled = [
+        handed_copy(0, 0, seq=7),  # run by batch 7: stored before the copy was published
+        handed_copy(0, 1, seq=8),  # a batch the state does not hold: it runs
+        record(0, 2, added()),  # no mark: the ledger decides
+    ]
+    plan = plan_batch(polled, models=MODELS, states={0: state})
+    assert [w.record.offset for w in plan.work[0]] == [1, 2]
+    assert plan.skipped == 1 and plan.offsets == {TopicPartition(ADDED, 0): 3}
+
+
+def handed_copy(partition: int, offset: int, *, seq: int) -> ConsumerRecord:
+    body = added()
+    headers = [(HANDED_HEADER, str(seq).encode())]
+    return ConsumerRecord(ADDED, partition, offset, 0, 0, b"k", body, None, 0, len(body), headers)
+
+
 def test_a_keyed_record_on_another_partition_than_its_keys_is_dead_lettered_with_why():
     states = {0: PartitionState(0), 1: PartitionState(1)}
     plan = plan_batch(
@@ -151,6 +169,30 @@ def test_an_evicted_key_asks_to_be_reloaded():
         View(state).get("old")
     assert state.location("old") == ("batch", 0)
     assert View(state).get("never") is None  # never stored: no read
+
+
+def test_keys_used_within_the_recent_span_stay_past_the_cap_and_leave_once_it_passes():
+    state: PartitionState[int] = PartitionState(0, keep_recent_s=10)
+    for key in ("a", "b", "c"):
+        state.put(key, 1, seq=0)
+    idle = lambda value: True  # noqa: E731
+    assert state.evict(keep=1, idle=idle, now=100.0) == []  # all three used just now
+    View(state).get("a")  # read at 105: the most recently used now
+    assert state.evict(keep=1, idle=idle, now=105.0) == []
+    assert state.evict(keep=1, idle=idle, now=109.0) == []  # b and c: used 9 s ago
+    assert state.evict(keep=1, idle=idle, now=111.0) == ["b", "c"]  # 11 s: they leave
+    assert list(state.values) == ["a"]
+    state.put("d", 1, seq=1)
+    assert state.evict(keep=1, idle=idle, now=116.0) == []  # a: 11 s, within two spans
+    assert state.evict(keep=1, idle=idle, now=122.0) == ["a"]  # 17 s: past them
+
+
+def test_without_a_recent_span_the_cap_alone_decides():
+    state: PartitionState[int] = PartitionState(0)
+    for key in ("a", "b", "c"):
+        state.put(key, 1, seq=0)
+    assert state.evict(keep=1, idle=lambda value: True, now=100.0) == ["a", "b"]
+    assert not state.recent and not state.earlier  # nothing tracked when it is off
 
 
 def test_a_key_that_left_memory_is_found_in_the_snapshot_once_its_batch_is_in_one():
@@ -496,10 +538,28 @@ def test_at_a_batchs_first_miss_the_keys_its_later_events_miss_are_found_at_once
     for item in work:
         object.__setattr__(item.record, "topic", topic)
     batch = _Batch(state, View(state), [], [], work)
-    assert runtime._needed_ahead(batch) == {"case-1", "case-2"}  # not case-3: in memory
-    batch.position = 3
-    assert runtime._needed_ahead(batch) == {"case-1"}
+    assert runtime._needed_ahead(batch, 1) == {"case-1", "case-2"}  # not case-3: in memory
+    assert runtime._needed_ahead(batch, 4) == {"case-1"}
     assert not batch.view.writes and not batch.outbox  # a dry run leaves nothing
+
+
+def test_a_dry_run_on_a_probe_finds_every_key_a_rule_misses_not_only_the_first():
+    runtime = toy_runtime(LexcareSettings(), NO_DATABASE)
+    state: PartitionState[Any] = PartitionState(0)
+    for n in range(4):
+        state.put(f"case-{n}", Tally(total=n, events=1), seq=0)
+    state.evict(keep=1, idle=lambda value: True)  # case-0..2 left memory
+
+    def total_of_all(view: View[Any], ctx: Any) -> None:
+        tallies = [view.get(f"case-{n}") for n in range(4)]  # the first miss raises
+        total = sum(t.total for t in tallies if t is not None)
+        view.set("sum", Tally(total=total, events=4))
+
+    batch = _Batch(state, View(state), [], [], [])
+    with pytest.raises(KeyNotLoaded):
+        total_of_all(batch.view.child(), None)
+    assert runtime._probe(batch, total_of_all) == {"case-0", "case-1", "case-2"}
+    assert not batch.view.writes  # thrown away
 
 
 def added_for(case_id: str) -> bytes:
