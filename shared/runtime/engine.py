@@ -522,9 +522,14 @@ class Runtime(Generic[V]):
 
     async def _run_handed(self, batch: _Batch, places: list[int]) -> bool:
         """Run handed-off events: one, or a grouped route's run of them (each alone if the
-        group fails). False when the first that fails and those after it are left to their
-        copies: its rule failed, or needs a value that left memory (the copies of several
-        cycles come back together, and one read brings back what they all need)."""
+        group fails). Values they need that left memory are read back here, as on the
+        poll's path (dry runs find them all: one read). False when the first that fails
+        and those after it are left to their copies.
+
+        Left to its copy, an event runs after the next cycle's hand-offs, which do not
+        wait for it: only a failing rule is, so only a dead letter is out of order. Leaving
+        the events that needed a read to their copies let metrics apply a case's later
+        step before its earlier one (a cell then read below zero until the copy came)."""
         started = time.perf_counter()
         batch.position = places[0]
         items = [batch.work[place] for place in places]
@@ -538,10 +543,10 @@ class Runtime(Generic[V]):
             else:
                 route.rule(view, events[0], ctx)
 
-        outcome = await self._attempt(batch, run, reload=False)
+        outcome = await self._attempt(batch, run, ahead=places[-1] + 1)
         if isinstance(outcome, BaseException):
-            if len(places) == 1 or isinstance(outcome, KeyNotLoaded):
-                return False  # alone, each would miss the same values
+            if len(places) == 1:
+                return False
             log.warning("group_failed_running_alone", topic=topic, events=len(events))
             for place in places:
                 if not await self._run_handed(batch, [place]):
@@ -731,7 +736,7 @@ class Runtime(Generic[V]):
         state.checkpoint = changes.checkpoint
         state.remember(changes.handled)
         state.gens[changes.gen] = max(state.gens.get(changes.gen, 0), changes.part)
-        state.gen_docs += 1  # one document per batch
+        state.gen_docs += changes.docs
         state.since_snapshot += len(changes.values) + len(changes.timers) + 1
         for key, value in batch.view.writes.items():
             state.put(key, value, seq=changes.seq)

@@ -8,13 +8,18 @@ One collection `<name>_changes` holds, per owned partition:
   stores its partitions' documents in one `insert_many`; each batch is whole or absent.
   (Earlier versions stored a document per changed key, `<p>/v/<key>/<seq>`, and the
   ledger and outbox as arrays of the marker; restore and reload still read them.)
+  A batch whose values take more than `CHUNK_BYTES` (32 KB) stores them before its
+  marker in documents `{_id: <p>/batch/<seq>/<n>, ns: "bv", items}`, spread by
+  `bucket_of(key, chunks)`, and the marker says `chunks`: reading back one key reads the
+  marker and one chunk, not the whole batch (a metrics batch took up to 1.2 MB).
 - per generation `g` ≥ 1, a snapshot: the live values and timers and the ledger of every
   batch before `next_seq` (`{_id: <p>/g<g>/...}`), then its own marker `{_id: <p>/g<g>}`,
   last. A generation counts only when its marker is stored. Values are spread over the
   marker's `buckets` documents by `bucket_of(key)`, so a key that left memory is found
-  without an id kept for it; the first snapshot takes `snapshot_buckets(keys)`, later ones
-  double it as keys grow, so each is written streaming through the previous one's
-  documents (an old bucket splits into new ones and nothing else).
+  without an id kept for it; the first snapshot takes `snapshot_buckets(keys)` (more when
+  their bytes pass `CHUNK_BYTES` a document), later ones double it as keys and bytes
+  grow, so each is written streaming through the previous one's documents (an old bucket
+  splits into new ones and nothing else).
 Every document carries the generation it was written in, and a part of it (the unit one
 `delete_many` drops, about `PART_DOCS` documents). Restore reads the partition by
 equality on `partition` and takes the latest complete snapshot plus the complete batches
@@ -40,6 +45,12 @@ from pymongo.errors import BulkWriteError
 from shared.runtime.context import Outgoing
 
 VALUE, TIMER, BATCH = "v", "t", "batch"
+BATCH_VALUES = "bv"
+CHUNK_BYTES = 32 * 1024
+"""A batch whose values take more than this is stored with them spread by key over
+documents of about this size (`batch_docs`): reading back one key reads one of those.
+FerretDB took 76 ms to read a 724 KB batch document and 60 ms a 232 KB one, on a quiet
+machine (docs/benchmarks.md, session 13)."""
 SNAP_VALUE, SNAP_TIMER, SNAP_LEDGER, GEN = "sv", "st", "sl", "gen"
 DUPLICATE_KEY = 11000
 LEDGER_CHUNK = 5_000
@@ -75,6 +86,8 @@ class Changes:
     checkpoint: dict[str, int]
     gen: int = 0
     part: int = 0
+    docs: int = 1
+    """Documents it was stored in (set by `ChangeStore.persist`)."""
 
     @property
     def marker_id(self) -> str:
@@ -121,23 +134,50 @@ def _checkpoint_doc(checkpoint: dict[str, int]) -> list[dict[str, Any]]:
     return [{"topic": t, "offset": o} for t, o in checkpoint.items()]
 
 
-def batch_doc(changes: Changes, *, owner: str) -> dict[str, Any]:
-    """The one document a batch of one partition stores: its changes and ledger as one
-    JSON blob, its outbox as framed bytes (FerretDB stores a document of a few opaque
-    fields ~12x faster than a document per changed key: docs/developing.md)."""
-    body = {"values": changes.values, "timers": changes.timers, "handled": changes.handled}
-    return {
-        "_id": changes.marker_id,
+def batch_docs(changes: Changes, *, owner: str) -> list[dict[str, Any]]:
+    """The documents a batch of one partition stores, its marker last: its changes and
+    ledger as one JSON blob, its outbox as framed bytes (FerretDB stores a document of a
+    few opaque fields ~12x faster than a document per changed key: docs/developing.md).
+    Values taking more than `CHUNK_BYTES` go before it, spread over `chunks` documents
+    (a power of two) by `bucket_of(key)`; the marker says how many."""
+    encoded = {key: orjson.dumps(value) for key, value in changes.values.items()}
+    size = sum(len(key) + len(value) for key, value in encoded.items())
+    chunks = 1
+    while size > chunks * CHUNK_BYTES:
+        chunks *= 2
+    common = {
         "partition": changes.partition,
         "seq": changes.seq,
         "gen": changes.gen,
         "part": changes.part,
         "owner": owner,
+    }
+    docs: list[dict[str, Any]] = []
+    inline: dict[str, Any] = {}
+    if chunks == 1:
+        inline = {key: orjson.Fragment(value) for key, value in encoded.items()}
+    else:
+        groups: list[dict[str, Any]] = [{} for _ in range(chunks)]
+        for key, value in encoded.items():
+            groups[bucket_of(key, chunks)][key] = orjson.Fragment(value)
+        docs = [
+            {"_id": f"{changes.marker_id}/{n}", **common, "ns": BATCH_VALUES}
+            | {"items": orjson.dumps(g)}
+            for n, g in enumerate(groups)
+            if g
+        ]
+    body = {"values": inline, "timers": changes.timers, "handled": changes.handled}
+    marker = {
+        "_id": changes.marker_id,
+        **common,
         "ns": BATCH,
         "checkpoint": _checkpoint_doc(changes.checkpoint),
         "batch": orjson.dumps(body),
         "sent": pack_outbox(changes.outbox),
     }
+    if chunks > 1:
+        marker["chunks"] = chunks
+    return [*docs, marker]
 
 
 _NONE = 0xFFFFFFFF
@@ -183,7 +223,8 @@ def _outbox_of(doc: dict[str, Any]) -> list[Outgoing]:
 
 
 def snapshot_buckets(keys: int) -> int:
-    """How many documents a snapshot spreads `keys` values over (about `SNAP_CHUNK` each)."""
+    """How many documents a snapshot spreads `keys` values over (about `SNAP_CHUNK` each;
+    `ChangeStore.snapshot` takes more when their bytes pass `CHUNK_BYTES` a document)."""
     return max(1, -(-keys // SNAP_CHUNK))
 
 
@@ -293,6 +334,11 @@ def restored(docs: Sequence[dict[str, Any]], *, upto: int | None = None) -> Rest
             result.handled.extend(body["handled"])
         else:
             result.handled.extend(marker["handled"])
+    for doc in docs:
+        if doc["ns"] == BATCH_VALUES and doc["seq"] in complete:
+            items = orjson.loads(doc["items"])
+            changed += [(doc["seq"], VALUE, key, value) for key, value in items.items()]
+            versions += len(items)
     for seq, ns, key, value in sorted(changed, key=lambda change: change[0]):
         if ns == TIMER:
             if value is None:
@@ -470,14 +516,17 @@ class _Spill:
         """The buckets with changes not taken yet, in order."""
         return sorted(self.spilled)
 
-    async def live(self) -> int:
-        """Changed keys whose newest version is a value (one bucket in memory at a time; the
-        loop runs the service's batches between buckets)."""
-        count = 0
+    async def live(self) -> tuple[int, int]:
+        """Changed keys whose newest version is a value, and their bytes (one bucket in
+        memory at a time; the loop runs the service's batches between buckets)."""
+        count = size = 0
         for bucket in sorted(self.spilled):
-            count += sum(1 for value in self.changes(bucket).values() if value is not None)
+            for key, value in self.changes(bucket).items():
+                if value is not None:
+                    count += 1
+                    size += len(key) + len(value)
             await asyncio.sleep(0)
-        return count
+        return count, size
 
 
 async def _rewrite(
@@ -501,8 +550,10 @@ async def _rewrite(
     for n in sorted(split):
         group = split.pop(n)  # each group freed once written
         if group:
-            await out.add(SNAP_VALUE, n, items=orjson.dumps(group))
+            items_bytes = orjson.dumps(group)
+            await out.add(SNAP_VALUE, n, items=items_bytes)
             out.keys += len(group)
+            out.bytes += len(items_bytes)
 
 
 class _GenerationWriter:
@@ -516,6 +567,8 @@ class _GenerationWriter:
         self.docs: list[dict[str, Any]] = []
         self.written = 0
         self.keys = 0
+        self.bytes = 0
+        """Bytes of the values written: the next snapshot's buckets follow them."""
 
     async def add(self, ns: str, number: int, **fields: Any) -> None:
         """Queue one document (`<prefix>/<ns>/<number>`), writing a full group."""
@@ -545,6 +598,7 @@ class _GenerationWriter:
             "parts": part + 1,
             "next_seq": next_seq,
             "keys": self.keys,
+            "bytes": self.bytes,
             "buckets": buckets,
             "checkpoint": checkpoint,
             "sent": pack_outbox(outbox),
@@ -572,7 +626,11 @@ class ChangeStore:
         A retry after a partial write skips what is already stored, unless another owner
         stored it (`Fenced`).
         """
-        docs = [batch_doc(changes, owner=owner) for changes in batch]
+        docs: list[dict[str, Any]] = []
+        for changes in batch:
+            stored = batch_docs(changes, owner=owner)
+            changes.docs = len(stored)
+            docs += stored
         while docs:
             self.round_trips += 1
             try:
@@ -624,6 +682,7 @@ class ChangeStore:
         """Read the batches from `start` (before `upto`), a few documents at a time: their
         values handed to `offer` as they come, the rest gathered."""
         tail = _Tail()
+        chunked: set[int] = set()
         self.round_trips += 1
         batches = self.collection.find(
             {"partition": partition, "ns": BATCH}, batch_size=RESTORE_BATCH
@@ -643,6 +702,21 @@ class ChangeStore:
             tail.versions += len(body["values"]) + len(body["timers"]) + 1
             if tail.last is None or seq > tail.last["seq"]:
                 tail.last = {"seq": seq, "checkpoint": doc["checkpoint"], "outbox": _outbox_of(doc)}
+            if doc.get("chunks"):
+                chunked.add(seq)
+        if chunked:  # values of the batches stored in chunks (a chunk without its marker
+            # is of a batch never completed: left out, and dropped with its generation)
+            self.round_trips += 1
+            found = self.collection.find(
+                {"partition": partition, "ns": BATCH_VALUES}, batch_size=RESTORE_BATCH
+            )
+            async for doc in found:
+                tail.places.append(_place(doc))
+                if doc["seq"] in chunked:
+                    items = orjson.loads(doc["items"])
+                    for key, value in items.items():
+                        offer(key, value, doc["seq"])
+                    tail.versions += len(items)
         return tail
 
     async def _snapshot_of(
@@ -785,11 +859,12 @@ class ChangeStore:
             async with gate:
                 self.round_trips += 1
                 return doc_id, await self.collection.find_one(
-                    {"_id": doc_id}, {"value": 1, "items": 1, "batch": 1}
+                    {"_id": doc_id}, {"value": 1, "items": 1, "batch": 1, "chunks": 1}
                 )
 
         values: dict[str, Any] = {}
         older: dict[str, list[str]] = {}  # batches stored a document per key, before the blobs
+        chunked: dict[str, list[str]] = {}  # batches whose values are in chunks
         for doc_id, doc in await asyncio.gather(*(read(d) for d in by_doc)):
             keys = by_doc[doc_id]
             if doc is None:
@@ -797,11 +872,17 @@ class ChangeStore:
             elif "items" in doc:  # a snapshot's document holds many keys
                 items = orjson.loads(doc["items"])
                 values.update((key, items.get(key)) for key in keys)
+            elif doc.get("chunks"):
+                for key in keys:
+                    chunked.setdefault(f"{doc_id}/{bucket_of(key, doc['chunks'])}", []).append(key)
             elif "batch" in doc:
                 changed = orjson.loads(doc["batch"])["values"]
                 values.update((key, changed.get(key)) for key in keys)
             else:
                 older.update({f"{partition}/{VALUE}/{k}/{where[k][1]}": [k] for k in keys})
+        for doc_id, doc in await asyncio.gather(*(read(d) for d in chunked)):
+            items = {} if doc is None else orjson.loads(doc["items"])
+            values.update((key, items.get(key)) for key in chunked[doc_id])
         for doc_id, doc in await asyncio.gather(*(read(d) for d in older)):
             values[older[doc_id][0]] = None if doc is None else doc["value"]
         return values
@@ -828,7 +909,10 @@ class ChangeStore:
         old_buckets = marker["buckets"] if marker else 1
         with _Spill(old_buckets) as changed:
             tail = await self._batches(partition, start=start, upto=upto, offer=changed.offer)
-            needed = snapshot_buckets((marker["keys"] if marker else 0) + await changed.live())
+            keys, size = await changed.live()
+            if marker is not None:
+                keys, size = keys + marker["keys"], size + marker.get("bytes", 0)
+            needed = max(snapshot_buckets(keys), -(-size // CHUNK_BYTES))
             buckets = old_buckets
             while buckets < needed:
                 buckets *= 2

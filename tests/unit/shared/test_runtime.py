@@ -29,9 +29,11 @@ from shared.runtime.state import (
     View,
 )
 from shared.runtime.storage import (
+    BATCH_VALUES,
+    CHUNK_BYTES,
     Changes,
     Restored,
-    batch_doc,
+    batch_docs,
     pack_outbox,
     restored,
     snapshot_docs,
@@ -324,7 +326,20 @@ def test_the_timer_heap_gives_due_timers_until_their_partition_drops_them():
 
 
 def _docs(changes: Changes) -> list[dict[str, Any]]:
-    return [batch_doc(changes, owner="me")]
+    return batch_docs(changes, owner="me")
+
+
+def test_a_batch_with_big_values_stores_them_in_chunks_and_restores_whole_or_not_at_all():
+    big = {f"k{n}": {"n": n, "pad": "x" * 1_000} for n in range(100)}  # ≈ 110 KB
+    docs = _docs(_batch(0, big, ["e0"]))
+    chunks = [d for d in docs if d["ns"] == BATCH_VALUES]
+    assert len(chunks) == docs[-1]["chunks"] == 4 and docs[-1]["ns"] == "batch"  # marker last
+    assert all(len(d["items"]) < 2 * CHUNK_BYTES for d in chunks)
+    later = _docs(_batch(1, {"k1": None, "k2": {"n": 2}}, ["e1"]))
+    state = restored([*docs, *later])
+    assert state.values["k2"] == ({"n": 2}, 1) and "k1" not in state.values
+    assert state.values["k3"] == (big["k3"], 0) and len(state.values) == 99
+    assert restored(chunks).values == {}  # chunks without their marker: a batch never stored
 
 
 def _batch(seq: int, values: dict[str, Any], handled: list[str], *, gen: int = 0) -> Changes:
