@@ -49,6 +49,10 @@ class LexcareSettings(BaseSettings):
     runtime_keep_recent_s: float = Field(default=10.0, ge=0)
     """Seconds a value used stays in memory even past `runtime_max_keys` (0: the cap alone),
     so rules that touch more keys than the cap never read back what the last batch let go."""
+    runtime_spill_dir: str = ""
+    """Where values past `runtime_max_keys` go on local disk, a SQLite file per partition,
+    read back from there when a rule needs one ("": the system's temporary directory).
+    A cache of what storage holds, deleted with the process."""
     runtime_ledger_size: int = Field(default=100_000, ge=0)
     """Handled event ids a stateful service remembers per partition to drop duplicates."""
     runtime_compact_every_s: float = Field(default=5.0, gt=0)

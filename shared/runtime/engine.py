@@ -37,6 +37,7 @@ from shared.delivery import TRANSIENT_ERRORS, Rejected, dead_letter_headers, des
 from shared.events import Event
 from shared.kafka import admin_client, admin_client_options, await_group_coordinators
 from shared.logging import SILENCED
+from shared.runtime.cold import SpillDirectory
 from shared.runtime.context import Context, Outgoing
 from shared.runtime.inputs import check_copartitioned, prepare_inputs
 from shared.runtime.memory import give_back
@@ -167,8 +168,8 @@ class Runtime(Generic[V]):
         self.consumed = 0
         self.restore_seconds = 0.0
         self.compacted = 0
-        self.reloads = 0
-        """Keys brought back into memory (a rule needed a value that had left)."""
+        self.read_back = 0
+        """Keys read back from storage (a rule needed a value that had left)."""
         self._pending_commit: asyncio.Task[None] | None = None
         self._unsent_commits: dict[TopicPartition, tuple[int, str]] = {}
         """Offsets of stored and published batches whose commit waits for the interval."""
@@ -181,6 +182,15 @@ class Runtime(Generic[V]):
         self._partitions: list[int] = []
         """Every partition number of the inputs (known once started): where a key belongs."""
         self._partitioner = DefaultPartitioner()
+        self._spill = SpillDirectory(settings.runtime_spill_dir, settings.service_name)
+        """Where the partitions' values that leave memory are kept (`shared.runtime.cold`)."""
+
+    @property
+    def reloads(self) -> int:
+        """Keys brought back into memory since start: from the owned partitions' cold
+        stores, and from storage (a rule needed a value that had left)."""
+        taken = sum(s.cold.taken for s in self.partitions.values() if s.cold is not None)
+        return self.read_back + taken
 
     # Registration: what the service's handlers module does at import.
 
@@ -259,11 +269,11 @@ class Runtime(Generic[V]):
         return (value for state in self.partitions.values() for value in state.values.values())
 
     async def value(self, key: str) -> V | None:
-        """The key's value in whichever owned partition holds it (read back from storage,
-        not kept, when it left memory): for a service's own read model."""
+        """The key's value in whichever owned partition holds it (read back from its cold
+        store or storage, not kept, when it left memory): for a service's own read model."""
         for state in list(self.partitions.values()):
             try:
-                value = state.lookup(key)
+                value = state.peek(key)
             except KeyNotLoaded:
                 value = (await self._read(state, [key]))[key]
             if value is not None:
@@ -906,7 +916,7 @@ class Runtime(Generic[V]):
         values = await self._read(state, keys)
         for key, value in values.items():
             state.loaded(key, value)
-        self.reloads += len(values)
+        self.read_back += len(values)
 
     async def _read(self, state: PartitionState[V], keys: Iterable[str]) -> dict[str, V | None]:
         """Values of keys that left memory, from where the partition stored them."""
@@ -989,6 +999,7 @@ class Runtime(Generic[V]):
             ledger_size=self.ledger_size,
             scanned=self.scanned,
             keep_recent_s=self.settings.runtime_keep_recent_s,
+            cold=self._spill.store(partition),
         )
         keeper = _Keeper(state, self.codec.validate_python, self.idle, self.max_keys)
         horizon = self.clock.now() + self.horizon
@@ -1120,6 +1131,8 @@ class _Keeper:
                 return
             order = seq
         self.idle_kept.discard(key)
+        if state.cold is not None and key not in self.kept and key in state.left:
+            state.cold.discard(key)  # let go with an older version
         if encoded is None:
             self.kept.pop(key, None)
             state.changed.set(key, order, gone=True)
@@ -1135,13 +1148,14 @@ class _Keeper:
                 old, gone = heapq.heappop(self.oldest)
                 if gone in self.idle_kept and self.kept[gone][0] == old:
                     self.idle_kept.discard(gone)
-                    del self.kept[gone]
-                    state.left.add(gone)
+                    state.let_go(gone, self.kept.pop(gone)[1])
 
     def finish(self) -> None:
         """Put what was kept into the partition, least recently stored first."""
         for key, (_, value) in sorted(self.kept.items(), key=lambda item: item[1][0]):
             self.state.loaded(key, value)
+        if self.state.cold is not None:
+            self.state.cold.flush()
         self.kept.clear()
         self.oldest.clear()
 

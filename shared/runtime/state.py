@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+from shared.runtime.cold import ColdStore
 from shared.runtime.timers import Timer
 
 V = TypeVar("V")
@@ -89,6 +90,9 @@ class PartitionState(Generic[V]):
     earlier: set[str] = field(default_factory=set)
     """Keys used in the span before that one."""
     recent_since: float = float("-inf")
+    cold: ColdStore | None = None
+    """Where values that leave memory go, on local disk, and are read back from at once
+    (None: they are read back from storage by the runtime, `KeyNotLoaded`)."""
 
     def __post_init__(self) -> None:
         self.index = {prefix: [] for prefix in self.scanned}
@@ -128,6 +132,8 @@ class PartitionState(Generic[V]):
             if self.keep_recent_s:
                 self.recent.add(key)
             return value
+        if self.cold is not None:
+            return self._from_cold(key)
         changed = self.changed.get(key)
         if changed is not None:
             if changed[1]:
@@ -136,6 +142,30 @@ class PartitionState(Generic[V]):
         if key in self.left and (self.base or self.legacy):
             raise KeyNotLoaded(key)
         return None
+
+    def peek(self, key: str) -> V | None:
+        """The key's value, read from the cold store without bringing it back into memory
+        (a read model's look, not a rule's); `KeyNotLoaded` without a cold store."""
+        value = self.values.get(key)
+        if value is not None or self.cold is None:
+            return value if value is not None else self.lookup(key)
+        return self.cold.get(key) if key in self.left else None
+
+    def _from_cold(self, key: str) -> V | None:
+        """A key not in memory: back from the cold store if it left, else absent."""
+        if key not in self.left:
+            return None
+        value = self.cold.take(key) if self.cold is not None else None
+        if value is not None:
+            self.values[key] = value
+            if self.keep_recent_s:
+                self.recent.add(key)
+        return value
+
+    def _forget_cold(self, key: str) -> None:
+        """A key gets a value in memory or is deleted: an older one in the cold store goes."""
+        if self.cold is not None and key not in self.values and key in self.left:
+            self.cold.discard(key)
 
     def location(self, key: str) -> tuple[str, int] | tuple[str, int, int] | str | None:
         """Where a key that left memory is stored: ("batch", seq), ("snapshot", gen,
@@ -161,6 +191,7 @@ class PartitionState(Generic[V]):
         """Keep a value stored by batch `seq` (`DELETED`: the batch deleted it)."""
         if self.scanned:
             self._indexed(key, value is not DELETED)
+        self._forget_cold(key)
         if value is DELETED:
             self.values.pop(key, None)
             self.changed.set(key, seq, gone=True)
@@ -175,6 +206,7 @@ class PartitionState(Generic[V]):
         """Keep a value read back from storage (None: it is not there)."""
         if self.scanned:
             self._indexed(key, value is not None)
+        self._forget_cold(key)
         if value is None:
             self.values.pop(key, None)
             self.changed.set(key, -1, gone=True)
@@ -213,10 +245,21 @@ class PartitionState(Generic[V]):
                 break  # used lately, as is every key after it (the order is of last use)
             if idle(value) and not self.pinned(key):
                 gone.append(key)
+        cold = self.cold
         for key in gone:
+            if cold is not None:
+                cold.put(key, self.values[key])
             del self.values[key]
             self.left.add(key)
+        if cold is not None:
+            cold.flush()
         return gone
+
+    def let_go(self, key: str, value: V) -> None:
+        """A value restored that does not stay in memory (`evict` for a restore)."""
+        if self.cold is not None:
+            self.cold.put(key, value)
+        self.left.add(key)
 
 
 class _DigestTable:
