@@ -6,7 +6,6 @@ import os
 import re
 import sys
 from collections.abc import MutableMapping
-from contextvars import ContextVar
 from typing import Any
 
 import faststream  # noqa: F401  (imported first: its import adds a handler we take back)
@@ -219,19 +218,6 @@ def _route_libraries_to_root() -> None:
     library.propagate = True
 
 
-SILENCED: ContextVar[bool] = ContextVar("lexcare_log_silenced", default=False)
-"""Set while the runtime dry-runs rules to find the keys they need: what they log then is
-not something that happened."""
-
-
-def _drop_silenced(
-    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
-) -> MutableMapping[str, Any]:
-    if SILENCED.get():
-        raise structlog.DropEvent
-    return event_dict
-
-
 def configure_logging(service: str, *, level: str = "INFO", fmt: str = "auto") -> Any:
     """Configure structlog and stdlib logging for `service`; return the logger to share."""
     use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
@@ -243,7 +229,6 @@ def configure_logging(service: str, *, level: str = "INFO", fmt: str = "auto") -
         return event_dict
 
     shared: list[Any] = [
-        _drop_silenced,
         structlog.contextvars.merge_contextvars,
         add_service,
         _library_extras,

@@ -54,5 +54,5 @@ RUNTIME_CHANGED = Gauge(
 )
 RUNTIME_RELOADS = Gauge(
     "lexcare_runtime_keys_reloaded",
-    "Keys read back from storage since start (a rule needed a value that had left memory).",
+    "Keys brought back from the owned partitions' cold stores (a rule needed a value).",
 )

@@ -2,7 +2,7 @@
 
 from shared.runtime.context import Context, Outgoing
 from shared.runtime.engine import Runtime
-from shared.runtime.state import KeyNotLoaded, View
+from shared.runtime.state import View
 from shared.runtime.timers import Timer
 
-__all__ = ["Context", "KeyNotLoaded", "Outgoing", "Runtime", "Timer", "View"]
+__all__ = ["Context", "Outgoing", "Runtime", "Timer", "View"]

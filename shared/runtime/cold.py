@@ -30,9 +30,10 @@ FLUSH_AT = 512
 """Values queued before they are written in one transaction."""
 
 
-def _drop(db: sqlite3.Connection, path: Path) -> None:
+def _drop(db: sqlite3.Connection, path: Path | None) -> None:
     db.close()
-    path.unlink(missing_ok=True)
+    if path is not None:
+        path.unlink(missing_ok=True)
 
 
 class ColdStore:
@@ -43,9 +44,10 @@ class ColdStore:
     back, `discard` forgets a key whose newer version or deletion lives elsewhere).
     """
 
-    def __init__(self, directory: Path, name: str) -> None:
-        self.path = directory / f"{name}.sqlite"
-        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+    def __init__(self, directory: Path | None, name: str) -> None:
+        self.path = None if directory is None else directory / f"{name}.sqlite"
+        where = ":memory:" if self.path is None else self.path
+        self.db = sqlite3.connect(where, isolation_level=None, check_same_thread=False)
         for pragma in (
             "journal_mode=OFF",  # a cache: a crash throws the file away
             "synchronous=OFF",
@@ -60,6 +62,11 @@ class ColdStore:
         self.taken = 0
         """Values read back into memory so far."""
         self._finalizer = weakref.finalize(self, _drop, self.db, self.path)
+
+    @classmethod
+    def in_memory(cls) -> "ColdStore":
+        """A store held by SQLite in memory (tests and tools; the runtime's are files)."""
+        return cls(None, "memory")
 
     def put(self, key: str, value: Any) -> None:
         """Keep `key`'s value (it leaves memory); written with the next `flush`."""

@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from functools import partial
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -36,13 +35,12 @@ from shared.clock import Clock, SystemClock
 from shared.delivery import TRANSIENT_ERRORS, Rejected, dead_letter_headers, describe_error
 from shared.events import Event
 from shared.kafka import admin_client, admin_client_options, await_group_coordinators
-from shared.logging import SILENCED
 from shared.runtime.cold import SpillDirectory
 from shared.runtime.context import Context, Outgoing
 from shared.runtime.inputs import check_copartitioned, prepare_inputs
 from shared.runtime.memory import give_back
 from shared.runtime.plan import HANDED_HEADER, Plan, Work, plan_batch
-from shared.runtime.state import DELETED, KeyNotLoaded, PartitionState, Probe, View
+from shared.runtime.state import DELETED, PartitionState, View
 from shared.runtime.storage import (
     PART_DOCS,
     Changes,
@@ -92,7 +90,7 @@ class _Batch:
     handled: list[str]
     work: list[Work] = field(default_factory=list)
     position: int = 0
-    """The work item running now: those after it are what a reload looks ahead at."""
+    """The work item running now."""
     looked: int = 0
     """How much of the outbox the hand-off has looked at."""
 
@@ -168,8 +166,6 @@ class Runtime(Generic[V]):
         self.consumed = 0
         self.restore_seconds = 0.0
         self.compacted = 0
-        self.read_back = 0
-        """Keys read back from storage (a rule needed a value that had left)."""
         self._pending_commit: asyncio.Task[None] | None = None
         self._unsent_commits: dict[TopicPartition, tuple[int, str]] = {}
         """Offsets of stored and published batches whose commit waits for the interval."""
@@ -187,10 +183,9 @@ class Runtime(Generic[V]):
 
     @property
     def reloads(self) -> int:
-        """Keys brought back into memory since start: from the owned partitions' cold
-        stores, and from storage (a rule needed a value that had left)."""
-        taken = sum(s.cold.taken for s in self.partitions.values() if s.cold is not None)
-        return self.read_back + taken
+        """Keys the owned partitions brought back into memory from their cold stores (a rule
+        needed a value that had left)."""
+        return sum(state.cold.taken for state in self.partitions.values())
 
     # Registration: what the service's handlers module does at import.
 
@@ -269,13 +264,10 @@ class Runtime(Generic[V]):
         return (value for state in self.partitions.values() for value in state.values.values())
 
     async def value(self, key: str) -> V | None:
-        """The key's value in whichever owned partition holds it (read back from its cold
-        store or storage, not kept, when it left memory): for a service's own read model."""
+        """The key's value in whichever owned partition holds it (read from its cold store,
+        not brought back, when it left memory): for a service's own read model."""
         for state in list(self.partitions.values()):
-            try:
-                value = state.peek(key)
-            except KeyNotLoaded:
-                value = (await self._read(state, [key]))[key]
+            value = state.peek(key)
             if value is not None:
                 return value
         return None
@@ -464,9 +456,7 @@ class Runtime(Generic[V]):
         assert route.group is not None
         events = [item.event for item in items]
         started = time.perf_counter()
-        outcome = await self._attempt(
-            batch, lambda view, ctx: route.group(view, events, ctx), ahead=places.stop
-        )
+        outcome = await self._attempt(batch, lambda view, ctx: route.group(view, events, ctx))
         if isinstance(outcome, BaseException):
             log.warning("group_failed_running_alone", topic=topic, events=len(events))
             for batch.position in places:
@@ -532,14 +522,14 @@ class Runtime(Generic[V]):
 
     async def _run_handed(self, batch: _Batch, places: list[int]) -> bool:
         """Run handed-off events: one, or a grouped route's run of them (each alone if the
-        group fails). Values they need that left memory are read back here, as on the
-        poll's path (dry runs find them all: one read). False when the first that fails
-        and those after it are left to their copies.
+        group fails). False when the first that fails and those after it are left to their
+        copies.
 
         Left to its copy, an event runs after the next cycle's hand-offs, which do not
         wait for it: only a failing rule is, so only a dead letter is out of order. Leaving
-        the events that needed a read to their copies let metrics apply a case's later
-        step before its earlier one (a cell then read below zero until the copy came)."""
+        the events that needed a read from storage to their copies (before the cold store)
+        let metrics apply a case's later step before its earlier one (a cell then read
+        below zero until the copy came)."""
         started = time.perf_counter()
         batch.position = places[0]
         items = [batch.work[place] for place in places]
@@ -553,7 +543,7 @@ class Runtime(Generic[V]):
             else:
                 route.rule(view, events[0], ctx)
 
-        outcome = await self._attempt(batch, run, ahead=places[-1] + 1)
+        outcome = await self._attempt(batch, run)
         if isinstance(outcome, BaseException):
             if len(places) == 1:
                 return False
@@ -592,17 +582,10 @@ class Runtime(Generic[V]):
             batch.view.drop_timer(timer.id)
 
     async def _attempt(
-        self,
-        batch: _Batch,
-        rule: Callable[[View[Any], Context], None],
-        *,
-        reload: bool = True,
-        ahead: int | None = None,
+        self, batch: _Batch, rule: Callable[[View[Any], Context], None]
     ) -> Context | BaseException:
-        """Run `rule` on a fresh child view until it passes or fails `max_attempts` times.
-        `reload`: bring back the values it needs that left memory (else give up on them):
-        those it asks for and those the batch's work from `ahead` (by default the item
-        after the current one) asks for, found by dry runs, in one read."""
+        """Run `rule` on a fresh child view until it passes or fails `max_attempts` times
+        (a value it reads that left memory comes back from the partition's cold store)."""
         tries = 0
         while True:
             view = batch.view.child()
@@ -614,13 +597,6 @@ class Runtime(Generic[V]):
             )
             try:
                 rule(view, ctx)
-            except KeyNotLoaded as e:
-                if not reload:
-                    return e
-                start = batch.position + 1 if ahead is None else ahead
-                keys = {e.key} | self._probe(batch, rule) | self._needed_ahead(batch, start)
-                await self._until_done(self._reload, batch.state, keys)
-                continue
             except Rejected as e:
                 return e
             except Exception as e:
@@ -635,32 +611,6 @@ class Runtime(Generic[V]):
                 if out.topic.endswith(".dlq"):
                     observability.DEAD_LETTERS.labels(out.topic.removesuffix(".dlq")).inc()
             return ctx
-
-    def _probe(self, batch: _Batch, rule: Callable[[View[Any], Context], None]) -> set[str]:
-        """The keys that left memory which `rule` asks for: a dry run on a `Probe` of the
-        batch's view (thrown away, logs silenced)."""
-        probe: Probe[Any] = Probe(batch.view)
-        ctx = Context(probe, now=self.clock.now(), topic=self.settings.topic)
-        token = SILENCED.set(True)
-        try:
-            rule(probe, ctx)
-        except Exception:  # a dry run: the real run reports it
-            pass
-        finally:
-            SILENCED.reset(token)
-        return probe.missing
-
-    def _needed_ahead(self, batch: _Batch, start: int) -> set[str]:
-        """Keys that left memory which the batch's events from `start` on ask for, so one
-        reload brings them all back instead of one read per event (a grouped route's
-        events are probed one by one: a later group's keys are what its events need)."""
-        keys: set[str] = set()
-        for item in batch.work[start:]:
-            route = self.routes.get(item.record.topic) if item.record is not None else None
-            if route is None or route.stateless or not isinstance(item.event, Event):
-                continue
-            keys |= self._probe(batch, partial(_run_rule, route.rule, item.event))
-        return keys
 
     def _dead_letter(self, batch: _Batch, record: Any, error: BaseException) -> None:
         headers = dead_letter_headers(record, error, consumer=self.settings.consumer_group)
@@ -911,23 +861,6 @@ class Runtime(Generic[V]):
                     state.horizon = until
                 log.info("timers_reached", partition=state.partition, timers=len(found))
 
-    async def _reload(self, state: PartitionState[V], keys: Iterable[str]) -> None:
-        """Bring keys that left memory back (one read per stored document, concurrently)."""
-        values = await self._read(state, keys)
-        for key, value in values.items():
-            state.loaded(key, value)
-        self.read_back += len(values)
-
-    async def _read(self, state: PartitionState[V], keys: Iterable[str]) -> dict[str, V | None]:
-        """Values of keys that left memory, from where the partition stored them."""
-        where = {key: state.location(key) for key in keys}
-        stored = {key: place for key, place in where.items() if place is not None}
-        encoded = await self.changes.load(state.partition, stored) if stored else {}
-        return {
-            key: None if encoded.get(key) is None else self.codec.validate_python(encoded[key])
-            for key in where
-        }
-
     async def revoke(self) -> None:
         """Stop processing every partition until the next assignment (the batch in flight ends).
 
@@ -1012,7 +945,6 @@ class Runtime(Generic[V]):
     ) -> PartitionState[V]:
         """The rest of the partition's state from what `stored` holds (its values are in
         `state` already: the keeper put them there), timers due by `horizon`."""
-        state.base, state.legacy = stored.base, dict(stored.legacy)
         state.horizon = horizon
         for timer_id, encoded in stored.timers.items():
             timer = decode_timer(timer_id, encoded)
@@ -1072,7 +1004,7 @@ class Runtime(Generic[V]):
             if self.partitions.get(partition) is not state:
                 return 0  # moved meanwhile: the next owner drops the old generations
             state.snapshot_keys = snap.keys
-            state.snapshotted(gen=gen, buckets=snap.buckets, upto=upto)
+            state.snapshotted(upto=upto)
             state.gens[gen] = max(state.gens[gen], snap.parts)
             for stale in old:
                 state.gens.pop(stale, None)
@@ -1131,7 +1063,7 @@ class _Keeper:
                 return
             order = seq
         self.idle_kept.discard(key)
-        if state.cold is not None and key not in self.kept and key in state.left:
+        if key not in self.kept and key in state.left:
             state.cold.discard(key)  # let go with an older version
         if encoded is None:
             self.kept.pop(key, None)
@@ -1154,8 +1086,7 @@ class _Keeper:
         """Put what was kept into the partition, least recently stored first."""
         for key, (_, value) in sorted(self.kept.items(), key=lambda item: item[1][0]):
             self.state.loaded(key, value)
-        if self.state.cold is not None:
-            self.state.cold.flush()
+        self.state.cold.flush()
         self.kept.clear()
         self.oldest.clear()
 
@@ -1186,10 +1117,6 @@ class _Rebalance(ConsumerRebalanceListener):
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         """Own exactly the assigned partitions, restored before the first fetch."""
         await self.runtime.assign(tp.partition for tp in assigned)
-
-
-def _run_rule(rule: Any, event: Event, view: View[Any], ctx: Context) -> None:
-    rule(view, event, ctx)
 
 
 def _fetch_options(wait_ms: int) -> dict[str, int]:

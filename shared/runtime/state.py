@@ -23,14 +23,6 @@ from shared.runtime.timers import Timer
 V = TypeVar("V")
 
 
-class KeyNotLoaded(Exception):
-    """A rule asked for a key that left memory; the runtime reloads it and reruns."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
 class _Deleted:
     def __repr__(self) -> str:
         return "DELETED"
@@ -50,15 +42,10 @@ class PartitionState(Generic[V]):
     seen: "Ledger" = field(init=False)
     """The ids of the events handled recently (the idempotency ledger)."""
     changed: "ChangedKeys" = field(init=False)
-    """Key → the batch that last stored or deleted it, for keys changed since the snapshot
-    (the rest are in the snapshot, found by their bucket): cleared by each snapshot."""
+    """Key → the batch that last stored or deleted it, for keys changed since the snapshot:
+    what a restore uses to keep the newest version of each key. Cleared by each snapshot."""
     left: "KeyFilter" = field(default_factory=lambda: KeyFilter())
-    """The keys that left memory (a Bloom filter: a key never evicted costs no read)."""
-    base: tuple[int, int] | None = None
-    """The snapshot the partition's older values are in: (generation, buckets)."""
-    legacy: dict[str, str] = field(default_factory=dict)
-    """Key → stored document, for values restored from a snapshot written before values
-    were bucketed by key (gone with the next snapshot)."""
+    """The keys that left memory (a Bloom filter: a key never evicted costs no lookup)."""
     checkpoint: dict[str, int] = field(default_factory=dict)
     """Topic → the next offset of this partition not yet in the state."""
     next_seq: int = 0
@@ -90,9 +77,9 @@ class PartitionState(Generic[V]):
     earlier: set[str] = field(default_factory=set)
     """Keys used in the span before that one."""
     recent_since: float = float("-inf")
-    cold: ColdStore | None = None
-    """Where values that leave memory go, on local disk, and are read back from at once
-    (None: they are read back from storage by the runtime, `KeyNotLoaded`)."""
+    cold: ColdStore = field(default_factory=ColdStore.in_memory)
+    """Where values that leave memory go and are read back from at once: the runtime gives
+    each partition a file on local disk (`SpillDirectory`); by default, SQLite in memory."""
 
     def __post_init__(self) -> None:
         self.index = {prefix: [] for prefix in self.scanned}
@@ -125,59 +112,35 @@ class PartitionState(Generic[V]):
         return self.since_snapshot >= due or len(self.gens) > 1
 
     def lookup(self, key: str) -> V | None:
-        """The key's value (None when absent); raise `KeyNotLoaded` when it left memory."""
+        """The key's value (None when absent), brought back from the cold store when it
+        left memory."""
         value = self.values.get(key)
         if value is not None:
             self.values.move_to_end(key)
             if self.keep_recent_s:
                 self.recent.add(key)
             return value
-        if self.cold is not None:
-            return self._from_cold(key)
-        changed = self.changed.get(key)
-        if changed is not None:
-            if changed[1]:
-                return None  # deleted
-            raise KeyNotLoaded(key)
-        if key in self.left and (self.base or self.legacy):
-            raise KeyNotLoaded(key)
-        return None
-
-    def peek(self, key: str) -> V | None:
-        """The key's value, read from the cold store without bringing it back into memory
-        (a read model's look, not a rule's); `KeyNotLoaded` without a cold store."""
-        value = self.values.get(key)
-        if value is not None or self.cold is None:
-            return value if value is not None else self.lookup(key)
-        return self.cold.get(key) if key in self.left else None
-
-    def _from_cold(self, key: str) -> V | None:
-        """A key not in memory: back from the cold store if it left, else absent."""
         if key not in self.left:
             return None
-        value = self.cold.take(key) if self.cold is not None else None
+        value = self.cold.take(key)
         if value is not None:
             self.values[key] = value
             if self.keep_recent_s:
                 self.recent.add(key)
         return value
 
+    def peek(self, key: str) -> V | None:
+        """The key's value, read from the cold store without bringing it back into memory
+        (a read model's look, not a rule's)."""
+        value = self.values.get(key)
+        if value is None and key in self.left:
+            return self.cold.get(key)
+        return value
+
     def _forget_cold(self, key: str) -> None:
         """A key gets a value in memory or is deleted: an older one in the cold store goes."""
-        if self.cold is not None and key not in self.values and key in self.left:
+        if key not in self.values and key in self.left:
             self.cold.discard(key)
-
-    def location(self, key: str) -> tuple[str, int] | tuple[str, int, int] | str | None:
-        """Where a key that left memory is stored: ("batch", seq), ("snapshot", gen,
-        buckets), a document id (legacy), or None (not stored)."""
-        changed = self.changed.get(key)
-        if changed is not None and not changed[1]:
-            return ("batch", changed[0])
-        if key in self.legacy:
-            return self.legacy[key]
-        if self.base is not None:
-            return ("snapshot", *self.base)
-        return None
 
     def handled(self, event_id: str) -> bool:
         """True when the event was handled here recently."""
@@ -216,10 +179,8 @@ class PartitionState(Generic[V]):
         if self.keep_recent_s:
             self.recent.add(key)
 
-    def snapshotted(self, *, gen: int, buckets: int, upto: int) -> None:
-        """The batches before `upto` are in snapshot `gen` now: forget where they stored."""
-        self.base = (gen, buckets)
-        self.legacy.clear()
+    def snapshotted(self, *, upto: int) -> None:
+        """The batches before `upto` are in a snapshot now: forget where they stored."""
         self.changed.forget_before(upto)
 
     def _age(self, now: float) -> None:
@@ -245,20 +206,15 @@ class PartitionState(Generic[V]):
                 break  # used lately, as is every key after it (the order is of last use)
             if idle(value) and not self.pinned(key):
                 gone.append(key)
-        cold = self.cold
         for key in gone:
-            if cold is not None:
-                cold.put(key, self.values[key])
-            del self.values[key]
+            self.cold.put(key, self.values.pop(key))
             self.left.add(key)
-        if cold is not None:
-            cold.flush()
+        self.cold.flush()
         return gone
 
     def let_go(self, key: str, value: V) -> None:
         """A value restored that does not stay in memory (`evict` for a restore)."""
-        if self.cold is not None:
-            self.cold.put(key, value)
+        self.cold.put(key, value)
         self.left.add(key)
 
 
@@ -521,22 +477,3 @@ class View(Generic[V]):
         self.parent.writes.update(self.writes)
         self.parent.timer_writes.update(self.timer_writes)
         self.parent.listed.update(self.listed)
-
-
-class Probe(View[V]):
-    """A throwaway view on which a key that left memory reads as absent and is noted: a
-    dry run of a rule on it finds the keys to reload that the rule asks for, all of them
-    rather than the first (a value it then reads as absent may send the rule another way,
-    so the real run can still miss one: it is reloaded in another round)."""
-
-    def __init__(self, parent: "View[V] | PartitionState[V]") -> None:
-        super().__init__(parent)
-        self.missing: set[str] = set()
-
-    def get(self, key: str) -> V | None:
-        """The key's value, or None (noted as missing when it left memory)."""
-        try:
-            return super().get(key)
-        except KeyNotLoaded as e:
-            self.missing.add(e.key)
-            return None

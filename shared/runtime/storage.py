@@ -10,16 +10,16 @@ One collection `<name>_changes` holds, per owned partition:
   ledger and outbox as arrays of the marker; restore and reload still read them.)
   A batch whose values take more than `CHUNK_BYTES` (32 KB) stores them before its
   marker in documents `{_id: <p>/batch/<seq>/<n>, ns: "bv", items}`, spread by
-  `bucket_of(key, chunks)`, and the marker says `chunks`: reading back one key reads the
-  marker and one chunk, not the whole batch (a metrics batch took up to 1.2 MB).
+  `bucket_of(key, chunks)`, and the marker says `chunks`: documents stay small (a metrics
+  batch took up to 1.2 MB), which a read by `_id` once needed and replies still like.
 - per generation `g` ≥ 1, a snapshot: the live values and timers and the ledger of every
   batch before `next_seq` (`{_id: <p>/g<g>/...}`), then its own marker `{_id: <p>/g<g>}`,
   last. A generation counts only when its marker is stored. Values are spread over the
-  marker's `buckets` documents by `bucket_of(key)`, so a key that left memory is found
-  without an id kept for it; the first snapshot takes `snapshot_buckets(keys)` (more when
-  their bytes pass `CHUNK_BYTES` a document), later ones double it as keys and bytes
-  grow, so each is written streaming through the previous one's documents (an old bucket
-  splits into new ones and nothing else).
+  marker's `buckets` documents by `bucket_of(key)`, so the next snapshot merges each
+  document with the changes of its keys alone; the first snapshot takes
+  `snapshot_buckets(keys)` (more when their bytes pass `CHUNK_BYTES` a document), later
+  ones double it as keys and bytes grow, so each is written streaming through the
+  previous one's documents (an old bucket splits into new ones and nothing else).
 Every document carries the generation it was written in, and a part of it (the unit one
 `delete_many` drops, about `PART_DOCS` documents). Restore reads the partition by
 equality on `partition` and takes the latest complete snapshot plus the complete batches
@@ -48,9 +48,9 @@ VALUE, TIMER, BATCH = "v", "t", "batch"
 BATCH_VALUES = "bv"
 CHUNK_BYTES = 32 * 1024
 """A batch whose values take more than this is stored with them spread by key over
-documents of about this size (`batch_docs`): reading back one key reads and decodes one
-of those, not a batch of up to 1.2 MB (metrics'). FerretDB v1 still scans the collection
-for a read by `_id` (docs/developing.md)."""
+documents of about this size (`batch_docs`), not in one of up to 1.2 MB (metrics'): made
+for reading back one key from storage, which the cold store replaced (docs/developing.md);
+FerretDB fills a restore's reply by count, so small documents keep replies small."""
 SNAP_VALUE, SNAP_TIMER, SNAP_LEDGER, GEN = "sv", "st", "sl", "gen"
 DUPLICATE_KEY = 11000
 LEDGER_CHUNK = 5_000
@@ -62,8 +62,6 @@ RESTORE_BATCH = 8
 """Documents per reply when a partition is read whole: a batch's document can weigh
 megabytes (metrics: 1.2 MB seen), and FerretDB fills a reply by count, not size — 101 of
 them made an 83 MB reply that the driver refuses (its limit is 48 MB)."""
-LOAD_CONCURRENCY = 8
-"""Documents read at once when keys come back into memory."""
 PART_DOCS = 20_000
 """Documents per part of a generation, about: FerretDB deletes the documents a filter
 matches in one SQL statement with a parameter each, and PostgreSQL allows 65,535."""
@@ -105,8 +103,6 @@ class Restored:
     """Key → the batch after the snapshot that deleted it."""
     base: tuple[int, int] | None = None
     """The snapshot restored from: (generation, buckets its values are spread over)."""
-    legacy: dict[str, str] = field(default_factory=dict)
-    """Key → document, for a snapshot written before values were bucketed by key."""
     timers: dict[str, Any] = field(default_factory=dict)
     handled: list[str] = field(default_factory=list)
     checkpoint: dict[str, int] = field(default_factory=dict)
@@ -231,16 +227,6 @@ def snapshot_buckets(keys: int) -> int:
 def bucket_of(key: str, buckets: int) -> int:
     """The snapshot document a key's value is in: the same in every process."""
     return zlib.crc32(key.encode()) % buckets
-
-
-def value_doc_id(partition: int, key: str, where: Any) -> str:
-    """The id of the document holding `key` at `where` (`PartitionState.location`)."""
-    if isinstance(where, str):
-        return where
-    if where[0] == "batch":
-        return f"{partition}/{BATCH}/{where[1]}"
-    _, gen, buckets = where
-    return f"{partition}/g{gen}/{SNAP_VALUE}/{bucket_of(key, buckets)}"
 
 
 def _bucketed(
@@ -393,16 +379,13 @@ def _count_generations(result: Restored, docs: Sequence[dict[str, Any]], start: 
 
 def _restore_snapshot(result: Restored, base: dict[str, Any], docs: list[dict[str, Any]]) -> None:
     result.base_keys = base["keys"]
-    bucketed = "buckets" in base
-    if bucketed:
+    if "buckets" in base:
         result.base = (base["gen"], base["buckets"])
     ledger: list[tuple[int, list[str]]] = []
     for doc in docs:
         if doc["ns"] == SNAP_VALUE:
             items = orjson.loads(doc["items"])
             result.values.update((key, (value, None)) for key, value in items.items())
-            if not bucketed:
-                result.legacy.update(dict.fromkeys(items, doc["_id"]))
         elif doc["ns"] == SNAP_TIMER:
             result.timers.update(orjson.loads(doc["items"]))
         elif doc["ns"] == SNAP_LEDGER:
@@ -845,47 +828,6 @@ class ChangeStore:
             for timer_id, value in timers.items()
             if value is not None and after < datetime.fromisoformat(value["due_at"]) <= until
         }
-
-    async def load(self, partition: int, where: dict[str, Any]) -> dict[str, Any]:
-        """Encoded values of keys that left memory, by `PartitionState.location` (None:
-        not stored). One read per document, `LOAD_CONCURRENCY` at a time: FerretDB scans
-        the whole collection for an `$in` of ids, and answers a read by `_id` at once."""
-        by_doc: dict[str, list[str]] = {}
-        for key, place in where.items():
-            by_doc.setdefault(value_doc_id(partition, key, place), []).append(key)
-        gate = asyncio.Semaphore(LOAD_CONCURRENCY)
-
-        async def read(doc_id: str) -> tuple[str, dict[str, Any] | None]:
-            async with gate:
-                self.round_trips += 1
-                return doc_id, await self.collection.find_one(
-                    {"_id": doc_id}, {"value": 1, "items": 1, "batch": 1, "chunks": 1}
-                )
-
-        values: dict[str, Any] = {}
-        older: dict[str, list[str]] = {}  # batches stored a document per key, before the blobs
-        chunked: dict[str, list[str]] = {}  # batches whose values are in chunks
-        for doc_id, doc in await asyncio.gather(*(read(d) for d in by_doc)):
-            keys = by_doc[doc_id]
-            if doc is None:
-                values.update(dict.fromkeys(keys))
-            elif "items" in doc:  # a snapshot's document holds many keys
-                items = orjson.loads(doc["items"])
-                values.update((key, items.get(key)) for key in keys)
-            elif doc.get("chunks"):
-                for key in keys:
-                    chunked.setdefault(f"{doc_id}/{bucket_of(key, doc['chunks'])}", []).append(key)
-            elif "batch" in doc:
-                changed = orjson.loads(doc["batch"])["values"]
-                values.update((key, changed.get(key)) for key in keys)
-            else:
-                older.update({f"{partition}/{VALUE}/{k}/{where[k][1]}": [k] for k in keys})
-        for doc_id, doc in await asyncio.gather(*(read(d) for d in chunked)):
-            items = {} if doc is None else orjson.loads(doc["items"])
-            values.update((key, items.get(key)) for key in chunked[doc_id])
-        for doc_id, doc in await asyncio.gather(*(read(d) for d in older)):
-            values[older[doc_id][0]] = None if doc is None else doc["value"]
-        return values
 
     async def snapshot(
         self, partition: int, *, gen: int, upto: int, ledger_size: int, owner: str

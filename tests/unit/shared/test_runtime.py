@@ -17,13 +17,12 @@ from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from shared.runtime import engine, storage
 from shared.runtime.context import Outgoing
-from shared.runtime.engine import Crashed, Runtime, _Batch
+from shared.runtime.engine import Crashed, Runtime
 from shared.runtime.plan import HANDED_HEADER, Misplaced, Plan, Work, plan_batch
 from shared.runtime.state import (
     DELETED,
     ChangedKeys,
     KeyFilter,
-    KeyNotLoaded,
     Ledger,
     PartitionState,
     View,
@@ -38,12 +37,11 @@ from shared.runtime.storage import (
     restored,
     snapshot_docs,
     unpack_outbox,
-    value_doc_id,
 )
 from shared.runtime.timers import Timer, TimerHeap
 from shared.settings import LexcareSettings
 from tests.runtime_harness import NO_DATABASE
-from tests.toy_service import ADDED, Added, Tally, toy_runtime
+from tests.toy_service import ADDED, Added, Tally
 
 T0 = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 MODELS = {ADDED: Added}
@@ -161,16 +159,15 @@ def test_a_failed_rule_leaves_nothing_and_a_passed_one_folds_into_the_batch():
     assert state.lookup("a") == 1  # the partition changes only once persisted
 
 
-def test_an_evicted_key_asks_to_be_reloaded():
+def test_an_evicted_key_leaves_memory_for_the_cold_store_and_comes_back_when_read():
     state: PartitionState[int] = PartitionState(0)
     for key, idle in (("old", 1), ("busy", 0), ("new", 1)):
         state.put(key, idle, seq=0)
     assert state.evict(keep=2, idle=lambda value: value == 1) == ["old"]
     assert set(state.values) == {"busy", "new"}  # busy is not idle: it stays
-    with pytest.raises(KeyNotLoaded):
-        View(state).get("old")
-    assert state.location("old") == ("batch", 0)
-    assert View(state).get("never") is None  # never stored: no read
+    assert len(state.cold) == 1
+    assert View(state).get("old") == 1 and "old" in state.values and len(state.cold) == 0
+    assert View(state).get("never") is None  # never stored
 
 
 def test_keys_used_within_the_recent_span_stay_past_the_cap_and_leave_once_it_passes():
@@ -197,19 +194,17 @@ def test_without_a_recent_span_the_cap_alone_decides():
     assert not state.recent and not state.earlier  # nothing tracked when it is off
 
 
-def test_a_key_that_left_memory_is_found_in_the_snapshot_once_its_batch_is_in_one():
+def test_a_snapshot_forgets_where_the_keys_it_holds_were_stored():
     state: PartitionState[int] = PartitionState(0)
     state.put("a", 1, seq=3)
     state.put("b", 1, seq=5)
     state.put("c", 1, seq=4)
     state.put("c", DELETED, seq=6)
     state.evict(keep=0, idle=lambda value: True)
-    state.snapshotted(gen=2, buckets=7, upto=5)  # batches 0-4 are in snapshot 2
-    assert state.location("a") == ("snapshot", 2, 7)
-    assert state.location("b") == ("batch", 5)  # stored after the snapshot
-    assert View(state).get("c") is None  # deleted after it: no read
-    state.loaded("a", None)  # a key the snapshot does not hold is absent from now on
-    assert View(state).get("a") is None
+    state.snapshotted(upto=5)  # batches 0-4 are in the snapshot
+    assert state.changed.get("a") is None
+    assert state.changed.get("b") == (5, False) and state.changed.get("c") == (6, True)
+    assert View(state).get("a") == 1 and View(state).get("c") is None
 
 
 def test_a_scan_lists_a_prefix_in_key_order_with_the_writes_of_every_view_above():
@@ -435,7 +430,6 @@ def test_what_is_left_of_a_dropped_generation_is_ignored():
     state = restored([*half_deleted, *snapshot])
     assert _values(state) == {"a": 5, "c": 1}
     assert state.values["a"][1] is None and state.base == (2, 1)  # in the snapshot's bucket
-    assert value_doc_id(0, "a", ("snapshot", *state.base)) == "0/g2/sv/0"
     assert state.handled == ["e0", "e1", "e2"]
     assert state.since_snapshot == 0 and state.base_keys == 2
     assert state.gens == {0: 0, 1: 0, 2: 0}
@@ -537,44 +531,6 @@ async def test_lag_and_due_timers_are_read_from_the_owned_partitions():
     }
     runtime.partitions = {0: state}
     assert runtime.timers_due(now) == 1
-
-
-def test_at_a_batchs_first_miss_the_keys_its_later_events_miss_are_found_at_once():
-    runtime = toy_runtime(LexcareSettings(), NO_DATABASE)
-    topic = LexcareSettings().topic(ADDED)
-    state: PartitionState[Any] = PartitionState(0)
-    for n in range(4):
-        state.put(f"case-{n}", Tally(total=1, events=1), seq=0)
-    state.evict(keep=1, idle=lambda value: True)  # case-0..2 left memory, case-3 stayed
-    work = [
-        Work(record=record(0, n, b""), event=Added.model_validate_json(added_for(f"case-{n}")))
-        for n in (0, 1, 3, 2, 1)
-    ]
-    for item in work:
-        object.__setattr__(item.record, "topic", topic)
-    batch = _Batch(state, View(state), [], [], work)
-    assert runtime._needed_ahead(batch, 1) == {"case-1", "case-2"}  # not case-3: in memory
-    assert runtime._needed_ahead(batch, 4) == {"case-1"}
-    assert not batch.view.writes and not batch.outbox  # a dry run leaves nothing
-
-
-def test_a_dry_run_on_a_probe_finds_every_key_a_rule_misses_not_only_the_first():
-    runtime = toy_runtime(LexcareSettings(), NO_DATABASE)
-    state: PartitionState[Any] = PartitionState(0)
-    for n in range(4):
-        state.put(f"case-{n}", Tally(total=n, events=1), seq=0)
-    state.evict(keep=1, idle=lambda value: True)  # case-0..2 left memory
-
-    def total_of_all(view: View[Any], ctx: Any) -> None:
-        tallies = [view.get(f"case-{n}") for n in range(4)]  # the first miss raises
-        total = sum(t.total for t in tallies if t is not None)
-        view.set("sum", Tally(total=total, events=4))
-
-    batch = _Batch(state, View(state), [], [], [])
-    with pytest.raises(KeyNotLoaded):
-        total_of_all(batch.view.child(), None)
-    assert runtime._probe(batch, total_of_all) == {"case-0", "case-1", "case-2"}
-    assert not batch.view.writes  # thrown away
 
 
 def added_for(case_id: str) -> bytes:
