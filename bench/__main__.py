@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import alone, baseline, classifier, cpu, desk, gateway, pipeline
-from bench.alone import CHANGED, KEYS, LEDGER, RELOADS, TIMERS, restore_ms
+from bench.alone import KEYS, LEDGER, RELOADS, TIMERS, restore_ms
 from bench.generator import ContactFactory, Publisher, contact_key, load_corpus, utc_now
 from bench.infra import (
     SERVICES,
@@ -214,7 +214,7 @@ async def snapshot(
     for p in procs:
         if p.trace_to is not None:
             p.sample()  # with --trace-memory: where each service's memory is, now
-    names = (KEYS, RELOADS, TIMERS, LEDGER, CHANGED)
+    names = (KEYS, RELOADS, TIMERS, LEDGER)
     gauges = {p.name: await asyncio.to_thread(scrape, p.port, names) for p in procs}
     rss = {p.name: rss_mib(p.pid) for p in procs}
     trimmed: dict[str, float | None] = {}
@@ -232,7 +232,6 @@ async def snapshot(
         "keys_reloaded": {name: g.get(RELOADS) for name, g in gauges.items()},
         "timers_pending": {name: g.get(TIMERS) for name, g in gauges.items()},
         "ledger_ids": {name: g.get(LEDGER) for name, g in gauges.items()},
-        "keys_changed": {name: g.get(CHANGED) for name, g in gauges.items()},
         "documents": {svc: sum(c.values()) for svc, c in counts.items()},
         "collections": counts,
     }

@@ -153,7 +153,6 @@ KEYS = "lexcare_runtime_keys_in_memory"
 RELOADS = "lexcare_runtime_keys_reloaded"
 TIMERS = "lexcare_runtime_timers_pending"
 LEDGER = "lexcare_runtime_ledger_ids"
-CHANGED = "lexcare_runtime_keys_changed"
 
 
 async def restore_ms(svc: ServiceProcess, log_dir: Path, timeout: float = 120.0) -> float | None:

@@ -94,7 +94,6 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
             ("keys_reloaded", "keys reloaded", "keys"),
             ("timers_pending", "timers pending", "timers"),
             ("ledger_ids", "ledger", "ids"),
-            ("keys_changed", "keys changed since snapshot", "keys"),
         ):
             for svc, n in (snap.get(field) or {}).items():
                 if n is not None:

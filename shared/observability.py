@@ -47,11 +47,6 @@ RUNTIME_LEDGER = Gauge(
     "lexcare_runtime_ledger_ids",
     "Handled event ids the owned partitions remember (LEXCARE_RUNTIME_LEDGER_SIZE each at most).",
 )
-RUNTIME_CHANGED = Gauge(
-    "lexcare_runtime_keys_changed",
-    "Keys the owned partitions changed since their last snapshot (where each is stored: "
-    "LEXCARE_RUNTIME_SNAPSHOT_MAX_DOCS each at most).",
-)
 RUNTIME_RELOADS = Gauge(
     "lexcare_runtime_keys_reloaded",
     "Keys brought back from the owned partitions' cold stores (a rule needed a value).",

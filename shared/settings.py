@@ -60,8 +60,8 @@ class LexcareSettings(BaseSettings):
     runtime_snapshot_min_docs: int = Field(default=10_000, gt=0)
     """Documents a partition stores after its snapshot before the next (or as many as keys)."""
     runtime_snapshot_max_docs: int = Field(default=200_000, gt=0)
-    """Versions after which a partition is snapshotted however many keys it has: what bounds
-    the index of the keys changed since its snapshot (≈ 30 bytes a key)."""
+    """Versions after which a partition is snapshotted however many keys it has: bounds what
+    a restore reads after the snapshot (each snapshot rewrites the partition's state)."""
     runtime_commit_interval_ms: int = Field(default=1_000, ge=0)
     """How often a stateful service commits its offsets while records keep coming (at once
     when idle, on a rebalance and on stop): the stored checkpoint, not the commit, is what

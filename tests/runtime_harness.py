@@ -147,7 +147,7 @@ class RuleHarness:
                 if value is DELETED
                 else codec.validate_python(codec.dump_python(value, mode="json"))
             )
-            state.put(key, stored, seq=0)
+            state.put(key, stored)
         for timer_id, timer in view.timer_writes.items():
             if timer is DELETED:
                 state.timers.pop(timer_id, None)

@@ -40,7 +40,7 @@ from shared.runtime.context import Context, Outgoing
 from shared.runtime.inputs import check_copartitioned, prepare_inputs
 from shared.runtime.memory import give_back
 from shared.runtime.plan import HANDED_HEADER, Plan, Work, plan_batch
-from shared.runtime.state import DELETED, PartitionState, View
+from shared.runtime.state import DELETED, ChangedKeys, PartitionState, View
 from shared.runtime.storage import (
     PART_DOCS,
     Changes,
@@ -255,7 +255,6 @@ class Runtime(Generic[V]):
         observability.RUNTIME_TIMERS.set(sum(len(s.timers) for s in self.partitions.values()))
         observability.RUNTIME_LEDGER.set(sum(len(s.seen) for s in self.partitions.values()))
         observability.RUNTIME_KEYS.set(sum(len(s.values) for s in self.partitions.values()))
-        observability.RUNTIME_CHANGED.set(sum(len(s.changed) for s in self.partitions.values()))
         for (topic, partition), behind in (await self.lag()).items():
             observability.CONSUMER_LAG.labels(topic, str(partition)).set(behind)
 
@@ -699,7 +698,7 @@ class Runtime(Generic[V]):
         state.gen_docs += changes.docs
         state.since_snapshot += len(changes.values) + len(changes.timers) + 1
         for key, value in batch.view.writes.items():
-            state.put(key, value, seq=changes.seq)
+            state.put(key, value)
         for timer_id, timer in batch.view.timer_writes.items():
             if timer is DELETED or state.beyond(timer):
                 state.timers.pop(timer_id, None)
@@ -1004,7 +1003,6 @@ class Runtime(Generic[V]):
             if self.partitions.get(partition) is not state:
                 return 0  # moved meanwhile: the next owner drops the old generations
             state.snapshot_keys = snap.keys
-            state.snapshotted(upto=upto)
             state.gens[gen] = max(state.gens[gen], snap.parts)
             for stale in old:
                 state.gens.pop(stale, None)
@@ -1030,8 +1028,8 @@ class Runtime(Generic[V]):
 
 class _Keeper:
     """What a streaming restore keeps of a partition's values: the newest version of each
-    key; every busy value, and of the idle ones the `keep` newest (the others leave memory
-    at once, found again through the partition's key filter and batch numbers)."""
+    key; every busy value, and of the idle ones the `keep` newest (the others go to the
+    partition's cold store at once)."""
 
     def __init__(
         self,
@@ -1048,12 +1046,15 @@ class _Keeper:
         self.idle_kept: set[str] = set()
         self.oldest: list[tuple[int, str]] = []
         """Heap of (batch, key) of the idle values kept: the first to leave."""
+        self.changed = ChangedKeys()
+        """Key → the batch of the newest version offered so far (batches come in any order,
+        the snapshot's values last): gone with the restore."""
 
     def offer(self, key: str, encoded: Any, seq: int | None) -> None:
         """Keep or let go of `key`'s value (a batch's beats the snapshot's, a later batch's an
         earlier one's)."""
         state = self.state
-        changed = state.changed.get(key)
+        changed = self.changed.get(key)
         if seq is None:
             if changed is not None:
                 return  # changed after the snapshot
@@ -1067,10 +1068,10 @@ class _Keeper:
             state.cold.discard(key)  # let go with an older version
         if encoded is None:
             self.kept.pop(key, None)
-            state.changed.set(key, order, gone=True)
+            self.changed.set(key, order, gone=True)
             return
         if seq is not None:
-            state.changed.set(key, seq)
+            self.changed.set(key, seq)
         value = self.decode(encoded)
         self.kept[key] = (order, value)
         if self.idle(value) and not state.pinned(key):
@@ -1089,6 +1090,7 @@ class _Keeper:
         self.state.cold.flush()
         self.kept.clear()
         self.oldest.clear()
+        self.changed = ChangedKeys()
 
 
 class _Phases:

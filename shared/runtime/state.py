@@ -41,9 +41,6 @@ class PartitionState(Generic[V]):
     timers: dict[str, Timer] = field(default_factory=dict)
     seen: "Ledger" = field(init=False)
     """The ids of the events handled recently (the idempotency ledger)."""
-    changed: "ChangedKeys" = field(init=False)
-    """Key → the batch that last stored or deleted it, for keys changed since the snapshot:
-    what a restore uses to keep the newest version of each key. Cleared by each snapshot."""
     left: "KeyFilter" = field(default_factory=lambda: KeyFilter())
     """The keys that left memory (a Bloom filter: a key never evicted costs no lookup)."""
     checkpoint: dict[str, int] = field(default_factory=dict)
@@ -84,7 +81,6 @@ class PartitionState(Generic[V]):
     def __post_init__(self) -> None:
         self.index = {prefix: [] for prefix in self.scanned}
         self.seen = Ledger(self.ledger_size)
-        self.changed = ChangedKeys()
 
     def beyond(self, timer: Timer) -> bool:
         """True for a timer due after the horizon: storage keeps it, memory does not."""
@@ -150,20 +146,18 @@ class PartitionState(Generic[V]):
         """Add handled event ids to the ledger, forgetting the oldest past its size."""
         self.seen.add(event_ids)
 
-    def put(self, key: str, value: V, *, seq: int) -> None:
-        """Keep a value stored by batch `seq` (`DELETED`: the batch deleted it)."""
+    def put(self, key: str, value: V) -> None:
+        """Keep a value a stored batch wrote (`DELETED`: the batch deleted it)."""
         if self.scanned:
             self._indexed(key, value is not DELETED)
         self._forget_cold(key)
         if value is DELETED:
             self.values.pop(key, None)
-            self.changed.set(key, seq, gone=True)
             return
         self.values[key] = value
         self.values.move_to_end(key)
         if self.keep_recent_s:
             self.recent.add(key)
-        self.changed.set(key, seq)
 
     def loaded(self, key: str, value: V | None) -> None:
         """Keep a value read back from storage (None: it is not there)."""
@@ -172,16 +166,11 @@ class PartitionState(Generic[V]):
         self._forget_cold(key)
         if value is None:
             self.values.pop(key, None)
-            self.changed.set(key, -1, gone=True)
             return
         self.values[key] = value
         self.values.move_to_end(key)
         if self.keep_recent_s:
             self.recent.add(key)
-
-    def snapshotted(self, *, upto: int) -> None:
-        """The batches before `upto` are in a snapshot now: forget where they stored."""
-        self.changed.forget_before(upto)
 
     def _age(self, now: float) -> None:
         """Begin a new span of use once the current one is `keep_recent_s` old: every key
@@ -322,17 +311,16 @@ class Ledger(_DigestTable):
 
 
 class ChangedKeys(_DigestTable):
-    """Key → the batch that stored its newest version, or deleted it (-1: found absent on a
-    reload), for the keys changed since the partition's snapshot: where a key that left
-    memory is read from. As digests with the batch beside them, about 30 bytes a key where
-    two dicts of key strings took about 140 (the evicted keys' strings were kept only
-    there)."""
+    """Key → the batch that stored its newest version, or deleted it (-1: the snapshot's):
+    a restore's index of the newest version of each key it was offered, in whatever order
+    the versions come. As digests with the batch beside them, about 30 bytes a key where
+    two dicts of key strings took about 140."""
 
     def __init__(self) -> None:
         super().__init__()
         self.marks = array("q", bytes(8 * len(self.slots)))
         """Beside each slot: (batch + 1) * 2, plus 1 for a deletion. No slot is ever marked
-        gone (a key is forgotten only by a rebuild), so `used` counts the keys held."""
+        gone (a key is never forgotten), so `used` counts the keys held."""
 
     def set(self, key: str, seq: int, *, gone: bool = False) -> None:
         """`key` was stored (or deleted, `gone`) by batch `seq`."""
@@ -358,16 +346,12 @@ class ChangedKeys(_DigestTable):
     def __len__(self) -> int:
         return self.used
 
-    def forget_before(self, upto: int) -> None:
-        """Forget the keys last changed by a batch before `upto` (in a snapshot now)."""
-        self._rebuild(keep=(upto + 1) * 2)
-
-    def _rebuild(self, *, room: int = 0, keep: int = 0) -> None:
-        """The table again without the keys marked below `keep`, `room` more to come."""
+    def _rebuild(self, *, room: int = 0) -> None:
+        """The table again, sized for what it holds and `room` more to come."""
         old = [
             (digest, mark)
             for digest, mark in zip(self.slots, self.marks, strict=True)
-            if digest > self.GONE and mark >= keep
+            if digest > self.GONE
         ]
         self._empty_table(len(old) + room)
         self.marks = array("q", bytes(8 * len(self.slots)))

@@ -87,7 +87,7 @@ class Desk:
         ctx = Context(view, now=self.now, topic=lambda name: name)
         rule(view, ctx)
         for key, value in view.writes.items():
-            self.state.put(key, value, seq=0)
+            self.state.put(key, value)
         for timer_id, timer in view.timer_writes.items():
             if timer is DELETED:
                 self.state.timers.pop(timer_id, None)

@@ -180,9 +180,9 @@ def test_a_book_that_lists_its_running_clocks_hands_them_to_keys_and_still_re_pl
     for state in h.states:  # as a session-7 followup stored them: listed in the book
         listed = [k for k in state.values if k.startswith(sla.RUNNING_PREFIX)]
         for key in listed:
-            state.put(key, DELETED, seq=0)
+            state.put(key, DELETED)
         running = tuple(key.removeprefix(sla.RUNNING_PREFIX) for key in listed)
-        state.put(sla.SLA_KEY, sla.SlaBook(open=running), seq=0)
+        state.put(sla.SLA_KEY, sla.SlaBook(open=running))
     assert h.keys(sla.RUNNING_PREFIX) == []
     broadcast(h, one_hour_first_response())
     assert h.keys(sla.RUNNING_PREFIX) == [sla.running_key(c) for c in ("c1", "c2", "c3")]

@@ -158,7 +158,7 @@ def test_a_queue_stored_as_one_value_moves_to_keys_and_is_served_in_its_order():
         entries.append(waiting_entry(record.routed()))
         del desk.values[f"{WAIT_PREFIX}{record.queued}"]
         desk.values[case_key(case_id)] = record.model_copy(update={"queued": None})
-    desk.put(QUEUE_KEY, Queue(entries=tuple(entries)), seq=0)
+    desk.put(QUEUE_KEY, Queue(entries=tuple(entries)))
     desk.index[WAIT_PREFIX].clear()
     assert h.waiting() == []
     h.deliver(topics.CASE_RESOLVED, resolved("c-0"))

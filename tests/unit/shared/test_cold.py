@@ -49,7 +49,7 @@ def test_values_past_the_cap_go_to_the_cold_store_and_come_back_when_read(tmp_pa
     store = ColdStore(tmp_path, "p0")
     state: PartitionState[Sheet] = PartitionState(0, cold=store)
     for n in range(5):
-        state.put(f"case-{n}", Sheet(f"case-{n}", ("opened",)), seq=n)
+        state.put(f"case-{n}", Sheet(f"case-{n}", ("opened",)))
     assert state.evict(keep=2, idle=lambda sheet: True) == ["case-0", "case-1", "case-2"]
     assert set(state.values) == {"case-3", "case-4"} and len(store) == 3
     assert state.peek("case-0") == Sheet("case-0", ("opened",))  # a read model's look:
@@ -63,13 +63,13 @@ def test_values_past_the_cap_go_to_the_cold_store_and_come_back_when_read(tmp_pa
 def test_a_key_written_or_deleted_while_out_of_memory_never_reads_its_old_value(tmp_path):
     store = ColdStore(tmp_path, "p0")
     state: PartitionState[Sheet] = PartitionState(0, cold=store)
-    state.put("a", Sheet("a", ("opened",)), seq=0)
-    state.put("b", Sheet("b", ("opened",)), seq=0)
-    state.put("c", Sheet("c", ()), seq=0)
+    state.put("a", Sheet("a", ("opened",)))
+    state.put("b", Sheet("b", ("opened",)))
+    state.put("c", Sheet("c", ()))
     state.evict(keep=1, idle=lambda sheet: True)
     assert set(state.values) == {"c"}
-    state.put("a", Sheet("a", ("opened", "closed")), seq=1)  # written without a read
-    state.put("b", DELETED, seq=1)
+    state.put("a", Sheet("a", ("opened", "closed")))  # written without a read
+    state.put("b", DELETED)
     assert len(store) == 0
     state.evict(keep=0, idle=lambda sheet: True)
     assert View(state).get("a") == Sheet("a", ("opened", "closed"))

@@ -145,7 +145,7 @@ def test_due_timers_run_after_their_partition_records():
 
 def test_a_failed_rule_leaves_nothing_and_a_passed_one_folds_into_the_batch():
     state: PartitionState[int] = PartitionState(0)
-    state.put("a", 1, seq=0)
+    state.put("a", 1)
     batch = View(state)
     failed = batch.child()
     failed.set("a", 99)
@@ -162,7 +162,7 @@ def test_a_failed_rule_leaves_nothing_and_a_passed_one_folds_into_the_batch():
 def test_an_evicted_key_leaves_memory_for_the_cold_store_and_comes_back_when_read():
     state: PartitionState[int] = PartitionState(0)
     for key, idle in (("old", 1), ("busy", 0), ("new", 1)):
-        state.put(key, idle, seq=0)
+        state.put(key, idle)
     assert state.evict(keep=2, idle=lambda value: value == 1) == ["old"]
     assert set(state.values) == {"busy", "new"}  # busy is not idle: it stays
     assert len(state.cold) == 1
@@ -173,7 +173,7 @@ def test_an_evicted_key_leaves_memory_for_the_cold_store_and_comes_back_when_rea
 def test_keys_used_within_the_recent_span_stay_past_the_cap_and_leave_once_it_passes():
     state: PartitionState[int] = PartitionState(0, keep_recent_s=10)
     for key in ("a", "b", "c"):
-        state.put(key, 1, seq=0)
+        state.put(key, 1)
     idle = lambda value: True  # noqa: E731
     assert state.evict(keep=1, idle=idle, now=100.0) == []  # all three used just now
     View(state).get("a")  # read at 105: the most recently used now
@@ -181,7 +181,7 @@ def test_keys_used_within_the_recent_span_stay_past_the_cap_and_leave_once_it_pa
     assert state.evict(keep=1, idle=idle, now=109.0) == []  # b and c: used 9 s ago
     assert state.evict(keep=1, idle=idle, now=111.0) == ["b", "c"]  # 11 s: they leave
     assert list(state.values) == ["a"]
-    state.put("d", 1, seq=1)
+    state.put("d", 1)
     assert state.evict(keep=1, idle=idle, now=116.0) == []  # a: 11 s, within two spans
     assert state.evict(keep=1, idle=idle, now=122.0) == ["a"]  # 17 s: past them
 
@@ -189,29 +189,16 @@ def test_keys_used_within_the_recent_span_stay_past_the_cap_and_leave_once_it_pa
 def test_without_a_recent_span_the_cap_alone_decides():
     state: PartitionState[int] = PartitionState(0)
     for key in ("a", "b", "c"):
-        state.put(key, 1, seq=0)
+        state.put(key, 1)
     assert state.evict(keep=1, idle=lambda value: True, now=100.0) == ["a", "b"]
     assert not state.recent and not state.earlier  # nothing tracked when it is off
-
-
-def test_a_snapshot_forgets_where_the_keys_it_holds_were_stored():
-    state: PartitionState[int] = PartitionState(0)
-    state.put("a", 1, seq=3)
-    state.put("b", 1, seq=5)
-    state.put("c", 1, seq=4)
-    state.put("c", DELETED, seq=6)
-    state.evict(keep=0, idle=lambda value: True)
-    state.snapshotted(upto=5)  # batches 0-4 are in the snapshot
-    assert state.changed.get("a") is None
-    assert state.changed.get("b") == (5, False) and state.changed.get("c") == (6, True)
-    assert View(state).get("a") == 1 and View(state).get("c") is None
 
 
 def test_a_scan_lists_a_prefix_in_key_order_with_the_writes_of_every_view_above():
     state: PartitionState[int] = PartitionState(0, scanned=("q/",))
     for key in ("q/3", "q/1", "other", "q/5"):
-        state.put(key, 1, seq=0)
-    state.put("q/5", DELETED, seq=1)
+        state.put(key, 1)
+    state.put("q/5", DELETED)
     batch = View(state)
     batch.set("q/2", 1)
     event = batch.child()
@@ -231,12 +218,12 @@ def test_a_scan_lists_a_prefix_in_key_order_with_the_writes_of_every_view_above(
 
 def test_scanned_keys_never_leave_memory_and_the_index_follows_what_is_stored():
     state: PartitionState[int] = PartitionState(0, scanned=("q/",))
-    state.put("q/b", 1, seq=0)
-    state.put("old", 1, seq=0)
-    state.put("q/a", 1, seq=0)
+    state.put("q/b", 1)
+    state.put("old", 1)
+    state.put("q/a", 1)
     assert state.evict(keep=0, idle=lambda value: True) == ["old"]
     assert state.index["q/"] == ["q/a", "q/b"]
-    state.put("q/a", DELETED, seq=1)
+    state.put("q/a", DELETED)
     state.loaded("q/c", 1)
     assert list(View(state).scan("q/")) == ["q/b", "q/c"]
 
@@ -268,29 +255,22 @@ def test_the_ledger_keeps_the_newest_ids_and_forgets_the_oldest():
     assert "e1" not in none and len(none) == 0
 
 
-def test_changed_keys_answer_like_a_dict_through_rebuilds_and_snapshots():
-    """Thousands of keys stored, deleted and stored again over many batches, with snapshots
-    forgetting the older ones: every answer is the one a dict of (batch, deleted) gives, and
-    the table shrinks back to what it holds after a snapshot."""
+def test_changed_keys_answer_like_a_dict_through_rebuilds():
+    """Thousands of keys stored, deleted and stored again over many batches: every answer
+    is the one a dict of (batch, deleted) gives, through the table's rebuilds."""
     changed, model = ChangedKeys(), {}
     for seq in range(300):
         for n in range(seq * 7, seq * 7 + 40):
             key, gone = f"case/{n % 2_500}", n % 11 == 0
             changed.set(key, seq, gone=gone)
             model[key] = (seq, gone)
-        if seq % 97 == 96:  # a snapshot of the batches before this one
-            changed.forget_before(seq)
-            model = {k: v for k, v in model.items() if v[0] >= seq}
-    changed.set("customer/absent", -1, gone=True)  # found absent on a reload
+    changed.set("customer/absent", -1, gone=True)  # the snapshot's order
     model["customer/absent"] = (-1, True)
     assert len(changed) == len(model) > 0
     for n in range(2_600):
         key = f"case/{n}"
         assert changed.get(key) == model.get(key) and (key in changed) == (key in model)
     assert changed.get("customer/absent") == (-1, True) and None not in changed
-    changed.forget_before(300)
-    assert len(changed) == 0 and changed.get("case/1") is None
-    assert len(changed.slots) == 16  # given back, not sized for what it once held
 
 
 def test_the_key_filter_knows_every_key_added_and_few_others():

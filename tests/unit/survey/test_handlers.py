@@ -42,9 +42,7 @@ class Harness(RuleHarness):
     def answered(self, customer_id: str, *, at) -> None:
         """As if the customer answered another survey at `at`."""
         partition = self.partition_of(customer_id.encode())
-        self.states[partition].put(
-            f"customer/{customer_id}", CustomerSurveys(last_answered_at=at), seq=0
-        )
+        self.states[partition].put(f"customer/{customer_id}", CustomerSurveys(last_answered_at=at))
 
     def survey(self, case_id: str) -> SurveyRecord | None:
         return self.value(f"survey/{survey_id_for(case_id)}")
