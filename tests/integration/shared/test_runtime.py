@@ -504,6 +504,25 @@ async def test_compaction_keeps_storage_bounded_with_the_settings_cadence(
         await runtime.kill()
 
 
+async def test_per_key_documents_of_the_earlier_layout_are_looked_for_once_per_partition(db):
+    """Each look is a scan of the whole collection on FerretDB; no version writes them now."""
+    store = ChangeStore(db, "looked")
+    await store.prepare()
+    await store.persist([Changes(0, 0, {"a": 1}, {}, ["e0"], [], {"t": 1})], owner="me")
+    before = store.round_trips
+    assert await store._base(0) == (None, False)
+    assert store.round_trips - before == 3  # the markers, then per-key values and timers
+    await store.snapshot(0, gen=1, upto=1, ledger_size=10, owner="me")
+    before = store.round_trips
+    base, older = await store._base(0)
+    assert base is not None and base["gen"] == 1 and not older
+    assert store.round_trips - before == 1  # the markers only
+    await db["legacy_changes"].insert_one(  # a partition written by an earlier version
+        {"_id": "0/v/a/0", "partition": 0, "seq": 0, "ns": "v", "key": "a", "value": 1}
+    )
+    assert (await ChangeStore(db, "legacy")._base(0))[1] is True
+
+
 async def test_dropping_a_generation_spares_the_batches_a_successor_wrote_to_it(db):
     store = ChangeStore(db, "zombie")
     await store.prepare()
