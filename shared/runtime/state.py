@@ -8,6 +8,7 @@ writes reach the partition only once they are persisted.
 """
 
 import bisect
+import contextlib
 import hashlib
 import heapq
 from array import array
@@ -195,10 +196,18 @@ class PartitionState(Generic[V]):
                 break  # used lately, as is every key after it (the order is of last use)
             if idle(value) and not self.pinned(key):
                 gone.append(key)
+        try:  # on disk before memory lets go: a write that fails loses nothing
+            for key in gone:
+                self.cold.put(key, self.values[key])
+            self.cold.flush()
+        except Exception:
+            with contextlib.suppress(Exception):  # what was written: memory keeps these
+                for key in gone:
+                    self.cold.discard(key)
+            raise
         for key in gone:
-            self.cold.put(key, self.values.pop(key))
+            del self.values[key]
             self.left.add(key)
-        self.cold.flush()
         return gone
 
     def let_go(self, key: str, value: V) -> None:

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+import pytest
+
 from shared.runtime import cold
 from shared.runtime.cold import ColdStore, SpillDirectory
 from shared.runtime.state import DELETED, PartitionState, View
@@ -74,6 +76,32 @@ def test_a_key_written_or_deleted_while_out_of_memory_never_reads_its_old_value(
     state.evict(keep=0, idle=lambda sheet: True)
     assert View(state).get("a") == Sheet("a", ("opened", "closed"))
     assert View(state).get("b") is None
+
+
+def test_a_failed_write_to_the_cold_store_lets_no_value_leave_memory(tmp_path, monkeypatch):
+    store = ColdStore(tmp_path, "p0")
+    state: PartitionState[int] = PartitionState(0, cold=store)
+    for n in range(cold.FLUSH_AT + 10):  # more than one write: the first one lands
+        state.put(f"k{n}", n)
+
+    real = store.flush
+    calls = []
+
+    def flush_once_then_fail() -> None:
+        calls.append(1)
+        if len(calls) > 1:
+            raise OSError("disk full")
+        real()
+
+    monkeypatch.setattr(store, "flush", flush_once_then_fail)
+    with pytest.raises(OSError):
+        state.evict(keep=0, idle=lambda value: True)
+    assert len(state.values) == cold.FLUSH_AT + 10  # every value still in memory
+    monkeypatch.setattr(store, "flush", real)
+    assert len(store) == 0  # and none left behind on disk
+    state.put("k0", -1)
+    state.evict(keep=0, idle=lambda value: True)
+    assert View(state).get("k0") == -1
 
 
 def test_a_spill_directory_clears_what_dead_processes_left_and_its_own_at_exit(tmp_path):
