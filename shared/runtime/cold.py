@@ -21,7 +21,6 @@ import shutil
 import sqlite3
 import tempfile
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -95,12 +94,11 @@ class ColdStore:
         """`key`'s value, removed from here (it goes back to memory); None when absent."""
         if key in self.pending:
             return self.pending.pop(key)
-        row = self.db.execute("SELECT v FROM cold WHERE k = ?", (key,)).fetchone()
-        if row is None:
-            return None
-        self.db.execute("DELETE FROM cold WHERE k = ?", (key,))
-        self.taken += 1
-        return pickle.loads(row[0])
+        value = self.get(key)
+        if value is not None:
+            self.db.execute("DELETE FROM cold WHERE k = ?", (key,))
+            self.taken += 1
+        return value
 
     def discard(self, key: str) -> None:
         """Forget `key` (its value now lives in memory, or it was deleted)."""
@@ -111,11 +109,6 @@ class ColdStore:
         self.flush()
         (count,) = self.db.execute("SELECT count(*) FROM cold").fetchone()
         return int(count)
-
-    def keys(self) -> Iterator[str]:
-        """The keys held, in no order."""
-        self.flush()
-        return (k for (k,) in self.db.execute("SELECT k FROM cold").fetchall())
 
     def close(self) -> None:
         """Close and delete the file (also done when the store is garbage collected)."""

@@ -1086,7 +1086,7 @@ class _Keeper:
     def finish(self) -> None:
         """Put what was kept into the partition, least recently stored first."""
         for key, (_, value) in sorted(self.kept.items(), key=lambda item: item[1][0]):
-            self.state.loaded(key, value)
+            self.state.put(key, value)
         self.state.cold.flush()
         self.kept.clear()
         self.oldest.clear()

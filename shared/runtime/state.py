@@ -160,19 +160,6 @@ class PartitionState(Generic[V]):
         if self.keep_recent_s:
             self.recent.add(key)
 
-    def loaded(self, key: str, value: V | None) -> None:
-        """Keep a value read back from storage (None: it is not there)."""
-        if self.scanned:
-            self._indexed(key, value is not None)
-        self._forget_cold(key)
-        if value is None:
-            self.values.pop(key, None)
-            return
-        self.values[key] = value
-        self.values.move_to_end(key)
-        if self.keep_recent_s:
-            self.recent.add(key)
-
     def _age(self, now: float) -> None:
         """Begin a new span of use once the current one is `keep_recent_s` old: every key
         used in the last `keep_recent_s` seconds is then in `recent` or `earlier`."""

@@ -224,7 +224,7 @@ def test_scanned_keys_never_leave_memory_and_the_index_follows_what_is_stored():
     assert state.evict(keep=0, idle=lambda value: True) == ["old"]
     assert state.index["q/"] == ["q/a", "q/b"]
     state.put("q/a", DELETED)
-    state.loaded("q/c", 1)
+    state.put("q/c", 1)
     assert list(View(state).scan("q/")) == ["q/b", "q/c"]
 
 
