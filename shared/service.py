@@ -18,6 +18,7 @@ from shared.delivery import DeliveryGuard
 from shared.kafka import await_group_coordinators, ensure_topics, make_broker
 from shared.logging import configure_logging
 from shared.mongo import make_mongo, service_db
+from shared.priority import take_priority
 from shared.settings import LexcareSettings
 
 Route = tuple[str, Any]
@@ -165,6 +166,7 @@ def build_app(
 
 def serve(app: AsgiFastStream, settings: LexcareSettings) -> None:
     """Run the app until SIGINT/SIGTERM; in-flight messages finish before it stops."""
+    take_priority(settings.nice)
     config = uvicorn.Config(
         app,
         host=settings.http_host,

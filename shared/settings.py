@@ -28,6 +28,10 @@ class LexcareSettings(BaseSettings):
     log_level: str = "INFO"
     log_format: Literal["auto", "json", "console"] = "auto"
     timezone: str = "Asia/Ho_Chi_Minh"
+    nice: int = Field(default=0, ge=0, le=19)
+    """CPU priority the process takes at start (Unix niceness, 0–19): when the CPU is short,
+    a higher value yields it to the others first. The services off the way from a contact
+    to its lawyer (followup, survey, metrics) default to 10; they use idle CPU all the same."""
 
     max_attempts: int = 3
     """Tries of a failing message before it goes to the dead-letter topic."""

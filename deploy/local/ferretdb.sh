@@ -119,7 +119,13 @@ shared_buffers = 256MB
 EOF
   fi
   # The socket directory is given at each start: the run directory may have moved.
-  as_pg "$PG_BIN/pg_ctl" -D "$pg/data" -l "$pg/postgres.log" -o "-k '$sock'" -w start >/dev/null
+  local options="-k '$sock'"
+  # FerretDB keeps each document as one jsonb value: lz4 (de)compresses the large ones
+  # (batches, snapshots) in less CPU than PostgreSQL's default pglz, where the build has it.
+  if ldd "$PG_BIN/postgres" 2>/dev/null | grep -q liblz4; then
+    options="$options -c default_toast_compression=lz4"
+  fi
+  as_pg "$PG_BIN/pg_ctl" -D "$pg/data" -l "$pg/postgres.log" -o "$options" -w start >/dev/null
   as_pg "$PG_BIN/psql" -h "$sock" -U postgres -tAc \
     "SELECT 1 FROM pg_database WHERE datname='ferretdb'" | grep -q 1 \
     || as_pg "$PG_BIN/createdb" -h "$sock" -U postgres ferretdb

@@ -34,6 +34,8 @@ class FollowupSettings(LexcareSettings):
     http_port: int = 8083
     runtime_fetch_wait_ms: int = Field(default=100, ge=0)
     """Off the way from a contact to its lawyer: bigger batches, less CPU per event."""
+    nice: int = Field(default=10, ge=0, le=19)
+    """Off the way from a contact to its lawyer: yields the CPU to intake and routing."""
     care_calendar_path: Path = DEFAULT_CALENDAR
     """YAML care calendar: windows, working days, timezone, the firm's changes to holidays."""
     care_every_days: int = 2

@@ -31,6 +31,8 @@ class MetricsSettings(LexcareSettings):
     http_port: int = 8085
     runtime_fetch_wait_ms: int = Field(default=100, ge=0)
     """Off the way from a contact to its lawyer: bigger batches, less CPU per event."""
+    nice: int = Field(default=10, ge=0, le=19)
+    """Off the way from a contact to its lawyer: yields the CPU to intake and routing."""
     publish_interval_s: float = 1.0
     """metrics.kpi gets at most one message per key per this many seconds."""
     care_calendar_path: Path = DEFAULT_CALENDAR

@@ -33,6 +33,8 @@ class SurveySettings(LexcareSettings, SurveyLinkSettings):
     http_port: int = 8084
     runtime_fetch_wait_ms: int = Field(default=100, ge=0)
     """Off the way from a contact to its lawyer: bigger batches, less CPU per event."""
+    nice: int = Field(default=10, ge=0, le=19)
+    """Off the way from a contact to its lawyer: yields the CPU to intake and routing."""
     survey_reminder_after_hours: float = Field(default=24.0, gt=0)
     """One reminder this long after the survey went out without an answer."""
     survey_expires_after_days: float = Field(default=7.0, gt=0)
