@@ -386,7 +386,7 @@ class Runtime(Generic[V]):
             batches = {p: await self._apply(p, work) for p, work in plan.work.items()}
             await self._hand_off(batches)
             batches = list(batches.values())
-            stored = [(b, self._changes(b, plan)) for b in batches if b.view.writes or b.outbox]
+            stored = [(b, self._changes(b, plan)) for b in batches if _changed(b)]
             phase.done("rules")
             if stored and not await self._persist([changes for _, changes in stored]):
                 return 0
@@ -1127,6 +1127,12 @@ def _fetch_options(wait_ms: int) -> dict[str, int]:
     if wait_ms <= 0:
         return {"fetch_min_bytes": 1}
     return {"fetch_min_bytes": 1 << 20, "fetch_max_wait_ms": wait_ms}
+
+
+def _changed(batch: _Batch) -> bool:
+    """Whether the batch has anything to store: values, timers (a rule that only moved a
+    timer: left unstored, the timer stayed due and fired again at every cycle) or events."""
+    return bool(batch.view.writes or batch.view.timer_writes or batch.outbox)
 
 
 def _skipped_past(plan: Plan, partitions: dict[int, PartitionState[Any]], stored: set[int]) -> None:

@@ -251,6 +251,31 @@ async def test_a_timer_scheduled_before_a_restart_fires_once_after_it(start, kaf
     assert not any(s.timers for s in third.partitions.values())
 
 
+async def test_a_timer_that_only_moves_itself_is_stored_and_fires_once(start, kafka):
+    """A batch whose only change is a timer is stored like any other: the timer it moved
+    is not due again at the next cycle, and the next owner holds it moved."""
+    clock = FakeClock(T0)
+    first = await start(clock=clock)
+    fired: list[datetime] = []
+
+    def snooze(state: View[Any], timer: Any, ctx: Any) -> None:  # no value, no event
+        fired.append(timer.due_at)
+        ctx.schedule(timer.id, due_at=ctx.now + timedelta(hours=1), kind="remind", payload={})
+
+    first.on_timer("remind")(snooze)
+    await send(kafka, [event(ADDED, "case-s", at=T0)])
+    await kafka.distinct(COUNTED, count=1)
+    clock.advance(timedelta(hours=2))
+    await eventually(lambda: fired)
+    await asyncio.sleep(1.0)  # dozens of cycles: a timer left due would fire in each
+    assert fired == [T0 + timedelta(hours=1)]
+    await first.stop()
+    second = await start(clock=clock)
+    await eventually(lambda: len(second.partitions) == PARTITIONS)
+    timers = [t for s in second.partitions.values() for t in s.timers.values()]
+    assert [t.due_at for t in timers] == [T0 + timedelta(hours=3)]
+
+
 async def test_a_timer_beyond_the_horizon_stays_in_storage_and_fires_once_on_time(start, kafka):
     clock = FakeClock(T0)
     first = await start(clock=clock, timer_horizon_s=600)  # the reminder is due in an hour
