@@ -101,7 +101,7 @@ class _Batch:
 
     def mark_handed(self, place: int, seq: int) -> None:
         """Say on an emitted record that batch `seq` of its partition ran it (a hand-off):
-        the copy that comes back is skipped by that, whatever the ledger still holds."""
+        a copy republished at a restore is skipped by that, whatever the ledger holds."""
         out = self.outbox[place]
         self.outbox[place] = replace(out, headers=(*out.headers, (HANDED_HEADER, str(seq))))
 
@@ -394,7 +394,7 @@ class Runtime(Generic[V]):
             outside = any(record.topic not in self.internal for record in records)
             self._crash("after_persist", outside)
             await faults.delay_at("runtime_slow_publish", self.settings.service_name)
-            await self._until_done(self._publish, [out for b in batches for out in b.outbox])
+            await self._until_done(self._publish, _to_publish(batches))
             phase.done("publish")
             self._crash("after_publish", outside)
             for batch, changes in stored:
@@ -468,10 +468,12 @@ class Runtime(Generic[V]):
         """Run now what the rules emitted to the service's own internal topics for partitions
         this instance owns, instead of a cycle later when the record comes back.
 
-        The record is published all the same (a crash may leave the target's batch unstored:
-        the next owner runs it from the topic); the target's ledger holds its id, so the copy
-        that comes back is skipped. It runs after what the target's partition polled, as if
-        it had been first in the topic after those. An event whose rule fails here is left
+        Its record stays in the origin's outbox, marked with the target's batch number, and
+        is stored with it; once the whole cycle is stored it is not published (`_to_publish`).
+        A crash before that publish leaves the outbox to a restore, which republishes it:
+        the target's next owner runs the copy if the target's batch was not stored, and
+        skips it by the mark if it was. It runs after what the target's partition polled,
+        as if it had been first in the topic after those. An event whose rule fails here is left
         to that copy (see `_run_handed`). Bounded by `HAND_OFF_ROUNDS`.
         """
         if not self.internal:
@@ -645,15 +647,34 @@ class Runtime(Generic[V]):
         try:
             await self._until_done(self.changes.persist, batch, owner=self.owner)
         except Fenced as e:
-            # Another instance wrote these partitions since we restored them: this poll is
-            # void. Read them again and re-run the records (or lose them in the rebalance).
-            log.warning("partition_fenced", version=str(e))
+            # Another instance wrote a partition since we restored it: the rest of this poll
+            # is void. Read them again and re-run the records (or lose them in the
+            # rebalance). The batches stored before the fenced one are ours and kept: their
+            # records are not run again, so their events go out now.
+            log.warning("partition_fenced", version=str(e), partition=e.partition)
+            order = [changes.partition for changes in batch]
+            kept = batch[: order.index(e.partition)] if e.partition in order else []
             for changes in batch:
                 state, _ = await self._restore(changes.partition)
                 self.partitions[changes.partition] = state
+            await self._until_done(self._publish, self._kept_outboxes(kept))
             await self._rewind()
             return False
         return True
+
+    def _kept_outboxes(self, kept: list[Changes]) -> list[Outgoing]:
+        """What the batches a fenced persist stored send: their events, and the copies of
+        their hand-offs whose target batch was not stored, without the mark that would
+        have the target skip them (the target's batch of that number is another's)."""
+        stored = {changes.partition for changes in kept}
+        sent: list[Outgoing] = []
+        for out in (out for changes in kept for out in changes.outbox):
+            if not _ran_here(out):
+                sent.append(out)
+            elif out.key is None or self._owner_of(out.key) not in stored:
+                headers = tuple(h for h in out.headers if h[0] != HANDED_HEADER)
+                sent.append(replace(out, headers=headers))
+        return sent
 
     def _new_producer(self) -> AIOKafkaProducer:
         return AIOKafkaProducer(
@@ -1127,6 +1148,18 @@ def _fetch_options(wait_ms: int) -> dict[str, int]:
     if wait_ms <= 0:
         return {"fetch_min_bytes": 1}
     return {"fetch_min_bytes": 1 << 20, "fetch_max_wait_ms": wait_ms}
+
+
+def _to_publish(batches: list[_Batch]) -> list[Outgoing]:
+    """The cycle's records, once every batch of it is stored: all but the copies of the
+    hand-offs that ran here. Those batches are stored, so a copy would only come back to
+    be skipped; each stays in its batch's stored outbox, which a restore republishes when
+    the batch may not have been (a crash before this publish)."""
+    return [out for b in batches for out in b.outbox if not _ran_here(out)]
+
+
+def _ran_here(out: Outgoing) -> bool:
+    return any(name == HANDED_HEADER for name, _ in out.headers)
 
 
 def _changed(batch: _Batch) -> bool:

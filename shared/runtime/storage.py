@@ -70,6 +70,10 @@ matches in one SQL statement with a parameter each, and PostgreSQL allows 65,535
 class Fenced(Exception):
     """Another instance stored this batch's sequence number: the partition is not ours."""
 
+    def __init__(self, doc_id: str, partition: int) -> None:
+        super().__init__(doc_id)
+        self.partition = partition
+
 
 @dataclass
 class Changes:
@@ -610,7 +614,8 @@ class ChangeStore:
         """Store a poll's changes: one ordered insert, every partition's marker last.
 
         A retry after a partial write skips what is already stored, unless another owner
-        stored it (`Fenced`).
+        stored it (`Fenced`): the batches before that partition's are stored then, those
+        from it on are not.
         """
         docs: list[dict[str, Any]] = []
         for changes in batch:
@@ -627,14 +632,14 @@ class ChangeStore:
                 if not errors or errors[0].get("code") != DUPLICATE_KEY:
                     raise
                 index = errors[0]["index"]
-                await self._check_owner(docs[index]["_id"], owner)
+                await self._check_owner(docs[index]["_id"], owner, docs[index]["partition"])
                 docs = docs[index + 1 :]
 
-    async def _check_owner(self, doc_id: str, owner: str) -> None:
+    async def _check_owner(self, doc_id: str, owner: str, partition: int) -> None:
         self.round_trips += 1
         stored = await self.collection.find_one({"_id": doc_id}, {"owner": 1})
         if stored is not None and stored.get("owner") != owner:
-            raise Fenced(doc_id)
+            raise Fenced(doc_id, partition)
 
     async def restore(self, partition: int, *, upto: int | None = None) -> Restored:
         """The partition's latest stored state (of the batches before `upto`)."""

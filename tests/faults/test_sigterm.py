@@ -2,8 +2,9 @@
 left uncommitted and taken up after the restart; never committed unfinished.
 
 The in-flight moment is made with the `runtime_slow_publish` fault point: intake's runtime
-has stored the batch holding the contact and sleeps before publishing what its rule
-emitted (the contact passed on to its first identifier, `intake.identify`)."""
+has stored the batch holding the contact and sleeps before publishing what its rules
+emitted (the contact's `case.classified`: the hops through intake's own internal topics
+ran in the same cycle and are not published)."""
 
 import signal
 import uuid
@@ -79,7 +80,7 @@ async def test_sigterm_during_a_handler_never_commits_it_unfinished(
             intake.signal(signal.SIGTERM)  # the batch is between its persist and its publish
             code = await intake.wait_exit(timeout=grace_s + 30)
 
-            published = await kafka.settle("intake.identify", quiet=1.0)
+            published = await kafka.settle("case.classified", quiet=1.0)
             done = await _committed_offset(infra, group, topic)
             if finishes:
                 # uvicorn re-raises the SIGTERM once the shutdown completed.
