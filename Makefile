@@ -10,7 +10,9 @@ LEXCARE_MONGO_PORT ?= 27017
 PYTEST_ARGS ?=
 export PYTHONPATH := $(CURDIR)
 
-UV := python3 -m uv
+# uv lives in the cache, outside any Python: a system Python that refuses installs
+# (PEP 668) or has no pip still gets it (deploy/local/get_uv.py).
+UV := $(CACHE)/uv-$(UV_VERSION)/bin/uv
 
 .PHONY: help uv install tools run infra-up infra-down test test-unit test-integration \
         test-faults lint format schemas bench bench-large kpi clean model
@@ -19,7 +21,7 @@ help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
 
 uv: ## install uv (the Python package manager) if missing
-	@python3 -m uv --version >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	@test -x "$(UV)" || python3 deploy/local/get_uv.py "$(UV_VERSION)" "$(CACHE)/uv-$(UV_VERSION)"
 
 tools: ## check/install java, maven, go, kcat, jq, chromium (Debian packages where missing)
 	@bash deploy/local/ensure-tools.sh

@@ -39,7 +39,7 @@ def make(target: str, run_dir: Path, kafka_port: int, mongo_port: int) -> None:
 
 
 def shell_env() -> dict[str, str]:
-    """This environment without the test's virtualenv (make runs `python3 -m uv` itself)."""
+    """This environment without the test's virtualenv (make runs its own uv)."""
     venv_bin = str(Path(sys.executable).parent)
     path = os.pathsep.join(p for p in os.environ["PATH"].split(os.pathsep) if p != venv_bin)
     env = {k: v for k, v in os.environ.items() if k != "VIRTUAL_ENV"}
