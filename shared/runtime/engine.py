@@ -652,8 +652,7 @@ class Runtime(Generic[V]):
             # rebalance). The batches stored before the fenced one are ours and kept: their
             # records are not run again, so their events go out now.
             log.warning("partition_fenced", version=str(e), partition=e.partition)
-            order = [changes.partition for changes in batch]
-            kept = batch[: order.index(e.partition)] if e.partition in order else []
+            kept = batch[: [changes.partition for changes in batch].index(e.partition)]
             for changes in batch:
                 state, _ = await self._restore(changes.partition)
                 self.partitions[changes.partition] = state
