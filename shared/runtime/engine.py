@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
+import orjson
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
@@ -470,9 +471,9 @@ class Runtime(Generic[V]):
 
         Its record stays in the origin's outbox, marked with the target's batch number, and
         is stored with it; once the whole cycle is stored it is not published (`_to_publish`).
-        A crash before that publish leaves the outbox to a restore, which republishes it:
-        the target's next owner runs the copy if the target's batch was not stored, and
-        skips it by the mark if it was. It runs after what the target's partition polled,
+        A crash before that publish leaves the outbox to a restore, which republishes it
+        (`_checked_copies`): a copy whose target batch is stored and ran it is dropped,
+        any other goes without its mark, and the target's next owner runs it. It runs after what the target's partition polled,
         as if it had been first in the topic after those. An event whose rule fails here is left
         to that copy (see `_run_handed`). Bounded by `HAND_OFF_ROUNDS`.
         """
@@ -671,8 +672,7 @@ class Runtime(Generic[V]):
             if not _ran_here(out):
                 sent.append(out)
             elif out.key is None or self._owner_of(out.key) not in stored:
-                headers = tuple(h for h in out.headers if h[0] != HANDED_HEADER)
-                sent.append(replace(out, headers=headers))
+                sent.append(_unmarked(out))
         return sent
 
     def _new_producer(self) -> AIOKafkaProducer:
@@ -908,7 +908,8 @@ class Runtime(Generic[V]):
             for partition, (state, stored) in zip(new, restored, strict=True):
                 self.partitions[partition] = state
                 if stored.outbox and not _published(partition, stored, committed):
-                    await self._until_done(self._publish, stored.outbox)
+                    outbox = await self._until_done(self._checked_copies, stored.outbox)
+                    await self._until_done(self._publish, outbox)
             if new:  # a rebalance that hands back parked partitions restores nothing
                 self.restore_seconds = time.perf_counter() - began
                 give_back()  # what the restore decoded and let go
@@ -918,6 +919,31 @@ class Runtime(Generic[V]):
                 restored=new,
                 restore_ms=round((time.perf_counter() - began) * 1000),
             )
+
+    async def _checked_copies(self, outbox: list[Outgoing]) -> list[Outgoing]:
+        """An unpublished outbox as a restore sends it: each hand-off copy checked against
+        the target's stored batch it names. A copy that batch ran is dropped; any other
+        goes without its mark, for the target's owner to run (the ledger skips it if it ran
+        in a later batch). The mark alone was not enough: a crash during the ordered insert
+        can store the origin's batch and not the target's, and the target's next owner
+        then stores a batch of that number without the event, so the copy, arriving after
+        it, was skipped and lost."""
+        ran: dict[tuple[int, int], set[str] | None] = {}
+        sent: list[Outgoing] = []
+        for out in outbox:
+            mark = _mark(out)
+            if mark is None:
+                sent.append(out)
+                continue
+            target = self._owner_of(out.key) if out.key is not None else None
+            handled: set[str] | None = None
+            if target is not None:
+                if (target, mark) not in ran:
+                    ran[target, mark] = await self.changes.handled_in(target, mark)
+                handled = ran[target, mark]
+            if handled is None or _event_id(out) not in handled:
+                sent.append(_unmarked(out))
+        return sent
 
     async def _committed_offsets(
         self, partitions: list[int]
@@ -1158,7 +1184,30 @@ def _to_publish(batches: list[_Batch]) -> list[Outgoing]:
 
 
 def _ran_here(out: Outgoing) -> bool:
-    return any(name == HANDED_HEADER for name, _ in out.headers)
+    return _mark(out) is not None
+
+
+def _mark(out: Outgoing) -> int | None:
+    """The number of the target's batch that ran this hand-off copy (None: not a copy)."""
+    for name, value in out.headers:
+        if name == HANDED_HEADER:
+            return int(value) if value.isdigit() else None
+    return None
+
+
+def _unmarked(out: Outgoing) -> Outgoing:
+    """The copy without its mark: the target's owner runs it unless its ledger holds it."""
+    return replace(out, headers=tuple(h for h in out.headers if h[0] != HANDED_HEADER))
+
+
+def _event_id(out: Outgoing) -> str | None:
+    """The id of the event an outgoing record carries (None if it cannot be read)."""
+    if out.event is not None:
+        return str(out.event.event_id)
+    try:
+        return str(orjson.loads(out.value)["event_id"])
+    except (orjson.JSONDecodeError, KeyError, TypeError):
+        return None
 
 
 def _changed(batch: _Batch) -> bool:

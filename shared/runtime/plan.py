@@ -103,8 +103,9 @@ def plan_batch(
 
 
 def _handed_before(record: Any, state: PartitionState[Any]) -> bool:
-    """True for the copy of a hand-off whose batch the partition's state holds: the batch
-    was stored before the copy was published, so every owner since holds it. The ledger
+    """True for the copy of a hand-off whose batch the partition's state holds: a copy
+    keeps its mark only when that batch is stored and ran it (a restore checks it before
+    it republishes: `Runtime._checked_copies`), so every owner since holds it. The ledger
     alone would let a copy run again once more events than it holds came in between."""
     for name, value in getattr(record, "headers", None) or ():
         if name == HANDED_HEADER:

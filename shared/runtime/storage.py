@@ -641,6 +641,15 @@ class ChangeStore:
         if stored is not None and stored.get("owner") != owner:
             raise Fenced(doc_id, partition)
 
+    async def handled_in(self, partition: int, seq: int) -> set[str] | None:
+        """The event ids batch `seq` of `partition` ran; None when no such batch is stored
+        (not yet, or folded into a snapshot since)."""
+        self.round_trips += 1
+        marker = await self.collection.find_one({"_id": f"{partition}/{BATCH}/{seq}"}, {"batch": 1})
+        if marker is None:
+            return None
+        return set(orjson.loads(marker["batch"])["handled"])
+
     async def restore(self, partition: int, *, upto: int | None = None) -> Restored:
         """The partition's latest stored state (of the batches before `upto`)."""
         self.round_trips += 1

@@ -481,6 +481,38 @@ async def test_a_crash_after_a_hand_off_loses_no_contact_and_opens_one_case(
     await eventually(stored_counts)
 
 
+async def test_a_crash_that_stored_a_hand_off_s_origin_but_not_its_target_loses_nothing(
+    start, kafka
+):
+    """The ordered insert stopped after the contact's batch (its partition first), before
+    the batch that ran its hand-off; the target's next owner then stored a batch of that
+    number without it (here: inserted as another instance's). The restore republishes the
+    copy without its mark, so it runs: the contact is filed once. With the mark it was
+    skipped (`seq < next_seq`) and the contact lost."""
+    first = await start()
+    await eventually(lambda: len(first.partitions) == PARTITIONS, timeout=20)
+    sender, customer = key_on(0, PARTITIONS, "torn-sender"), key_on(1, PARTITIONS, "torn")
+    target = first.partitions[1]
+    persist = first.changes.persist
+
+    async def torn(batch: list[Changes], *, owner: str) -> None:
+        assert [c.partition for c in batch] == [0, 1]  # the contact's, then the hand-off's
+        await persist(batch[:1], owner=owner)
+        raise Crashed("during the insert")
+
+    first.changes.persist = torn
+    sent = contact(sender, customer)
+    await kafka.send(CONTACT, sent, key=sender)
+    await eventually(first.crashed.is_set)
+    await first.kill()
+    theirs = Changes(1, target.next_seq, {}, {}, [], [], dict(target.checkpoint), gen=target.gen)
+    await first.changes.collection.insert_many(batch_docs(theirs, owner="the next owner"))
+    await start()
+    filed = await kafka.distinct(FILED, count=1)
+    assert [e["contact_id"] for e in filed] == [sent["event_id"]]
+    assert len(await kafka.settle(FILED)) == 1
+
+
 async def test_a_crash_between_a_snapshot_and_the_old_generation_s_delete_restores_the_state(
     start, kafka, db
 ):
