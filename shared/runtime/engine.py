@@ -473,9 +473,10 @@ class Runtime(Generic[V]):
         is stored with it; once the whole cycle is stored it is not published (`_to_publish`).
         A crash before that publish leaves the outbox to a restore, which republishes it
         (`_checked_copies`): a copy whose target batch is stored and ran it is dropped,
-        any other goes without its mark, and the target's next owner runs it. It runs after what the target's partition polled,
-        as if it had been first in the topic after those. An event whose rule fails here is left
-        to that copy (see `_run_handed`). Bounded by `HAND_OFF_ROUNDS`.
+        any other goes without its mark, and the target's next owner runs it. A hand-off
+        runs after what the target's partition polled, as if it had been first in the topic
+        after those. An event whose rule fails here is left to that copy (see
+        `_run_handed`). Bounded by `HAND_OFF_ROUNDS`.
         """
         if not self.internal:
             return
