@@ -240,9 +240,12 @@ SurveyState = Annotated[
 
 
 def idle(value: CaseFacts | SurveyLink | CustomerSurveys | SurveyRecord) -> bool:
-    """True when a value may leave memory: reloaded by key if an event needs it again."""
+    """True when a value may leave memory: reloaded by key if an event needs it again.
+
+    A survey waiting for its answer may leave too: most are never answered, and each
+    waits for days (the answer, the reminder or the expiry brings it back), so keeping
+    them made memory follow the surveys of the last week, not the cap. A case stays
+    until its survey is due: its events come while it is open."""
     if isinstance(value, CaseFacts):
         return value.survey_due
-    if isinstance(value, SurveyRecord):
-        return value.outcome is not None or value.survey.skipped is not None
     return True

@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import httpx
 import orjson
 import pytest
 from pymongo import AsyncMongoClient
@@ -249,3 +250,48 @@ async def test_a_reminder_due_while_survey_was_down_goes_out_after_the_restart(
         [reminder] = await kafka.events("survey.reminded", count=1)
         assert reminder["survey_id"] == request["survey_id"]
         assert reminder["occurred_at"] == "2026-11-24T03:00:00Z"
+
+
+async def test_surveys_waiting_for_their_answer_leave_memory_and_come_back_when_needed(
+    infra, settings_for, run_app
+):
+    """One value per partition in memory: the surveys sent leave it (each waits for days)
+    and come back from the cold store when an answer or a timer needs them."""
+    settings = settings_for(SurveySettings, runtime_max_keys=1, runtime_keep_recent_s=0)
+    clock = FakeClock(T0)
+    app = create_app(settings, clock=clock)
+    await run_app(app)
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        RawKafka(infra.kafka, settings.topic_prefix) as kafka,
+        httpx.AsyncClient(transport=transport, base_url="http://survey") as http,
+    ):
+        cases = [f"case-wait-{n}" for n in range(6)]
+        for n, case_id in enumerate(cases):
+            await send(kafka, classified(case_id, customer_id=f"cus-wait-{n}"))
+            await send(kafka, resolved(case_id))
+        requests = await kafka.distinct("survey.requested", count=len(cases))
+
+        async def keys_in_memory() -> float:
+            text = (await http.get("/metrics")).text
+            [line] = [x for x in text.splitlines() if x.startswith("lexcare_runtime_keys_in")]
+            return float(line.split()[-1])
+
+        # Six surveys waiting, and at most one value per partition left in memory.
+        await eventually(lambda: keys_in_memory_at_most(keys_in_memory, settings.partitions))
+        answered_ids = [r["survey_id"] for r in requests[:3]]
+        for survey_id in answered_ids:
+            await send(kafka, answered(survey_id, nps=8))
+        scores = await kafka.distinct("survey.scored", count=3)
+        assert sorted(s["survey_id"] for s in scores) == sorted(answered_ids)
+        assert {(s["legal_field"], s["channel"], s["nps"]) for s in scores} == {("land", "zalo", 8)}
+        clock.advance(timedelta(days=8))
+        expired = await kafka.distinct("survey.expired", count=3)
+        waiting = {r["survey_id"] for r in requests[3:]}
+        assert {e["survey_id"] for e in expired} == waiting
+        assert len(await kafka.settle("survey.reminded")) == 3
+        assert len(await kafka.settle("survey.scored")) == 3
+
+
+async def keys_in_memory_at_most(read, most: int) -> bool:
+    return await read() <= most
