@@ -270,6 +270,11 @@ def _decide(
     contact, at, customer_id = domain.normalise_contact(event), event.occurred_at, step.customer_id
     since = step.candidates[customer_id]
     before = absorb(record, step.absorbed, customer_id=customer_id, since=since)
+    if before is not None and contact.contact_id in before.contacts and not step.absorbed:
+        # Sent again after the runtime's ledger forgot its id (a channel adapter replaying
+        # its outbox): decided before, so nothing changes and nothing is published.
+        log.info("contact_seen_before", customer_id=customer_id)
+        return
     after = with_contact(before, contact, at=at, customer_id=customer_id, since=since)
     policy = rules.policy
     model = rules.classifier

@@ -15,6 +15,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from services.intake.domain import CaseDecision, Contact, OpenCase, Profile
 from shared.events import Channel, ContactKind, ContactPoint, LegalField, Segment
 
+RECENT_CONTACTS = 8
+"""Contacts a customer remembers by id. An adapter that sends a contact again does so
+before its customer writes eight more times."""
+
 
 class Owner(BaseModel):
     """An identifier's customer, with that customer's rank (when it was first created)."""
@@ -75,6 +79,9 @@ class CustomerRecord(BaseModel):
     """Every case the customer has had, open or resolved."""
     contracts: tuple[str, ...] = ()
     """Contract ids signed (each counted once)."""
+    contacts: tuple[str, ...] = ()
+    """The ids of the customer's latest `RECENT_CONTACTS` contacts, newest last: a contact
+    sent again after the runtime's ledger forgot its id is recognised here."""
 
     def case(self, case_id: str) -> CaseRecord | None:
         """The open case with this id, or None."""
@@ -163,6 +170,7 @@ def absorb(
             "open_cases": tuple({c.case_id: c for r in records for c in r.open_cases}.values()),
             "case_ids": _union(*(r.case_ids for r in records)),
             "contracts": _union(*(r.contracts for r in records)),
+            "contacts": _union(*(r.contacts for r in records)),
         }
     )
 
@@ -227,6 +235,7 @@ def filed(
             "open_cases": (*others, case),
             "case_ids": _union(record.case_ids, (case.case_id,)),
             "segment": decision.segment,
+            "contacts": (*record.contacts, contact.contact_id)[-RECENT_CONTACTS:],
         }
     )
 

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from services.intake.app import IntakeSettings, runtime_of
-from services.intake.state import CaseLink, Correction, CustomerRecord, Merged, Owner
+from services.intake.state import (
+    RECENT_CONTACTS,
+    CaseLink,
+    Correction,
+    CustomerRecord,
+    Merged,
+    Owner,
+)
 from shared import topics
 from shared.clock import FakeClock
 from shared.events import (
@@ -105,6 +112,39 @@ def test_a_duplicate_contact_publishes_nothing_new(intake):
     sent = contact()
     intake.send_all(sent, sent)
     assert len(intake.classified) == 1
+
+
+def test_a_contact_sent_again_after_the_ledger_forgot_it_changes_nothing(intake):
+    """The runtime's ledger holds each partition's latest ids only: a contact an adapter
+    sends again later (one that opened a case, one filed on it) is recognised by its
+    customer, and nothing is published or changed."""
+    opening = contact()
+    intake.send(opening)
+    [first] = intake.classified
+    follow_up = contact(
+        message="Tôi gửi thêm sổ đỏ", occurred_at="2026-11-23T11:00:00+07:00",
+        case_id=first["case_id"],
+    )  # fmt: skip
+    intake.send(follow_up)
+    [_, second] = intake.classified
+    assert second["case_id"] == first["case_id"] and not second["new_case"]
+    kept = intake.customer(first["customer_id"])
+    published = {topic: list(records) for topic, records in intake.out.items()}
+    intake.handled.clear()  # the ledger forgot them
+    intake.send_all(opening, follow_up)
+    assert intake.out == published
+    assert intake.customer(first["customer_id"]) == kept
+
+
+def test_a_customer_remembers_its_latest_contacts_only(intake):
+    sent = [
+        contact(message=f"Tôi hỏi thêm lần {n}", occurred_at=f"2026-11-23T1{n}:00:00+07:00")
+        for n in range(RECENT_CONTACTS + 2)
+    ]
+    intake.send_all(*sent)
+    record = intake.customer(intake.classified[0]["customer_id"])
+    assert isinstance(record, CustomerRecord)
+    assert record.contacts == tuple(str(c.event_id) for c in sent[-RECENT_CONTACTS:])
 
 
 def test_an_unreachable_contact_is_dead_lettered_with_the_reason(intake):
