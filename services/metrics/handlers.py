@@ -168,21 +168,33 @@ def on_publish(
     for key in sorted(changed, key=cell_id):
         cell = totals.cells.get(key)
         value = kpi_value(key[0], cell) if cell is not None else None
-        ctx.emit(kpi_event(key, value, producer=PRODUCER, now=ctx.now))
+        ctx.emit(kpi_event(key, value, producer=PRODUCER, now=ctx.now, round_at=timer.due_at))
     workspace.save()
     ctx.schedule(PUBLISH, due_at=ctx.now + interval, kind=PUBLISH)
     if changed:
         log.info("kpis_published", count=len(changed))
 
 
-def kpi_event(key: CellKey, value: KpiValue | None, *, producer: str, now: datetime) -> KpiUpdated:
-    """The metrics.kpi message for one cell (a vanished cell reads as count 0, value null)."""
+def kpi_event(
+    key: CellKey,
+    value: KpiValue | None,
+    *,
+    producer: str,
+    now: datetime,
+    round_at: datetime,
+) -> KpiUpdated:
+    """The metrics.kpi message for one cell (a vanished cell reads as count 0, value null).
+
+    Its id derives from the cell, its figures and the publish round (the round's due
+    time): a round fired again after a crash sends the same ids, and a cell that comes
+    back to earlier figures in a later round gets a new one (with the figures alone, a
+    reader deduplicating by id dropped that change and kept the value in between)."""
     kpi, window, start, dimension, dimension_value = key
     figures = value or KpiValue(None, 0.0, 0.0, 0, {})
     ident = cell_id(key)
     version = repr((figures.numerator, figures.denominator, figures.count, figures.extra))
     return KpiUpdated(
-        event_id=derived_event_id(ident, version),
+        event_id=derived_event_id(ident, version, round_at.isoformat()),
         correlation_id=ident,
         occurred_at=now,
         producer=producer,

@@ -11,9 +11,10 @@ import pytest
 from services.metrics.app import MetricsSettings, build_engine, build_runtime
 from services.metrics.board import KpiBoard
 from services.metrics.domain import entry_of
-from services.metrics.handlers import metrics_runtime
-from services.metrics.kpis import cell_row
+from services.metrics.handlers import kpi_event, metrics_runtime
+from services.metrics.kpis import KpiValue, cell_row
 from services.metrics.state import TOTALS_KEY, ActivityValue, SheetValue, cell_id, sheet_key
+from services.metrics.windows import Window
 from shared import topics
 from shared.calendar import load_calendar
 from shared.clock import FakeClock
@@ -181,3 +182,18 @@ def test_a_case_is_retracted_as_it_was_counted_after_the_calendar_changed():
 def parsed(raw: dict) -> Event:
     """A wire event as its model."""
     return EVENT_MODELS[raw["event_type"]].model_validate(raw)
+
+
+def test_a_cell_back_at_earlier_figures_in_a_later_round_gets_a_new_id():
+    """A reader that deduplicates by event id sees every change (A, B, then A again), and
+    a round fired again after a crash sends the ids it sent before."""
+    key = ("open_cases", Window.ALL, None, "all", "all")
+    one, two = KpiValue(1.0, 1.0, 1.0, 1, {}), KpiValue(2.0, 2.0, 1.0, 2, {})
+    rounds = [NOW + INTERVAL * n for n in range(3)]
+    sent = [
+        kpi_event(key, value, producer="metrics", now=at, round_at=at)
+        for value, at in zip((one, two, one), rounds, strict=True)
+    ]
+    assert len({e.event_id for e in sent}) == 3
+    refired = kpi_event(key, one, producer="metrics", now=rounds[0] + INTERVAL, round_at=rounds[0])
+    assert refired.event_id == sent[0].event_id
