@@ -114,8 +114,11 @@ class _Handed:
     topic: str
     partition: int
     key: bytes
-    origin: "_Batch | None" = field(default=None, compare=False, repr=False)
-    """The batch that emitted it, and where in its outbox."""
+    origin: int = -1
+    """The partition of the batch that emitted it (a number, not the batch: a reference
+    would tie the cycle's batches into a reference cycle, which only the garbage
+    collector frees, every batch surviving into its oldest generation), and where in its
+    outbox."""
     place: int = -1
 
 
@@ -506,13 +509,15 @@ class Runtime(Generic[V]):
                 if target.state.handled(event_id) or event_id in taken:
                     continue
                 taken.add(event_id)
-                handed_record = _Handed(out.topic, partition, out.key, origin, place)
+                handed_record = _Handed(
+                    out.topic, partition, out.key, origin.state.partition, place
+                )
                 target.work.append(Work(record=handed_record, event=event))
                 queued.append((target, len(target.work) - 1))
             for target, places in _runs(queued, self._grouped):
                 if target.state.partition in deferred:
                     continue  # deferred earlier in this round
-                if not await self._run_handed(target, places):
+                if not await self._run_handed(target, places, batches):
                     deferred.add(target.state.partition)
             if not queued:
                 return
@@ -523,7 +528,9 @@ class Runtime(Generic[V]):
         route = self.routes.get(topic)
         return topic if route is not None and route.group is not None else None
 
-    async def _run_handed(self, batch: _Batch, places: list[int]) -> bool:
+    async def _run_handed(
+        self, batch: _Batch, places: list[int], batches: dict[int, _Batch]
+    ) -> bool:
         """Run handed-off events: one, or a grouped route's run of them (each alone if the
         group fails). False when the first that fails and those after it are left to their
         copies.
@@ -552,13 +559,14 @@ class Runtime(Generic[V]):
                 return False
             log.warning("group_failed_running_alone", topic=topic, events=len(events))
             for place in places:
-                if not await self._run_handed(batch, [place]):
+                if not await self._run_handed(batch, [place], batches):
                     return False
             return True
         _handled(batch, topic, events, started)
         for item in items:
-            if item.record.origin is not None:
-                item.record.origin.mark_handed(item.record.place, batch.state.next_seq)
+            origin = batches.get(item.record.origin)
+            if origin is not None:
+                origin.mark_handed(item.record.place, batch.state.next_seq)
         observability.HANDED_OFF.labels(topic).inc(len(events))
         return True
 
