@@ -14,6 +14,7 @@ from pymongo import AsyncMongoClient
 from pymongo.asynchronous.database import AsyncDatabase
 
 from shared import observability
+from shared.collector import tune_collector
 from shared.delivery import DeliveryGuard
 from shared.kafka import await_group_coordinators, ensure_topics, make_broker
 from shared.logging import configure_logging
@@ -167,6 +168,7 @@ def build_app(
 def serve(app: AsgiFastStream, settings: LexcareSettings) -> None:
     """Run the app until SIGINT/SIGTERM; in-flight messages finish before it stops."""
     take_priority(settings.nice)
+    tune_collector(young=settings.gc_young_threshold, full_every_s=settings.gc_full_every_s)
     config = uvicorn.Config(
         app,
         host=settings.http_host,

@@ -33,6 +33,14 @@ class LexcareSettings(BaseSettings):
     a higher value yields it to the others first. The services off the way from a contact
     to its lawyer (followup, survey, metrics) default to 10; they use idle CPU all the same."""
 
+    gc_young_threshold: int = Field(default=20_000, ge=100)
+    """New objects between two young collections of Python's garbage collector (CPython's
+    default: 700). Set at start by `shared/collector.py`, with `gc_full_every_s`."""
+    gc_full_every_s: float = Field(default=600.0, ge=0)
+    """Python's full garbage collections scan only what came since the last one, and
+    everything once per this many seconds (0: CPython's collector as it is). A full scan of
+    a large state in memory paused a service for hundreds of milliseconds."""
+
     max_attempts: int = 3
     """Tries of a failing message before it goes to the dead-letter topic."""
     retry_backoff_s: float = 0.2
