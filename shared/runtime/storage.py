@@ -94,7 +94,7 @@ class Changes:
     @property
     def marker_id(self) -> str:
         """The stored id of this batch's marker."""
-        return f"{self.partition}/{BATCH}/{self.seq}"
+        return batch_marker_id(self.partition, self.seq)
 
 
 @dataclass
@@ -132,6 +132,11 @@ def _outgoing(doc: dict[str, Any]) -> Outgoing:
 
 def _checkpoint_doc(checkpoint: dict[str, int]) -> list[dict[str, Any]]:
     return [{"topic": t, "offset": o} for t, o in checkpoint.items()]
+
+
+def batch_marker_id(partition: int, seq: int) -> str:
+    """The stored id of the marker of batch `seq` of `partition`."""
+    return f"{partition}/{BATCH}/{seq}"
 
 
 def batch_docs(changes: Changes, *, owner: str) -> list[dict[str, Any]]:
@@ -645,7 +650,9 @@ class ChangeStore:
         """The event ids batch `seq` of `partition` ran; None when no such batch is stored
         (not yet, or folded into a snapshot since)."""
         self.round_trips += 1
-        marker = await self.collection.find_one({"_id": f"{partition}/{BATCH}/{seq}"}, {"batch": 1})
+        marker = await self.collection.find_one(
+            {"_id": batch_marker_id(partition, seq)}, {"batch": 1}
+        )
         if marker is None:
             return None
         return set(orjson.loads(marker["batch"])["handled"])
