@@ -114,9 +114,12 @@ def queue_order(cases: Iterable[RoutedCase]) -> list[RoutedCase]:
     return sorted(cases, key=lambda c: (not c.is_complaint, c.opened_at, c.case_id))
 
 
-def anyone_free(people: Iterable[RosterPerson], loads: Loads) -> bool:
-    """True when at least one active person has a free slot."""
-    return any(p.active and free_slots(p, loads) for p in people)
+def fields_with_room(people: Iterable[RosterPerson], loads: Loads) -> set[str]:
+    """The legal fields (as written in queue entries) that an active person with a free
+    slot knows: the only fields in which a waiting case can be given capacity now."""
+    return {
+        known.value for p in people if p.active and free_slots(p, loads) for known in p.legal_fields
+    }
 
 
 def assignment_reason(previous_assignee_id: str | None) -> AssignmentReason:

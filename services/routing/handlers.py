@@ -415,23 +415,29 @@ class Desk:
 
     def drain(self, cause: Event) -> None:
         """Give free capacity to waiting cases: complaints first, then the oldest (the
-        queue's order); a field nobody has room for is passed over for the rest."""
+        queue's order); a field nobody has room for is passed over for the rest.
+
+        Which fields have room is worked out once, and again after each assignment, not per
+        waiting case: with thousands waiting, each freed slot would otherwise cost the
+        roster's loads once per case in the queue."""
         people = self.roster.active()
-        full: set[str] = set()
+        room = domain.fields_with_room(people, self.roster.loads())
         tries = 0
         for key in self.state.scan(WAIT_PREFIX):
-            entry = key.removeprefix(WAIT_PREFIX)
-            if tries >= self.queue_batch or not domain.anyone_free(people, self.roster.loads()):
+            if tries >= self.queue_batch or not room:
                 break
+            entry = key.removeprefix(WAIT_PREFIX)
             field = entry_field(entry)
-            if field in full:
+            if field not in room:
                 continue
             record = self.case(entry_case(entry))
             if record is None or record.case is None:
                 continue
             tries += 1
-            if not self.try_assign(cause, record):
-                full.add(field)
+            if self.try_assign(cause, record):
+                room &= domain.fields_with_room(people, self.roster.loads())
+            else:  # nobody able to take it has room: the field's later cases wait too
+                room.discard(field)
 
     def apply_person(self, cause: Event, person: RosterPerson, *, from_file: bool = False) -> None:
         """Store the person's new record; a deactivated person's cases go to someone else,

@@ -123,10 +123,15 @@ def test_waiting_complaints_come_first_then_the_oldest():
     assert [c.case_id for c in ordered] == ["angry", "also-old", "old", "new"]
 
 
-def test_the_queue_stops_when_nobody_has_a_free_slot():
-    people = [person("law-1", capacity=1), person("law-away", active=False)]
-    assert domain.anyone_free(people, {}) is True
-    assert domain.anyone_free(people, loads(**{"law-1": 1})) is False
+def test_the_queue_serves_only_fields_an_active_person_with_a_free_slot_knows():
+    people = [
+        person("law-1", capacity=1, legal_fields=["land", "family"]),
+        person("law-2", capacity=1, legal_fields=["labor"]),
+        person("law-away", active=False, legal_fields=["criminal"]),
+    ]
+    assert domain.fields_with_room(people, {}) == {"land", "family", "labor"}
+    assert domain.fields_with_room(people, loads(**{"law-1": 1})) == {"labor"}
+    assert domain.fields_with_room(people, loads(**{"law-1": 1, "law-2": 1})) == set()
 
 
 # --- the roster file ---------------------------------------------------------------------

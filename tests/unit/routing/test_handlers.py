@@ -35,10 +35,10 @@ from tests.unit.routing.factories import (
 class Harness(RuleHarness):
     """Routing's runtime rules over three in-memory partitions, its roster file read."""
 
-    def __init__(self, *people: RosterPerson) -> None:
+    def __init__(self, *people: RosterPerson, queue_batch: int = 200) -> None:
         settings = RoutingSettings()
         fees = domain.parse_fee_schedule(yaml.safe_load(Path(settings.fees_file).read_text()))
-        runtime = routing_runtime(settings, NO_DATABASE, fees=fees)
+        runtime = routing_runtime(settings, NO_DATABASE, fees=fees, queue_batch=queue_batch)
         super().__init__(runtime, FakeClock(T0))
         if people:
             self.send(roster_file_step(list(people)), key=ROSTER_KEY)
@@ -166,6 +166,22 @@ def test_a_queue_stored_as_one_value_moves_to_keys_and_is_served_in_its_order():
     assert h.waiting() == ["c-2"] and h.value(QUEUE_KEY) is None
     h.deliver(topics.CASE_RESOLVED, resolved("c-1"))
     assert h.outcomes()[-1] == ("c-2", "law-1", "assigned") and h.waiting() == []
+
+
+def test_the_queue_spends_its_tries_only_on_fields_someone_has_room_in():
+    h = Harness(
+        person("law-1", capacity=1),
+        person("law-fam", legal_fields=["family"], capacity=1),
+        queue_batch=1,
+    )
+    h.deliver(topics.CASE_CLASSIFIED, classified("c-0"), classified("c-f0", "family"))
+    h.deliver(topics.CASE_CLASSIFIED, classified("c-f1", "family", minute=1))
+    h.deliver(topics.CASE_CLASSIFIED, classified("c-f2", "family", minute=2))
+    h.deliver(topics.CASE_CLASSIFIED, classified("c-land", minute=3))
+    assert h.waiting() == ["c-f1", "c-f2", "c-land"]
+    h.deliver(topics.CASE_RESOLVED, resolved("c-0"))  # a land slot frees behind family's
+    assert h.outcomes()[-1] == ("c-land", "law-1", "assigned")
+    assert h.waiting() == ["c-f1", "c-f2"]
 
 
 def test_nobody_fitting_is_published_and_the_case_waits_for_a_freed_slot():
