@@ -218,16 +218,19 @@ async def snapshot(
     gauges = {p.name: await asyncio.to_thread(scrape, p.port, names) for p in procs}
     rss = {p.name: rss_mib(p.pid) for p in procs}
     trimmed: dict[str, float | None] = {}
+    heaps: dict[str, dict[str, float]] = {}
     if any(p.trim for p in procs):
         for p in procs:
             if p.trim:
                 p.sample()
         await asyncio.sleep(2.0)  # the signal runs between two of the service's bytecodes
         trimmed = {p.name: rss_mib(p.pid) for p in procs}
+        heaps = {p.name: p.heap() for p in procs if p.trim}
     return {
         "events_handled": handled,
         "rss_mib": rss,
         "rss_given_back_mib": trimmed,
+        "heap_mib": heaps,
         "keys_in_memory": {name: g.get(KEYS) for name, g in gauges.items()},
         "keys_reloaded": {name: g.get(RELOADS) for name, g in gauges.items()},
         "timers_pending": {name: g.get(TIMERS) for name, g in gauges.items()},

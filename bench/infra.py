@@ -7,6 +7,7 @@ purged at the end (the same helper the tests use).
 
 import asyncio
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -145,6 +146,16 @@ class ServiceProcess:
         if (self.trace_to is not None or self.trim) and self.alive():
             assert self.proc is not None
             self.proc.send_signal(signal.SIGUSR2)
+
+    def heap(self) -> dict[str, float]:
+        """What a trimmed service's allocators held at its last sample, MiB (the line
+        bench.trimmed writes to its log; empty when there is none)."""
+        if self.log is None or not self.log.exists():
+            return {}
+        for line in reversed(self.log.read_text(errors="replace").splitlines()):
+            if line.startswith('{"bench_heap"'):
+                return json.loads(line)["bench_heap"]
+        return {}
 
     def alive(self) -> bool:
         """True while the process runs."""

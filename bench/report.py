@@ -85,6 +85,10 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
             rows.append(_row("growth", f"{svc} RSS {at}", rss, "MiB", base))
         for svc, rss in (snap.get("rss_given_back_mib") or {}).items():
             rows.append(_row("growth", f"{svc} RSS after giving heap back {at}", rss, "MiB", base))
+        for svc, heap in (snap.get("heap_mib") or {}).items():
+            for part, mib in heap.items():
+                what = part.replace("_", " ")
+                rows.append(_row("growth", f"{svc} heap: {what} {at}", mib, "MiB", base))
         for svc, docs in snap["documents"].items():
             rows.append(_row("growth", f"{svc} documents {at}", docs, "docs", base))
         for svc, keys in (snap.get("keys_in_memory") or {}).items():
