@@ -154,14 +154,20 @@ WORD_CACHE = 16_384
 few thousand syllables, so most words were seen before)."""
 
 
-def tf_idf(found: list[int], idf: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct indexes and their l2-normalised sublinear TF-IDF values (scikit-learn's
-    `sublinear_tf=True, norm="l2"`), from each occurrence's index."""
+def tf_idf(
+    found: list[int], idf: np.ndarray, starts: np.ndarray, views: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct indexes and their sublinear TF-IDF values, l2-normalised view by view
+    (scikit-learn's `sublinear_tf=True, norm="l2"` per vectorizer of a FeatureUnion), from
+    each occurrence's index in the whole feature row. `starts` holds where each view but
+    the first begins in the row; all views are counted and normalised in one pass."""
     if not found:
         return np.empty(0, dtype=np.intp), np.empty(0)
     indexes, counts = np.unique(np.asarray(found, dtype=np.intp), return_counts=True)
     values = (1.0 + np.log(counts)) * idf[indexes]
-    return indexes, values / math.sqrt(float(values @ values))
+    view = np.searchsorted(starts, indexes, side="right")
+    norms = np.sqrt(np.bincount(view, weights=values * values, minlength=views))
+    return indexes, values / norms[view]
 
 
 @dataclass(frozen=True)
@@ -185,8 +191,15 @@ class Classifier:
         """The message's non-zero feature indexes and their TF-IDF values (each view
         normalised on its own, as scikit-learn's FeatureUnion of vectorizers)."""
         texts = {kind: prepare(message) for kind, prepare in _TEXTS.items()}
-        parts = [tf_idf(view.indexes(texts[view.text]), self.idf) for view in self.views]
-        return np.concatenate([i for i, _ in parts]), np.concatenate([v for _, v in parts])
+        found: list[int] = []
+        for view in self.views:
+            found += view.indexes(texts[view.text])
+        return tf_idf(found, self.idf, self.starts, len(self.views))
+
+    @cached_property
+    def starts(self) -> np.ndarray:
+        """Where each view but the first begins in the feature row."""
+        return np.array([view.offset for view in self.views[1:]], dtype=np.intp)
 
     @cached_property
     def idf(self) -> np.ndarray:
