@@ -20,7 +20,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import alone, baseline, classifier, cpu, desk, gateway, pipeline
+from bench import alone, baseline, classifier, cpu, desk, gateway, pipeline, stalls
 from bench.alone import KEYS, LEDGER, RELOADS, TIMERS, restore_ms
 from bench.generator import ContactFactory, Publisher, contact_key, load_corpus, utc_now
 from bench.infra import (
@@ -114,6 +114,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="run the pipeline's services under bench.trimmed: each growth sample reads RSS, "
         "has every service return its free heap (malloc_trim), and reads RSS again",
+    )
+    p.add_argument(
+        "--stalls",
+        type=float,
+        default=0.0,
+        metavar="MS",
+        help="watch each pipeline service's event loop (bench.stalls): per latency run, its "
+        "stalls over MS ms, their total length and the CPU it got during them (0: off)",
     )
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--keep", action="store_true", help="keep topics and databases")
@@ -293,6 +301,8 @@ async def run_pipeline(
             else None,
             trace_to=traced,
             trim=args.trim_memory,
+            stalls_to=log_dir / f"{prefix}{name}-stalls.jsonl" if args.stalls else None,
+            stalls_ms=args.stalls,
             extra_env=service_env(args.service_env, name),
         )
         for name in SERVICES
@@ -327,6 +337,7 @@ async def run_pipeline(
                 log(f"latency at {fraction:.0%} of saturation: {level_rate:.1f} contacts/s")
                 before = await phase_totals(procs)
                 cpu_before = cpu.read(pids)
+                began = time.time()
                 lat = await pipeline.latency(
                     tracker,
                     factory,
@@ -342,6 +353,12 @@ async def run_pipeline(
                     | {
                         "phases": cycle_phases(before, await phase_totals(procs)),
                         "cpu": cpu.shares(cpu_before, cpu.read(pids)),
+                        "stalls": {
+                            p.name: stalls.read(p.stalls_to, began, time.time())
+                            for p in procs
+                            if p.stalls_to is not None
+                        },
+                        "stalls_over_ms": args.stalls,
                     }
                 )
                 log(f"latency: {lat}")

@@ -89,6 +89,9 @@ class ServiceProcess:
     """Run under tracemalloc (bench.traced): `trace_sample` writes a report in this dir."""
     trim: bool = False
     """Run under bench.trimmed: `give_back` makes it return its free heap to the system."""
+    stalls_to: Path | None = None
+    """Watch its event loop (bench.stalls): each stall over `stalls_ms` is appended here."""
+    stalls_ms: float = 0.0
     port: int = 0
     proc: subprocess.Popen | None = None
     log: Path | None = None
@@ -108,6 +111,11 @@ class ServiceProcess:
             "LEXCARE_LOG_FORMAT": "json",
             **self.extra_env,
         }
+        if self.stalls_to is not None:
+            env |= {
+                "BENCH_STALLS_FILE": str(self.stalls_to),
+                "BENCH_STALLS_MS": str(self.stalls_ms),
+            }
         self.log = log_dir / f"{self.topic_prefix}{self.name}.log"
         command = [sys.executable, "-m", f"services.{self.name}"]
         if self.profile_to is not None:
@@ -116,6 +124,8 @@ class ServiceProcess:
             command = [sys.executable, "-m", "bench.traced", self.name, str(self.trace_to)]
         elif self.trim:
             command = [sys.executable, "-m", "bench.trimmed", self.name]
+        elif self.stalls_to is not None:
+            command = [sys.executable, "-m", "bench.stalls", self.name]
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
                 command,

@@ -72,6 +72,25 @@ def rows_from(results: dict[str, Any]) -> list[dict[str, Any]]:
             if ms is not None:
                 rows.append(_row("latency", f"{label} to case.classified {q}", ms, "ms", base))
         rows.extend(_cpu_rows("latency", label, lat.get("cpu"), base))
+        over = f"over {lat.get('stalls_over_ms', 0):g} ms"
+        for svc, seen in (lat.get("stalls") or {}).items():
+            rows.append(
+                _row("latency", f"{label} {svc} loop stalls {over}", seen["count"], "stalls", base)
+            )
+            rows.append(
+                _row(
+                    "latency", f"{label} {svc} loop stalled, in all", seen["stalled_ms"], "ms", base
+                )
+            )
+            rows.append(
+                _row(
+                    "latency",
+                    f"{label} {svc} loop stalled: of which running",
+                    seen["running_ms"],
+                    "ms",
+                    base,
+                )
+            )
         for svc, phases in (lat.get("phases") or {}).items():
             for phase, ms in phases.items():
                 rows.append(_row("latency", f"{label} {svc} cycle: {phase}", ms, "ms", base))
