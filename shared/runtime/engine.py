@@ -24,7 +24,6 @@ import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, KafkaError, OutOfOrderSequenceNumber
-from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from pydantic import TypeAdapter
 from pymongo.asynchronous.database import AsyncDatabase
@@ -36,6 +35,7 @@ from shared.clock import Clock, SystemClock
 from shared.delivery import TRANSIENT_ERRORS, Rejected, dead_letter_headers, describe_error
 from shared.events import Event
 from shared.kafka import admin_client, admin_client_options, await_group_coordinators
+from shared.partitioner import KeyPartitioner
 from shared.runtime.cold import SpillDirectory
 from shared.runtime.context import Context, Outgoing
 from shared.runtime.inputs import check_copartitioned, prepare_inputs
@@ -181,7 +181,7 @@ class Runtime(Generic[V]):
         self._compact_every_s = compact_every_s or settings.runtime_compact_every_s
         self._partitions: list[int] = []
         """Every partition number of the inputs (known once started): where a key belongs."""
-        self._partitioner = DefaultPartitioner()
+        self._partitioner = KeyPartitioner()
         self._spill = SpillDirectory(settings.runtime_spill_dir, settings.service_name)
         """Where the partitions' values that leave memory are kept (`shared.runtime.cold`)."""
 
@@ -690,6 +690,7 @@ class Runtime(Generic[V]):
             acks="all",
             enable_idempotence=True,
             linger_ms=self.settings.runtime_linger_ms,
+            partitioner=self._partitioner,
         )
 
     async def _publish(self, outbox: list[Outgoing]) -> None:
