@@ -90,6 +90,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--desk-cases", type=int, default=100_000, help="cases in the desk's read model")
     p.add_argument("--services", default=",".join(SERVICES), help="services for 'alone'")
     p.add_argument(
+        "--pipeline-services",
+        default=",".join(SERVICES),
+        help="services the pipeline runs (intake,routing: the way to case.assigned alone, as "
+        "if the others ran on other cores; saturation then skips the KPI)",
+    )
+    p.add_argument(
         "--profile",
         default="",
         help="services to run under pyinstrument (comma list): in 'alone', or in the pipeline "
@@ -306,6 +312,7 @@ async def run_pipeline(
             extra_env=service_env(args.service_env, name),
         )
         for name in SERVICES
+        if name in args.pipeline_services.split(",")
     ]
     out: dict[str, Any] = {"prefix": prefix}
     async with running(procs, log_dir), Kafka(infra.kafka) as kafka:
@@ -325,7 +332,13 @@ async def run_pipeline(
             log(f"pipeline saturation: {args.contacts} contacts at once")
             pids = {p.name: p.pid for p in procs}
             sat = await pipeline.saturation(
-                tracker, factory, next_contact, args.contacts, args.saturation_timeout, pids
+                tracker,
+                factory,
+                next_contact,
+                args.contacts,
+                args.saturation_timeout,
+                pids,
+                kpi="metrics" in pids,
             )
             next_contact += args.contacts
             out["saturation"] = asdict(sat)
