@@ -53,6 +53,7 @@ class Watchdog:
 
     def _watch(self) -> None:
         began: tuple[float, float, float] | None = None  # monotonic, Unix time, CPU
+        on_time_cpu = thread_cpu_s(self.tid)
         while not self.stopped.wait(BEAT_S):
             try:
                 self.loop.call_soon_threadsafe(self._beat)
@@ -61,10 +62,14 @@ class Watchdog:
             last = self.last
             late = time.monotonic() - last
             if late > self.limit_s and began is None:
-                began = (last, time.time() - late, thread_cpu_s(self.tid))
-            elif late <= BEAT_S * 2 and began is not None:
-                self._write(began, last)
-                began = None
+                # CPU from the last reading while the loop was on time: the stall's first
+                # `limit` ms count too (read now, they would be lost).
+                began = (last, time.time() - late, on_time_cpu)
+            elif late <= BEAT_S * 2:
+                if began is not None:
+                    self._write(began, last)
+                    began = None
+                on_time_cpu = thread_cpu_s(self.tid)
 
     def _write(self, began: tuple[float, float, float], ended: float) -> None:
         start, at, cpu = began
