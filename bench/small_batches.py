@@ -9,7 +9,10 @@ them), three ways:
 2. **MongoDB, then events** (today's runtime): `ChangeStore.persist` of the batch's values,
    ledger ids and outbox (one `insert_many`), then the events;
 3. **changelog with the events**: the values and a batch marker sent to a compacted
-   changelog topic in the same produce as the events, acks awaited once.
+   changelog topic in the same produce as the events, acks awaited once;
+4. **changelog in a transaction**: the events and the values in one Kafka transaction
+   with the consumed offset (aiokafka's transactional producer: what makes such a batch
+   all-or-nothing, as Kafka Streams' exactly-once does).
 Prints milliseconds per cycle of wall time and of CPU in this process, the broker, FerretDB
 and PostgreSQL (read from /proc, as `bench.cpu` does). Everything it creates is deleted.
 """
@@ -21,7 +24,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 
 import orjson
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import NewTopic
 from pymongo import AsyncMongoClient
 
@@ -97,6 +100,11 @@ async def main(args: argparse.Namespace) -> None:
             bootstrap_servers=infra.kafka, acks="all", enable_idempotence=True
         )
         await producer.start()
+        transactional = AIOKafkaProducer(
+            bootstrap_servers=infra.kafka, acks="all", transactional_id=f"{run}-txn"
+        )
+        await transactional.start()
+        group = f"{run}-group"
         seq = 0
 
         def keys(size: int, n: int) -> list[bytes]:
@@ -141,14 +149,29 @@ async def main(args: argparse.Namespace) -> None:
                         + [(changelog, b"marker-0", marker)]
                     )
 
+                async def changelog_in_transaction(n: int, size: int = size) -> None:
+                    batch = keys(size, n)
+                    async with transactional.transaction():
+                        sent = [await transactional.send(events, EVENT, key=k) for k in batch]
+                        sent += [
+                            await transactional.send(changelog, orjson.dumps(VALUE), key=k)
+                            for k in batch
+                        ]
+                        await transactional.send_offsets_to_transaction(
+                            {TopicPartition(events, 0): max(n, 0) + 1}, group
+                        )
+                    await asyncio.gather(*sent)
+
                 for name, way in (
                     ("events only", events_only),
                     ("MongoDB, then events", mongo_then_events),
                     ("changelog with the events", changelog_with_events),
+                    ("changelog in a transaction", changelog_in_transaction),
                 ):
                     results[(name, size)] = await timed(args.cycles, way)
         finally:
             await producer.stop()
+            await transactional.stop()
             await client.drop_database(db.name)
             await client.close()
             await delete_topics(infra.kafka, prefix=run)
@@ -159,7 +182,11 @@ async def main(args: argparse.Namespace) -> None:
         print(f"{name:28} {size:7d} {row['wall']:7.2f} {figures}")
     for size in sizes:
         base = results[("events only", size)]
-        for name in ("MongoDB, then events", "changelog with the events"):
+        for name in (
+            "MongoDB, then events",
+            "changelog with the events",
+            "changelog in a transaction",
+        ):
             row = results[(name, size)]
             cpu_added = sum(row[g] - base[g] for g in GROUPS)
             print(
