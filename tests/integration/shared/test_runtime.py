@@ -471,7 +471,9 @@ async def test_a_fenced_poll_sends_what_it_stored_before_the_fenced_partition(st
     await kafka.send(CONTACT, sent, key=sender)
     filed = await kafka.distinct(FILED, count=1)
     assert [e["contact_id"] for e in filed] == [sent["event_id"]]
-    assert runtime.partitions[1].next_seq > theirs.seq + 1  # stored after theirs
+    # Stored after theirs. The batch settles once its publish is acknowledged, which can
+    # come after a consumer has read the event, so wait for it.
+    await eventually(lambda: runtime.partitions[1].next_seq > theirs.seq + 1)
 
 
 @pytest.mark.parametrize("ledger_size", [None, 1], ids=["ledger", "one-id-ledger"])
