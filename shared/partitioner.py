@@ -1,40 +1,16 @@
-"""Kafka's default partitioner (murmur2 of the key), computed once per key.
+"""Kafka's default partitioner (murmur2 of the key), with each key's hash kept.
 
 The runtime asks a key's partition for every record it consumes (is it co-partitioned?),
 every event it hands off and, through aiokafka's producer, every event it publishes. A
 case's events share its key, so the same keys come back within seconds. aiokafka's
-`murmur2` is a pure-Python loop over the key's bytes (≈ 18 µs for a UUID); this one reads
-the key's words in one `struct` call and keeps the last `capacity` keys' hashes.
+`murmur2` is a pure-Python loop over the key's bytes (10–18 µs for a UUID); this keeps the
+last `capacity` keys' hashes (0.36 µs a key found).
 """
 
 import random
-import struct
 from collections.abc import Sequence
 
-_SEED = 0x9747B28C
-_M = 0x5BD1E995
-_MASK = 0xFFFFFFFF
-
-
-def murmur2(data: bytes) -> int:
-    """MurmurHash2 of `data` as the Java client computes it (`Utils.murmur2`)."""
-    length = len(data)
-    h = _SEED ^ length
-    whole = length & ~3
-    for k in struct.unpack_from(f"<{length >> 2}I", data):
-        k = (k * _M) & _MASK
-        k ^= k >> 24
-        h = ((h * _M) & _MASK) ^ ((k * _M) & _MASK)
-    rest = length & 3
-    if rest:
-        if rest == 3:
-            h ^= data[whole + 2] << 16
-        if rest >= 2:
-            h ^= data[whole + 1] << 8
-        h = ((h ^ data[whole]) * _M) & _MASK
-    h ^= h >> 13
-    h = (h * _M) & _MASK
-    return h ^ (h >> 15)
+from aiokafka.partitioner import murmur2
 
 
 class KeyPartitioner:
