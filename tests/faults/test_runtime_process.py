@@ -12,10 +12,8 @@ The tier runs LEXCARE_FAULTS_RUNTIME_EVENTS inputs (default 300); more:
 
 import asyncio
 import itertools
-import json
 import os
 import signal
-import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator
@@ -32,7 +30,7 @@ from shared.faults import CRASH_EXIT_CODE
 from shared.runtime.engine import CRASH_POINTS
 from shared.topics import dlq
 from tests.conftest import eventually
-from tests.faults.tools import ServiceProcess
+from tests.faults.tools import ServiceProcess, assigned, handled
 from tests.kafka_tools import RawKafka, key_on
 from tests.runtime_state import stored_state
 from tests.toy_service import (
@@ -249,30 +247,6 @@ async def test_the_toy_service_stopped_at_a_runtime_crash_point_counts_every_inp
     numbers = await outcome(toy.kafka, toy.db, stream)
     assert process.starts == 2
     print(f"\ncrash point {point}: {numbers}, 1 crash, 1 restart, 0 lost, 0 double-counted")
-
-
-def assigned(process: ServiceProcess) -> list[list[int]]:
-    """The partitions each rebalance gave the process, from its JSON log."""
-    found = []
-    for line in process.tail(chars=1_000_000).splitlines():
-        if '"partitions_assigned"' in line:
-            found.append(json.loads(line[line.index("{") :])["partitions"])
-    return found
-
-
-def handled(process: ServiceProcess) -> float:
-    """Events the process's runtime handled so far (its Prometheus counter)."""
-    url = f"http://127.0.0.1:{process.port}/metrics"
-    try:
-        with urllib.request.urlopen(url, timeout=2) as reply:
-            text = reply.read().decode()
-    except OSError:
-        return 0.0
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("lexcare_events_handled_total{")
-    )
 
 
 @pytest.mark.timeout(180)

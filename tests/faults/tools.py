@@ -1,6 +1,7 @@
 """Helpers of the faults tier: services as processes, consumer-group offsets."""
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -130,6 +131,30 @@ class ServiceProcess:
     def tail(self, chars: int = 3000) -> str:
         """The end of the process's output."""
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
+
+
+def assigned(process: ServiceProcess) -> list[list[int]]:
+    """The partitions each rebalance gave the process, from its JSON log."""
+    found = []
+    for line in process.tail(chars=1_000_000).splitlines():
+        if '"partitions_assigned"' in line:
+            found.append(json.loads(line[line.index("{") :])["partitions"])
+    return found
+
+
+def handled(process: ServiceProcess) -> float:
+    """Events the process's runtime handled so far (its Prometheus counter)."""
+    url = f"http://127.0.0.1:{process.port}/metrics"
+    try:
+        with urllib.request.urlopen(url, timeout=2) as reply:
+            text = reply.read().decode()
+    except OSError:
+        return 0.0
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("lexcare_events_handled_total{")
+    )
 
 
 SERVICES = ["intake", "routing", "followup", "survey", "metrics"]
