@@ -357,7 +357,20 @@ class Runtime(Generic[V]):
                 raise
             except Exception:
                 log.exception("runtime_batch_failed")
-                await self._until_done(self._rewind)  # a broker blip here must not end the loop
+                await self._read_again()
+                await asyncio.sleep(self.settings.retry_backoff_s)
+
+    async def _read_again(self) -> None:
+        """Seek back to the uncommitted records after a poll failed half way, until the seek
+        works: they must run again. Whatever fails here (a broker blip, a partition revoked
+        during the seek) is logged and the seek tried again on the assignment of the moment;
+        it never ends the loop."""
+        while True:
+            try:
+                await self._until_done(self._rewind)
+                return
+            except Exception:
+                log.exception("runtime_rewind_failed")
                 await asyncio.sleep(self.settings.retry_backoff_s)
 
     # One poll.

@@ -155,6 +155,38 @@ async def test_bad_input_and_a_rule_that_always_fails_are_dead_lettered(start, k
     assert await stored_totals(db) == {"case-1": 1}
 
 
+async def test_a_poll_and_a_seek_back_that_fail_unexpectedly_do_not_end_the_loop(start, kafka, db):
+    """A poll fails half way, then the seek back to its records fails twice with an error
+    that is no broker blip (until session 19 that ended the runtime's loop: the service
+    stayed up, ready, and consumed nothing): both are logged, the seek is tried again,
+    and every input is counted once."""
+    runtime = await start()
+    run_once, rewind = runtime.run_once, runtime._rewind
+    left = {"polls": 1, "seeks": 2}
+
+    async def failing_run_once() -> int:
+        if left["polls"]:
+            left["polls"] -= 1
+            raise RuntimeError("a poll failed half way")
+        return await run_once()
+
+    async def failing_rewind() -> None:
+        if left["seeks"]:
+            left["seeks"] -= 1
+            raise RuntimeError("the seek was refused")
+        await rewind()
+
+    runtime.run_once, runtime._rewind = failing_run_once, failing_rewind  # type: ignore[method-assign]
+    await eventually(lambda: left == {"polls": 0, "seeks": 0})
+    events = [event(ADDED, f"case-{i % 3}") for i in range(12)]
+    await send(kafka, events)
+    counted = await kafka.distinct(COUNTED, count=len(events))
+    assert {e["event_id"] for e in counted} == {counted_id(e) for e in events}
+    await eventually(lambda: _totals_reach(db, expected_totals(events)))
+    assert await stored_totals(db) == {f"case-{i}": 4 for i in range(3)}
+    assert not runtime.crashed.is_set()
+
+
 @pytest.mark.parametrize("point", CRASH_POINTS)
 async def test_a_crash_between_persist_and_commit_loses_nothing_and_counts_nothing_twice(
     point, start, kafka, db
