@@ -187,6 +187,29 @@ async def test_a_poll_and_a_seek_back_that_fail_unexpectedly_do_not_end_the_loop
     assert not runtime.crashed.is_set()
 
 
+async def test_a_publish_refused_after_its_batch_was_stored_sends_the_events_once(start, kafka, db):
+    """The publish of a stored batch fails with an error that is no broker blip: the poll
+    is read again and its events go out, once, and the totals count each input once."""
+    runtime = await start()
+    publish = runtime._publish
+    left = {"refusals": 1}
+
+    async def refusing_publish(outbox: list[Any]) -> None:
+        if left["refusals"] and outbox:
+            left["refusals"] -= 1
+            raise RuntimeError("the publish was refused")
+        await publish(outbox)
+
+    runtime._publish = refusing_publish  # type: ignore[method-assign]
+    events = [event(ADDED, f"case-{i % 2}") for i in range(6)]
+    await send(kafka, events)
+    counted = await kafka.distinct(COUNTED, count=len(events))
+    assert left["refusals"] == 0
+    assert {e["event_id"] for e in counted} == {counted_id(e) for e in events}
+    assert len(await kafka.settle(COUNTED)) == len(events)  # nothing published twice
+    assert await stored_totals(db) == {"case-0": 3, "case-1": 3}
+
+
 @pytest.mark.parametrize("point", CRASH_POINTS)
 async def test_a_crash_between_persist_and_commit_loses_nothing_and_counts_nothing_twice(
     point, start, kafka, db
