@@ -27,12 +27,12 @@ from aiokafka import AIOKafkaConsumer
 from shared import topics
 from tests.conftest import eventually
 from tests.faults.tools import (
-    PIPELINE_ENV,
     SERVICES,
     ServiceProcess,
     assigned,
     handled,
     pipeline,
+    pipeline_process,
 )
 from tests.kafka_tools import RawKafka
 
@@ -367,13 +367,12 @@ async def test_a_second_instance_of_each_service_joining_and_leaving_mid_stream_
 
     async def join_and_leave(name: str, contacts: list[dict], services, send: Send) -> None:
         await send(contacts[: len(contacts) // 2])
-        joiner = ServiceProcess(
+        joiner = pipeline_process(
             name,
             kafka=infra.kafka,
             mongo_url=infra.mongo_url,
             namespace=namespace,
             log=tmp_path / f"{name}-joiner.log",
-            env=PIPELINE_ENV,
         )
         joiner.start()  # the same consumer group: the partitions are shared
         await joiner.wait_ready(timeout=90)

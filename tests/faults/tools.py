@@ -168,16 +168,21 @@ def pipeline(
 ) -> dict[str, "ServiceProcess"]:
     """The five services as processes (not started) in one test namespace."""
     return {
-        name: ServiceProcess(
-            name,
-            kafka=kafka,
-            mongo_url=mongo_url,
-            namespace=namespace,
-            log=logs / f"{name}.log",
-            env=PIPELINE_ENV,
+        name: pipeline_process(
+            name, kafka=kafka, mongo_url=mongo_url, namespace=namespace, log=logs / f"{name}.log"
         )
         for name in SERVICES
     }
+
+
+def pipeline_process(
+    name: str, *, kafka: str, mongo_url: str, namespace: str, log: Path
+) -> "ServiceProcess":
+    """One service of the pipeline as a process (not started): another instance of it when
+    the pipeline's is running."""
+    return ServiceProcess(
+        name, kafka=kafka, mongo_url=mongo_url, namespace=namespace, log=log, env=PIPELINE_ENV
+    )
 
 
 async def committed(bootstrap: str, group: str) -> dict[TopicPartition, int]:

@@ -155,29 +155,30 @@ async def test_bad_input_and_a_rule_that_always_fails_are_dead_lettered(start, k
     assert await stored_totals(db) == {"case-1": 1}
 
 
+class FailsFirst:
+    """`call`, except that its first `times` calls for which `when(*args)` holds raise an
+    error that is no broker blip; `left` counts the failures still to come."""
+
+    def __init__(self, call: Any, times: int, why: str, when: Any = lambda *args: True):
+        self.call, self.left, self.why, self.when = call, times, why, when
+
+    async def __call__(self, *args: Any) -> Any:
+        if self.left and self.when(*args):
+            self.left -= 1
+            raise RuntimeError(self.why)
+        return await self.call(*args)
+
+
 async def test_a_poll_and_a_seek_back_that_fail_unexpectedly_do_not_end_the_loop(start, kafka, db):
     """A poll fails half way, then the seek back to its records fails twice with an error
     that is no broker blip (until session 19 that ended the runtime's loop: the service
     stayed up, ready, and consumed nothing): both are logged, the seek is tried again,
     and every input is counted once."""
     runtime = await start()
-    run_once, rewind = runtime.run_once, runtime._rewind
-    left = {"polls": 1, "seeks": 2}
-
-    async def failing_run_once() -> int:
-        if left["polls"]:
-            left["polls"] -= 1
-            raise RuntimeError("a poll failed half way")
-        return await run_once()
-
-    async def failing_rewind() -> None:
-        if left["seeks"]:
-            left["seeks"] -= 1
-            raise RuntimeError("the seek was refused")
-        await rewind()
-
-    runtime.run_once, runtime._rewind = failing_run_once, failing_rewind  # type: ignore[method-assign]
-    await eventually(lambda: left == {"polls": 0, "seeks": 0})
+    polls = FailsFirst(runtime.run_once, 1, "a poll failed half way")
+    seeks = FailsFirst(runtime._rewind, 2, "the seek was refused")
+    runtime.run_once, runtime._rewind = polls, seeks  # type: ignore[method-assign]
+    await eventually(lambda: (polls.left, seeks.left) == (0, 0))
     events = [event(ADDED, f"case-{i % 3}") for i in range(12)]
     await send(kafka, events)
     counted = await kafka.distinct(COUNTED, count=len(events))
@@ -191,20 +192,12 @@ async def test_a_publish_refused_after_its_batch_was_stored_sends_the_events_onc
     """The publish of a stored batch fails with an error that is no broker blip: the poll
     is read again and its events go out, once, and the totals count each input once."""
     runtime = await start()
-    publish = runtime._publish
-    left = {"refusals": 1}
-
-    async def refusing_publish(outbox: list[Any]) -> None:
-        if left["refusals"] and outbox:
-            left["refusals"] -= 1
-            raise RuntimeError("the publish was refused")
-        await publish(outbox)
-
-    runtime._publish = refusing_publish  # type: ignore[method-assign]
+    publishes = FailsFirst(runtime._publish, 1, "the publish was refused", when=bool)
+    runtime._publish = publishes  # type: ignore[method-assign]
     events = [event(ADDED, f"case-{i % 2}") for i in range(6)]
     await send(kafka, events)
     counted = await kafka.distinct(COUNTED, count=len(events))
-    assert left["refusals"] == 0
+    assert publishes.left == 0
     assert {e["event_id"] for e in counted} == {counted_id(e) for e in events}
     assert len(await kafka.settle(COUNTED)) == len(events)  # nothing published twice
     assert await stored_totals(db) == {"case-0": 3, "case-1": 3}
